@@ -1,0 +1,162 @@
+"""The training contract: one dataclass that the Train form builds, the CLI parses, the worker reads from
+`config.json`, and the tests construct. Help text lives once, on each field; `validate()` checks every value before
+anything starts and names the problem and the valid range.
+
+Defaults are the seed recipe's (openai/whisper-small on a GPU): batch 16 × 5000 steps = 80,000 utterances seen.
+The `demo` preset suits the tiny offline model on a CPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from core.errors import StudioError
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+REPORTERS = ("none", "tensorboard", "wandb", "mlflow")
+SCHEDULERS = ("linear", "constant_with_warmup", "cosine")
+
+
+def _help(text: str, **extra) -> dict:
+    return {"help": text, **extra}
+
+
+@dataclass
+class TrainConfig:
+    data: str = field(default="", metadata=_help("prepared dataset name (see `prepare`)"))
+    model: str = field(
+        default="openai/whisper-small", metadata=_help("base model: Hub id, local folder, checkpoint folder, or demo")
+    )
+    run: str = field(default="", metadata=_help("run name: the folder under WORKSPACE/runs"))
+    language: str = field(default="", metadata=_help("language code; empty = the dataset's language"))
+    learning_rate: float = field(default=1e-5, metadata=_help("peak learning rate (AdamW)"))
+    train_batch_size: int = field(default=16, metadata=_help("utterances per device per step"))
+    eval_batch_size: int = field(default=8, metadata=_help("utterances per evaluation batch"))
+    grad_accum_steps: int = field(default=1, metadata=_help("batches accumulated per optimiser step"))
+    logging_steps: int = field(default=25, metadata=_help("steps between loss/lr log rows"))
+    eval_steps: int = field(default=1000, metadata=_help("steps between evaluations (WER/CER with generation)"))
+    save_steps: int = field(default=1000, metadata=_help("steps between checkpoints; a multiple of eval_steps"))
+    warmup_steps: int = field(default=500, metadata=_help("steps of linear learning-rate warm-up"))
+    max_steps: int = field(default=5000, metadata=_help("total optimiser steps"))
+    max_train_samples: int | None = field(default=None, metadata=_help("use at most N training rows"))
+    max_eval_samples: int | None = field(default=None, metadata=_help("evaluate on at most N rows"))
+    generation_max_length: int = field(default=225, metadata=_help("longest transcript generated in evaluation"))
+    precision: str = field(
+        default="auto",
+        metadata=_help("auto (bf16/fp16 on a GPU that has it, else fp32), fp32, fp16, bf16", choices=PRECISIONS),
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata=_help("recompute activations: less memory, ~30% slower")
+    )
+    early_stopping_patience: int = field(
+        default=0, metadata=_help("stop after N evaluations without a better WER; 0 = never")
+    )
+    save_total_limit: int = field(default=2, metadata=_help("checkpoints kept (the best one is always kept)"))
+    lr_scheduler: str = field(
+        default="linear", metadata=_help("learning-rate schedule after warm-up", choices=SCHEDULERS)
+    )
+    weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay"))
+    eval_split: str = field(default="test", metadata=_help("the dataset split used for evaluation"))
+    seed: int = field(default=42, metadata=_help("random seed for shuffling and initialisation"))
+    report_to: str = field(
+        default="none", metadata=_help("also log to tensorboard, wandb or mlflow", choices=REPORTERS)
+    )
+
+    def validate(self) -> TrainConfig:
+        """Raise StudioError for the first invalid value; return self so calls chain."""
+        if not self.data:
+            raise StudioError("no dataset: choose a prepared dataset (--data NAME)")
+        if not self.run or "/" in self.run or self.run.startswith("."):
+            raise StudioError(f"run name '{self.run}': use letters, digits, '-' and '_' (no '/', no leading '.')")
+        if not 0 < self.learning_rate < 1:
+            raise StudioError(
+                f"learning_rate {self.learning_rate}: choose a value between 0 and 1 "
+                f"(1e-5 for whisper-small, 1e-3 for the demo)"
+            )
+        for name in (
+            "train_batch_size",
+            "eval_batch_size",
+            "grad_accum_steps",
+            "logging_steps",
+            "eval_steps",
+            "save_steps",
+            "max_steps",
+            "generation_max_length",
+            "save_total_limit",
+        ):
+            if getattr(self, name) < 1:
+                raise StudioError(f"{name} {getattr(self, name)}: must be at least 1")
+        for name in ("warmup_steps", "early_stopping_patience", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise StudioError(f"{name} {getattr(self, name)}: must not be negative")
+        for name in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise StudioError(f"{name} {getattr(self, name)}: give a positive number, or leave it empty for all")
+        if self.warmup_steps >= self.max_steps:
+            raise StudioError(
+                f"warmup_steps {self.warmup_steps} ≥ max_steps {self.max_steps}: the learning rate "
+                f"would never leave warm-up; lower warmup_steps"
+            )
+        if self.save_steps % self.eval_steps:
+            raise StudioError(
+                f"save_steps {self.save_steps} is not a multiple of eval_steps {self.eval_steps}: "
+                f"the best checkpoint by WER needs an evaluation at every save"
+            )
+        if self.generation_max_length > 448:
+            raise StudioError(f"generation_max_length {self.generation_max_length}: at most 448 (Whisper's decoder)")
+        for name, choices in (("precision", PRECISIONS), ("report_to", REPORTERS), ("lr_scheduler", SCHEDULERS)):
+            if getattr(self, name) not in choices:
+                raise StudioError(f"{name} '{getattr(self, name)}': choose one of {', '.join(choices)}")
+        if self.report_to != "none":
+            package = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}[self.report_to]
+            if importlib.util.find_spec(package) is None:
+                raise StudioError(
+                    f"report_to {self.report_to}: the {package} package is not installed; "
+                    f"pip install {package} into .venv, or choose none"
+                )
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise StudioError(f"unknown training option(s) {', '.join(sorted(unknown))}; valid: {', '.join(known)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+# The demo preset: a 4M-parameter model learns quickly with a large learning rate, big batches and frequent
+# evaluation (a few hundred steps on 2 cores).
+PRESETS: dict[str, dict] = {
+    "demo": dict(
+        model="demo",
+        learning_rate=1.5e-3,
+        train_batch_size=32,
+        eval_batch_size=64,
+        logging_steps=10,
+        eval_steps=100,
+        save_steps=100,
+        warmup_steps=40,
+        max_steps=600,
+        generation_max_length=32,
+        weight_decay=0.01,
+        save_total_limit=2,
+    ),
+    "whisper-small": dict(model="openai/whisper-small"),
+}
+
+
+def apply_preset(config: TrainConfig, preset: str | None) -> TrainConfig:
+    if not preset:
+        return config
+    if preset not in PRESETS:
+        raise StudioError(f"unknown preset '{preset}': choose one of {', '.join(PRESETS)}")
+    return replace(config, **PRESETS[preset])

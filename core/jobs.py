@@ -1,0 +1,143 @@
+"""Training jobs: start, stop, resume, list, as background processes that outlive the UI and the CLI.
+
+A job is `python -m core.worker RUN_FOLDER` in its own process session (closing a browser tab, restarting Streamlit
+or ending the CLI does not stop it); its output goes to the run's train.log. One training runs at a time on this
+machine (one GPU, or all CPU cores): a second start is refused with the name of the live run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from core.config import TrainConfig
+from core.errors import StudioError
+from core.features import open_artifact
+from core.runs import LIVE_STATES, RESUMABLE_STATES, RunFolder, list_runs
+from core.workspace import Workspace
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def _jobs_lock(workspace: Workspace):
+    """Serialise start/resume across processes, so two clicks cannot both pass the one-at-a-time check."""
+    workspace.runs.mkdir(parents=True, exist_ok=True)
+    with open(workspace.runs / ".jobs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def live_run(workspace: Workspace) -> RunFolder | None:
+    for name in list_runs(workspace.runs):
+        run = RunFolder.of(workspace, name)
+        if run.status().get("state") in LIVE_STATES:
+            return run
+    return None
+
+
+def _refuse_if_busy(workspace: Workspace) -> None:
+    busy = live_run(workspace)
+    if busy:
+        status = busy.status()
+        raise StudioError(
+            f"run '{busy.name}' is training (step {status.get('step', 0)}/{status.get('total', '?')}); "
+            f"one training at a time: stop it or wait until it ends"
+        )
+
+
+def _spawn(run: RunFolder, resume: bool) -> int:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    for secret in ("OPENAI_API_KEY",):  # the trainer needs no LLM key: keep it out of the worker entirely
+        env.pop(secret, None)
+    command = [sys.executable, "-m", "core.worker", str(run.path)] + (["--resume"] if resume else [])
+    with open(run.path / "train.log", "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(REPO),
+            env=env,
+            start_new_session=True,
+        )
+    run.update_status(state="starting", pid=process.pid, heartbeat=time.time())
+    return process.pid
+
+
+def start_run(config: TrainConfig, workspace: Workspace, foreground: bool = False) -> RunFolder:
+    """Validate, write the run folder and start training (in this process when `foreground`)."""
+    config.validate()
+    artifact = open_artifact(workspace, config.data)
+    if config.eval_split not in artifact.manifest["splits"]:
+        raise StudioError(
+            f"dataset '{config.data}' has no '{config.eval_split}' split for evaluation; it has "
+            f"{', '.join(artifact.manifest['splits'])}"
+        )
+    run = RunFolder.of(workspace, config.run)
+    with _jobs_lock(workspace):
+        if run.exists():
+            raise StudioError(f"run '{config.run}' exists; choose another name, or resume it")
+        _refuse_if_busy(workspace)
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(config)
+        run.update_status(state="starting", step=0, total=config.max_steps, created=time.time())
+        if not foreground:
+            _spawn(run, resume=False)
+            return run
+    from core.worker import run_worker
+
+    run_worker(run.path)
+    return run
+
+
+def stop_run(run: RunFolder) -> dict:
+    """Ask a live run to stop: it saves a checkpoint at the next step and ends as `stopped`."""
+    status = run.require().status()
+    if status.get("state") not in LIVE_STATES:
+        raise StudioError(f"run '{run.name}' is {status.get('state', 'not running')}; only a live run can be stopped")
+    run.request_stop()
+    return run.update_status(state="stopping")
+
+
+def resume_run(run: RunFolder, workspace: Workspace, foreground: bool = False) -> RunFolder:
+    """Continue a stopped, failed or interrupted run from its last complete checkpoint (same step numbering)."""
+    status = run.require().status()
+    state = status.get("state")
+    if state not in RESUMABLE_STATES:
+        raise StudioError(f"run '{run.name}' is {state}; only {', '.join(RESUMABLE_STATES)} runs can be resumed")
+    with _jobs_lock(workspace):
+        _refuse_if_busy(workspace)
+        checkpoint = run.last_checkpoint()
+        # Rows past the checkpoint will be logged again by the resumed trainer: drop them so none is doubled.
+        step = int(checkpoint.name.split("-")[1]) if checkpoint else 0
+        run.truncate_metrics(step if checkpoint else -1)  # no checkpoint: it starts over, baseline included
+        run.stop_file.unlink(missing_ok=True)
+        run.update_status(state="starting", error=None, step=step)
+        if not foreground:
+            _spawn(run, resume=True)
+            return run
+    from core.worker import run_worker
+
+    run_worker(run.path, resume=True)
+    return run
+
+
+def wait_for(run: RunFolder, timeout_s: float, states: tuple[str, ...], poll_s: float = 0.5) -> dict:
+    """Poll until the run reaches one of `states` (tests and the CLI's --wait use this)."""
+    deadline = time.time() + timeout_s
+    while True:
+        status = run.status()
+        if status.get("state") in states or time.time() > deadline:
+            return status
+        time.sleep(poll_s)
