@@ -7,7 +7,9 @@ to stderr through tqdm; results go to stdout.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import fields, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -91,6 +93,150 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from core.config import TrainConfig, apply_preset
+    from core.jobs import start_run
+
+    workspace = Workspace.open(args.home)
+    config = apply_preset(TrainConfig(data=args.data, run=args.run), args.preset)
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    config = replace(config, **overrides)
+    run = start_run(config, workspace, foreground=args.foreground)
+    status = run.status()
+    if args.foreground:
+        if status.get("state") == "failed":
+            raise StudioError(f"run {run.name} failed: {status.get('error')}")
+        print(f"run {run.name} {status.get('state')} at step {status.get('step')}; best: {run.best()}")
+    else:
+        print(f"started run {run.name} (pid {status.get('pid')}); follow it with: python -m core status {run.name}")
+    return 0
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def cmd_runs(args) -> int:
+    from core.runs import RunFolder, list_runs
+
+    workspace = Workspace.open(args.home)
+    names = list_runs(workspace.runs)
+    if not names:
+        print(f"no runs in {workspace.runs}")
+        return 0
+    print(f"{'run':32} {'state':12} {'step':>13} {'baseline':>9} {'best WER':>9}  best checkpoint")
+    for name in names:
+        s = RunFolder.of(workspace, name).summary()
+        print(
+            f"{name:32} {s['state']:12} {s['step']:>6}/{s['total']:<6} {_percent(s['baseline_wer']):>9} "
+            f"{_percent(s['best_wer']):>9}  {s['best_checkpoint'] or '-'}"
+        )
+    return 0
+
+
+def cmd_status(args) -> int:
+    from core.runs import RunFolder
+
+    run = RunFolder.of(Workspace.open(args.home), args.run).require()
+    print(json.dumps({**run.summary(), "status": run.status()}, indent=2, default=str))
+    rows = [r for r in run.metrics() if "eval_wer" in r]
+    for row in rows:
+        print(f"step {row['step']:>6}: WER {_percent(row['eval_wer'])}  CER {_percent(row.get('eval_cer'))}")
+    return 0
+
+
+def cmd_stop(args) -> int:
+    from core.jobs import stop_run
+    from core.runs import RunFolder
+
+    run = RunFolder.of(Workspace.open(args.home), args.run)
+    stop_run(run)
+    print(f"stop requested: run {run.name} saves a checkpoint at its next step and ends")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from core.jobs import resume_run
+    from core.runs import RunFolder
+
+    workspace = Workspace.open(args.home)
+    run = resume_run(RunFolder.of(workspace, args.run), workspace, foreground=args.foreground)
+    checkpoint = run.last_checkpoint()
+    print(f"run {run.name} {run.status().get('state')} from {checkpoint.name if checkpoint else 'the start'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from core.evaluation import evaluate_model
+
+    bar = _progress_bar("clip")
+    result = evaluate_model(
+        args.model,
+        args.data,
+        Workspace.open(args.home),
+        split=args.split,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        progress=bar,
+    )
+    bar.close()
+    flags = ", ".join(f"{k} {v}" for k, v in result["flags"].items()) or "none"
+    print(
+        f"{args.model} on {args.data}/{args.split} ({result['utterances']} utterances): "
+        f"WER {_percent(result['wer'])} (raw {_percent(result['wer_raw'])}), "
+        f"CER {_percent(result['cer'])} (raw {_percent(result['cer_raw'])}); hallucination flags: {flags}"
+    )
+    return 0
+
+
+def cmd_transcribe(args) -> int:
+    from core.inference import Transcriber, format_segments
+
+    language = get_language(args.language).whisper if args.language else None
+    transcriber = Transcriber(args.model, Workspace.open(args.home), language=language, task=args.task)
+    for path in args.files:
+        if len(args.files) > 1:
+            print(f"== {path}")
+        print(format_segments(transcriber.transcribe(Path(path))))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from core.demo import run_demo
+
+    bar = _progress_bar("item")
+    result = run_demo(
+        get_language(args.language),
+        Workspace.open(args.home),
+        log=lambda line: print(line, file=sys.stderr),
+        progress=bar,
+        max_steps=args.max_steps,
+    )
+    bar.close()
+    print(f"run {result['run']}, {result['seconds'] / 60:.1f} min; best checkpoint {result['checkpoint']}")
+    print(f"WER before {_percent(result['wer_before'])} → after {_percent(result['wer_after'])}")
+    return 0
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, help text from the field (the one contract)."""
+    from core.config import TrainConfig
+
+    for f in fields(TrainConfig):
+        if f.name in ("data", "run"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "") + f" (default {f.default})"
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        if "bool" in kind:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            continue
+        caster = float if "float" in kind else int if "int" in kind else str
+        parser.add_argument(
+            flag, dest=f.name, type=caster, default=None, help=help_text, choices=f.metadata.get("choices")
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m core", description="Whisper Studio: fine-tune Whisper for a language, from the command line."
@@ -127,6 +273,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strip-punctuation", action="store_true", help="remove punctuation (letters such as æøå stay)")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset of the same name made from other inputs")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", parents=[home], help="start fine-tuning (in the background unless --foreground)")
+    p.add_argument("--data", required=True, help="prepared dataset name")
+    p.add_argument("--run", required=True, help="run name (a folder under WORKSPACE/runs)")
+    p.add_argument("--preset", help="start from a preset: demo (tiny model on a CPU) or whisper-small")
+    p.add_argument("--foreground", action="store_true", help="train in this process and wait for the end")
+    _add_config_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", parents=[home], help="list runs: state, step, baseline and best WER")
+    p.set_defaults(func=cmd_runs)
+    for name, func, text in (
+        ("status", cmd_status, "a run's status and WER per evaluation"),
+        ("stop", cmd_stop, "stop a live run (it saves a checkpoint first)"),
+        ("resume", cmd_resume, "resume a stopped, failed or interrupted run"),
+    ):
+        p = sub.add_parser(name, parents=[home], help=text)
+        p.add_argument("run", help="run name")
+        if name == "resume":
+            p.add_argument("--foreground", action="store_true", help="train in this process and wait")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("evaluate", parents=[home], help="WER/CER of a model or checkpoint on a prepared dataset")
+    p.add_argument("--model", required=True, help="Hub id, model folder, checkpoint folder, or demo")
+    p.add_argument("--data", required=True, help="prepared dataset name")
+    p.add_argument("--split", default="test", help="dataset split (default test)")
+    p.add_argument("--batch-size", type=int, default=16, help="utterances per generate call")
+    p.add_argument("--limit", type=int, help="evaluate only the first N utterances")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("transcribe", parents=[home], help="transcribe audio files (long files are chunked)")
+    p.add_argument("files", nargs="+", help="audio files: wav, flac, ogg, opus, mp3, webm, m4a")
+    p.add_argument("--model", required=True, help="Hub id, model folder, checkpoint folder, or demo")
+    p.add_argument("--language", help="language code; omit to let a multilingual Whisper detect it")
+    p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("demo", parents=[home], help="offline demo: espeak-ng data → train the demo model → WER")
+    p.add_argument("--language", default="nb", help="language code with a word list (default nb)")
+    p.add_argument("--max-steps", type=int, help="override the demo preset's training steps")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jiwer
+import numpy as np
 
 from core.text import normalize_for_wer
 
@@ -103,3 +104,67 @@ def summarize(ids: list[str], references: list[str], hypotheses: list[str]) -> d
     rows = utterance_results(ids, references, hypotheses)
     flags = Counter(flag for row in rows for flag in row["flags"])
     return {**error_rates(references, hypotheses), "utterances": len(rows), "flags": dict(flags), "rows": rows}
+
+
+def evaluation_path(model: str, data: str, split: str, workspace) -> Path:
+    """Where an evaluation is saved: inside the run for a checkpoint of a run, else in WORKSPACE/evaluations."""
+    location = Path(model).expanduser()
+    slug = f"{data}__{split}.json"
+    if location.is_dir() and location.name.startswith("checkpoint-") and (location.parent / "config.json").is_file():
+        return location.parent / "evaluations" / f"{location.name}__{slug}"
+    safe = model.strip("/").replace("/", "--").replace(".", "_") or "model"
+    return workspace.home / "evaluations" / f"{safe}__{slug}"
+
+
+def _model_stamp(model: str) -> str:
+    """Changes when the weights change (a re-trained demo, an overwritten checkpoint)."""
+    location = Path(model).expanduser()
+    weights = sorted(location.glob("*.safetensors")) + sorted(location.glob("*.bin")) if location.is_dir() else []
+    return ";".join(f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights) or model
+
+
+def evaluate_model(
+    model: str,
+    data: str,
+    workspace,
+    split: str = "test",
+    batch_size: int = 16,
+    limit: int | None = None,
+    progress=None,
+    reuse: bool = True,
+) -> dict:
+    """WER/CER and per-utterance rows of `model` on a prepared dataset's split; saved and reused."""
+    from core.features import features_from_row, open_artifact
+    from core.inference import Transcriber
+    from core.models import resolve_model
+    from core.workspace import read_json, write_json_atomic
+
+    artifact = open_artifact(workspace, data)
+    location = resolve_model(model, workspace)
+    path = evaluation_path(location, data, split, workspace)
+    stamp = {
+        "model": location,
+        "weights": _model_stamp(location),
+        "data": artifact.manifest["fingerprint"],
+        "split": split,
+        "limit": limit,
+    }
+    saved = read_json(path)
+    if reuse and saved and saved.get("stamp") == stamp:
+        return saved
+    table = artifact.read_split(split)
+    shape = artifact.feature_shape()
+    total = min(table.num_rows, limit or table.num_rows)
+    transcriber = Transcriber(location, workspace, language=artifact.manifest["whisper_language"])
+    ids, refs, hyps = [], [], []
+    for start in range(0, total, batch_size):
+        stop = min(start + batch_size, total)
+        batch = np.stack([features_from_row(table, i, shape) for i in range(start, stop)])
+        hyps += transcriber.generate(batch)
+        ids += table.column("id").slice(start, stop - start).to_pylist()
+        refs += table.column("text").slice(start, stop - start).to_pylist()
+        if progress:
+            progress("evaluate", stop, total)
+    result = {"stamp": stamp, "model": model, "data": data, "split": split, **summarize(ids, refs, hyps)}
+    write_json_atomic(path, result)
+    return result

@@ -23,6 +23,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 TOKENIZER_ASSETS = ASSETS / "whisper-tokenizer"
 DEMO = "demo"
 MAX_TARGET_POSITIONS = 448  # decoder positions of every openai/whisper-* checkpoint
+# transformers 5 saves a processor as processor_config.json; Hub checkpoints have preprocessor_config.json
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 HOP_LENGTH = 160  # samples per mel frame at 16 kHz: 10 ms
 
 
@@ -54,8 +56,8 @@ def resolve_model(model: str, workspace: Workspace) -> str:
         return str(path)
     path = Path(model).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file() and not (path / "preprocessor_config.json").is_file():
-            raise StudioError(f"{path}: no Whisper model here (no config.json / preprocessor_config.json)")
+        if not any((path / name).is_file() for name in ("config.json",) + PROCESSOR_FILES):
+            raise StudioError(f"{path}: no Whisper model here (no config.json, no processor files)")
         return str(path.resolve())
     if model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1):
         raise StudioError(f"{model}: no such model folder; give a folder, a Hub id like openai/whisper-small, or demo")
@@ -66,7 +68,7 @@ def model_fingerprint(model: str, workspace: Workspace) -> str:
     """What identifies a model's processor for feature reuse: its location and its preprocessing files."""
     location = resolve_model(model, workspace)
     digest = hashlib.sha256(location.encode())
-    for name in ("preprocessor_config.json", "tokenizer_config.json", "tokenizer.json"):
+    for name in PROCESSOR_FILES + ("tokenizer_config.json", "tokenizer.json"):
         file = Path(location) / name
         if file.is_file():
             digest.update(file.read_bytes())

@@ -56,5 +56,6 @@ def foreign_characters(text: str, language: Language) -> set[str]:
 
 
 def normalize_for_wer(text: str) -> str:
-    """Whisper's BasicTextNormalizer: lowercase, punctuation and diacritics-insensitive bracket removal."""
-    return _BASIC_NORMALIZER(text)
+    """Whisper's BasicTextNormalizer (lowercase, no punctuation, no bracketed asides; letters such as æøå kept),
+    with whitespace collapsed so a trailing space is never an error."""
+    return _WHITESPACE.sub(" ", _BASIC_NORMALIZER(text)).strip()

@@ -216,6 +216,7 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
         label_names=["labels"],
         disable_tqdm=True,
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     status = StatusWriter(run)
     samples_per_step = config.train_batch_size * config.grad_accum_steps * max(1, args.world_size)

@@ -1,0 +1,101 @@
+"""Transcription: one loaded model turns features, audio arrays or files into text.
+
+Audio longer than the model's window (30 s for Whisper, a few seconds for the demo) is cut into windows, preferring
+a quiet moment near each window's end so words are not split, and the windows are decoded as one batch. Every
+segment keeps its start and end time in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.audio import SAMPLE_RATE, AudioSource, load_audio
+from core.models import load_model
+from core.workspace import Workspace
+
+QUIET_SEARCH_S = 1.0  # look this far back from a window's end for the quietest 20 ms to cut at
+FRAME = 320  # 20 ms at 16 kHz
+
+
+@dataclass
+class Segment:
+    start: float  # seconds
+    end: float
+    text: str
+
+
+def split_windows(samples: np.ndarray, window: int) -> list[tuple[int, int]]:
+    """(start, end) sample ranges no longer than `window`, cut at the quietest 20 ms near each window's end."""
+    spans, start, total = [], 0, len(samples)
+    search = int(QUIET_SEARCH_S * SAMPLE_RATE)
+    while start < total:
+        end = min(start + window, total)
+        if end < total:
+            lo = max(start + window // 2, end - search)
+            region = samples[lo:end]
+            frames = len(region) // FRAME
+            if frames > 1:
+                energy = (region[: frames * FRAME].reshape(frames, FRAME) ** 2).mean(axis=1)
+                end = lo + int(np.argmin(energy)) * FRAME + FRAME // 2
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+class Transcriber:
+    """A model and its processor, loaded once; `language` is a Whisper code (`no`) or None to detect it."""
+
+    def __init__(
+        self,
+        model: str,
+        workspace: Workspace,
+        language: str | None = None,
+        task: str = "transcribe",
+        device: str | None = None,
+    ):
+        self.model_name = model
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model, self.processor = load_model(model, workspace, language=language, task=task)
+        self.model.to(self.device).eval()
+        self.language, self.task = language, task
+        extractor = self.processor.feature_extractor
+        self.window = extractor.n_samples  # samples per window: the processor says how long the model listens
+
+    @torch.inference_mode()
+    def generate(self, features: np.ndarray | torch.Tensor, max_new_tokens: int | None = None) -> list[str]:
+        """Decode a batch of log-mel features (batch, n_mels, frames) to text."""
+        inputs = torch.as_tensor(features, dtype=torch.float32, device=self.device)
+        kwargs = {"language": self.language, "task": self.task} if self.language else {"task": self.task}
+        if max_new_tokens:
+            kwargs["max_new_tokens"] = max_new_tokens
+        ids = self.model.generate(inputs, **kwargs)
+        return [t.strip() for t in self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    def features(self, clips: list[np.ndarray]) -> np.ndarray:
+        return self.processor.feature_extractor(clips, sampling_rate=SAMPLE_RATE, return_tensors="np")["input_features"]
+
+    def transcribe_array(self, samples: np.ndarray, batch_size: int = 8) -> list[Segment]:
+        """16 kHz mono samples → segments with times; long audio is windowed and decoded in batches."""
+        spans = split_windows(samples, self.window)
+        segments = []
+        for i in range(0, len(spans), batch_size):
+            chunk = spans[i : i + batch_size]
+            texts = self.generate(self.features([samples[s:e] for s, e in chunk]))
+            segments += [Segment(s / SAMPLE_RATE, e / SAMPLE_RATE, t) for (s, e), t in zip(chunk, texts)]
+        return segments
+
+    def transcribe(self, source: AudioSource, name: str | None = None) -> list[Segment]:
+        """A file path or the bytes of an audio file, in any format core/audio.py decodes."""
+        return self.transcribe_array(load_audio(source, name=name))
+
+
+def format_segments(segments: list[Segment]) -> str:
+    return "\n".join(f"[{s.start:7.2f} → {s.end:7.2f}] {s.text}" for s in segments)
+
+
+def transcribe_file(path: Path, model: str, workspace: Workspace, language: str | None = None) -> list[Segment]:
+    return Transcriber(model, workspace, language=language).transcribe(path)

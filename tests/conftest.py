@@ -1,0 +1,84 @@
+"""Shared fixtures: real espeak-ng speech, the real tokenizer, the demo model, all offline and tiny.
+
+Session-scoped fixtures build each expensive thing once (a synthetic folder, a prepared artifact); tests that write
+get their own workspace under tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the suite never reaches for the network
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def synth_folder(tmp_path_factory) -> Path:
+    """24 Norwegian utterances (pairs layout, train/test) spoken by espeak-ng."""
+    from core.languages import get_language
+    from core.synth import SynthSpec, synthesize_dataset
+
+    out = tmp_path_factory.mktemp("synth") / "nb"
+    return synthesize_dataset(get_language("nb"), out, SynthSpec(language="nb", n=24, seed=1, vocabulary_size=10))
+
+
+@pytest.fixture(scope="session")
+def session_workspace(tmp_path_factory):
+    from core.workspace import Workspace
+
+    return Workspace.open(tmp_path_factory.mktemp("workspace"))
+
+
+@pytest.fixture(scope="session")
+def demo_artifact(synth_folder, session_workspace):
+    """The synthetic folder prepared with the demo model's processor."""
+    from core.features import PrepareOptions, prepare_features
+    from core.folders import FolderSource
+    from core.languages import get_language
+
+    return prepare_features(
+        FolderSource(synth_folder), get_language("nb"), "demo", "nb-tiny", session_workspace, PrepareOptions()
+    )
+
+
+@pytest.fixture
+def workspace(tmp_path, session_workspace):
+    """A fresh workspace that shares the session's demo model and prepared dataset (copied, cheap)."""
+    from core.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    for sub in ("models", "datasets"):
+        if (session_workspace.home / sub).is_dir():
+            shutil.copytree(session_workspace.home / sub, ws.home / sub)
+    return ws
+
+
+def make_audio(path: Path, text: str = "hei på deg", voice: str = "nb") -> Path:
+    """A real spoken clip in the format the suffix names (ffmpeg converts espeak-ng's wav)."""
+    wav = path.with_suffix(".src.wav") if path.suffix != ".wav" else path
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(wav), text], check=True)
+    if path.suffix != ".wav":
+        codec = {
+            ".ogg": ["-c:a", "libopus"],
+            ".opus": ["-c:a", "libopus"],
+            ".webm": ["-c:a", "libopus"],
+            ".m4a": ["-c:a", "aac"],
+        }.get(path.suffix, [])
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), *codec, str(path)], check=True)
+        wav.unlink()
+    return path
+
+
+def run_cli(*args: str, home: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m core ARGS` as a user runs it, from the repository root."""
+    cmd = [sys.executable, "-m", "core", *args] + (["--home", str(home)] if home else [])
+    return subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )

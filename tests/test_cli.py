@@ -1,0 +1,72 @@
+"""The command line as a user runs it: help on every command, one `error:` line and exit 2 on mistakes."""
+
+import pytest
+from conftest import run_cli
+
+COMMANDS = [
+    "languages",
+    "synth",
+    "prepare",
+    "train",
+    "runs",
+    "status",
+    "stop",
+    "resume",
+    "evaluate",
+    "transcribe",
+    "demo",
+]
+
+
+def test_help_on_every_command():
+    for command in COMMANDS:
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "--home" in result.stdout, command
+
+
+def test_languages_table():
+    result = run_cli("languages")
+    assert result.returncode == 0
+    line = next(line for line in result.stdout.splitlines() if line.startswith("nb "))
+    assert "<|no|>" in line and "nb_no" in line and "nb-NO" in line
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["synth", "--language", "xx"], "unknown language 'xx'"),
+        (
+            ["prepare", "--source", "/no/such/folder", "--language", "nb", "--model", "demo", "--name", "x"],
+            "no such folder",
+        ),
+        (
+            ["prepare", "--source", "{synth}", "--language", "nb", "--model", "/no/model", "--name", "x"],
+            "no such model folder",
+        ),
+        (["train", "--data", "nothing", "--run", "r1", "--preset", "demo"], "no prepared dataset 'nothing'"),
+        (["train", "--data", "nothing", "--run", "r1", "--learning-rate", "-1"], "learning_rate -1.0"),
+        (["status", "ghost"], "no run 'ghost'"),
+        (["evaluate", "--model", "demo", "--data", "nothing"], "no prepared dataset 'nothing'"),
+        (["transcribe", "/no/file.wav", "--model", "demo"], "/no/file.wav: no such audio file"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(tmp_path, synth_folder, args, message):
+    args = [a.replace("{synth}", str(synth_folder)) for a in args]
+    result = run_cli(*args, home=tmp_path / "ws")
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_synth_prepare_and_runs_through_the_cli(tmp_path):
+    home = tmp_path / "ws"
+    out = tmp_path / "sv"
+    result = run_cli("synth", "--language", "sv", "--n", "8", "--seed", "2", "--out", str(out), home=home)
+    assert result.returncode == 0 and result.stdout.strip() == str(out)
+    assert len(list(out.rglob("*.wav"))) == 8 and len(list((out / "test").glob("*.txt"))) == 1
+    args = ["prepare", "--source", str(out), "--language", "sv", "--model", "demo", "--name", "sv8"]
+    first = run_cli(*args, home=home)
+    assert first.returncode == 0 and first.stdout.startswith("prepared sv8: train 7 rows"), first.stderr
+    assert run_cli(*args, home=home).stdout.startswith("reused sv8")
+    assert "no runs" in run_cli("runs", home=home).stdout

@@ -1,0 +1,128 @@
+"""The feature store: shapes, label prefixes, filters with counts, reuse by fingerprint, atomic writes."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import REPO, make_audio
+
+from core.errors import StudioError
+from core.features import PrepareOptions, features_from_row, list_artifacts, open_artifact, prepare_features
+from core.folders import FolderSource
+from core.languages import get_language
+from core.text import CleaningOptions
+
+NB = get_language("nb")
+
+
+def test_features_shapes_and_label_prefix(demo_artifact):
+    manifest = demo_artifact.manifest
+    assert manifest["features"]["shape"] == [80, 300]  # demo window: 3 s × 100 frames/s, 80 mel bins
+    assert manifest["prefix"] == ["<|startoftranscript|>", "<|no|>", "<|transcribe|>", "<|notimestamps|>"]
+    table = demo_artifact.read_split("train")
+    assert table.num_rows == manifest["splits"]["train"]["rows"] > 0
+    features = features_from_row(table, 0, demo_artifact.feature_shape())
+    assert features.shape == (80, 300) and np.isfinite(features).all() and features.std() > 0.1
+    labels = table.column("labels")[0].as_py()
+    assert labels[:4] == [50258, 50288, 50359, 50363] and labels[-1] == 50257
+    # test split keeps audio for listening; train does not
+    assert len(demo_artifact.read_split("test").column("audio")[0].as_py()) > 16000
+    assert demo_artifact.read_split("train").column("audio")[0].as_py() == b""
+
+
+def test_filters_are_counted_in_the_manifest(tmp_path, workspace, synth_folder):
+    root = tmp_path / "mixed"
+    shutil.copytree(synth_folder, root)
+    (root / "train" / "empty.txt").write_text("  \n")
+    shutil.copy(synth_folder / "train" / "00005.wav", root / "train" / "empty.wav")
+    (root / "train" / "corrupt.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    (root / "train" / "corrupt.txt").write_text("hei")
+    long_text = "en to tre fire fem seks sju åtte ni ti " * 2
+    make_audio(root / "train" / "long.wav", long_text)  # ~6 s: longer than the demo's 3 s window
+    (root / "train" / "long.txt").write_text(long_text)
+    (root / "train" / "wordy.txt").write_text("ord " * 40)
+    shutil.copy(synth_folder / "train" / "00006.wav", root / "train" / "wordy.wav")
+    artifact = prepare_features(
+        FolderSource(root), NB, "demo", "mixed", workspace, PrepareOptions(max_sequence_length=30)
+    )
+    counts = artifact.manifest["splits"]["train"]
+    assert counts["filtered"] == {"audio_too_long": 1, "labels_too_long": 1, "empty_text": 1, "undecodable_audio": 1}
+    assert counts["rows"] == counts["seen"] - 4
+    assert artifact.manifest["source"]["layout"] == "pairs"
+
+
+def test_same_inputs_are_reused_and_changed_inputs_are_not(workspace, synth_folder):
+    source = FolderSource(synth_folder)
+    first = prepare_features(source, NB, "demo", "reuse", workspace, PrepareOptions(max_train_samples=5))
+    assert not first.reused and first.manifest["splits"]["train"]["rows"] == 5
+    again = prepare_features(
+        FolderSource(synth_folder), NB, "demo", "reuse", workspace, PrepareOptions(max_train_samples=5)
+    )
+    assert again.reused and again.manifest["fingerprint"] == first.manifest["fingerprint"]
+    changed = PrepareOptions(max_train_samples=5, cleaning=CleaningOptions(lowercase=True))
+    with pytest.raises(StudioError, match="exists, prepared from other inputs"):
+        prepare_features(source, NB, "demo", "reuse", workspace, changed)
+    replaced = prepare_features(source, NB, "demo", "reuse", workspace, changed, overwrite=True)
+    assert not replaced.reused and replaced.manifest["cleaning"]["lowercase"] is True
+    assert "reuse" in list_artifacts(workspace)
+
+
+def test_bad_options_and_names(workspace, synth_folder):
+    with pytest.raises(StudioError, match="max_sequence_length 500.*448"):
+        prepare_features(
+            FolderSource(synth_folder), NB, "demo", "x", workspace, PrepareOptions(max_sequence_length=500)
+        )
+    with pytest.raises(StudioError, match="dataset name"):
+        prepare_features(FolderSource(synth_folder), NB, "demo", "../x", workspace)
+    with pytest.raises(StudioError, match="no prepared dataset 'nope'"):
+        open_artifact(workspace, "nope")
+
+
+def test_killed_prepare_leaves_nothing_that_looks_complete(tmp_path, workspace):
+    # A slow source: 400 clips with the demo processor takes several seconds; kill -9 midway.
+    from core.synth import SynthSpec, synthesize_dataset
+
+    folder = synthesize_dataset(NB, tmp_path / "big", SynthSpec(language="nb", n=400, seed=3))
+    cmd = [
+        sys.executable,
+        "-m",
+        "core",
+        "prepare",
+        "--source",
+        str(folder),
+        "--language",
+        "nb",
+        "--model",
+        "demo",
+        "--name",
+        "killed",
+        "--home",
+        str(workspace.home),
+    ]
+    process = subprocess.Popen(
+        cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.name.startswith(".killed.") for p in workspace.datasets.glob(".*")):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert process.poll() is None, "prepare finished before it could be killed; make the source bigger"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (workspace.dataset("killed") / "manifest.json").exists()
+    assert "killed" not in list_artifacts(workspace)
+    with pytest.raises(StudioError, match="no prepared dataset 'killed'"):
+        open_artifact(workspace, "killed")
+
+
+def test_manifest_is_valid_json_with_the_inputs(demo_artifact):
+    manifest = json.loads((demo_artifact.path / "manifest.json").read_text())
+    assert manifest["language"] == "nb" and manifest["model"] == "demo"
+    assert set(manifest["cleaning"]) == {"lowercase", "strip_punctuation", "collapse_whitespace"}
+    assert len(manifest["fingerprint"]) == 16
