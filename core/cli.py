@@ -313,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[home], help="offline demo: espeak-ng data → train the demo model → WER")
     p.add_argument("--language", default="nb", help="language code with a word list (default nb)")
     p.add_argument("--max-steps", type=int, help="override the demo preset's training steps")
+    p.add_argument("--utterances", type=int, default=1600, help="synthetic utterances (10%% held out for WER)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -50,7 +50,14 @@ def run_demo(
     )
     config = apply_preset(TrainConfig(data=data_name, run=run_name), "demo")
     if max_steps:
-        config = replace(config, max_steps=max_steps, warmup_steps=min(config.warmup_steps, max_steps // 4))
+        every = min(config.eval_steps, max_steps)
+        config = replace(
+            config,
+            max_steps=max_steps,
+            warmup_steps=min(config.warmup_steps, max_steps // 4),
+            eval_steps=every,
+            save_steps=every,
+        )
     log(
         f"3/4 training run {run_name}: {config.max_steps} steps × batch {config.train_batch_size} "
         f"on {artifact.manifest['splits']['train']['rows']} utterances"

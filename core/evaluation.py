@@ -54,12 +54,13 @@ def align_words(reference: str, hypothesis: str) -> dict:
             "deletions": 0,
             "insertions": n,
             "hits": 0,
-            "alignment": [("insert", [], hyp.split())] if n else [],
+            "alignment": [["insert", [], hyp.split()]] if n else [],
         }
     out = jiwer.process_words(ref, hyp or "")
     ref_words, hyp_words = out.references[0], out.hypotheses[0]
+    # lists, not tuples: the result is saved as JSON and must compare equal when read back
     chunks = [
-        (c.type, ref_words[c.ref_start_idx : c.ref_end_idx], hyp_words[c.hyp_start_idx : c.hyp_end_idx])
+        [c.type, ref_words[c.ref_start_idx : c.ref_end_idx], hyp_words[c.hyp_start_idx : c.hyp_end_idx]]
         for c in out.alignments[0]
     ]
     return {

@@ -159,7 +159,8 @@ def prepare_features(
     shape = (extractor.feature_size, extractor.nb_max_frames)
 
     workspace.datasets.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=workspace.datasets))
+    _remove_abandoned_staging(workspace.datasets, name)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", dir=workspace.datasets))
     try:
         splits = {}
         for split in source.splits():
@@ -210,6 +211,16 @@ def prepare_features(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Artifact(final, manifest)
+
+
+def _remove_abandoned_staging(datasets: Path, name: str) -> None:
+    """Delete staging folders of earlier prepares of `name` whose process is gone (killed, crashed)."""
+    from core.runs import pid_alive
+
+    for folder in datasets.glob(f".{name}.*.*"):
+        pid = folder.name[len(name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _filter_summary(splits: dict) -> str:

@@ -136,6 +136,10 @@ class RunFolderCallback(TrainerCallback):
         if now - self.last_status >= 1.0:
             self.status.update(step=state.global_step)
             self.last_status = now
+        if state.global_step >= state.max_steps:
+            # The last step always evaluates and saves, whatever the intervals: no trained step is ever lost.
+            control.should_evaluate = True
+            control.should_save = True
         if self.run.stop_file.exists() and not self.stop_requested:
             self.stop_requested = True
             self.status.update(state="stopping", step=state.global_step)

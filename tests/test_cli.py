@@ -70,3 +70,11 @@ def test_synth_prepare_and_runs_through_the_cli(tmp_path):
     assert first.returncode == 0 and first.stdout.startswith("prepared sv8: train 7 rows"), first.stderr
     assert run_cli(*args, home=home).stdout.startswith("reused sv8")
     assert "no runs" in run_cli("runs", home=home).stdout
+
+
+def test_demo_command_ends_with_wer_before_and_after(tmp_path):
+    result = run_cli("demo", "--language", "nb", "--utterances", "40", "--max-steps", "6", home=tmp_path / "ws")
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("WER before ") and " → after " in last and last.endswith("%")
+    assert "4/4 evaluating" in result.stderr

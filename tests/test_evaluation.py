@@ -23,7 +23,7 @@ def test_per_utterance_counts_and_alignment():
     # en to [tre→fire] [fire→fem] +seks: two hits, two substitutions, one insertion
     assert (row["substitutions"], row["deletions"], row["insertions"], row["hits"]) == (2, 0, 1, 2)
     assert row["wer"] == pytest.approx(jiwer.wer("en to tre fire", "en to fire fem seks"))
-    assert row["alignment"][0] == ("equal", ["en", "to"], ["en", "to"])
+    assert row["alignment"][0] == ["equal", ["en", "to"], ["en", "to"]]
     assert align_words("", "noe")["insertions"] == 1
 
 

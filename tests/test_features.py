@@ -119,6 +119,12 @@ def test_killed_prepare_leaves_nothing_that_looks_complete(tmp_path, workspace):
     assert "killed" not in list_artifacts(workspace)
     with pytest.raises(StudioError, match="no prepared dataset 'killed'"):
         open_artifact(workspace, "killed")
+    # The next prepare of that name clears the dead process's staging folder and completes.
+    artifact = prepare_features(
+        FolderSource(folder), NB, "demo", "killed", workspace, PrepareOptions(max_train_samples=4, max_eval_samples=2)
+    )
+    assert artifact.manifest["splits"]["train"]["rows"] == 4
+    assert not list(workspace.datasets.glob(".killed.*"))
 
 
 def test_manifest_is_valid_json_with_the_inputs(demo_artifact):
