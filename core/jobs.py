@@ -141,3 +141,51 @@ def wait_for(run: RunFolder, timeout_s: float, states: tuple[str, ...], poll_s: 
         if status.get("state") in states or time.time() > deadline:
             return status
         time.sleep(poll_s)
+
+
+def start_command_job(workspace: Workspace, name: str, args: list[str]) -> dict:
+    """Run `python -m core ARGS --home WORKSPACE` detached (the one-click demo); its record is jobs/NAME.json."""
+    from core.workspace import read_json, write_json_atomic
+
+    jobs = workspace.home / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    record = read_json(jobs / f"{name}.json")
+    if record and command_job_state(record) == "running":
+        raise StudioError(f"'{name}' is already running (pid {record['pid']})")
+    log = jobs / f"{name}.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "core", *args, "--home", str(workspace.home)]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(REPO),
+            env=env,
+            start_new_session=True,
+        )
+    record = {"name": name, "pid": process.pid, "args": args, "started": time.time(), "log": str(log)}
+    write_json_atomic(jobs / f"{name}.json", record)
+    return record
+
+
+def command_job(workspace: Workspace, name: str) -> dict | None:
+    from core.workspace import read_json
+
+    return read_json(workspace.home / "jobs" / f"{name}.json")
+
+
+def command_job_state(record: dict) -> str:
+    from core.runs import pid_alive
+
+    return "running" if pid_alive(record.get("pid")) else "finished"
+
+
+def command_job_tail(record: dict, lines: int = 8) -> list[str]:
+    """The last lines of the job's log, with tqdm's carriage-return redraws reduced to their final state."""
+    path = Path(record["log"])
+    if not path.is_file():
+        return []
+    text = path.read_bytes()[-20000:].decode("utf-8", "replace")
+    return [line.split("\r")[-1] for line in text.splitlines() if line.strip()][-lines:]

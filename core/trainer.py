@@ -199,7 +199,7 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
         max_steps=config.max_steps,
         lr_scheduler_type=config.lr_scheduler,
         weight_decay=config.weight_decay,
-        gradient_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing=config.gradient_checkpointing,
         fp16=precision == "fp16",
         bf16=precision == "bf16",
         eval_strategy="steps",

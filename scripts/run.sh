@@ -15,6 +15,6 @@ fi
 if [ -f "$ROOT/app/main.py" ]; then
   exec "$ROOT/.venv/bin/streamlit" run "$ROOT/app/main.py" \
     --server.address "${STUDIO_ADDRESS:-127.0.0.1}" --server.port "${STUDIO_PORT:-8501}" \
-    --server.headless true --browser.gatherUsageStats false "$@"
+    --server.headless true --browser.gatherUsageStats false --client.toolbarMode minimal "$@"
 fi
 exec "$ROOT/.venv/bin/python" -m core demo --language "${STUDIO_DEMO_LANGUAGE:-nb}"

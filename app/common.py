@@ -1,0 +1,65 @@
+"""What every page shares: the workspace, the session-state keys, error display and small cached readers.
+
+Session state holds only what one browser tab is looking at (the selected dataset and run); everything else is read
+from the workspace, so a refresh, a second tab or a restarted server sees the same runs.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+import streamlit as st
+
+from core.errors import StudioError
+from core.workspace import Workspace
+
+SELECTED_DATASET = "selected_dataset"
+SELECTED_RUN = "selected_run"
+
+
+def workspace() -> Workspace:
+    """The workspace of this server: STUDIO_HOME or ./workspace (the same one the CLI uses)."""
+    return Workspace.open(os.environ.get("STUDIO_HOME"))
+
+
+@contextmanager
+def user_errors():
+    """Show a StudioError as one st.error line (the engine's message) instead of a traceback."""
+    try:
+        yield
+    except StudioError as err:
+        st.error(str(err), icon=":material/error:")
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def device_summary() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info()
+        return f"{torch.cuda.get_device_name(0)} · {free / 2**30:.1f} of {total / 2**30:.0f} GiB free"
+    return f"CPU · {os.cpu_count()} cores"
+
+
+def secret(name: str) -> str | None:
+    """A key from the environment, else from Streamlit secrets; never shown, logged or written anywhere."""
+    if os.environ.get(name):
+        return os.environ[name]
+    try:
+        return st.secrets.get(name) or None
+    except Exception:  # no secrets.toml: Streamlit raises rather than returning None
+        return None
+
+
+def progress_callback(bar):
+    """A core progress callback (label, done, total) drawing onto one st.progress bar."""
+
+    def update(label, done: int, total: int | None = None) -> None:
+        fraction = min(done / total, 1.0) if total else 0.0
+        bar.progress(fraction, text=f"{label}: {done}" + (f"/{total}" if total else ""))
+
+    return update

@@ -1,0 +1,108 @@
+"""Comparing runs: every saved evaluation as one table, utterances side by side, and config differences.
+
+Evaluations live in the run folders (`runs/R/evaluations/checkpoint-N__DATA__SPLIT.json`) and in
+`WORKSPACE/evaluations/` for models outside any run (a base model, the demo). Nothing here computes WER again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from core.config import TrainConfig
+from core.features import open_artifact
+from core.runs import RunFolder, list_runs
+from core.workspace import Workspace, read_json
+
+SUMMARY_KEYS = ("wer", "cer", "wer_raw", "cer_raw", "utterances")
+
+
+def _label(path: Path, workspace: Workspace) -> tuple[str, str]:
+    """(run or 'base', model label) for an evaluation file."""
+    model_part = path.name.split("__", 1)[0]
+    if path.parent.parent.parent == workspace.runs:
+        return path.parent.parent.name, f"{path.parent.parent.name}/{model_part}"
+    return "base", model_part.replace("--", "/")
+
+
+def list_evaluations(workspace: Workspace) -> list[dict]:
+    """One row per saved evaluation: run, model, data, split and the four rates (fractions)."""
+    files = list((workspace.home / "evaluations").glob("*.json"))
+    for name in list_runs(workspace.runs):
+        files += list((workspace.run(name) / "evaluations").glob("*.json"))
+    rows = []
+    for path in sorted(files):
+        saved = read_json(path)
+        if not saved or "wer" not in saved:
+            continue
+        run, label = _label(path, workspace)
+        rows.append(
+            {
+                "run": run,
+                "model": label,
+                "data": saved["data"],
+                "split": saved["split"],
+                **{k: saved.get(k) for k in SUMMARY_KEYS},
+                "path": str(path),
+            }
+        )
+    return rows
+
+
+def load_evaluation(path: str) -> dict:
+    return read_json(Path(path)) or {}
+
+
+def side_by_side(first: dict, second: dict) -> list[dict]:
+    """Utterances both evaluations share, with each one's hypothesis and WER, worst difference first."""
+    other = {row["id"]: row for row in second.get("rows", [])}
+    pairs = []
+    for row in first.get("rows", []):
+        twin = other.get(row["id"])
+        if twin:
+            pairs.append(
+                {
+                    "id": row["id"],
+                    "reference": row["reference"],
+                    "hypothesis_a": row["hypothesis"],
+                    "wer_a": row["wer"],
+                    "hypothesis_b": twin["hypothesis"],
+                    "wer_b": twin["wer"],
+                }
+            )
+    return sorted(pairs, key=lambda p: abs(p["wer_a"] - p["wer_b"]), reverse=True)
+
+
+def utterance_audio(workspace: Workspace, data: str, split: str, utterance_id: str) -> np.ndarray | None:
+    """The 16 kHz samples an utterance was evaluated on (kept in the artifact's test/validation split)."""
+    table = open_artifact(workspace, data).read_split(split)
+    ids = table.column("id").to_pylist()
+    if utterance_id not in ids:
+        return None
+    raw = table.column("audio")[ids.index(utterance_id)].as_py()
+    return np.frombuffer(raw, dtype=np.int16).astype(np.float32) / 32768 if raw else None
+
+
+def config_diff(first: RunFolder, second: RunFolder) -> list[dict]:
+    """Fields whose values differ between two runs' configs (run names aside)."""
+    a, b = first.config().to_dict(), second.config().to_dict()
+    return [
+        {"field": k, first.name: a[k], second.name: b[k]}
+        for k in TrainConfig.__dataclass_fields__
+        if k != "run" and a.get(k) != b.get(k)
+    ]
+
+
+def checkpoint_choices(workspace: Workspace) -> dict[str, str]:
+    """Label → model location for every checkpoint of every run, plus each run's base model."""
+    choices = {}
+    for name in list_runs(workspace.runs):
+        run = RunFolder.of(workspace, name)
+        best = (run.best() or {}).get("checkpoint")
+        for checkpoint in run.checkpoints():
+            star = " ★ best" if checkpoint.name == best else ""
+            choices[f"{name}/{checkpoint.name}{star}"] = str(checkpoint)
+        base = run.config().model
+        choices.setdefault(f"base: {base}", base)
+    return choices

@@ -1,0 +1,121 @@
+"""Compare: WER/CER of every checkpoint on every test set, WER over steps, utterances to read and hear."""
+
+import pandas as pd
+import streamlit as st
+
+from app.charts import alignment_html, error_rate_curves
+from app.common import percent, progress_callback, user_errors, workspace
+from core.comparison import (
+    checkpoint_choices,
+    config_diff,
+    list_evaluations,
+    load_evaluation,
+    side_by_side,
+    utterance_audio,
+)
+from core.evaluation import evaluate_model
+from core.features import list_artifacts, open_artifact
+from core.runs import RunFolder, list_runs
+
+ws = workspace()
+st.title("Compare")
+runs = list_runs(ws.runs)
+
+if runs:
+    summaries = pd.DataFrame([RunFolder.of(ws, name).summary() for name in runs[::-1]])
+    for column in ("best_wer", "baseline_wer"):
+        summaries[column] = summaries[column].map(percent)
+    st.dataframe(summaries[["run", "state", "step", "best_wer", "best_checkpoint", "baseline_wer"]],
+                 hide_index=True, width="stretch")
+
+st.subheader("WER over training steps")
+chart = error_rate_curves([], {name: RunFolder.of(ws, name).metrics() for name in runs}) if runs else None
+if chart is not None:
+    st.altair_chart(chart, width="stretch")
+else:
+    st.caption("No evaluations logged yet: runs evaluate as they train.")
+
+st.subheader("Evaluate a checkpoint")
+choices, datasets = checkpoint_choices(ws), list_artifacts(ws)
+if choices and datasets:
+    cols = st.columns([3, 2, 1])
+    model_label = cols[0].selectbox("Model", list(choices), key="compare_model")
+    data = cols[1].selectbox("Test set", datasets, key="compare_data")
+    split = cols[2].selectbox(
+        "Split",
+        [s for s in open_artifact(ws, data).manifest["splits"] if s != "train"] or ["train"],
+        key="compare_split",
+    )
+    if st.button("Evaluate", icon=":material/fact_check:"):
+        bar = st.progress(0.0)
+        with user_errors():
+            result = evaluate_model(choices[model_label], data, ws, split=split, progress=progress_callback(bar))
+            st.success(f"{model_label} on {data}/{split}: WER {percent(result['wer'])}, CER {percent(result['cer'])}")
+else:
+    st.caption("Train a run and prepare a test set to evaluate checkpoints here.")
+
+st.subheader("WER / CER matrix")
+evaluations = list_evaluations(ws)
+if evaluations:
+    table = pd.DataFrame(evaluations)
+    table["test set"] = table["data"] + "/" + table["split"]
+    metric = (
+        st.segmented_control("Metric", ["wer", "cer", "wer_raw", "cer_raw"], default="wer", key="compare_metric")
+        or "wer"
+    )
+    matrix = table.pivot_table(index="model", columns="test set", values=metric, aggfunc="last")
+    st.dataframe((matrix * 100).round(1), width="stretch")
+    st.caption("Percent. Normalised = Whisper's BasicTextNormalizer on both sides; raw = text as written.")
+
+    st.subheader("Utterances")
+    labels = {f"{e['model']} on {e['data']}/{e['split']} · WER {percent(e['wer'])}": e for e in evaluations}
+    pick = st.columns(2)
+    first_label = pick[0].selectbox("Evaluation", list(labels), key="compare_first")
+    first = labels[first_label]
+    twins = [
+        k for k, e in labels.items() if k != first_label and (e["data"], e["split"]) == (first["data"], first["split"])
+    ]
+    second_label = pick[1].selectbox("Side by side with", ["–", *twins], key="compare_second")
+    detail = load_evaluation(first["path"])
+    if second_label != "–":
+        pairs = pd.DataFrame(side_by_side(detail, load_evaluation(labels[second_label]["path"])))
+        st.dataframe(pairs, width="stretch", hide_index=True, height=300)
+    else:
+        rows = sorted(detail["rows"], key=lambda r: r["wer"], reverse=True)
+        view = pd.DataFrame(
+            [
+                {
+                    "id": r["id"],
+                    "WER": round(100 * r["wer"], 1),
+                    "S": r["substitutions"],
+                    "D": r["deletions"],
+                    "I": r["insertions"],
+                    "flags": ", ".join(r["flags"]),
+                    "reference": r["reference"],
+                    "hypothesis": r["hypothesis"],
+                }
+                for r in rows
+            ]
+        )
+        st.dataframe(view, width="stretch", hide_index=True, height=300)
+        chosen = st.selectbox("Listen to", [r["id"] for r in rows], key="compare_utterance")
+        row = next(r for r in rows if r["id"] == chosen)
+        st.markdown(alignment_html(row["alignment"]) or "(empty)", unsafe_allow_html=True)
+        st.caption(
+            f"reference: {row['reference']}  \nhypothesis: {row['hypothesis'] or '(empty)'}  \n"
+            f"flags: {', '.join(row['flags']) or 'none'}"
+        )
+        with user_errors():
+            audio = utterance_audio(ws, first["data"], first["split"], chosen)
+            if audio is not None:
+                st.audio(audio, sample_rate=16000)
+else:
+    st.caption("No saved evaluations yet.")
+
+if len(runs) >= 2:
+    st.subheader("Config diff")
+    cols = st.columns(2)
+    a = cols[0].selectbox("Run A", runs[::-1], key="diff_a")
+    b = cols[1].selectbox("Run B", runs[::-1], index=1, key="diff_b")
+    diff = config_diff(RunFolder.of(ws, a), RunFolder.of(ws, b)) if a != b else []
+    st.dataframe(pd.DataFrame(diff).astype(str), hide_index=True) if diff else st.caption("Same config.")

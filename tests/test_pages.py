@@ -1,0 +1,95 @@
+"""Page tests with Streamlit's AppTest: every page renders on an empty and on a populated workspace, the Data page
+makes and prepares a synthetic set, and the Train form shows the engine's message for an invalid value."""
+
+from dataclasses import replace
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO
+from core.config import TrainConfig, apply_preset
+from core.evaluation import evaluate_model
+from core.jobs import start_run
+
+PAGES = ["pages/data.py", "pages/train.py", "pages/compare.py"]
+
+
+def open_page(page: str) -> AppTest:
+    app = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
+    app.run()
+    if page != PAGES[0]:
+        app.switch_page(f"../{page}")
+        app.run()
+    return app
+
+
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory, session_workspace, demo_artifact):
+    """The session workspace plus a finished tiny run and an evaluation of its best checkpoint."""
+    config = replace(apply_preset(TrainConfig(data="nb-tiny", run="page-run"), "demo"), max_steps=4, warmup_steps=1,
+                     logging_steps=1, eval_steps=2, save_steps=2, train_batch_size=8, generation_max_length=12)
+    run = start_run(config, session_workspace, foreground=True)
+    evaluate_model(str(run.path / run.best()["checkpoint"]), "nb-tiny", session_workspace)
+    return session_workspace
+
+
+def no_trouble(app: AppTest) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+    assert not any("Traceback" in str(e.value) for e in app.error)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_an_empty_workspace(tmp_path, monkeypatch, page):
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "empty"))
+    app = open_page(page)
+    no_trouble(app)
+    assert any(b.label == "Run the offline demo" for b in app.button)  # the one-click offer
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_a_populated_workspace(monkeypatch, populated, page):
+    monkeypatch.setenv("STUDIO_HOME", str(populated.home))
+    app = open_page(page)
+    no_trouble(app)
+    text = " ".join(str(m.value) for m in app.markdown) + " ".join(str(c.value) for c in app.caption)
+    if page == "pages/train.py":
+        runs = app.dataframe[-1].value
+        assert runs.loc[runs["run"] == "page-run", "state"].item() == "completed"
+        assert any(m.label == "Best WER" and m.value.endswith("%") for m in app.metric)
+    if page == "pages/compare.py":
+        assert app.dataframe and "page-run/checkpoint-" in str(app.dataframe[0].value.index.tolist())
+    if page == "pages/data.py":
+        assert any("nb-tiny" in e.label for e in app.expander)
+
+
+def test_train_form_shows_the_engines_message(monkeypatch, populated):
+    monkeypatch.setenv("STUDIO_HOME", str(populated.home))
+    app = open_page("pages/train.py")
+    app.number_input(key="train-form-demo-learning_rate").set_value(5.0)
+    app.button(key="FormSubmitter:train-form-demo-Start training").click()
+    app.run()
+    no_trouble(app)
+    assert any("learning_rate 5.0: choose a value between 0 and 1" in e.value for e in app.error)
+
+
+def test_data_page_generates_and_prepares_a_synthetic_set(tmp_path, monkeypatch, session_workspace):
+    home = tmp_path / "fresh"
+    (home / "models").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(session_workspace.models / "demo", home / "models" / "demo")
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    app = open_page("pages/data.py")
+    app.number_input[0].set_value(20)
+    next(b for b in app.button if b.label == "Generate with espeak-ng").click()
+    app.run()
+    no_trouble(app)
+    next(b for b in app.button if b.label == "Examine the first rows").click()
+    app.run()
+    no_trouble(app)
+    assert any(m.label == "Rows examined" and m.value == "20" for m in app.metric)
+    next(b for b in app.button if b.label == "Prepare features").click()
+    app.run()
+    no_trouble(app)
+    assert any("Prepared **nb-synthetic**" in s.value for s in app.success)
+    assert (home / "datasets" / "nb-synthetic" / "manifest.json").is_file()
