@@ -25,8 +25,7 @@ if runs:
     summaries = pd.DataFrame([RunFolder.of(ws, name).summary() for name in runs[::-1]])
     for column in ("best_wer", "baseline_wer"):
         summaries[column] = summaries[column].map(percent)
-    st.dataframe(summaries[["run", "state", "step", "best_wer", "best_checkpoint", "baseline_wer"]],
-                 hide_index=True, width="stretch")
+    st.table(summaries[["run", "state", "step", "best_wer", "best_checkpoint", "baseline_wer"]].set_index("run"))
 
 st.subheader("WER over training steps")
 chart = error_rate_curves([], {name: RunFolder.of(ws, name).metrics() for name in runs}) if runs else None

@@ -95,8 +95,12 @@ if runs:
 
     live_view(name)
 
-    st.subheader("All runs")
-    table = pd.DataFrame([RunFolder.of(ws, r).summary() for r in runs[::-1]])
-    for column in ("best_wer", "baseline_wer"):
-        table[column] = table[column].map(percent)
-    st.dataframe(table, width="stretch", hide_index=True)
+    @st.fragment(run_every=5)
+    def all_runs() -> None:
+        st.subheader("All runs")
+        table = pd.DataFrame([RunFolder.of(ws, r).summary() for r in list_runs(ws.runs)[::-1]])
+        for column in ("best_wer", "baseline_wer"):
+            table[column] = table[column].map(percent)
+        st.dataframe(table, width="stretch", hide_index=True)
+
+    all_runs()

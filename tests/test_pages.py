@@ -4,9 +4,9 @@ makes and prepares a synthetic set, and the Train form shows the engine's messag
 from dataclasses import replace
 
 import pytest
+from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO
 from core.config import TrainConfig, apply_preset
 from core.evaluation import evaluate_model
 from core.jobs import start_run
@@ -26,8 +26,16 @@ def open_page(page: str) -> AppTest:
 @pytest.fixture(scope="module")
 def populated(tmp_path_factory, session_workspace, demo_artifact):
     """The session workspace plus a finished tiny run and an evaluation of its best checkpoint."""
-    config = replace(apply_preset(TrainConfig(data="nb-tiny", run="page-run"), "demo"), max_steps=4, warmup_steps=1,
-                     logging_steps=1, eval_steps=2, save_steps=2, train_batch_size=8, generation_max_length=12)
+    config = replace(
+        apply_preset(TrainConfig(data="nb-tiny", run="page-run"), "demo"),
+        max_steps=4,
+        warmup_steps=1,
+        logging_steps=1,
+        eval_steps=2,
+        save_steps=2,
+        train_batch_size=8,
+        generation_max_length=12,
+    )
     run = start_run(config, session_workspace, foreground=True)
     evaluate_model(str(run.path / run.best()["checkpoint"]), "nb-tiny", session_workspace)
     return session_workspace
