@@ -14,7 +14,7 @@ def training_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
         if not data.empty:
             charts[title] = (
                 alt.Chart(data, title=title)
-                .mark_line()
+                .mark_line(point=len(data) < 30)  # a short run has few rows: show each as a point
                 .encode(
                     x=alt.X("step:Q", title="step"),
                     y=alt.Y(f"{title}:Q", title=None),

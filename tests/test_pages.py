@@ -59,7 +59,6 @@ def test_every_page_renders_on_a_populated_workspace(monkeypatch, populated, pag
     monkeypatch.setenv("STUDIO_HOME", str(populated.home))
     app = open_page(page)
     no_trouble(app)
-    text = " ".join(str(m.value) for m in app.markdown) + " ".join(str(c.value) for c in app.caption)
     if page == "pages/train.py":
         runs = app.dataframe[-1].value
         assert runs.loc[runs["run"] == "page-run", "state"].item() == "completed"
