@@ -20,6 +20,7 @@ PAGES = [
     st.Page(ROOT / "pages" / "data.py", title="Data", icon=":material/dataset:", default=True),
     st.Page(ROOT / "pages" / "train.py", title="Train", icon=":material/model_training:"),
     st.Page(ROOT / "pages" / "compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page(ROOT / "pages" / "transcribe.py", title="Transcribe", icon=":material/mic:"),
 ]
 page = st.navigation(PAGES)
 render_sidebar()

@@ -66,10 +66,18 @@ class Transcriber:
         self.window = extractor.n_samples  # samples per window: the processor says how long the model listens
 
     @torch.inference_mode()
-    def generate(self, features: np.ndarray | torch.Tensor, max_new_tokens: int | None = None) -> list[str]:
-        """Decode a batch of log-mel features (batch, n_mels, frames) to text."""
+    def generate(
+        self,
+        features: np.ndarray | torch.Tensor,
+        max_new_tokens: int | None = None,
+        language: str | None = None,
+        task: str | None = None,
+    ) -> list[str]:
+        """Decode a batch of log-mel features (batch, n_mels, frames) to text; language/task override the
+        transcriber's own for this call."""
         inputs = torch.as_tensor(features, dtype=torch.float32, device=self.device)
-        kwargs = {"language": self.language, "task": self.task} if self.language else {"task": self.task}
+        language = language or self.language
+        kwargs = {"task": task or self.task, **({"language": language} if language else {})}
         if max_new_tokens:
             kwargs["max_new_tokens"] = max_new_tokens
         ids = self.model.generate(inputs, **kwargs)
@@ -78,19 +86,27 @@ class Transcriber:
     def features(self, clips: list[np.ndarray]) -> np.ndarray:
         return self.processor.feature_extractor(clips, sampling_rate=SAMPLE_RATE, return_tensors="np")["input_features"]
 
-    def transcribe_array(self, samples: np.ndarray, batch_size: int = 8) -> list[Segment]:
+    def transcribe_array(
+        self, samples: np.ndarray, batch_size: int = 8, language: str | None = None, task: str | None = None
+    ) -> list[Segment]:
         """16 kHz mono samples → segments with times; long audio is windowed and decoded in batches."""
         spans = split_windows(samples, self.window)
         segments = []
         for i in range(0, len(spans), batch_size):
             chunk = spans[i : i + batch_size]
-            texts = self.generate(self.features([samples[s:e] for s, e in chunk]))
+            texts = self.generate(self.features([samples[s:e] for s, e in chunk]), language=language, task=task)
             segments += [Segment(s / SAMPLE_RATE, e / SAMPLE_RATE, t) for (s, e), t in zip(chunk, texts)]
         return segments
 
-    def transcribe(self, source: AudioSource, name: str | None = None) -> list[Segment]:
+    def transcribe(
+        self, source: AudioSource, name: str | None = None, language: str | None = None, task: str | None = None
+    ) -> list[Segment]:
         """A file path or the bytes of an audio file, in any format core/audio.py decodes."""
-        return self.transcribe_array(load_audio(source, name=name))
+        return self.transcribe_array(load_audio(source, name=name), language=language, task=task)
+
+    def text(self, samples: np.ndarray, language: str | None = None, task: str | None = None) -> str:
+        """All segments' text joined: what the live and conversation paths need."""
+        return " ".join(s.text for s in self.transcribe_array(samples, language=language, task=task)).strip()
 
 
 def format_segments(segments: list[Segment]) -> str:

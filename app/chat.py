@@ -1,0 +1,69 @@
+"""Conversation mode's widgets: endpoint settings, the chat history, and sending one utterance to the LLM.
+
+The Conversation lives in session state (one per browser tab). The key is read from the environment or secrets
+each time and never stored in session state, shown, or logged.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.common import secret, user_errors
+from core.conversation import DEFAULT_SYSTEM_PROMPT, Conversation, Endpoint, stream_reply
+from core.errors import StudioError
+from core.languages import Language
+from core.speech import speak
+
+CHAT = "conversation"
+SPOKEN = "conversation_spoken"  # wav bytes of the last reply, when spoken replies are on
+
+
+def conversation() -> Conversation:
+    return st.session_state.setdefault(CHAT, Conversation())
+
+
+def endpoint_settings() -> Endpoint:
+    defaults = Endpoint()
+    with st.expander("LLM endpoint", expanded=False):
+        base_url = st.text_input(
+            "Base URL",
+            secret("OPENAI_BASE_URL") or defaults.base_url,
+            key="llm_base_url",
+            help="OpenAI, or any OpenAI-compatible server: vLLM, Ollama "
+            "(http://localhost:11434/v1), llama.cpp (http://localhost:8080/v1)",
+        )
+        model = st.text_input("Model", secret("OPENAI_MODEL") or defaults.model, key="llm_model")
+        system = st.text_area("System prompt", DEFAULT_SYSTEM_PROMPT, key="llm_system", height=80)
+        key = secret("OPENAI_API_KEY")
+        st.caption(
+            "API key: found in the environment or secrets (not shown)."
+            if key
+            else "API key: none. Set OPENAI_API_KEY in the environment or .streamlit/secrets.toml; local "
+            "servers need none."
+        )
+    return Endpoint(base_url=base_url, model=model, system_prompt=system, api_key=key)
+
+
+def render_history() -> None:
+    for turn in conversation().turns:
+        with st.chat_message(turn["role"]):
+            st.write(turn["content"])
+    if st.session_state.get(SPOKEN):
+        st.audio(st.session_state[SPOKEN], format="audio/wav", autoplay=True)
+
+
+def send(text: str, endpoint: Endpoint, language: Language, spoken: bool) -> bool:
+    """Show the user's turn, stream the reply into the chat; on a fault show why and keep everything."""
+    with st.chat_message("user"):
+        st.write(text)
+    with st.chat_message("assistant"):
+        try:
+            answer = st.write_stream(stream_reply(conversation(), text, endpoint))
+        except StudioError as err:
+            st.error(str(err), icon=":material/error:")
+            return False
+    st.session_state[SPOKEN] = None
+    if spoken and answer:
+        with user_errors():
+            st.session_state[SPOKEN] = speak(str(answer), language)
+    return True

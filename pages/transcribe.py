@@ -1,0 +1,122 @@
+"""Transcribe: upload or record into any checkpoint, stream the microphone live, or talk with an LLM."""
+
+import pandas as pd
+import streamlit as st
+
+from app.chat import conversation, endpoint_settings, render_history, send
+from app.common import user_errors
+from app.live import live_session, microphone
+from app.models import model_choices, transcriber
+from core.audio import load_audio
+from core.languages import LANGUAGES
+
+st.title("Transcribe")
+choices = model_choices()
+top = st.columns([3, 2, 1])
+label = top[0].selectbox("Model", list(choices), key="tr_model", help="checkpoints of every run; ★ = best WER")
+model = choices[label]
+language_code = top[1].selectbox(
+    "Language",
+    ["auto", *LANGUAGES],
+    key="tr_language",
+    format_func=lambda c: "auto-detect (real Whisper models)" if c == "auto" else f"{LANGUAGES[c].name} ({c})",
+)
+task = top[2].selectbox("Task", ["transcribe", "translate"], key="tr_task")
+whisper_language = None if language_code == "auto" else LANGUAGES[language_code].whisper
+language = LANGUAGES.get(language_code, LANGUAGES["en"])
+
+
+def show_segments(segments) -> None:
+    st.write(" ".join(s.text for s in segments) or "(nothing recognised)")
+    if len(segments) > 1:
+        st.dataframe(
+            pd.DataFrame([{"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text} for s in segments]),
+            hide_index=True,
+            width="stretch",
+        )
+
+
+file_tab, live_tab, chat_tab = st.tabs(["File or recording", "Live microphone", "Conversation"])
+
+with file_tab:
+    ab = st.toggle("A/B: the same audio through two models", key="tr_ab")
+    other = choices[st.selectbox("Model B", list(choices), key="tr_model_b")] if ab else None
+    upload = st.file_uploader(
+        "Audio file", type=["wav", "flac", "ogg", "opus", "mp3", "webm", "m4a", "mp4"], key="tr_upload"
+    )
+    recording = st.audio_input("…or record", key="tr_record")
+    audio = upload or recording
+    if audio is not None:
+        data, name = audio.getvalue(), getattr(audio, "name", "recording.wav")
+        columns = st.columns(2 if ab else 1)
+        for column, which in zip(columns, [model, other] if ab else [model]):
+            with column, user_errors():
+                st.caption(f"**{which}**")
+                with st.spinner("Transcribing…"):
+                    show_segments(transcriber(which).transcribe(data, name=name, language=whisper_language, task=task))
+
+with live_tab:
+    st.caption(
+        "Speak: utterances are cut at pauses; partial text appears while you speak. On localhost no ICE "
+        "servers are needed. Off localhost the browser allows the microphone only over HTTPS."
+    )
+    with user_errors():
+        session = live_session("live_session", model, whisper_language, task)
+        microphone("live-mic", session)
+
+        @st.fragment(run_every=0.5)
+        def live_text() -> None:
+            snapshot = session.snapshot()
+            st.caption(f"level {snapshot['level_db']:.0f} dBFS · {'speaking…' if snapshot['speaking'] else 'quiet'}")
+            if snapshot["partial"]:
+                st.markdown(f"_{snapshot['partial']}_")
+            for utterance in reversed(snapshot["utterances"][-20:]):
+                st.markdown(
+                    f"**{utterance.text or '(nothing recognised)'}**  \n"
+                    f"<small>{utterance.start_s:.1f}–{utterance.end_s:.1f} s · final text "
+                    f"{utterance.latency_s:.2f} s after speech ended</small>",
+                    unsafe_allow_html=True,
+                )
+
+        live_text()
+
+with chat_tab:
+    endpoint = endpoint_settings()
+    controls = st.columns([2, 1, 1])
+    mode = (
+        controls[0].segmented_control(
+            "Input", ["Push to talk", "Hands-free", "Type"], default="Push to talk", key="chat_mode"
+        )
+        or "Push to talk"
+    )
+    spoken = controls[1].toggle("Speak replies", key="chat_spoken", help="espeak-ng, in the chosen language")
+    if controls[2].button("Clear conversation", icon=":material/delete:"):
+        conversation().clear()
+    render_history()
+    if mode == "Push to talk":
+        said = st.audio_input("Hold to talk", key="chat_record")
+        if said is not None:
+            with user_errors():
+                samples = load_audio(said.getvalue(), name="recording")
+                heard = transcriber(model).text(samples, language=whisper_language, task=task)
+                text = st.text_area("Transcript (edit before sending)", heard, key=f"chat_edit_{hash(heard)}")
+                if st.button("Send", type="primary", icon=":material/send:"):
+                    send(text, endpoint, language, spoken)
+    elif mode == "Type":
+        typed = st.chat_input("Type a message")
+        if typed:
+            send(typed, endpoint, language, spoken)
+    else:
+        with user_errors():
+            hands_free = live_session("chat_session", model, whisper_language, task)
+            microphone("chat-mic", hands_free)
+
+            @st.fragment(run_every=1)
+            def send_finals() -> None:
+                handled = st.session_state.setdefault("chat_handled", 0)
+                for utterance in hands_free.take_finals(handled):
+                    st.session_state["chat_handled"] += 1
+                    if utterance.text:
+                        send(utterance.text, endpoint, language, spoken)
+
+            send_finals()
