@@ -42,10 +42,15 @@ def microphone(key: str, session: LiveSession):
             session.push(samples, frame.sample_rate)
 
         sinks[key] = (session, CallbackSinkTrack(on_audio, kind="audio"))
-    return webrtc_streamer(
-        key=key,
-        mode=WebRtcMode.SENDONLY,
-        sink_audio_track=sinks[key][1],
-        rtc_configuration={"iceServers": ice_servers()},
-        media_stream_constraints={"audio": True, "video": False},
-    )
+    try:
+        return webrtc_streamer(
+            key=key,
+            mode=WebRtcMode.SENDONLY,
+            sink_audio_track=sinks[key][1],
+            rtc_configuration={"iceServers": ice_servers()},
+            media_stream_constraints={"audio": True, "video": False},
+        )
+    except AttributeError:
+        # streamlit-webrtc needs a running Streamlit server's session manager (absent in AppTest and bare mode)
+        st.info("The live microphone needs the app served by `streamlit run` (scripts/run.sh).")
+        return None

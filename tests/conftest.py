@@ -48,6 +48,30 @@ def demo_artifact(synth_folder, session_workspace):
     )
 
 
+@pytest.fixture(scope="session")
+def populated(session_workspace, demo_artifact):
+    """The session workspace plus a finished tiny run and an evaluation of its best checkpoint."""
+    from dataclasses import replace
+
+    from core.config import TrainConfig, apply_preset
+    from core.evaluation import evaluate_model
+    from core.jobs import start_run
+
+    config = replace(
+        apply_preset(TrainConfig(data="nb-tiny", run="page-run"), "demo"),
+        max_steps=4,
+        warmup_steps=1,
+        logging_steps=1,
+        eval_steps=2,
+        save_steps=2,
+        train_batch_size=8,
+        generation_max_length=12,
+    )
+    run = start_run(config, session_workspace, foreground=True)
+    evaluate_model(str(run.path / run.best()["checkpoint"]), "nb-tiny", session_workspace)
+    return session_workspace
+
+
 @pytest.fixture
 def workspace(tmp_path, session_workspace):
     """A fresh workspace that shares the session's demo model and prepared dataset (copied, cheap)."""
@@ -82,3 +106,22 @@ def run_cli(*args: str, home: Path | None = None, timeout: float = 300) -> subpr
     return subprocess.run(
         cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)}
     )
+
+
+PAGES = ["pages/data.py", "pages/train.py", "pages/compare.py", "pages/transcribe.py"]
+
+
+def open_page(page: str):
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
+    app.run()
+    if page != PAGES[0]:
+        app.switch_page(f"../{page}")
+        app.run()
+    return app
+
+
+def no_trouble(app) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+    assert not any("Traceback" in str(e.value) for e in app.error)

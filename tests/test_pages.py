@@ -1,49 +1,8 @@
 """Page tests with Streamlit's AppTest: every page renders on an empty and on a populated workspace, the Data page
 makes and prepares a synthetic set, and the Train form shows the engine's message for an invalid value."""
 
-from dataclasses import replace
-
 import pytest
-from conftest import REPO
-from streamlit.testing.v1 import AppTest
-
-from core.config import TrainConfig, apply_preset
-from core.evaluation import evaluate_model
-from core.jobs import start_run
-
-PAGES = ["pages/data.py", "pages/train.py", "pages/compare.py"]
-
-
-def open_page(page: str) -> AppTest:
-    app = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
-    app.run()
-    if page != PAGES[0]:
-        app.switch_page(f"../{page}")
-        app.run()
-    return app
-
-
-@pytest.fixture(scope="module")
-def populated(tmp_path_factory, session_workspace, demo_artifact):
-    """The session workspace plus a finished tiny run and an evaluation of its best checkpoint."""
-    config = replace(
-        apply_preset(TrainConfig(data="nb-tiny", run="page-run"), "demo"),
-        max_steps=4,
-        warmup_steps=1,
-        logging_steps=1,
-        eval_steps=2,
-        save_steps=2,
-        train_batch_size=8,
-        generation_max_length=12,
-    )
-    run = start_run(config, session_workspace, foreground=True)
-    evaluate_model(str(run.path / run.best()["checkpoint"]), "nb-tiny", session_workspace)
-    return session_workspace
-
-
-def no_trouble(app: AppTest) -> None:
-    assert not app.exception, [e.value for e in app.exception]
-    assert not any("Traceback" in str(e.value) for e in app.error)
+from conftest import PAGES, no_trouble, open_page
 
 
 @pytest.mark.parametrize("page", PAGES)

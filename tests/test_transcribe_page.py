@@ -1,0 +1,91 @@
+"""The Transcribe page through AppTest: real audio files in several formats uploaded and recorded into a trained
+checkpoint, A/B mode, and conversation mode against the local OpenAI-compatible stand-in."""
+
+import pytest
+from conftest import make_audio, no_trouble, open_page
+from llm_standin import StandIn
+
+from core.inference import Transcriber
+
+
+@pytest.fixture
+def page(monkeypatch, populated):
+    monkeypatch.setenv("STUDIO_HOME", str(populated.home))
+    app = open_page("pages/transcribe.py")
+    best = (
+        populated.run("page-run")
+        / (__import__("json").loads((populated.run("page-run") / "best.json").read_text())["checkpoint"])
+    )
+    label = next(o for o in app.selectbox(key="tr_model").options if "★ best" in o)
+    app.selectbox(key="tr_model").set_value(label)
+    app.selectbox(key="tr_language").set_value("nb")
+    app.run()
+    return app, Transcriber(str(best), populated, language="no")
+
+
+def page_text(app) -> str:
+    return "\n".join(str(m.value) for m in app.markdown)
+
+
+@pytest.mark.parametrize(
+    "suffix, mime",
+    [
+        (".wav", "audio/wav"),
+        (".mp3", "audio/mpeg"),
+        (".ogg", "audio/ogg"),
+        (".m4a", "audio/mp4"),
+        (".webm", "audio/webm"),
+    ],
+)
+def test_upload_shows_the_checkpoints_transcript(tmp_path, page, suffix, mime):
+    app, reference = page
+    path = make_audio(tmp_path / f"upload{suffix}", "god morgen")
+    app.file_uploader(key="tr_upload").set_value((path.name, path.read_bytes(), mime))
+    app.run()
+    no_trouble(app)
+    expected = " ".join(s.text for s in reference.transcribe(path)) or "(nothing recognised)"
+    assert expected in page_text(app)
+
+
+def test_recording_and_ab_mode(tmp_path, page):
+    app, reference = page
+    path = make_audio(tmp_path / "rec.wav", "hei på deg")
+    app.toggle(key="tr_ab").set_value(True)
+    app.run()
+    app.selectbox(key="tr_model_b").set_value("base: demo (untrained)")
+    app.audio_input(key="tr_record").set_value(("rec.wav", path.read_bytes(), "audio/wav"))
+    app.run()
+    no_trouble(app)
+    captions = " ".join(str(c.value) for c in app.caption)
+    assert "**demo**" in captions and "checkpoint-" in captions  # both models, side by side
+    assert (" ".join(s.text for s in reference.transcribe(path)) or "(nothing recognised)") in page_text(app)
+
+
+def test_conversation_keeps_history_and_survives_errors(monkeypatch, populated):
+    standin = StandIn().start()
+    try:
+        monkeypatch.setenv("STUDIO_HOME", str(populated.home))
+        monkeypatch.setenv("OPENAI_BASE_URL", standin.base_url)
+        monkeypatch.setenv("OPENAI_MODEL", "echo")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-never-shown")
+        app = open_page("pages/transcribe.py")
+        app.segmented_control(key="chat_mode").set_value("Type")
+        app.run()
+        for text in ("hei", "hvordan går det"):
+            app.chat_input[0].set_value(text)
+            app.run()
+            no_trouble(app)
+        assert len(app.chat_message) == 4
+        assert "You said: hvordan går det (turn 2)" in page_text(app)
+        app.text_input(key="llm_model").set_value("fail-429")
+        app.run()
+        app.chat_input[0].set_value("tredje")
+        app.run()
+        assert any("rate-limiting (429)" in e.value for e in app.error)
+        app.text_input(key="llm_model").set_value("echo")
+        app.run()
+        assert len(app.chat_message) == 4  # the failed turn was not added; the earlier ones stayed
+        assert "sk-never-shown" not in str(app._tree)
+        assert standin.requests[-1]["authorization"] == "Bearer sk-never-shown"
+    finally:
+        standin.shutdown()
