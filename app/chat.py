@@ -52,11 +52,13 @@ def render_history() -> None:
         st.audio(st.session_state[SPOKEN], format="audio/wav", autoplay=True)
 
 
-def send(text: str, endpoint: Endpoint, language: Language, spoken: bool) -> bool:
-    """Show the user's turn, stream the reply into the chat; on a fault show why and keep everything."""
-    with st.chat_message("user"):
+def send(text: str, endpoint: Endpoint, language: Language, spoken: bool, into=None) -> bool:
+    """Show the user's turn, stream the reply into the chat (the container `into`, under the history); on a
+    fault show why and keep everything."""
+    target = into or st.container()
+    with target, st.chat_message("user"):
         st.write(text)
-    with st.chat_message("assistant"):
+    with target, st.chat_message("assistant"):
         try:
             answer = st.write_stream(stream_reply(conversation(), text, endpoint))
         except StudioError as err:

@@ -100,7 +100,8 @@ def checkpoint_choices(workspace: Workspace) -> dict[str, str]:
     for name in list_runs(workspace.runs):
         run = RunFolder.of(workspace, name)
         best = (run.best() or {}).get("checkpoint")
-        for checkpoint in run.checkpoints():
+        # the best checkpoint first: it is what a person wants to try
+        for checkpoint in sorted(run.checkpoints(), key=lambda c: c.name != best):
             star = " ★ best" if checkpoint.name == best else ""
             choices[f"{name}/{checkpoint.name}{star}"] = str(checkpoint)
         base = run.config().model

@@ -92,7 +92,9 @@ with chat_tab:
     spoken = controls[1].toggle("Speak replies", key="chat_spoken", help="espeak-ng, in the chosen language")
     if controls[2].button("Clear conversation", icon=":material/delete:"):
         conversation().clear()
-    render_history()
+    log = st.container()  # the chat: history, then new turns, always above the inputs
+    with log:
+        render_history()
     if mode == "Push to talk":
         said = st.audio_input("Hold to talk", key="chat_record")
         if said is not None:
@@ -101,11 +103,11 @@ with chat_tab:
                 heard = transcriber(model).text(samples, language=whisper_language, task=task)
                 text = st.text_area("Transcript (edit before sending)", heard, key=f"chat_edit_{hash(heard)}")
                 if st.button("Send", type="primary", icon=":material/send:"):
-                    send(text, endpoint, language, spoken)
+                    send(text, endpoint, language, spoken, into=log)
     elif mode == "Type":
         typed = st.chat_input("Type a message")
         if typed:
-            send(typed, endpoint, language, spoken)
+            send(typed, endpoint, language, spoken, into=log)
     else:
         with user_errors():
             hands_free = live_session("chat_session", model, whisper_language, task)
@@ -114,9 +116,13 @@ with chat_tab:
             @st.fragment(run_every=1)
             def send_finals() -> None:
                 handled = st.session_state.setdefault("chat_handled", 0)
+                sent = False
                 for utterance in hands_free.take_finals(handled):
                     st.session_state["chat_handled"] += 1
                     if utterance.text:
-                        send(utterance.text, endpoint, language, spoken)
+                        # a fragment writes only inside itself: send here, then redraw the history above
+                        sent = send(utterance.text, endpoint, language, spoken) or sent
+                if sent:
+                    st.rerun()
 
             send_finals()

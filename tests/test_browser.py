@@ -8,9 +8,13 @@ import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from conftest import REPO
+from llm_standin import StandIn
 from selenium import webdriver
 from selenium.common.exceptions import (
     ElementClickInterceptedException,
@@ -20,6 +24,8 @@ from selenium.common.exceptions import (
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+
+from core.audio import load_audio
 
 ARTIFACTS = REPO / "test-artifacts"
 
@@ -31,11 +37,25 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory, session_workspace, demo_artifact):
+def standin():
+    server = StandIn().start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, session_workspace, demo_artifact, standin):
     home = tmp_path_factory.mktemp("browser") / "ws"
     shutil.copytree(session_workspace.models, home / "models")  # the demo model, built once per session
     port = free_port()
-    env = {**os.environ, "STUDIO_HOME": str(home), "STUDIO_PORT": str(port)}
+    env = {
+        **os.environ,
+        "STUDIO_HOME": str(home),
+        "STUDIO_PORT": str(port),
+        "OPENAI_BASE_URL": standin.base_url,
+        "OPENAI_MODEL": "echo",
+    }
+    env.pop("OPENAI_API_KEY", None)
     server = subprocess.Popen(
         ["bash", str(REPO / "scripts" / "run.sh")],
         cwd=REPO,
@@ -60,9 +80,28 @@ def app_url(tmp_path_factory, session_workspace, demo_artifact):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def microphone_file(tmp_path_factory) -> Path:
+    """What the fake microphone says: espeak-ng speech between seconds of silence, 48 kHz like a real one."""
+    folder = tmp_path_factory.mktemp("mic")
+    subprocess.run(["espeak-ng", "-v", "nb", "-w", str(folder / "speech.wav"), "god morgen, en to tre"], check=True)
+    speech = load_audio(folder / "speech.wav", sample_rate=48000)
+    silence = np.zeros(48000, np.float32)
+    sf.write(folder / "mic.wav", np.concatenate([silence, speech, silence, silence]), 48000, subtype="PCM_16")
+    return folder / "mic.wav"
+
+
+@pytest.fixture(scope="module")
+def browser(microphone_file):
     options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1800",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone_file}",
+    ):
         options.add_argument(arg)
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
@@ -80,12 +119,25 @@ def wait_for_text(driver, text: str, timeout: float = 60) -> None:
     raise AssertionError(f"'{text}' never appeared; page text: {driver.find_element(By.TAG_NAME, 'body').text[:1500]}")
 
 
+def find(driver, xpath: str, timeout: float = 30):
+    """The element once it exists: Streamlit draws a page in several passes."""
+    deadline = time.time() + timeout
+    while True:
+        found = driver.find_elements(By.XPATH, xpath)
+        if found:
+            return found[0]
+        if time.time() > deadline:
+            shot(driver, "timeout")
+            raise NoSuchElementException(xpath)
+        time.sleep(0.3)
+
+
 def click(driver, xpath: str, timeout: float = 30) -> None:
-    """Click once the element exists: Streamlit draws a page in several passes."""
+    """Click once the element exists and takes the click."""
     deadline = time.time() + timeout
     while True:
         try:
-            driver.find_element(By.XPATH, xpath).click()
+            find(driver, xpath, timeout).click()
             return
         except (NoSuchElementException, ElementClickInterceptedException, StaleElementReferenceException):
             if time.time() > deadline:
@@ -141,3 +193,32 @@ def test_data_train_compare_in_the_browser(app_url, browser):
     best = json.loads((home / "runs" / "nb-synthetic-1" / "best.json").read_text())
     wait_for_text(browser, f"{100 * best['wer']:.1f}%")  # the run's best WER, as the Compare page prints it
     shot(browser, "compare")
+
+
+def test_live_microphone_and_conversation_in_the_browser(app_url, browser, standin):
+    url, home = app_url
+    assert (home / "runs" / "nb-synthetic-1" / "best.json").is_file(), "needs the run trained by the test above"
+    browser.get(f"{url}/transcribe")
+    wait_for_text(browser, "Live microphone")
+    click(browser, "//*[@role='tab' and contains(., 'Live microphone')]")
+    wait_for_text(browser, "level")
+    frame = find(browser, "//iframe[contains(@title, 'webrtc')]")
+    browser.switch_to.frame(frame)
+    # the label is "Start" in the DOM; CSS shows it in capitals
+    click(browser, "//button[translate(normalize-space(), 'start', 'START')='START']")
+    browser.switch_to.default_content()
+    wait_for_text(browser, "after speech ended", timeout=60)  # a final utterance from the trained checkpoint
+    shot(browser, "live")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "dBFS" in body and "final text" in body  # the level meter and a finished utterance with its latency
+
+    click(browser, "//*[@role='tab' and contains(., 'Conversation')]")
+    click(browser, "//button[.//p[normalize-space()='Type']]")
+    box = find(browser, "//textarea[@data-testid='stChatInputTextArea']")
+    box.send_keys("hei på deg", Keys.ENTER)
+    wait_for_text(browser, "You said: hei på deg (turn 1)")
+    box = find(browser, "//textarea[@data-testid='stChatInputTextArea']")
+    box.send_keys("takk", Keys.ENTER)
+    wait_for_text(browser, "You said: takk (turn 2)")
+    shot(browser, "conversation")
+    assert standin.requests[-1]["body"]["messages"][-1] == {"role": "user", "content": "takk"}
