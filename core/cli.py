@@ -201,6 +201,24 @@ def cmd_transcribe(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from core.export import export_ctranslate2, parity
+
+    workspace = Workspace.open(args.home)
+    out = export_ctranslate2(
+        args.model, workspace, quantization=args.quantization, out=Path(args.out) if args.out else None
+    )
+    print(f"exported {args.model} → {out} ({args.quantization})")
+    if args.data:
+        check = parity(args.model, out, args.data, workspace, split=args.split)
+        verdict = "FLAGGED: differs by more than 0.5 points" if check["flagged"] else "within 0.5 points"
+        print(
+            f"parity on {args.data}/{args.split}: original WER {_percent(check['original_wer'])}, exported "
+            f"{_percent(check['exported_wer'])} ({check['difference_points']:.2f} points, {verdict})"
+        )
+    return 0
+
+
 def cmd_demo(args) -> int:
     from core.demo import run_demo
 
@@ -309,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", help="language code; omit to let a multilingual Whisper detect it")
     p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
     p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("export", parents=[home], help="export a checkpoint to CTranslate2, with a WER parity check")
+    p.add_argument("--model", required=True, help="checkpoint folder, model folder, or demo")
+    p.add_argument("--quantization", default="int8", choices=("int8", "float16", "int8_float16", "float32"))
+    p.add_argument("--out", help="output folder (default: beside the checkpoint, NAME-ct2-QUANTIZATION)")
+    p.add_argument("--data", help="prepared dataset for the parity check (WER of original vs export)")
+    p.add_argument("--split", default="test", help="split for the parity check")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", parents=[home], help="offline demo: espeak-ng data → train the demo model → WER")
     p.add_argument("--language", default="nb", help="language code with a word list (default nb)")

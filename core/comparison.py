@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config import TrainConfig
+from core.export import is_ctranslate2
 from core.features import open_artifact
 from core.runs import RunFolder, list_runs
 from core.workspace import Workspace, read_json
@@ -104,6 +105,9 @@ def checkpoint_choices(workspace: Workspace) -> dict[str, str]:
         for checkpoint in sorted(run.checkpoints(), key=lambda c: c.name != best):
             star = " ★ best" if checkpoint.name == best else ""
             choices[f"{name}/{checkpoint.name}{star}"] = str(checkpoint)
+            for export in sorted(run.path.glob(f"{checkpoint.name}-ct2-*")):
+                if is_ctranslate2(export):
+                    choices[f"{name}/{export.name} (CTranslate2)"] = str(export)
         base = run.config().model
         choices.setdefault(f"base: {base}", base)
     return choices

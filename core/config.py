@@ -17,6 +17,7 @@ from core.errors import StudioError
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 REPORTERS = ("none", "tensorboard", "wandb", "mlflow")
 SCHEDULERS = ("linear", "constant_with_warmup", "cosine")
+OPTIMIZERS = ("adamw_torch", "adamw_bnb_8bit")
 
 
 def _help(text: str, **extra) -> dict:
@@ -63,6 +64,32 @@ class TrainConfig:
     report_to: str = field(
         default="none", metadata=_help("also log to tensorboard, wandb or mlflow", choices=REPORTERS)
     )
+    lora_rank: int = field(
+        default=0,
+        metadata=_help("LoRA rank: train small adapters instead of every weight (8–32 typical); 0 = full fine-tuning"),
+    )
+    lora_alpha: int = field(default=32, metadata=_help("LoRA scaling (alpha / rank multiplies the adapter)"))
+    lora_target_modules: str = field(
+        default="q_proj,v_proj", metadata=_help("comma-separated module names that get LoRA adapters")
+    )
+    freeze_encoder: bool = field(
+        default=False,
+        metadata=_help(
+            "train the decoder only: about half the memory "
+            "for optimiser state, often enough for a new "
+            "language's spelling"
+        ),
+    )
+    optimizer: str = field(
+        default="adamw_torch",
+        metadata=_help(
+            "adamw_torch, or adamw_bnb_8bit (8-bit state, needs a CUDA GPU and bitsandbytes)", choices=OPTIMIZERS
+        ),
+    )
+    nproc: int = field(
+        default=1,
+        metadata=_help("processes for data-parallel training (torchrun): one per GPU; on a CPU, gloo processes"),
+    )
 
     def validate(self) -> TrainConfig:
         """Raise StudioError for the first invalid value; return self so calls chain."""
@@ -106,9 +133,26 @@ class TrainConfig:
             )
         if self.generation_max_length > 448:
             raise StudioError(f"generation_max_length {self.generation_max_length}: at most 448 (Whisper's decoder)")
-        for name, choices in (("precision", PRECISIONS), ("report_to", REPORTERS), ("lr_scheduler", SCHEDULERS)):
+        for name, choices in (
+            ("precision", PRECISIONS),
+            ("report_to", REPORTERS),
+            ("lr_scheduler", SCHEDULERS),
+            ("optimizer", OPTIMIZERS),
+        ):
             if getattr(self, name) not in choices:
                 raise StudioError(f"{name} '{getattr(self, name)}': choose one of {', '.join(choices)}")
+        if self.lora_rank < 0 or self.lora_alpha < 1 or self.nproc < 1:
+            raise StudioError(
+                f"lora_rank {self.lora_rank}, lora_alpha {self.lora_alpha}, nproc {self.nproc}: "
+                f"lora_rank ≥ 0 (0 = off), lora_alpha ≥ 1 and nproc ≥ 1"
+            )
+        if self.lora_rank and not [m for m in self.lora_target_modules.split(",") if m.strip()]:
+            raise StudioError("lora_target_modules is empty: name the layers that get adapters, e.g. q_proj,v_proj")
+        if self.optimizer == "adamw_bnb_8bit" and importlib.util.find_spec("bitsandbytes") is None:
+            raise StudioError(
+                "optimizer adamw_bnb_8bit needs bitsandbytes and a CUDA GPU: pip install bitsandbytes "
+                "on a GPU machine, or choose adamw_torch"
+            )
         if self.report_to != "none":
             package = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}[self.report_to]
             if importlib.util.find_spec(package) is None:

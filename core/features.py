@@ -2,9 +2,10 @@
 
 `prepare_features` decodes each example, filters what cannot train (audio longer than the model's window, labels
 over `max_sequence_length`, empty text, undecodable audio), extracts log-mel features in batches with the model's
-own feature extractor (80 or 128 bins; the processor's window: 30 s for real Whisper, a few seconds for the demo)
-and tokenises labels with the language/task prefix. Each split is an Arrow IPC file (memory-mapped when read, so a
-training run never holds the dataset in memory); `manifest.json` records the inputs, counts and a fingerprint.
+own feature-extractor settings (80 or 128 bins; the processor's window: 30 s for real Whisper, a few seconds for
+the demo; core/melspec.py computes them only where there is sound) and tokenises labels with the language/task
+prefix. Each split is an Arrow IPC file (memory-mapped when read, so a training run never holds the dataset in
+memory); `manifest.json` records the inputs, counts and a fingerprint.
 Same inputs → the artifact is reused. It is built in a temp folder and renamed: an interrupted prepare leaves
 nothing that looks complete.
 """
@@ -17,8 +18,9 @@ import os
 import shutil
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -30,12 +32,15 @@ from core.audio import SAMPLE_RATE
 from core.errors import StudioError
 from core.examples import Example, Source
 from core.languages import Language
+from core.melspec import log_mel
 from core.models import MAX_TARGET_POSITIONS, load_processor, model_fingerprint
 from core.text import CleaningOptions, clean_text
 from core.workspace import Workspace, read_json, write_json_atomic
 
 FORMAT_VERSION = 1
-BATCH_SIZE = 32  # clips per feature-extractor call: the torch STFT path is batched
+BATCH_SIZE = 32  # clips per log-mel call: the STFT is batched
+DECODE_WORKERS = min(4, os.cpu_count() or 2)  # threads decoding and resampling audio ahead of the STFT
+DECODE_AHEAD = 64  # rows decoded ahead at most: bounds memory on streaming sources
 FEATURE_DTYPE = np.float16  # log-mel values lie in about [-1, 2]; fp16 halves the disk and page cache
 AUDIO_SPLITS = ("test", "validation")  # splits that also keep 16-bit audio, for listening and re-transcribing
 SCHEMA = pa.schema(
@@ -231,6 +236,29 @@ def _filter_summary(splits: dict) -> str:
     return "; ".join(parts)
 
 
+def _decoded(rows: Iterator[Example]) -> Iterator[tuple[Example, np.ndarray | None]]:
+    """Examples with their decoded audio (None when undecodable), in order. Decoding runs in threads a bounded
+    distance ahead (soundfile, PyAV and soxr release the GIL), overlapping the feature extraction; a streaming
+    source is never read further ahead than DECODE_AHEAD rows."""
+
+    def decode(example: Example) -> np.ndarray | None:
+        try:
+            return example.load_audio()
+        except StudioError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
+        pending: deque = deque()
+        for example in rows:
+            pending.append((example, pool.submit(decode, example)))
+            if len(pending) >= DECODE_AHEAD:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
 def _write_split(
     path, split, rows: Iterator[Example], expected, language, options, extractor, tokenizer, window_samples, progress
 ) -> dict:
@@ -246,8 +274,7 @@ def _write_split(
             nonlocal kept, seconds
             if not batch:
                 return
-            feats = extractor([a for _, a, _ in batch], sampling_rate=SAMPLE_RATE, return_tensors="np")
-            mel = feats["input_features"].astype(FEATURE_DTYPE)
+            mel = log_mel([a for _, a, _ in batch], extractor).astype(FEATURE_DTYPE)
             durations = [len(a) / SAMPLE_RATE for _, a, _ in batch]
             pcm = [(np.clip(a, -1, 1) * 32767).astype(np.int16).tobytes() if keep_audio else b"" for _, a, _ in batch]
             writer.write_batch(
@@ -267,7 +294,7 @@ def _write_split(
             seconds += sum(durations)
             batch.clear()
 
-        for example in rows:
+        for example, audio in _decoded(rows):
             seen += 1
             if progress and seen % 16 == 0:
                 progress(split, seen, expected)
@@ -275,9 +302,7 @@ def _write_split(
             if not example.text:
                 filtered["empty_text"] += 1
                 continue
-            try:
-                audio = example.load_audio()
-            except StudioError:
+            if audio is None:
                 filtered["undecodable_audio"] += 1
                 continue
             if len(audio) > window_samples:

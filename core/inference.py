@@ -7,6 +7,7 @@ segment keeps its start and end time in seconds.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import numpy as np
 import torch
 
 from core.audio import SAMPLE_RATE, AudioSource, load_audio
-from core.models import load_model
+from core.export import is_ctranslate2
+from core.melspec import log_mel
+from core.models import load_model, load_processor
 from core.workspace import Workspace
 
 QUIET_SEARCH_S = 1.0  # look this far back from a window's end for the quietest 20 ms to cut at
@@ -59,9 +62,12 @@ class Transcriber:
     ):
         self.model_name = model
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model, self.processor = load_model(model, workspace, language=language, task=task)
-        self.model.to(self.device).eval()
         self.language, self.task = language, task
+        if is_ctranslate2(model):
+            self.model, self.processor = CTranslate2Whisper(model, self.device), load_processor(model, workspace)
+        else:
+            self.model, self.processor = load_model(model, workspace, language=language, task=task)
+            self.model.to(self.device).eval()
         extractor = self.processor.feature_extractor
         self.window = extractor.n_samples  # samples per window: the processor says how long the model listens
 
@@ -80,11 +86,15 @@ class Transcriber:
         kwargs = {"task": task or self.task, **({"language": language} if language else {})}
         if max_new_tokens:
             kwargs["max_new_tokens"] = max_new_tokens
+        if isinstance(self.model, CTranslate2Whisper):
+            return self.model.generate(
+                np.asarray(features, np.float32), self.processor.tokenizer, language, task or self.task, max_new_tokens
+            )
         ids = self.model.generate(inputs, **kwargs)
         return [t.strip() for t in self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
     def features(self, clips: list[np.ndarray]) -> np.ndarray:
-        return self.processor.feature_extractor(clips, sampling_rate=SAMPLE_RATE, return_tensors="np")["input_features"]
+        return log_mel(clips, self.processor.feature_extractor)
 
     def transcribe_array(
         self, samples: np.ndarray, batch_size: int = 8, language: str | None = None, task: str | None = None
@@ -107,6 +117,33 @@ class Transcriber:
     def text(self, samples: np.ndarray, language: str | None = None, task: str | None = None) -> str:
         """All segments' text joined: what the live and conversation paths need."""
         return " ".join(s.text for s in self.transcribe_array(samples, language=language, task=task)).strip()
+
+
+class CTranslate2Whisper:
+    """An exported model (core/export.py) run by CTranslate2: the engine faster-whisper is built on."""
+
+    def __init__(self, folder: str, device: str):
+        import ctranslate2
+
+        self.engine = ctranslate2.models.Whisper(
+            folder, device=device, compute_type="default", intra_threads=os.cpu_count() or 1
+        )
+
+    def generate(
+        self, features: np.ndarray, tokenizer, language: str | None, task: str, max_new_tokens: int | None
+    ) -> list[str]:
+        import ctranslate2
+
+        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(features))
+        if language is None:
+            language = self.engine.detect_language(batch)[0][0][0].strip("<|>")
+        prompt = tokenizer.convert_tokens_to_ids(
+            ["<|startoftranscript|>", f"<|{language}|>", f"<|{task}|>", "<|notimestamps|>"]
+        )
+        results = self.engine.generate(
+            batch, [prompt] * len(features), beam_size=1, max_length=max_new_tokens or 448, return_scores=False
+        )
+        return [tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in results]
 
 
 def format_segments(segments: list[Segment]) -> str:

@@ -51,7 +51,7 @@ def _refuse_if_busy(workspace: Workspace) -> None:
         )
 
 
-def _spawn(run: RunFolder, resume: bool) -> int:
+def _spawn(run: RunFolder, resume: bool) -> subprocess.Popen:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -60,7 +60,11 @@ def _spawn(run: RunFolder, resume: bool) -> int:
     }
     for secret in ("OPENAI_API_KEY",):  # the trainer needs no LLM key: keep it out of the worker entirely
         env.pop(secret, None)
-    command = [sys.executable, "-m", "core.worker", str(run.path)] + (["--resume"] if resume else [])
+    worker = ["-m", "core.worker", str(run.path)] + (["--resume"] if resume else [])
+    nproc = run.config().nproc
+    # torchrun starts one worker per process and sets RANK/WORLD_SIZE; the Trainer then runs DDP (gloo on a CPU)
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+    command = [sys.executable, *launcher, *worker]
     with open(run.path / "train.log", "ab") as log:
         process = subprocess.Popen(
             command,
@@ -72,7 +76,7 @@ def _spawn(run: RunFolder, resume: bool) -> int:
             start_new_session=True,
         )
     run.update_status(state="starting", pid=process.pid, heartbeat=time.time())
-    return process.pid
+    return process
 
 
 def start_run(config: TrainConfig, workspace: Workspace, foreground: bool = False) -> RunFolder:
@@ -92,9 +96,13 @@ def start_run(config: TrainConfig, workspace: Workspace, foreground: bool = Fals
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(config)
         run.update_status(state="starting", step=0, total=config.max_steps, created=time.time())
-        if not foreground:
-            _spawn(run, resume=False)
-            return run
+        if not foreground or config.nproc > 1:
+            process = _spawn(run, resume=False)
+            if not foreground:
+                return run
+    if config.nproc > 1:
+        process.wait()  # several processes cannot run in this one: wait for the launcher instead
+        return run
     from core.worker import run_worker
 
     run_worker(run.path)
@@ -124,9 +132,13 @@ def resume_run(run: RunFolder, workspace: Workspace, foreground: bool = False) -
         run.truncate_metrics(step if checkpoint else -1)  # no checkpoint: it starts over, baseline included
         run.stop_file.unlink(missing_ok=True)
         run.update_status(state="starting", error=None, step=step)
-        if not foreground:
-            _spawn(run, resume=True)
-            return run
+        if not foreground or run.config().nproc > 1:
+            process = _spawn(run, resume=True)
+            if not foreground:
+                return run
+    if run.config().nproc > 1:
+        process.wait()
+        return run
     from core.worker import run_worker
 
     run_worker(run.path, resume=True)

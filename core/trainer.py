@@ -8,7 +8,10 @@ Callbacks write the run folder: append-only metrics, the status heartbeat, the b
 
 from __future__ import annotations
 
+import copy
 import math
+import os
+import re
 import threading
 import time
 import traceback
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback, set_seed
 
+from core.config import TrainConfig
 from core.errors import StudioError
 from core.evaluation import error_rates
 from core.features import Artifact, features_from_row, open_artifact
@@ -76,21 +80,39 @@ def resolve_precision(choice: str) -> str:
     return choice
 
 
+def is_primary_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def stop_requested_everywhere(run: RunFolder) -> bool:
+    """Whether to stop now; under DDP every rank must agree on the same step, or the next all-reduce hangs."""
+    stop = run.stop_file.exists()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        flag = torch.tensor([int(stop)])
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        stop = bool(flag.item())
+    return stop
+
+
 class StatusWriter:
     """Owns status.json for the worker: one lock, so the heartbeat thread and the callbacks never interleave."""
 
     def __init__(self, run: RunFolder):
         self.run = run
+        self.primary = is_primary_process()  # under torchrun only rank 0 writes the run folder
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
     def update(self, **changes) -> None:
+        if not self.primary:
+            return
         with self.lock:
             self.run.update_status(heartbeat=time.time(), **changes)
 
     def start(self) -> None:
-        self.thread.start()
+        if self.primary:
+            self.thread.start()
 
     def close(self) -> None:
         self.stopped.set()
@@ -115,7 +137,7 @@ class RunFolderCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
-        if "train_runtime" in logs:
+        if "train_runtime" in logs or not state.is_world_process_zero:
             return  # the end-of-training summary; its numbers are already in the rows
         now, step = time.time(), state.global_step
         row = {"step": step, "epoch": round(state.epoch or 0.0, 4), "time": now, **logs}
@@ -140,14 +162,21 @@ class RunFolderCallback(TrainerCallback):
             # The last step always evaluates and saves, whatever the intervals: no trained step is ever lost.
             control.should_evaluate = True
             control.should_save = True
-        if self.run.stop_file.exists() and not self.stop_requested:
+        if stop_requested_everywhere(self.run) and not self.stop_requested:
             self.stop_requested = True
             self.status.update(state="stopping", step=state.global_step)
             control.should_save = True
             control.should_training_stop = True
         return control
 
-    def on_save(self, args, state, control, **kwargs):
+    def on_save(self, args, state, control, model=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        if is_peft(model):
+            # An adapter alone does not load in transformers.pipeline: also save the merged model, so every
+            # checkpoint stays self-contained (the adapter files beside it are what resume reads).
+            merged = copy.deepcopy(model).merge_and_unload()
+            merged.save_pretrained(self.run.path / f"checkpoint-{state.global_step}")
         if state.best_model_checkpoint:
             write_json_atomic(
                 self.run.path / "best.json",
@@ -158,6 +187,36 @@ class RunFolderCallback(TrainerCallback):
                 },
             )
         self.status.update(step=state.global_step, last_checkpoint=f"checkpoint-{state.global_step}")
+
+
+def is_peft(model) -> bool:
+    return model is not None and hasattr(model, "peft_config")
+
+
+def apply_memory_levers(model, config: TrainConfig):
+    """Freeze the encoder and/or wrap the model with LoRA adapters, as the config asks."""
+    if config.freeze_encoder:
+        model.freeze_encoder()  # the encoder's weights get no gradients and no optimiser state
+    if config.lora_rank:
+        from peft import LoraConfig, get_peft_model
+
+        targets = [m.strip() for m in config.lora_target_modules.split(",") if m.strip()]
+        names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        missing = sorted(set(targets) - names)
+        if missing:
+            raise StudioError(
+                f"lora_target_modules: {', '.join(missing)} not in this model; Whisper's attention "
+                f"layers are q_proj, k_proj, v_proj, out_proj; its MLP fc1, fc2"
+            )
+        # A frozen encoder gets no adapters either: a regex keeps them to the decoder's layers.
+        where = rf".*decoder\..*\.({'|'.join(map(re.escape, targets))})$" if config.freeze_encoder else targets
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules=where, lora_dropout=0.05, bias="none"
+            ),
+        )
+    return model
 
 
 def compute_metrics_for(tokenizer):
@@ -186,6 +245,7 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
     model.generation_config.max_length = config.generation_max_length
     if config.gradient_checkpointing:
         model.config.use_cache = False
+    model = apply_memory_levers(model, config)
     train_set = FeatureDataset(artifact, "train", config.max_train_samples)
     eval_set = FeatureDataset(artifact, config.eval_split, config.max_eval_samples)
 
@@ -199,6 +259,7 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
         max_steps=config.max_steps,
         lr_scheduler_type=config.lr_scheduler,
         weight_decay=config.weight_decay,
+        optim=config.optimizer,
         activation_checkpointing=config.gradient_checkpointing,
         fp16=precision == "fp16",
         bf16=precision == "bf16",
@@ -221,6 +282,10 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # Without a GPU the Trainer must be told it is on the CPU, or under torchrun every process trains alone;
+        # with it, DDP runs over gloo.
+        use_cpu=not torch.cuda.is_available(),
+        ddp_backend="gloo" if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
     )
     status = StatusWriter(run)
     samples_per_step = config.train_batch_size * config.grad_accum_steps * max(1, args.world_size)
@@ -259,7 +324,8 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
         return final
     finally:
         status.close()
-        run.stop_file.unlink(missing_ok=True)
+        if status.primary:
+            run.stop_file.unlink(missing_ok=True)
 
 
 def describe_failure(err: BaseException) -> str:

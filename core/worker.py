@@ -23,6 +23,12 @@ def run_worker(run_dir: Path, resume: bool = False) -> int:
 
     run = RunFolder(run_dir)
     workspace = Workspace(run_dir.parent.parent)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        print(f"worker rank {rank} of {world}", flush=True)
+    if rank != 0:
+        train(run, workspace, resume=resume)  # a torchrun replica: rank 0 alone records the run
+        return 0
     run.update_status(
         state="starting",
         pid=os.getpid(),

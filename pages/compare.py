@@ -14,6 +14,7 @@ from core.comparison import (
     utterance_audio,
 )
 from core.evaluation import evaluate_model
+from core.export import export_ctranslate2, parity
 from core.features import list_artifacts, open_artifact
 from core.runs import RunFolder, list_runs
 
@@ -45,11 +46,26 @@ if choices and datasets:
         [s for s in open_artifact(ws, data).manifest["splits"] if s != "train"] or ["train"],
         key="compare_split",
     )
-    if st.button("Evaluate", icon=":material/fact_check:"):
+    buttons = st.columns([1, 1, 2])
+    if buttons[0].button("Evaluate", icon=":material/fact_check:"):
         bar = st.progress(0.0)
         with user_errors():
             result = evaluate_model(choices[model_label], data, ws, split=split, progress=progress_callback(bar))
             st.success(f"{model_label} on {data}/{split}: WER {percent(result['wer'])}, CER {percent(result['cer'])}")
+    quantization = (
+        buttons[2].segmented_control("CTranslate2", ["int8", "float16"], default="int8", key="compare_quantization")
+        or "int8"
+    )
+    if buttons[1].button("Export", icon=":material/bolt:", help="CTranslate2 export + WER parity check"):
+        with user_errors(), st.spinner("Exporting and checking WER parity…"):
+            exported = export_ctranslate2(choices[model_label], ws, quantization)
+            check = parity(choices[model_label], exported, data, ws, split)
+            verdict = st.warning if check["flagged"] else st.success
+            verdict(
+                f"Exported to `{exported.name}`: WER {percent(check['original_wer'])} → "
+                f"{percent(check['exported_wer'])} ({check['difference_points']:.2f} points"
+                f"{', more than 0.5: check before using it' if check['flagged'] else ''})"
+            )
 else:
     st.caption("Train a run and prepare a test set to evaluate checkpoints here.")
 

@@ -1,0 +1,98 @@
+"""Scale and speed levers on the demo: CTranslate2 export with parity, LoRA, a frozen encoder, DDP over two gloo
+processes."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from safetensors.torch import load_file
+from transformers import pipeline
+
+from core.config import TrainConfig, apply_preset
+from core.errors import StudioError
+from core.export import export_ctranslate2, is_ctranslate2, parity
+from core.features import open_artifact
+from core.inference import Transcriber
+from core.jobs import start_run
+
+
+def _a_test_clip(workspace):
+    """The 16 kHz samples of the first test utterance of the prepared demo set."""
+    table = open_artifact(workspace, "nb-tiny").read_split("test")
+    return np.frombuffer(table.column("audio")[0].as_py(), dtype=np.int16).astype(np.float32) / 32768
+
+
+def tiny(run: str, **changes) -> TrainConfig:
+    config = apply_preset(TrainConfig(data="nb-tiny", run=run), "demo")
+    return replace(
+        config,
+        **{
+            **dict(
+                max_steps=6,
+                warmup_steps=1,
+                logging_steps=1,
+                eval_steps=3,
+                save_steps=3,
+                train_batch_size=8,
+                generation_max_length=12,
+            ),
+            **changes,
+        },
+    )
+
+
+def test_ctranslate2_export_transcribes_and_checks_parity(populated, tmp_path):
+    run = populated.run("page-run")
+    checkpoint = run / json.loads((run / "best.json").read_text())["checkpoint"]
+    exported = export_ctranslate2(str(checkpoint), populated, "int8")
+    assert is_ctranslate2(exported) and exported.name == f"{checkpoint.name}-ct2-int8"
+    speech = _a_test_clip(populated)
+    segments = Transcriber(str(exported), populated, language="no").transcribe_array(speech)
+    assert len(segments) == 1 and isinstance(segments[0].text, str)
+    check = parity(str(checkpoint), exported, "nb-tiny", populated)
+    assert check["difference_points"] == pytest.approx(100 * abs(check["original_wer"] - check["exported_wer"]))
+    assert check["flagged"] == (check["difference_points"] > 0.5)
+    result = run_cli(
+        "export", "--model", str(checkpoint), "--quantization", "float32", "--data", "nb-tiny", home=populated.home
+    )
+    assert result.returncode == 0 and "parity on nb-tiny/test" in result.stdout, result.stderr[-1500:]
+    with pytest.raises(StudioError, match="quantization 'int4'"):
+        export_ctranslate2(str(checkpoint), populated, "int4")
+
+
+def test_lora_and_frozen_encoder_keep_checkpoints_self_contained(workspace, demo_artifact):
+    run = start_run(tiny("lora", lora_rank=4, freeze_encoder=True), workspace, foreground=True)
+    assert run.status()["state"] == "completed", run.status()
+    losses = [r["loss"] for r in run.metrics() if "loss" in r]
+    assert losses[-1] < losses[0]
+    base = load_file(str(workspace.models / "demo" / "model.safetensors"))
+    for checkpoint in run.checkpoints():
+        assert (checkpoint / "adapter_config.json").is_file()
+        merged = load_file(str(checkpoint / "model.safetensors"))
+        key = next(k for k in merged if "encoder.layers.0.self_attn.q_proj.weight" in k)
+        assert torch.equal(merged[key], base[key])  # frozen: the encoder did not move
+        decoder_key = next(k for k in merged if "decoder.layers.0.self_attn.q_proj.weight" in k)
+        assert not torch.equal(merged[decoder_key], base[decoder_key])  # the merged adapter changed the decoder
+        assert pipeline("automatic-speech-recognition", model=str(checkpoint)) is not None
+
+
+def test_lora_on_a_missing_module_fails_with_the_valid_names(workspace, demo_artifact):
+    run = start_run(tiny("badlora", lora_rank=4, lora_target_modules="query"), workspace, foreground=True)
+    status = run.status()
+    assert status["state"] == "failed" and "query not in this model" in status["error"]
+    assert "q_proj" in status["error"]
+
+
+def test_two_gloo_processes_train_and_only_rank_0_writes(workspace, demo_artifact):
+    run = start_run(tiny("ddp", nproc=2, max_steps=4, eval_steps=2, save_steps=2), workspace, foreground=True)
+    status = run.status()
+    assert status["state"] == "completed" and status["step"] == 4, run.log_tail(30)
+    rows = run.metrics()
+    train_steps = [r["step"] for r in rows if "loss" in r]
+    assert train_steps == [1, 2, 3, 4]  # one row per step: rank 1 wrote nothing
+    assert [r["step"] for r in rows if "eval_wer" in r] == [0, 2, 4]
+    log = "\n".join(run.log_tail(400))
+    assert "worker rank 0 of 2" in log and "worker rank 1 of 2" in log
