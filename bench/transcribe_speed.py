@@ -1,9 +1,9 @@
 """Transcription speed: real-time factor of our path against `transformers.pipeline`, and of the CTranslate2 export.
 
 Same trained demo checkpoint, same minutes of espeak-ng speech, same cores. The pipeline is used as the seed
-write-ups' demos use it (chunked at the model's window, one chunk at a time); ours cuts windows at quiet moments and
-decodes them in batches; the CTranslate2 row is our path on the int8 export. WER of each transcript against the
-script is shown so speed is never bought with accuracy unnoticed.
+write-ups' demos use it (chunked at the model's window, one chunk at a time); ours gives each stretch of speech its
+own window (core/vad.py), skips silence and decodes 16 windows per batch; the CTranslate2 row is our path on the
+int8 export. WER of each transcript against the script is shown so speed is never bought with accuracy unnoticed.
 
     python bench/transcribe_speed.py [--utterances 120]
 """
@@ -74,7 +74,7 @@ def main() -> None:
 | path | seconds | real-time factor | faster than real time | WER vs script |
 |---|---:|---:|---:|---:|
 {row("`transformers.pipeline` (chunked, batch 1)", pipe_text, pipe_s)}
-{row("ours: quiet-point windows, batched generate", ours_text, ours_s)}
+{row("ours: one window per stretch of speech (VAD), batched generate", ours_text, ours_s)}
 {row("ours on the CTranslate2 int8 export", fast_text, fast_s)}
 
 **Ratios: ours {pipe_s / ours_s:.1f}× the pipeline; CTranslate2 export {pipe_s / fast_s:.1f}× the pipeline.**

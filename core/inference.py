@@ -1,8 +1,8 @@
 """Transcription: one loaded model turns features, audio arrays or files into text.
 
-Audio longer than the model's window (30 s for Whisper, a few seconds for the demo) is cut into windows, preferring
-a quiet moment near each window's end so words are not split, and the windows are decoded as one batch. Every
-segment keeps its start and end time in seconds.
+Audio is cut where there is speech (core/vad.py): stretches of speech are packed whole into windows no longer than
+the model's (30 s for Whisper, a few seconds for the demo), a stretch longer than a window is cut at its quietest
+moments, silence is skipped, and the windows are decoded in batches. Every segment keeps its times in seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from core.audio import SAMPLE_RATE, AudioSource, load_audio
 from core.export import is_ctranslate2
 from core.melspec import log_mel
 from core.models import load_model, load_processor
+from core.vad import speech_regions
 from core.workspace import Workspace
 
 QUIET_SEARCH_S = 1.0  # look this far back from a window's end for the quietest 20 ms to cut at
@@ -47,6 +48,21 @@ def split_windows(samples: np.ndarray, window: int) -> list[tuple[int, int]]:
         spans.append((start, end))
         start = end
     return spans
+
+
+def speech_windows(samples: np.ndarray, window: int) -> list[tuple[int, int]]:
+    """Windows over the speech only: regions from the VAD, packed whole into windows of at most `window` samples;
+    a region longer than a window is cut at its quietest moments (split_windows). Silence is never decoded.
+    Audio that fits in one window is decoded whole, as the model saw its training clips."""
+    if len(samples) <= window:
+        return [(0, len(samples))] if len(samples) else []
+    windows: list[list[int]] = []
+    for start, end in speech_regions(samples):
+        if end - start > window:
+            windows += [[start + s, start + e] for s, e in split_windows(samples[start:end], window)]
+        else:
+            windows.append([start, end])
+    return [(s, e) for s, e in windows]
 
 
 class Transcriber:
@@ -97,10 +113,10 @@ class Transcriber:
         return log_mel(clips, self.processor.feature_extractor)
 
     def transcribe_array(
-        self, samples: np.ndarray, batch_size: int = 8, language: str | None = None, task: str | None = None
+        self, samples: np.ndarray, batch_size: int = 16, language: str | None = None, task: str | None = None
     ) -> list[Segment]:
         """16 kHz mono samples → segments with times; long audio is windowed and decoded in batches."""
-        spans = split_windows(samples, self.window)
+        spans = speech_windows(samples, self.window)
         segments = []
         for i in range(0, len(spans), batch_size):
             chunk = spans[i : i + batch_size]

@@ -5,8 +5,8 @@ speaks, the utterance so far is transcribed about once a second (partial text); 
 it, the whole utterance is transcribed once more (final text) and the latency from the end of speech to the final
 text is recorded. `snapshot()` returns a consistent copy under a lock, for a page fragment to poll.
 
-The detector is energy-based with an adaptive noise floor: a 20 ms frame is speech when it is 12 dB above the
-floor (and above an absolute -50 dBFS), so it works on a quiet laptop microphone and a noisy room alike.
+The detector is core/vad.py's, with the noise floor tracked as frames arrive, so it works on a quiet laptop
+microphone and a noisy room alike.
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.audio import SAMPLE_RATE, resample
+from core.vad import ABSOLUTE_FLOOR_DB, FRAME, SPEECH_ABOVE_FLOOR_DB, frame_db
 
-FRAME = 320  # 20 ms at 16 kHz
-SPEECH_ABOVE_FLOOR_DB = 12.0
-ABSOLUTE_FLOOR_DB = -50.0
 SILENCE_END_S = 0.3  # this much quiet ends an utterance (it is part of the end-of-speech latency)
 PRE_ROLL_S = 0.2  # audio kept from before speech started, so the first consonant is not cut
 PARTIAL_EVERY_S = 1.0
@@ -36,10 +34,6 @@ class Utterance:
     end_s: float
     latency_s: float  # end of speech → final text
     audio: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.float32))
-
-
-def frame_db(frame: np.ndarray) -> float:
-    return 10 * np.log10(float(np.mean(frame**2)) + 1e-12)
 
 
 class LiveSession:
@@ -75,7 +69,7 @@ class LiveSession:
             self._frame(frame)
 
     def _frame(self, frame: np.ndarray) -> None:
-        db = frame_db(frame)
+        db = float(frame_db(frame))
         self.level_db = db
         self._samples_seen += FRAME
         speech = db > max(self._floor_db + SPEECH_ABOVE_FLOOR_DB, ABSOLUTE_FLOOR_DB)
