@@ -51,23 +51,19 @@ def _refuse_if_busy(workspace: Workspace) -> None:
         )
 
 
-def _spawn(run: RunFolder, resume: bool) -> subprocess.Popen:
+def _detached(args: list[str], log_path: Path) -> subprocess.Popen:
+    """`python ARGS` from the repository root in a process session of its own (it outlives the caller), output
+    appended to `log_path`. The LLM key never reaches it: nothing it runs needs one."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }
-    for secret in ("OPENAI_API_KEY",):  # the trainer needs no LLM key: keep it out of the worker entirely
-        env.pop(secret, None)
-    worker = ["-m", "core.worker", str(run.path)] + (["--resume"] if resume else [])
-    nproc = run.config().nproc
-    # torchrun starts one worker per process and sets RANK/WORLD_SIZE; the Trainer then runs DDP (gloo on a CPU)
-    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
-    command = [sys.executable, *launcher, *worker]
-    with open(run.path / "train.log", "ab") as log:
-        process = subprocess.Popen(
-            command,
+    env.pop("OPENAI_API_KEY", None)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -75,8 +71,32 @@ def _spawn(run: RunFolder, resume: bool) -> subprocess.Popen:
             env=env,
             start_new_session=True,
         )
+
+
+def _spawn(run: RunFolder, resume: bool) -> subprocess.Popen:
+    worker = ["-m", "core.worker", str(run.path)] + (["--resume"] if resume else [])
+    nproc = run.config().nproc
+    # torchrun starts one worker per process and sets RANK/WORLD_SIZE; the Trainer then runs DDP (gloo on a CPU)
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+    process = _detached([*launcher, *worker], run.path / "train.log")
     run.update_status(state="starting", pid=process.pid, heartbeat=time.time())
     return process
+
+
+def _start(run: RunFolder, resume: bool, foreground: bool) -> subprocess.Popen | None:
+    """Spawn the worker unless it runs in this process (foreground, one process); call under the jobs lock."""
+    return _spawn(run, resume) if not foreground or run.config().nproc > 1 else None
+
+
+def _follow(run: RunFolder, process: subprocess.Popen | None, foreground: bool, resume: bool) -> RunFolder:
+    """Return at once for a background job; else wait for the launched processes, or train right here."""
+    if foreground and process is not None:
+        process.wait()  # several processes cannot run in this one: wait for the launcher instead
+    elif foreground:
+        from core.worker import run_worker
+
+        run_worker(run.path, resume=resume)
+    return run
 
 
 def start_run(config: TrainConfig, workspace: Workspace, foreground: bool = False) -> RunFolder:
@@ -96,17 +116,8 @@ def start_run(config: TrainConfig, workspace: Workspace, foreground: bool = Fals
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(config)
         run.update_status(state="starting", step=0, total=config.max_steps, created=time.time())
-        if not foreground or config.nproc > 1:
-            process = _spawn(run, resume=False)
-            if not foreground:
-                return run
-    if config.nproc > 1:
-        process.wait()  # several processes cannot run in this one: wait for the launcher instead
-        return run
-    from core.worker import run_worker
-
-    run_worker(run.path)
-    return run
+        process = _start(run, resume=False, foreground=foreground)
+    return _follow(run, process, foreground, resume=False)
 
 
 def stop_run(run: RunFolder) -> dict:
@@ -132,17 +143,8 @@ def resume_run(run: RunFolder, workspace: Workspace, foreground: bool = False) -
         run.truncate_metrics(step if checkpoint else -1)  # no checkpoint: it starts over, baseline included
         run.stop_file.unlink(missing_ok=True)
         run.update_status(state="starting", error=None, step=step)
-        if not foreground or run.config().nproc > 1:
-            process = _spawn(run, resume=True)
-            if not foreground:
-                return run
-    if run.config().nproc > 1:
-        process.wait()
-        return run
-    from core.worker import run_worker
-
-    run_worker(run.path, resume=True)
-    return run
+        process = _start(run, resume=True, foreground=foreground)
+    return _follow(run, process, foreground, resume=True)
 
 
 def wait_for(run: RunFolder, timeout_s: float, states: tuple[str, ...], poll_s: float = 0.5) -> dict:
@@ -165,18 +167,8 @@ def start_command_job(workspace: Workspace, name: str, args: list[str]) -> dict:
     if record and command_job_state(record) == "running":
         raise StudioError(f"'{name}' is already running (pid {record['pid']})")
     log = jobs / f"{name}.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "core", *args, "--home", str(workspace.home)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=str(REPO),
-            env=env,
-            start_new_session=True,
-        )
+    log.write_bytes(b"")  # each job's log starts empty: its tail is what the sidebar shows
+    process = _detached(["-m", "core", *args, "--home", str(workspace.home)], log)
     record = {"name": name, "pid": process.pid, "args": args, "started": time.time(), "log": str(log)}
     write_json_atomic(jobs / f"{name}.json", record)
     return record

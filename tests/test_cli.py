@@ -78,3 +78,29 @@ def test_demo_command_ends_with_wer_before_and_after(tmp_path):
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("WER before ") and " → after " in last and last.endswith("%")
     assert "4/4 evaluating" in result.stderr
+
+
+def test_background_command_jobs_log_finish_and_refuse_a_twin(tmp_path):
+    import os
+    import signal
+    import time
+
+    from core.errors import StudioError
+    from core.jobs import command_job, command_job_state, command_job_tail, start_command_job
+    from core.workspace import Workspace
+
+    workspace = Workspace.open(tmp_path / "ws")
+    record = start_command_job(workspace, "table", ["languages"])
+    deadline = time.time() + 60
+    while command_job_state(command_job(workspace, "table")) == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    assert any(line.startswith("nb ") and "<|no|>" in line for line in command_job_tail(record, 20))
+
+    slow = start_command_job(
+        workspace, "slow", ["synth", "--language", "nb", "--n", "5000", "--out", str(tmp_path / "big")]
+    )
+    try:
+        with pytest.raises(StudioError, match="'slow' is already running"):
+            start_command_job(workspace, "slow", ["languages"])
+    finally:
+        os.killpg(slow["pid"], signal.SIGKILL)
