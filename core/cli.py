@@ -79,6 +79,7 @@ def cmd_prepare(args) -> int:
         max_eval_samples=args.max_eval_samples,
         max_sequence_length=args.max_sequence_length,
         cleaning=CleaningOptions(lowercase=args.lowercase, strip_punctuation=args.strip_punctuation),
+        stream_train=args.stream_train,
     )
     bar = _progress_bar("clip")
     artifact = prepare_features(
@@ -289,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-sequence-length", type=int, default=255, help="drop rows whose labels are longer")
     p.add_argument("--lowercase", action="store_true", help="lowercase transcripts")
     p.add_argument("--strip-punctuation", action="store_true", help="remove punctuation (letters such as æøå stay)")
+    p.add_argument(
+        "--stream-train",
+        action="store_true",
+        help="store no training features: training reads the source as it goes (sets too big for disk)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a dataset of the same name made from other inputs")
     p.set_defaults(func=cmd_prepare)
 

@@ -63,6 +63,9 @@ class PrepareOptions:
     max_eval_samples: int | None = None
     max_sequence_length: int = 255  # label tokens, prefix and <|endoftext|> included
     cleaning: CleaningOptions = field(default_factory=CleaningOptions)
+    # Keep the training split at its source and make its features while training (core/streaming.py): for sets too
+    # big for the disk. Evaluation splits are always stored, so every evaluation sees the same rows.
+    stream_train: bool = False
 
     def validate(self) -> None:
         if not 8 <= self.max_sequence_length <= MAX_TARGET_POSITIONS:
@@ -88,7 +91,13 @@ class Artifact:
     def name(self) -> str:
         return self.path.name
 
+    def streams(self, split: str) -> bool:
+        """Whether `split` is read from the source at training time instead of stored here."""
+        return bool(self.manifest["splits"].get(split, {}).get("streamed"))
+
     def split_path(self, split: str) -> Path:
+        if self.streams(split):
+            raise StudioError(f"dataset '{self.name}' streams its '{split}' split from the source; nothing is stored")
         if split not in self.manifest["splits"]:
             raise StudioError(
                 f"dataset '{self.name}' has no '{split}' split; it has {', '.join(self.manifest['splits'])}"
@@ -169,6 +178,9 @@ def prepare_features(
     try:
         splits = {}
         for split in source.splits():
+            if split == "train" and options.stream_train:
+                splits[split] = {"rows": 0, "seen": 0, "hours": 0.0, "filtered": {}, "streamed": True}
+                continue
             limit = options.max_train_samples if split == "train" else options.max_eval_samples
             rows = islice(source.examples(split), limit) if limit else source.examples(split)
             counts = _write_split(
@@ -259,6 +271,32 @@ def _decoded(rows: Iterator[Example]) -> Iterator[tuple[Example, np.ndarray | No
             yield done, future.result()
 
 
+def usable_rows(
+    rows: Iterator[Example],
+    language: Language,
+    options: PrepareOptions,
+    tokenizer,
+    window_samples: int,
+    filtered: Counter,
+) -> Iterator[tuple[Example, np.ndarray, list[int]]]:
+    """(example with cleaned text, 16 kHz audio, label ids) for each row that can train; the others are counted in
+    `filtered` by reason. The one filter the prepared and the streamed training data share."""
+    for example, audio in _decoded(rows):
+        example.text = clean_text(example.text, options.cleaning, language)
+        if not example.text:
+            filtered["empty_text"] += 1
+        elif audio is None:
+            filtered["undecodable_audio"] += 1
+        elif len(audio) > window_samples:
+            filtered["audio_too_long"] += 1
+        else:
+            ids = tokenizer(example.text).input_ids
+            if len(ids) > options.max_sequence_length:
+                filtered["labels_too_long"] += 1
+            else:
+                yield example, audio, ids
+
+
 def _write_split(
     path, split, rows: Iterator[Example], expected, language, options, extractor, tokenizer, window_samples, progress
 ) -> dict:
@@ -294,24 +332,15 @@ def _write_split(
             seconds += sum(durations)
             batch.clear()
 
-        for example, audio in _decoded(rows):
-            seen += 1
-            if progress and seen % 16 == 0:
-                progress(split, seen, expected)
-            example.text = clean_text(example.text, options.cleaning, language)
-            if not example.text:
-                filtered["empty_text"] += 1
-                continue
-            if audio is None:
-                filtered["undecodable_audio"] += 1
-                continue
-            if len(audio) > window_samples:
-                filtered["audio_too_long"] += 1
-                continue
-            ids = tokenizer(example.text).input_ids
-            if len(ids) > options.max_sequence_length:
-                filtered["labels_too_long"] += 1
-                continue
+        def counted(rows_in):
+            nonlocal seen
+            for row in rows_in:
+                seen += 1
+                if progress and seen % 16 == 0:
+                    progress(split, seen, expected)
+                yield row
+
+        for example, audio, ids in usable_rows(counted(rows), language, options, tokenizer, window_samples, filtered):
             batch.append((example, audio, ids))
             if len(batch) >= BATCH_SIZE:
                 flush()

@@ -55,3 +55,20 @@ def open_source(
             f"{source}: neither a folder nor a Hub dataset id (owner/name) nor a preset ({', '.join(PRESETS)})"
         )
     return HubSource(source, config, split_names, bool(streaming), text_column, token)
+
+
+def source_from_description(description: dict) -> Source:
+    """Reopen the source an artifact's manifest describes (the token comes from the environment again)."""
+    if description.get("kind") == "folder":
+        return FolderSource(Path(description["path"]), text_column=description.get("text_column"))
+    if description.get("kind") == "hub":
+        return HubSource(
+            description["dataset"],
+            description.get("config"),
+            dict(description["splits"]),
+            bool(description.get("streaming")),
+            description.get("text_column"),
+            None,
+            description.get("revision"),
+        )
+    raise StudioError(f"cannot reopen a source described as {description.get('kind')!r}; prepare the dataset again")

@@ -246,7 +246,12 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
     if config.gradient_checkpointing:
         model.config.use_cache = False
     model = apply_memory_levers(model, config)
-    train_set = FeatureDataset(artifact, "train", config.max_train_samples)
+    if artifact.streams("train"):
+        from core.streaming import StreamingFeatureDataset
+
+        train_set = StreamingFeatureDataset(artifact, workspace, config.max_train_samples, config.seed)
+    else:
+        train_set = FeatureDataset(artifact, "train", config.max_train_samples)
     eval_set = FeatureDataset(artifact, config.eval_split, config.max_eval_samples)
 
     args = Seq2SeqTrainingArguments(

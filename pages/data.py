@@ -42,6 +42,7 @@ model = right.text_input(
     help="demo (offline, 3 s window), a Hub id such as openai/whisper-small, or a local folder",
 )
 source_args: dict = {}
+stream_train = False
 with left:
     if kind == "Synthetic speech":
         n = st.number_input("Utterances", 10, 20000, 300, step=50, help="10% become the test split")
@@ -81,6 +82,10 @@ with left:
             "Stream (for sets too big for the disk)", value=PRESETS[preset].streaming if preset in PRESETS else False
         )
         text_column = st.text_input("Text column", placeholder="detected")
+        stream_train = st.checkbox(
+            "Store no training features: training reads the source as it goes",
+            help="for sets too big for the disk; evaluation splits are still stored",
+        )
         st.caption(
             "HF_TOKEN found: gated datasets work."
             if secret("HF_TOKEN")
@@ -155,7 +160,10 @@ if source_args:
             bar = st.progress(0.0)
             with user_errors():
                 options = PrepareOptions(
-                    max_train_samples=max_train or None, max_eval_samples=max_eval or None, cleaning=cleaning
+                    max_train_samples=max_train or None,
+                    max_eval_samples=max_eval or None,
+                    cleaning=cleaning,
+                    stream_train=stream_train,
                 )
                 artifact = prepare_features(
                     open_source(language=language, **source_args),
