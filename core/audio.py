@@ -84,14 +84,3 @@ def _decode_pyav(source: AudioSource) -> tuple[np.ndarray, int]:
             chunks.append(out.to_ndarray().reshape(-1))
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
     return samples, rate
-
-
-def write_wav(path: Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
-    """16-bit PCM wav, written to a temp name then renamed so no half file is ever seen."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(tmp, samples, sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
-
-
-def duration_seconds(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
-    return len(samples) / sample_rate

@@ -96,8 +96,7 @@ def explain(err: Exception, endpoint: Endpoint) -> StudioError:
 
 def reply(conversation: Conversation, user_text: str, endpoint: Endpoint) -> str:
     """The whole reply at once; the conversation gains both turns only when it succeeds."""
-    text = "".join(stream_reply(conversation, user_text, endpoint, stream=False))
-    return text
+    return "".join(stream_reply(conversation, user_text, endpoint, stream=False))
 
 
 def stream_reply(conversation: Conversation, user_text: str, endpoint: Endpoint, stream: bool = True) -> Iterator[str]:

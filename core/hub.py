@@ -159,7 +159,7 @@ def explain_hub_error(dataset_id: str, config: str | None, split: str, err: Exce
             f"{name}: not found on the Hugging Face Hub, or gated; check the id, accept its terms on the Hub "
             f"and set HF_TOKEN"
         )
-    if "BuilderConfig" in text or "config" in text.lower() and "available" in text.lower():
+    if "BuilderConfig" in text or ("config" in text.lower() and "available" in text.lower()):
         return f"{name}: {text}"
     if "Unknown split" in text or "Bad split" in text:
         return f"{name}: {text}; choose the split with --train-split/--eval-split"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -164,7 +163,3 @@ class CTranslate2Whisper:
 
 def format_segments(segments: list[Segment]) -> str:
     return "\n".join(f"[{s.start:7.2f} → {s.end:7.2f}] {s.text}" for s in segments)
-
-
-def transcribe_file(path: Path, model: str, workspace: Workspace, language: str | None = None) -> list[Segment]:
-    return Transcriber(model, workspace, language=language).transcribe(path)

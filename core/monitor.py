@@ -7,7 +7,6 @@ past 300% while the loss fell). These checks read the run folder's metrics only.
 from __future__ import annotations
 
 import math
-import time
 
 
 def eta_seconds(status: dict, metrics: list[dict]) -> float | None:
@@ -56,7 +55,3 @@ def run_warnings(metrics: list[dict]) -> list[str]:
                 f"training loss fell: the model may be over-fitting; the best checkpoint is kept"
             )
     return warnings
-
-
-def heartbeat_age(status: dict) -> float | None:
-    return time.time() - status["heartbeat"] if status.get("heartbeat") else None

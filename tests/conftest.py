@@ -48,25 +48,32 @@ def demo_artifact(synth_folder, session_workspace):
     )
 
 
-@pytest.fixture(scope="session")
-def populated(session_workspace, demo_artifact):
-    """The session workspace plus a finished tiny run and an evaluation of its best checkpoint."""
+def tiny_config(run: str, data: str = "nb-tiny", **changes):
+    """The demo preset shrunk to seconds on 2 cores: 12 steps of 8 utterances, evaluated and saved at 6 and 12."""
     from dataclasses import replace
 
     from core.config import TrainConfig, apply_preset
+
+    small = dict(
+        max_steps=12,
+        warmup_steps=1,
+        logging_steps=2,
+        eval_steps=6,
+        save_steps=6,
+        train_batch_size=8,
+        eval_batch_size=16,
+        generation_max_length=12,
+    )
+    return replace(apply_preset(TrainConfig(data=data, run=run), "demo"), **{**small, **changes})
+
+
+@pytest.fixture(scope="session")
+def populated(session_workspace, demo_artifact):
+    """The session workspace plus a finished tiny run and an evaluation of its best checkpoint."""
     from core.evaluation import evaluate_model
     from core.jobs import start_run
 
-    config = replace(
-        apply_preset(TrainConfig(data="nb-tiny", run="page-run"), "demo"),
-        max_steps=4,
-        warmup_steps=1,
-        logging_steps=1,
-        eval_steps=2,
-        save_steps=2,
-        train_batch_size=8,
-        generation_max_length=12,
-    )
+    config = tiny_config("page-run", max_steps=4, logging_steps=1, eval_steps=2, save_steps=2)
     run = start_run(config, session_workspace, foreground=True)
     evaluate_model(str(run.path / run.best()["checkpoint"]), "nb-tiny", session_workspace)
     return session_workspace

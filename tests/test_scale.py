@@ -2,16 +2,14 @@
 processes."""
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, tiny_config
 from safetensors.torch import load_file
 from transformers import pipeline
 
-from core.config import TrainConfig, apply_preset
 from core.errors import StudioError
 from core.export import export_ctranslate2, is_ctranslate2, parity
 from core.features import open_artifact
@@ -23,25 +21,6 @@ def _a_test_clip(workspace):
     """The 16 kHz samples of the first test utterance of the prepared demo set."""
     table = open_artifact(workspace, "nb-tiny").read_split("test")
     return np.frombuffer(table.column("audio")[0].as_py(), dtype=np.int16).astype(np.float32) / 32768
-
-
-def tiny(run: str, **changes) -> TrainConfig:
-    config = apply_preset(TrainConfig(data="nb-tiny", run=run), "demo")
-    return replace(
-        config,
-        **{
-            **dict(
-                max_steps=6,
-                warmup_steps=1,
-                logging_steps=1,
-                eval_steps=3,
-                save_steps=3,
-                train_batch_size=8,
-                generation_max_length=12,
-            ),
-            **changes,
-        },
-    )
 
 
 def test_ctranslate2_export_transcribes_and_checks_parity(populated, tmp_path):
@@ -64,7 +43,7 @@ def test_ctranslate2_export_transcribes_and_checks_parity(populated, tmp_path):
 
 
 def test_lora_and_frozen_encoder_keep_checkpoints_self_contained(workspace, demo_artifact):
-    run = start_run(tiny("lora", lora_rank=4, freeze_encoder=True), workspace, foreground=True)
+    run = start_run(tiny_config("lora", lora_rank=4, freeze_encoder=True), workspace, foreground=True)
     assert run.status()["state"] == "completed", run.status()
     losses = [r["loss"] for r in run.metrics() if "loss" in r]
     assert losses[-1] < losses[0]
@@ -80,14 +59,18 @@ def test_lora_and_frozen_encoder_keep_checkpoints_self_contained(workspace, demo
 
 
 def test_lora_on_a_missing_module_fails_with_the_valid_names(workspace, demo_artifact):
-    run = start_run(tiny("badlora", lora_rank=4, lora_target_modules="query"), workspace, foreground=True)
+    run = start_run(tiny_config("badlora", lora_rank=4, lora_target_modules="query"), workspace, foreground=True)
     status = run.status()
     assert status["state"] == "failed" and "query not in this model" in status["error"]
     assert "q_proj" in status["error"]
 
 
 def test_two_gloo_processes_train_and_only_rank_0_writes(workspace, demo_artifact):
-    run = start_run(tiny("ddp", nproc=2, max_steps=4, eval_steps=2, save_steps=2), workspace, foreground=True)
+    run = start_run(
+        tiny_config("ddp", nproc=2, max_steps=4, logging_steps=1, eval_steps=2, save_steps=2),
+        workspace,
+        foreground=True,
+    )
     status = run.status()
     assert status["state"] == "completed" and status["step"] == 4, run.log_tail(30)
     rows = run.metrics()

@@ -4,13 +4,12 @@ storing its training split, trained from the stream, interrupted and resumed."""
 import os
 import signal
 import time
-from dataclasses import replace
 from itertools import islice
 
 import pytest
+from conftest import tiny_config
 from datasets import Audio, Dataset
 
-from core.config import TrainConfig, apply_preset
 from core.errors import StudioError
 from core.features import PrepareOptions, prepare_features
 from core.hub import HubSource
@@ -57,16 +56,7 @@ def test_training_split_is_not_stored_and_streams_in_passes(streamed, session_wo
 
 
 def test_train_from_the_stream_survives_kill_and_resume(streamed, session_workspace):
-    config = replace(
-        apply_preset(TrainConfig(data="streamed", run="stream-run"), "demo"),
-        max_steps=12,
-        warmup_steps=2,
-        logging_steps=2,
-        eval_steps=4,
-        save_steps=4,
-        train_batch_size=4,
-        generation_max_length=12,
-    )
+    config = tiny_config("stream-run", data="streamed", warmup_steps=2, eval_steps=4, save_steps=4, train_batch_size=4)
     run = start_run(config, session_workspace)
     deadline = time.time() + 120
     while time.time() < deadline and not run.checkpoints():

@@ -4,31 +4,15 @@ import importlib.util
 import os
 import signal
 import time
-from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import tiny_config
 from transformers import pipeline
 
-from core.config import TrainConfig, apply_preset
 from core.errors import StudioError
 from core.jobs import resume_run, start_run, stop_run, wait_for
 from core.runs import RunFolder
-
-
-def tiny_config(run: str, **changes) -> TrainConfig:
-    config = apply_preset(TrainConfig(data="nb-tiny", run=run), "demo")
-    small = dict(
-        max_steps=12,
-        warmup_steps=2,
-        logging_steps=2,
-        eval_steps=6,
-        save_steps=6,
-        train_batch_size=8,
-        eval_batch_size=16,
-        generation_max_length=16,
-    )
-    return replace(config, **{**small, **changes})
 
 
 def test_training_lowers_the_loss_and_every_checkpoint_loads_in_the_pipeline(workspace, demo_artifact):
