@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,16 @@ from core.languages import get_language  # noqa: E402
 from core.runs import RunFolder, list_runs  # noqa: E402
 from core.synth import SynthSpec, synthesize_dataset  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
+
+
+def checkpoint_benchmark(description: str, utterances: int) -> tuple[argparse.Namespace, Workspace, str]:
+    """Parse --utterances/--home for a benchmark over a trained demo checkpoint: (args, workspace, checkpoint)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--utterances", type=int, default=utterances)
+    parser.add_argument("--home", help="workspace with a trained demo run (default: $STUDIO_HOME or ./workspace)")
+    args = parser.parse_args()
+    workspace = Workspace.open(args.home)
+    return args, workspace, trained_checkpoint(workspace)
 
 
 def trained_checkpoint(workspace: Workspace) -> str:

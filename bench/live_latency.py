@@ -9,20 +9,18 @@ from the moment the voice stopped, so it includes the detector's SILENCE_END_S o
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from common import speech, trained_checkpoint
+from common import checkpoint_benchmark, speech
 
 from bench.report import write_section
 from core.audio import SAMPLE_RATE
 from core.export import export_ctranslate2
 from core.inference import Transcriber
 from core.live import SILENCE_END_S, LiveSession
-from core.workspace import Workspace
 
 CHUNK = 320  # 20 ms
 
@@ -39,12 +37,7 @@ def latencies(transcriber: Transcriber, samples) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--utterances", type=int, default=20)
-    parser.add_argument("--home", help="workspace with a trained demo run (default: $STUDIO_HOME or ./workspace)")
-    args = parser.parse_args()
-    workspace = Workspace.open(args.home)
-    checkpoint = trained_checkpoint(workspace)
+    args, workspace, checkpoint = checkpoint_benchmark(__doc__, utterances=20)
     with tempfile.TemporaryDirectory() as tmp:
         samples, _ = speech(Path(tmp) / "speech", args.utterances, gap_s=1.0, seed=12)
     rows = []

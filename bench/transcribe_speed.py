@@ -10,19 +10,17 @@ int8 export. WER of each transcript against the script is shown so speed is neve
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, speech, trained_checkpoint  # noqa: F401
+from common import checkpoint_benchmark, speech
 
 from bench.report import write_section
 from core.audio import SAMPLE_RATE
 from core.evaluation import error_rates
 from core.export import export_ctranslate2
 from core.inference import Transcriber
-from core.workspace import Workspace
 
 
 def timed(fn):
@@ -32,12 +30,7 @@ def timed(fn):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--utterances", type=int, default=120)
-    parser.add_argument("--home", help="workspace with a trained demo run (default: $STUDIO_HOME or ./workspace)")
-    args = parser.parse_args()
-    workspace = Workspace.open(args.home)
-    checkpoint = trained_checkpoint(workspace)
+    args, workspace, checkpoint = checkpoint_benchmark(__doc__, utterances=120)
     with tempfile.TemporaryDirectory() as tmp:
         samples, texts = speech(Path(tmp) / "speech", args.utterances)
         reference = " ".join(texts)
