@@ -129,7 +129,11 @@ def examine(
     return DoctorReport(rows, problems, seconds, dict(Counter(r["split"] for r in rows)))
 
 
-def duration_histogram(report: DoctorReport, bin_seconds: float = 1.0) -> list[dict]:
-    """[{seconds: bin start, rows: n}] for the duration chart."""
-    bins = Counter(int((r["duration"] or 0) // bin_seconds) for r in report.rows if r["duration"])
-    return [{"seconds": b * bin_seconds, "rows": n} for b, n in sorted(bins.items())]
+def duration_histogram(report: DoctorReport, bins: int = 20) -> list[dict]:
+    """[{seconds: bin start, rows: n}] over about `bins` equal bins from 0 to the longest clip (≥ 0.1 s wide)."""
+    durations = [r["duration"] for r in report.rows if r["duration"]]
+    if not durations:
+        return []
+    width = max(0.1, round(max(durations) / bins, 1))
+    counts = Counter(int(d / width + 1e-9) for d in durations)  # the epsilon keeps 0.5 s in the 0.5 bin
+    return [{"seconds": round(b * width, 1), "rows": counts.get(b, 0)} for b in range(max(counts) + 1)]

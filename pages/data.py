@@ -143,7 +143,7 @@ if source_args:
                 st.altair_chart(
                     alt.Chart(histogram, title="Durations")
                     .mark_bar()
-                    .encode(x=alt.X("seconds:Q", title="seconds"), y=alt.Y("rows:Q", title="rows")),
+                    .encode(x=alt.X("seconds:O", title="seconds (bin start)"), y=alt.Y("rows:Q", title="rows")),
                     width="stretch",
                 )
             table = pd.DataFrame([{k: v for k, v in r.items() if k != "audio"} for r in report.rows])
