@@ -158,10 +158,10 @@ def prepare_features(
     options.validate()
     if not name or "/" in name or name.startswith("."):
         raise StudioError(f"dataset name '{name}': use letters, digits, '-' and '_' (no '/', no leading '.')")
-    print_ = fingerprint(source, language, model, workspace, options)
+    fingerprint_ = fingerprint(source, language, model, workspace, options)
     final = workspace.dataset(name)
     existing = read_json(final / "manifest.json")
-    if existing and existing.get("fingerprint") == print_:
+    if existing and existing.get("fingerprint") == fingerprint_:
         return Artifact(final, existing, reused=True)
     if existing and not overwrite:
         raise StudioError(f"dataset '{name}' exists, prepared from other inputs; choose another name or overwrite it")
@@ -200,7 +200,7 @@ def prepare_features(
             raise StudioError(f"no usable rows in the source: {_filter_summary(splits)}")
         manifest = {
             "name": name,
-            "fingerprint": print_,
+            "fingerprint": fingerprint_,
             "format": FORMAT_VERSION,
             "created": time.time(),
             "source": source.describe(),
