@@ -11,6 +11,7 @@ import streamlit as st
 from app.common import workspace
 from core.comparison import checkpoint_choices
 from core.inference import Transcriber
+from core.models import DEFAULT_MODEL, DEMO
 
 ICE_SERVERS_ENV = "STUDIO_ICE_SERVERS"  # JSON list of RTCIceServer dicts; empty by default (localhost needs none)
 
@@ -22,9 +23,13 @@ def transcriber(model: str) -> Transcriber:
 
 
 def model_choices() -> dict[str, str]:
-    """Label → location: every run's checkpoints (best marked), each run's base model, and the demo."""
-    choices = checkpoint_choices(workspace())
-    choices.setdefault("base: demo (untrained)", "demo")
+    """Label → location: whisper-base first (the default), every run's checkpoints (best marked), each run's base
+    model, and the demo."""
+    choices = {"whisper-base · OpenAI, installed (CTranslate2 int8)": DEFAULT_MODEL}
+    for label, location in checkpoint_choices(workspace()).items():
+        if location not in choices.values():
+            choices[label] = location
+    choices.setdefault("base: demo (untrained)", DEMO)
     return choices
 
 

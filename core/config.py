@@ -2,8 +2,8 @@
 `config.json`, and the tests construct. Help text lives once, on each field; `validate()` checks every value before
 anything starts and names the problem and the valid range.
 
-Defaults are the seed recipe's (openai/whisper-small on a GPU): batch 16 × 5000 steps = 80,000 utterances seen.
-The `demo` preset suits the tiny offline model on a CPU.
+The base model defaults to whisper-base, installed offline; the other defaults are the seed recipe's (whisper-small
+on a GPU): batch 16 × 5000 steps = 80,000 utterances seen. The `demo` preset suits the tiny offline model on a CPU.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def _help(text: str, **extra) -> dict:
 class TrainConfig:
     data: str = field(default="", metadata=_help("prepared dataset name (see `prepare`)"))
     model: str = field(
-        default="openai/whisper-small", metadata=_help("base model: Hub id, local folder, checkpoint folder, or demo")
+        default="whisper-base",
+        metadata=_help("base model: whisper-base (installed), a Hub id, a local or checkpoint folder, or demo"),
     )
     run: str = field(default="", metadata=_help("run name: the folder under WORKSPACE/runs"))
     language: str = field(default="", metadata=_help("language code; empty = the dataset's language"))

@@ -156,7 +156,9 @@ def evaluate_model(
     table = artifact.read_split(split)
     shape = artifact.feature_shape()
     total = min(table.num_rows, limit or table.num_rows)
-    transcriber = Transcriber(location, workspace, language=artifact.manifest["whisper_language"])
+    transcriber = Transcriber(
+        location, workspace, language=artifact.manifest["whisper_language"], prefer_ctranslate2=False
+    )
     ids, refs, hyps = [], [], []
     for start in range(0, total, batch_size):
         stop = min(start + batch_size, total)

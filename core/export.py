@@ -14,18 +14,13 @@ import tempfile
 from pathlib import Path
 
 from core.errors import StudioError
-from core.models import PROCESSOR_FILES, resolve_model
+from core.models import PROCESSOR_FILES, is_ctranslate2, resolve_model  # noqa: F401
 from core.workspace import Workspace, write_json_atomic
 
 QUANTIZATIONS = ("int8", "float16", "int8_float16", "float32")
 PARITY_POINTS = 0.5  # WER percentage points
 EXPORT_MARKER = "studio_export.json"
 COPIED = ("tokenizer.json", "tokenizer_config.json", "generation_config.json", *PROCESSOR_FILES)
-
-
-def is_ctranslate2(location: str | Path) -> bool:
-    path = Path(location)
-    return path.is_dir() and (path / "model.bin").is_file() and (path / EXPORT_MARKER).is_file()
 
 
 def export_ctranslate2(model: str, workspace: Workspace, quantization: str = "int8", out: Path | None = None) -> Path:

@@ -1,5 +1,8 @@
 """Transcription: one loaded model turns features, audio arrays or files into text.
 
+Two engines: transformers (any checkpoint) and CTranslate2 (an export, or the installed whisper-base's own file,
+which runs with int8 compute on a CPU: the fast path for files, the live microphone and conversation).
+
 Audio is cut where there is speech (core/vad.py): stretches of speech are packed whole into windows no longer than
 the model's (30 s for Whisper, a few seconds for the demo), a stretch longer than a window is cut at its quietest
 moments, silence is skipped, and the windows are decoded in batches. Every segment keeps its times in seconds.
@@ -14,9 +17,9 @@ import numpy as np
 import torch
 
 from core.audio import SAMPLE_RATE, AudioSource, load_audio
-from core.export import is_ctranslate2
+from core.installed_models import ctranslate2_twin
 from core.melspec import log_mel
-from core.models import load_model, load_processor
+from core.models import is_ctranslate2, load_model, load_processor, resolve_model
 from core.vad import speech_regions
 from core.workspace import Workspace
 
@@ -65,7 +68,11 @@ def speech_windows(samples: np.ndarray, window: int) -> list[tuple[int, int]]:
 
 
 class Transcriber:
-    """A model and its processor, loaded once; `language` is a Whisper code (`no`) or None to detect it."""
+    """A model and its processor, loaded once; `language` is a Whisper code (`no`) or None to detect it.
+
+    With `prefer_ctranslate2` a transformers folder that has a CTranslate2 twin (the installed whisper-base) runs on
+    the twin with int8 compute on a CPU (float16 on a GPU); evaluation turns it off to measure the very weights that
+    training starts from."""
 
     def __init__(
         self,
@@ -74,14 +81,23 @@ class Transcriber:
         language: str | None = None,
         task: str = "transcribe",
         device: str | None = None,
+        prefer_ctranslate2: bool = True,
     ):
         self.model_name = model
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.language, self.task = language, task
-        if is_ctranslate2(model):
-            self.model, self.processor = CTranslate2Whisper(model, self.device), load_processor(model, workspace)
+        location = resolve_model(model, workspace)
+        twin = ctranslate2_twin(location) if prefer_ctranslate2 else None
+        if twin is not None:
+            compute = "float16" if self.device == "cuda" else "int8"
+            self.model, self.processor = (
+                CTranslate2Whisper(str(twin), self.device, compute),
+                load_processor(location, workspace),
+            )
+        elif is_ctranslate2(location):
+            self.model, self.processor = CTranslate2Whisper(location, self.device), load_processor(location, workspace)
         else:
-            self.model, self.processor = load_model(model, workspace, language=language, task=task)
+            self.model, self.processor = load_model(location, workspace, language=language, task=task)
             self.model.to(self.device).eval()
         extractor = self.processor.feature_extractor
         self.window = extractor.n_samples  # samples per window: the processor says how long the model listens
@@ -137,11 +153,11 @@ class Transcriber:
 class CTranslate2Whisper:
     """An exported model (core/export.py) run by CTranslate2: the engine faster-whisper is built on."""
 
-    def __init__(self, folder: str, device: str):
+    def __init__(self, folder: str, device: str, compute_type: str = "default"):
         import ctranslate2
 
         self.engine = ctranslate2.models.Whisper(
-            folder, device=device, compute_type="default", intra_threads=os.cpu_count() or 1
+            folder, device=device, compute_type=compute_type, intra_threads=os.cpu_count() or 1
         )
 
     def generate(

@@ -1,67 +1,108 @@
-"""Whisper models: load any checkpoint by Hub id or local folder, and build the small offline `demo` model.
+"""Which model a name means, and loading it: a Hub id, a local folder, the installed whisper-base, or `demo`.
 
 A model is always loaded with its processor (feature extractor + tokenizer) and generation config; language and
-task are set through the generation config, never `forced_decoder_ids`. `demo` is a Whisper-architecture model
-with the real multilingual tokenizer (assets/whisper-tokenizer) and a short input window stored in its processor,
-so every piece of code reads the window from the processor. It starts untrained (seeded random weights) and lives
-in the workspace as an ordinary Hugging Face folder.
+task are set through the generation config, never `forced_decoder_ids`. Names resolve to a loadable location:
+
+- `demo`: the 4M-parameter offline toy (core/model_folders.py), built into the workspace on first use;
+- `whisper-base`: the installed OpenAI whisper-base (core/installed_models.py), converted into the workspace once;
+- `openai/whisper-base`: the Hub model when the Hub can be reached (or it is in the Hugging Face cache), else the
+  installed copy, said in one line;
+- a folder (checkpoint, converted model, CTranslate2 export), or any other Hub id, as given.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import shutil
-import tempfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.errors import StudioError
-from core.workspace import Workspace, read_json, write_json_atomic
+from core.model_folders import MAX_TARGET_POSITIONS, TOKENIZER_ASSETS, build_demo_model  # noqa: F401 (re-exported)
+from core.workspace import Workspace, read_json
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-TOKENIZER_ASSETS = ASSETS / "whisper-tokenizer"
 DEMO = "demo"
-MAX_TARGET_POSITIONS = 448  # decoder positions of every openai/whisper-* checkpoint
+DEFAULT_MODEL = "whisper-base"  # what pages and commands offer first: a real Whisper, installed offline
 # transformers 5 saves a processor as processor_config.json; Hub checkpoints have preprocessor_config.json
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
-HOP_LENGTH = 160  # samples per mel frame at 16 kHz: 10 ms
-
-
-@dataclass(frozen=True)
-class DemoSpec:
-    """The demo model's shape: small enough to train on 2 CPU cores in minutes."""
-
-    window_seconds: int = 3  # input window: 3 s × 100 frames/s = 300 mel frames, 150 encoder positions
-    num_mel_bins: int = 80
-    d_model: int = 64
-    encoder_layers: int = 2
-    decoder_layers: int = 2
-    attention_heads: int = 4
-    ffn_dim: int = 256
-    max_target_positions: int = 448  # as every openai/whisper-* model: 448 × 64 is a small table
-    seed: int = 0
+CT2_MARKERS = ("studio_export.json", "studio_model.json")  # an export of ours, or the installed whisper-base
+log = logging.getLogger("studio")
+# What the pages offer as a base model, first the default: label → name.
+BASE_MODELS = {
+    "whisper-base · OpenAI, 74M parameters, installed offline": DEFAULT_MODEL,
+    "openai/whisper-small · 244M parameters, from the Hub": "openai/whisper-small",
+    "demo · 4M-parameter toy, 3 s window, untrained": DEMO,
+}
 
 
 def demo_path(workspace: Workspace) -> Path:
     return workspace.models / DEMO
 
 
+def is_ctranslate2(location: str | Path) -> bool:
+    """Whether a folder is a CTranslate2 model of ours (an export, or the installed model's engine)."""
+    path = Path(location)
+    return path.is_dir() and (path / "model.bin").is_file() and any((path / m).is_file() for m in CT2_MARKERS)
+
+
 def resolve_model(model: str, workspace: Workspace) -> str:
-    """A loadable location: `demo` (built on first use), a local folder, or a Hub id, as given."""
+    """A loadable location: a folder made on first use (demo, whisper-base), a local folder, or a Hub id."""
+    from core.installed_models import ensure_installed, installed_name
+
+    if not model or not model.strip():
+        raise StudioError(
+            "no model given: choose whisper-base, a Hub id such as openai/whisper-small, a folder, or demo"
+        )
     if model == DEMO:
         path = demo_path(workspace)
         if not (path / "config.json").is_file():
             build_demo_model(path)
         return str(path)
+    installed = installed_name(model)
+    if installed and (model == installed or not hub_model_available(model)):
+        if model != installed:
+            log.info("%s: the Hub cannot be reached; using the installed copy (%s)", model, installed)
+        return str(ensure_installed(workspace, installed))
     path = Path(model).expanduser()
     if path.is_dir():
         if not any((path / name).is_file() for name in ("config.json",) + PROCESSOR_FILES):
             raise StudioError(f"{path}: no Whisper model here (no config.json, no processor files)")
         return str(path.resolve())
     if model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1):
-        raise StudioError(f"{model}: no such model folder; give a folder, a Hub id like openai/whisper-small, or demo")
+        raise StudioError(
+            f"{model}: no such model folder; give a folder, a Hub id like openai/whisper-small, whisper-base or demo"
+        )
     return model
+
+
+_HUB_CHECKS: dict[str, bool] = {}
+
+
+def hub_model_available(model_id: str) -> bool:
+    """Whether `model_id` can be loaded from the Hub now: in the local Hugging Face cache, or the Hub answers
+    within a few seconds. Asked once per process."""
+    if model_id not in _HUB_CHECKS:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+        _HUB_CHECKS[model_id] = cached or (not _hub_offline() and _hub_answers())
+    return _HUB_CHECKS[model_id]
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _hub_answers(timeout_s: float = 3.0) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def model_fingerprint(model: str, workspace: Workspace) -> str:
@@ -78,18 +119,28 @@ def model_fingerprint(model: str, workspace: Workspace) -> str:
 def _explain_load_error(model: str, err: Exception) -> StudioError:
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     return StudioError(
-        f"cannot load model '{model}': {text[:300]}; give a Hub id such as openai/whisper-small "
-        f"(needs the network, and HF_TOKEN for private models), a local model folder, or demo"
+        f"cannot load model '{model}': {text[:300]}; give whisper-base (installed), a Hub id such as "
+        f"openai/whisper-small (needs the network, and HF_TOKEN for private models), a local model folder, or demo"
     )
+
+
+def processor_location(location: str) -> str:
+    """Where a model's processor files are: the folder itself, or for the installed CTranslate2 engine the
+    transformers folder it names (our tokenizer lives there; the package's tokenizer.json stays for faster-whisper)."""
+    for marker in CT2_MARKERS:
+        pointer = (read_json(Path(location) / marker) or {}).get("processor") if Path(location).is_dir() else None
+        if pointer:
+            return str((Path(location) / pointer).resolve())
+    return location
 
 
 def load_processor(model: str, workspace: Workspace):
     from transformers import WhisperProcessor
 
-    location = resolve_model(model, workspace)
+    location = processor_location(resolve_model(model, workspace))
     try:
         return WhisperProcessor.from_pretrained(location)
-    except Exception as err:
+    except (OSError, ValueError, KeyError) as err:
         raise _explain_load_error(model, err) from None
 
 
@@ -98,10 +149,12 @@ def load_model(model: str, workspace: Workspace, language: str | None = None, ta
     from transformers import WhisperForConditionalGeneration
 
     location = resolve_model(model, workspace)
+    if is_ctranslate2(location):
+        raise StudioError(f"{model}: a CTranslate2 model runs inference only; train from its transformers folder")
     processor = load_processor(model, workspace)
     try:
         network = WhisperForConditionalGeneration.from_pretrained(location)
-    except Exception as err:
+    except (OSError, ValueError, KeyError) as err:
         raise _explain_load_error(model, err) from None
     generation = network.generation_config
     generation.language = language
@@ -111,107 +164,7 @@ def load_model(model: str, workspace: Workspace, language: str | None = None, ta
     return network, processor
 
 
-def language_token_ids(tokenizer) -> dict[str, int]:
-    """`<|xx|>` → id for every language token of a multilingual Whisper tokenizer."""
-    start = tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
-    translate = tokenizer.convert_tokens_to_ids("<|translate|>")
-    return {tokenizer.convert_ids_to_tokens(i): i for i in range(start + 1, translate)}
-
-
-def build_demo_model(path: Path, spec: DemoSpec | None = None) -> Path:
-    """Write the untrained demo model (model, processor, generation config) to `path`, atomically."""
-    import torch
-    from transformers import (
-        GenerationConfig,
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-        WhisperTokenizer,
-    )
-
-    spec = spec or DemoSpec()
-    if not (TOKENIZER_ASSETS / "tokenizer.json").is_file():
-        raise StudioError(
-            f"{TOKENIZER_ASSETS}: the Whisper tokenizer files are missing; "
-            f"run python scripts/build_whisper_tokenizer.py"
-        )
-    tokenizer = WhisperTokenizer.from_pretrained(str(TOKENIZER_ASSETS))
-    extractor = WhisperFeatureExtractor(
-        feature_size=spec.num_mel_bins,
-        sampling_rate=16000,
-        hop_length=HOP_LENGTH,
-        chunk_length=spec.window_seconds,
-        n_fft=400,
-    )
-    ids = {
-        t: tokenizer.convert_tokens_to_ids(t)
-        for t in (
-            "<|endoftext|>",
-            "<|startoftranscript|>",
-            "<|translate|>",
-            "<|transcribe|>",
-            "<|startofprev|>",
-            "<|notimestamps|>",
-        )
-    }
-    frames = extractor.nb_max_frames
-    config = WhisperConfig(
-        vocab_size=len(tokenizer),
-        num_mel_bins=spec.num_mel_bins,
-        d_model=spec.d_model,
-        encoder_layers=spec.encoder_layers,
-        decoder_layers=spec.decoder_layers,
-        encoder_attention_heads=spec.attention_heads,
-        decoder_attention_heads=spec.attention_heads,
-        encoder_ffn_dim=spec.ffn_dim,
-        decoder_ffn_dim=spec.ffn_dim,
-        max_source_positions=frames // 2,  # the encoder's stride-2 convolution halves the frames
-        max_target_positions=spec.max_target_positions,
-        pad_token_id=ids["<|endoftext|>"],
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|endoftext|>"],
-        decoder_start_token_id=ids["<|startoftranscript|>"],
-        begin_suppress_tokens=[220, ids["<|endoftext|>"]],
-        suppress_tokens=[],
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(spec.seed)
-    model = WhisperForConditionalGeneration(config)
-    generation = GenerationConfig.from_model_config(config)
-    whisper_fields = dict(
-        lang_to_id=language_token_ids(tokenizer),
-        task_to_id={"translate": ids["<|translate|>"], "transcribe": ids["<|transcribe|>"]},
-        is_multilingual=True,
-        no_timestamps_token_id=ids["<|notimestamps|>"],
-        prev_sot_token_id=ids["<|startofprev|>"],
-        max_initial_timestamp_index=50,
-        decoder_start_token_id=ids["<|startoftranscript|>"],
-        max_length=spec.max_target_positions,
-        forced_decoder_ids=None,
-        begin_suppress_tokens=[220, ids["<|endoftext|>"]],
-        suppress_tokens=[],
-    )
-    for key, value in whisper_fields.items():  # setattr: GenerationConfig.update() ignores unknown keys
-        setattr(generation, key, value)
-    # Marked as derived from the model config, it would be rebuilt from it on load, losing the Whisper fields.
-    generation._from_model_config = False
-    model.generation_config = generation
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        model.save_pretrained(staging)
-        WhisperProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(staging)
-        write_json_atomic(staging / "demo_spec.json", asdict(spec))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return path
-
-
 def demo_spec(workspace: Workspace) -> dict | None:
-    return read_json(demo_path(workspace) / "demo_spec.json")
+    from core.model_folders import DEMO_SPEC_FILE
+
+    return read_json(demo_path(workspace) / DEMO_SPEC_FILE)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
             json.dump(data, f, indent=2, ensure_ascii=False, default=str)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the file replaces an ordinary one
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -77,3 +81,23 @@ def read_json(path: Path, default: Any = None) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return default
+
+
+@contextmanager
+def staged_folder(final: Path, tag: str = "") -> Iterator[Path]:
+    """Build a folder in a temporary sibling and rename it to `final` when the block succeeds (replacing what was
+    there), so a reader sees the old folder or the complete new one, never a half-written one. On any failure,
+    kill -9 aside, the temporary folder is removed; `tag` (a pid) lets a later run find and clean what a killed one
+    left (`.NAME.TAG.*`)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.{tag}." if tag else f".{final.name}.", dir=final.parent))
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; the finished folder is an ordinary one
+    try:
+        yield staging
+        if final.exists():
+            trash = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

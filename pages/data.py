@@ -12,7 +12,7 @@ from core.features import PrepareOptions, list_artifacts, open_artifact, prepare
 from core.folders import LAYOUTS, detect_layout
 from core.hub import PRESETS
 from core.languages import LANGUAGES
-from core.models import load_processor
+from core.models import BASE_MODELS, load_processor
 from core.sources import open_source
 from core.synth import SynthSpec, synthesize_dataset
 from core.text import CleaningOptions
@@ -35,12 +35,13 @@ code = right.selectbox(
     format_func=lambda c: f"{LANGUAGES[c].name} ({c}) → Whisper {LANGUAGES[c].whisper_token}",
 )
 language = LANGUAGES[code]
-model = right.text_input(
-    "Model whose processor makes the features",
-    value="demo",
+model_label = right.selectbox(
+    "Base model you will train",
+    [*BASE_MODELS, "another Hub id or folder"],
     key="data_model",
-    help="demo (offline, 3 s window), a Hub id such as openai/whisper-small, or a local folder",
+    help="its processor makes the features: mel bins, window length (30 s for Whisper, 3 s for demo), tokenizer",
 )
+model = BASE_MODELS.get(model_label) or right.text_input("Model", placeholder="openai/whisper-medium or a folder")
 source_args: dict = {}
 stream_train = False
 with left:

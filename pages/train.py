@@ -9,7 +9,7 @@ from app.charts import error_rate_curves, training_curves
 from app.common import SELECTED_DATASET, SELECTED_RUN, percent, user_errors, workspace
 from app.config_form import config_form
 from core.config import PRESETS, TrainConfig, apply_preset
-from core.features import list_artifacts
+from core.features import list_artifacts, open_artifact
 from core.jobs import resume_run, start_run, stop_run
 from core.monitor import eta_seconds, format_duration, run_warnings
 from core.runs import LIVE_STATES, RESUMABLE_STATES, RunFolder, list_runs
@@ -28,11 +28,15 @@ with st.expander("New run", expanded=not runs):
         data = top[0].selectbox("Dataset", datasets, index=datasets.index(selected) if selected in datasets else 0)
         preset = top[1].selectbox(
             "Preset",
-            ["demo", *[p for p in PRESETS if p != "demo"], "none"],
-            help="demo: the small offline model on a CPU; whisper-small: the seed recipe",
+            ["none", *PRESETS],
+            help="none: whisper-base with the recipe's settings; demo: the small offline model on a CPU; "
+            "whisper-small: the seed recipe",
         )
+        # the base model follows the dataset: its features were made by that model's processor
+        prepared_with = open_artifact(ws, data).manifest["model"]
         defaults = apply_preset(
-            TrainConfig(data=data, run=f"{data}-{len(runs) + 1}"), None if preset == "none" else preset
+            TrainConfig(data=data, run=f"{data}-{len(runs) + 1}", model=prepared_with),
+            None if preset == "none" else preset,
         )
         config, submitted = config_form(defaults, key=f"train-form-{preset}")
         if submitted:

@@ -79,15 +79,24 @@ def populated(session_workspace, demo_artifact):
     return session_workspace
 
 
+@pytest.fixture(scope="session")
+def whisper_base(session_workspace) -> Path:
+    """The installed whisper-base, reassembled, verified and converted once into the session workspace."""
+    from core.models import resolve_model
+
+    return Path(resolve_model("whisper-base", session_workspace))
+
+
 @pytest.fixture
 def workspace(tmp_path, session_workspace):
-    """A fresh workspace that shares the session's demo model and prepared dataset (copied, cheap)."""
+    """A fresh workspace that shares the session's models and prepared datasets (hard links: cheap, even for the
+    435 MB of whisper-base)."""
     from core.workspace import Workspace
 
     ws = Workspace.open(tmp_path / "ws")
     for sub in ("models", "datasets"):
         if (session_workspace.home / sub).is_dir():
-            shutil.copytree(session_workspace.home / sub, ws.home / sub)
+            shutil.copytree(session_workspace.home / sub, ws.home / sub, copy_function=os.link)
     return ws
 
 

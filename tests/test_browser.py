@@ -46,7 +46,7 @@ def standin():
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, session_workspace, demo_artifact, standin):
     home = tmp_path_factory.mktemp("browser") / "ws"
-    shutil.copytree(session_workspace.models, home / "models")  # the demo model, built once per session
+    shutil.copytree(session_workspace.models, home / "models", copy_function=os.link)  # built once per session
     port = free_port()
     env = {
         **os.environ,
@@ -150,10 +150,17 @@ def click_button(driver, label: str) -> None:
     click(driver, f"//button[.//p[normalize-space()='{label}']]")
 
 
+def choose(driver, label: str, option_prefix: str) -> None:
+    """Pick the option starting with `option_prefix` in the selectbox labelled `label`."""
+    click(driver, f"//input[@role='combobox' and @aria-label='{label}']")
+    click(driver, f"//*[@role='option' and starts-with(normalize-space(), '{option_prefix}')]")
+    time.sleep(0.5)
+
+
 def set_number(driver, label: str, value: int) -> None:
     field = driver.find_element(By.XPATH, f"//input[@aria-label='{label}']")
     field.send_keys(Keys.CONTROL, "a")
-    field.send_keys(str(value), Keys.ENTER)
+    field.send_keys(str(value), Keys.TAB)  # Enter would submit a form with the values typed so far
     time.sleep(0.5)
 
 
@@ -167,6 +174,7 @@ def test_data_train_compare_in_the_browser(app_url, browser):
     browser.get(url)
     wait_for_text(browser, "Generate with espeak-ng")
     assert "Run the offline demo" in browser.find_element(By.TAG_NAME, "body").text
+    choose(browser, "Base model you will train", "demo")
     set_number(browser, "Utterances", 60)
     click_button(browser, "Generate with espeak-ng")
     wait_for_text(browser, "Ready:")
