@@ -11,7 +11,7 @@ from dataclasses import fields
 
 import streamlit as st
 
-from core.config import TrainConfig
+from core.config import TrainConfig, field_kind
 
 BASIC = (
     "model",
@@ -30,16 +30,16 @@ HIDDEN = ("data",)  # chosen outside the form
 def _widget(field, value, key: str):
     help_text = field.metadata.get("help")
     label = field.name.replace("_", " ")
-    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    kind = field_kind(field)
     choices = field.metadata.get("choices")
     if choices:
         return st.selectbox(label, choices, index=choices.index(value), help=help_text, key=key)
-    if "bool" in kind:
+    if kind == "bool":
         return st.checkbox(label, value=value, help=help_text, key=key)
-    if "float" in kind:
+    if kind == "float":
         return st.number_input(label, value=float(value), format="%g", help=help_text, key=key)
-    if "int" in kind:
-        optional = "None" in kind
+    if kind in ("int", "optional_int"):
+        optional = kind == "optional_int"
         number = st.number_input(
             label + (" (0 = all)" if optional else ""), value=int(value or 0), step=1, help=help_text, key=key
         )

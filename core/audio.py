@@ -19,6 +19,10 @@ import soxr
 from core.errors import StudioError
 
 SAMPLE_RATE = 16000  # Hz: what every Whisper feature extractor expects
+N_FFT = 400  # samples per STFT window: 25 ms
+HOP_LENGTH = 160  # samples between mel frames: 10 ms, so 100 frames per second
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 mel frames; the encoder's stride-2 convolution halves them
+INT16_SCALE = 32767  # 16-bit PCM full scale: float ±1.0 ↔ int16 ±32767 (stored test audio, WebRTC frames)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".webm", ".m4a", ".mp4", ".aac", ".wma")
 
 AudioSource = str | os.PathLike | bytes

@@ -64,10 +64,16 @@ def cmd_models(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from core.synth import SynthSpec, synthesize_dataset
+    from core.synth import SynthSpec, default_kind, synthesize_dataset
 
     language = get_language(args.language)
-    spec = SynthSpec(language=language.code, n=args.n, seed=args.seed, vocabulary_size=args.vocabulary_size)
+    spec = SynthSpec(
+        language=language.code,
+        n=args.n,
+        seed=args.seed,
+        kind=args.kind or default_kind(language),
+        vocabulary_size=args.vocabulary_size,
+    )
     out = Path(args.out) if args.out else Workspace.open(args.home).synth / f"{language.code}-{args.n}-{args.seed}"
     bar = _progress_bar("clip")
     synthesize_dataset(language, out, spec, progress=lambda done, total: bar("synth", done, total))
@@ -77,7 +83,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from core.features import PrepareOptions, prepare_features
+    from core.features import PrepareOptions, overlap_warnings, prepare_features
     from core.sources import open_source
     from core.text import CleaningOptions
 
@@ -91,8 +97,10 @@ def cmd_prepare(args) -> int:
         text_column=args.text_column,
         train_split=args.train_split,
         eval_split=args.eval_split,
+        validation_split=args.validation_split,
     )
     options = PrepareOptions(
+        task=args.task,
         max_train_samples=args.max_train_samples,
         max_eval_samples=args.max_eval_samples,
         max_sequence_length=args.max_sequence_length,
@@ -109,6 +117,8 @@ def cmd_prepare(args) -> int:
         f"{s} {c['rows']} rows ({c['hours'] * 60:.1f} min)" for s, c in artifact.manifest["splits"].items()
     )
     print(f"{verb} {artifact.name}: {counts} → {artifact.path}")
+    for warning in overlap_warnings(artifact.manifest):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -121,13 +131,24 @@ def cmd_train(args) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     config = replace(config, **overrides)
     run = start_run(config, workspace, foreground=args.foreground)
-    status = run.status()
     if args.foreground:
-        if status.get("state") == "failed":
-            raise StudioError(f"run {run.name} failed: {status.get('error')}")
-        print(f"run {run.name} {status.get('state')} at step {status.get('step')}; best: {run.best()}")
-    else:
-        print(f"started run {run.name} (pid {status.get('pid')}); follow it with: python -m core status {run.name}")
+        return _report_finished(run)
+    print(f"started run {run.name} (pid {run.status().get('pid')}); follow it with: python -m core status {run.name}")
+    return 0
+
+
+def _report_finished(run) -> int:
+    """After a foreground run: its state, best checkpoint and held-out result; a failed run is an error."""
+    status = run.status()
+    if status.get("state") not in ("completed", "stopped"):
+        raise StudioError(f"run {run.name} {status.get('state')}: {status.get('error')}")
+    summary = run.summary()
+    print(
+        f"run {run.name} {status['state']} at step {status.get('step')}; best checkpoint "
+        f"{summary['best_checkpoint'] or '-'} (validation WER {_percent(summary['best_wer'])})"
+    )
+    if summary["test_after"] is not None:
+        print(f"test WER before {_percent(summary['test_before'])} → after {_percent(summary['test_after'])}")
     return 0
 
 
@@ -143,13 +164,19 @@ def cmd_runs(args) -> int:
     if not names:
         print(f"no runs in {workspace.runs}")
         return 0
-    print(f"{'run':32} {'state':12} {'step':>13} {'baseline':>9} {'best WER':>9}  best checkpoint")
+    print(
+        f"{'run':32} {'state':12} {'step':>13} {'val base':>9} {'val best':>9} {'test before':>12} "
+        f"{'test after':>11}  best checkpoint"
+    )
     for name in names:
         s = RunFolder.of(workspace, name).summary()
         print(
             f"{name:32} {s['state']:12} {s['step']:>6}/{s['total']:<6} {_percent(s['baseline_wer']):>9} "
-            f"{_percent(s['best_wer']):>9}  {s['best_checkpoint'] or '-'}"
+            f"{_percent(s['best_wer']):>9} {_percent(s['test_before']):>12} {_percent(s['test_after']):>11}  "
+            f"{s['best_checkpoint'] or '-'}"
         )
+        if s["state"] == "damaged":
+            print(f"  {s['error']}")
     return 0
 
 
@@ -161,7 +188,7 @@ def cmd_status(args) -> int:
     rows = [r for r in run.metrics() if "eval_wer" in r]
     for row in rows:
         print(f"step {row['step']:>6}: WER {_percent(row['eval_wer'])}  CER {_percent(row.get('eval_cer'))}")
-    return 0
+    return 0 if run.status().get("state") != "damaged" else 2
 
 
 def cmd_stop(args) -> int:
@@ -179,9 +206,12 @@ def cmd_resume(args) -> int:
     from core.runs import RunFolder
 
     workspace = Workspace.open(args.home)
-    run = resume_run(RunFolder.of(workspace, args.run), workspace, foreground=args.foreground)
+    run = RunFolder.of(workspace, args.run)
     checkpoint = run.last_checkpoint()
-    print(f"run {run.name} {run.status().get('state')} from {checkpoint.name if checkpoint else 'the start'}")
+    run = resume_run(run, workspace, foreground=args.foreground)
+    if args.foreground:
+        return _report_finished(run)
+    print(f"resumed run {run.name} from {checkpoint.name if checkpoint else 'the start'}")
     return 0
 
 
@@ -221,7 +251,8 @@ def cmd_transcribe(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core.export import export_ctranslate2, parity
+    from core.evaluation import parity
+    from core.export import export_ctranslate2
 
     workspace = Workspace.open(args.home)
     out = export_ctranslate2(
@@ -230,11 +261,7 @@ def cmd_export(args) -> int:
     print(f"exported {args.model} → {out} ({args.quantization})")
     if args.data:
         check = parity(args.model, out, args.data, workspace, split=args.split)
-        verdict = "FLAGGED: differs by more than 0.5 points" if check["flagged"] else "within 0.5 points"
-        print(
-            f"parity on {args.data}/{args.split}: original WER {_percent(check['original_wer'])}, exported "
-            f"{_percent(check['exported_wer'])} ({check['difference_points']:.2f} points, {verdict})"
-        )
+        print(check["summary"])
     return 0
 
 
@@ -245,32 +272,38 @@ def cmd_demo(args) -> int:
     result = run_demo(
         get_language(args.language),
         Workspace.open(args.home),
+        model=args.model,
         log=lambda line: print(line, file=sys.stderr),
         progress=bar,
         max_steps=args.max_steps,
+        utterances=args.utterances,
     )
     bar.close()
     print(f"run {result['run']}, {result['seconds'] / 60:.1f} min; best checkpoint {result['checkpoint']}")
+    print(
+        f"held-out test split, {result['test_utterances']} utterances, {result['model']} before and after fine-tuning:"
+    )
     print(f"WER before {_percent(result['wer_before'])} → after {_percent(result['wer_after'])}")
     return 0
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field, help text from the field (the one contract)."""
-    from core.config import TrainConfig
+    from core.config import TrainConfig, field_kind
 
+    casters = {"int": int, "optional_int": int, "float": float, "str": str}
     for f in fields(TrainConfig):
         if f.name in ("data", "run"):
             continue
         flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "") + f" (default {f.default})"
-        kind = f.type if isinstance(f.type, str) else f.type.__name__
-        if "bool" in kind:
+        # argparse formats help with %: a literal percent sign in a field's help must be doubled
+        help_text = (f.metadata.get("help", "") + f" (default {f.default})").replace("%", "%%")
+        kind = field_kind(f)
+        if kind == "bool":
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
             continue
-        caster = float if "float" in kind else int if "int" in kind else str
         parser.add_argument(
-            flag, dest=f.name, type=caster, default=None, help=help_text, choices=f.metadata.get("choices")
+            flag, dest=f.name, type=casters[kind], default=None, help=help_text, choices=f.metadata.get("choices")
         )
 
 
@@ -292,9 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", parents=[home], help="make a synthetic speech dataset with espeak-ng")
     p.add_argument("--language", required=True, help="language code, e.g. nb, sv, es (see `languages`)")
     p.add_argument("--out", help="output folder (default: WORKSPACE/synth/LANG-N-SEED)")
-    p.add_argument("--n", type=int, default=300, help="number of utterances (10%% become the test split)")
+    p.add_argument("--n", type=int, default=300, help="number of utterances (10%% test, 10%% validation, by text)")
     p.add_argument("--seed", type=int, default=0, help="random seed for words, speed, pitch and voice")
-    p.add_argument("--vocabulary-size", type=int, help="use only the first N words of the word list")
+    p.add_argument(
+        "--kind",
+        choices=("sentences", "words"),
+        help="sentences from templates (default where a language has them) or 1–4 words from the word list",
+    )
+    p.add_argument("--vocabulary-size", type=int, help="words: use only the first N words of the word list")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("prepare", parents=[home], help="turn a source into a feature artifact")
@@ -305,7 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="name of the prepared dataset in the workspace")
     p.add_argument("--streaming", action="store_true", help="stream the Hub dataset instead of downloading it")
     p.add_argument("--train-split", default="train", help="the source's split used for training")
-    p.add_argument("--eval-split", default="test", help="the source's split used for evaluation")
+    p.add_argument("--eval-split", default="test", help="the source's held-out test split")
+    p.add_argument(
+        "--validation-split",
+        help="the source's validation split (presets know theirs); without one, 10%% of train by transcript",
+    )
+    p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"), help="translate: to English")
     p.add_argument("--text-column", help="transcript column (default: detected)")
     p.add_argument("--max-train-samples", type=int, help="keep at most N training rows")
     p.add_argument("--max-eval-samples", type=int, help="keep at most N evaluation rows")
@@ -364,10 +407,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split for the parity check")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("demo", parents=[home], help="offline demo: espeak-ng data → train the demo model → WER")
-    p.add_argument("--language", default="nb", help="language code with a word list (default nb)")
-    p.add_argument("--max-steps", type=int, help="override the demo preset's training steps")
-    p.add_argument("--utterances", type=int, default=1600, help="synthetic utterances (10%% held out for WER)")
+    p = sub.add_parser(
+        "demo",
+        parents=[home],
+        help="offline demo: espeak-ng speech → fine-tune whisper-base → held-out WER before/after",
+    )
+    p.add_argument("--language", default="nb", help="language code with sentence templates or a word list (default nb)")
+    p.add_argument("--model", default="whisper-base", choices=("whisper-base", "demo"), help="demo: the 4M toy")
+    p.add_argument("--max-steps", type=int, help="override the preset's training steps")
+    p.add_argument(
+        "--utterances", type=int, help="synthetic utterances, split by text (default 800 for whisper-base, 1600 demo)"
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -18,6 +18,8 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 REPORTERS = ("none", "tensorboard", "wandb", "mlflow")
 SCHEDULERS = ("linear", "constant_with_warmup", "cosine")
 OPTIMIZERS = ("adamw_torch", "adamw_bnb_8bit")
+TASKS = ("", "transcribe", "translate")
+MOST = 10**9  # no count a user types is meant to be larger; bigger ones are typos
 
 
 def _help(text: str, **extra) -> dict:
@@ -60,7 +62,21 @@ class TrainConfig:
         default="linear", metadata=_help("learning-rate schedule after warm-up", choices=SCHEDULERS)
     )
     weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay"))
-    eval_split: str = field(default="test", metadata=_help("the dataset split used for evaluation"))
+    eval_split: str = field(
+        default="validation",
+        metadata=_help("split evaluated during training: picks the best checkpoint and drives early stopping"),
+    )
+    test_split: str = field(
+        default="test",
+        metadata=_help("held-out split evaluated once, before and after training: the run's result; empty = none"),
+    )
+    num_train_epochs: float = field(
+        default=0.0, metadata=_help("passes over the training split; 0 = train for max_steps instead")
+    )
+    dropout: float = field(default=0.0, metadata=_help("dropout probability in every layer (Whisper trains with 0)"))
+    task: str = field(
+        default="", metadata=_help("transcribe or translate (to English); empty = the dataset's task", choices=TASKS)
+    )
     seed: int = field(default=42, metadata=_help("random seed for shuffling and initialisation"))
     report_to: str = field(
         default="none", metadata=_help("also log to tensorboard, wandb or mlflow", choices=REPORTERS)
@@ -79,6 +95,20 @@ class TrainConfig:
             "train the decoder only: about half the memory "
             "for optimiser state, often enough for a new "
             "language's spelling"
+        ),
+    )
+    cache_encoder_states: bool = field(
+        default=False,
+        metadata=_help(
+            "with a frozen encoder: compute its output once per clip and train the decoder from that cache "
+            "(many times faster on a CPU; stored beside the dataset)"
+        ),
+    )
+    window_seconds: int = field(
+        default=0,
+        metadata=_help(
+            "shorter encoder window for short clips (e.g. 10 of Whisper's 30 s): ~3× less encoder work; "
+            "0 = the model's own; longer clips are left out"
         ),
     )
     optimizer: str = field(
@@ -122,7 +152,30 @@ class TrainConfig:
         for name in ("max_train_samples", "max_eval_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise StudioError(f"{name} {getattr(self, name)}: give a positive number, or leave it empty for all")
-        if self.warmup_steps >= self.max_steps:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > MOST:
+                raise StudioError(f"{f.name} {value}: larger than any sensible value (at most {MOST:,})")
+        if self.language:
+            from core.languages import get_language
+
+            get_language(self.language)  # an unknown language is refused here, with the choices
+        if not 0 <= self.dropout < 1:
+            raise StudioError(f"dropout {self.dropout}: choose 0 to 0.9 (0.1 is a common regulariser)")
+        if self.num_train_epochs < 0:
+            raise StudioError(f"num_train_epochs {self.num_train_epochs}: must not be negative (0 = use max_steps)")
+        if self.window_seconds and not 1 <= self.window_seconds <= 30:
+            raise StudioError(f"window_seconds {self.window_seconds}: choose 1–30, or 0 for the model's own window")
+        if self.cache_encoder_states and not self.freeze_encoder:
+            raise StudioError(
+                "cache_encoder_states needs freeze_encoder: a trained encoder's output changes every step"
+            )
+        if self.eval_split == self.test_split and self.test_split:
+            raise StudioError(
+                f"eval_split and test_split are both '{self.test_split}': the split that picks the best checkpoint "
+                f"cannot also be the held-out result; evaluate on validation"
+            )
+        if self.warmup_steps >= self.max_steps and not self.num_train_epochs:
             raise StudioError(
                 f"warmup_steps {self.warmup_steps} ≥ max_steps {self.max_steps}: the learning rate "
                 f"would never leave warm-up; lower warmup_steps"
@@ -139,6 +192,7 @@ class TrainConfig:
             ("report_to", REPORTERS),
             ("lr_scheduler", SCHEDULERS),
             ("optimizer", OPTIMIZERS),
+            ("task", TASKS),
         ):
             if getattr(self, name) not in choices:
                 raise StudioError(f"{name} '{getattr(self, name)}': choose one of {', '.join(choices)}")
@@ -178,6 +232,16 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2)
 
 
+def field_kind(f) -> str:
+    """The kind of value a TrainConfig field holds, for the CLI and the form: bool, int, float, str or optional_int
+    (annotations are strings under `from __future__ import annotations`)."""
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    for name in ("bool", "float", "int"):
+        if name in kind:
+            return "optional_int" if name == "int" and "None" in kind else name
+    return "str"
+
+
 # The demo preset: a 4M-parameter model learns from scratch with a large learning rate. Measured on 2 CPU cores:
 # 1000 steps × batch 24 (about 17 epochs of 1440 utterances) reached 6% held-out WER in 5 minutes.
 PRESETS: dict[str, dict] = {
@@ -194,6 +258,25 @@ PRESETS: dict[str, dict] = {
         generation_max_length=32,
         weight_decay=0.01,
         save_total_limit=2,
+    ),
+    # whisper-base on a CPU: the encoder frozen and run once per clip (cached), a 10 s window for short clips, the
+    # decoder trained from the cache. Measured on 2 cores (bench/demo.py): see BENCHMARKS.md.
+    "whisper-base-cpu": dict(
+        model="whisper-base",
+        freeze_encoder=True,
+        cache_encoder_states=True,
+        window_seconds=10,
+        learning_rate=5e-5,
+        train_batch_size=16,
+        eval_batch_size=32,
+        logging_steps=5,
+        eval_steps=20,
+        save_steps=20,
+        warmup_steps=10,
+        max_steps=100,
+        generation_max_length=96,
+        weight_decay=0.01,
+        save_total_limit=1,
     ),
     "whisper-small": dict(model="openai/whisper-small"),
 }

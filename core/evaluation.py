@@ -1,110 +1,20 @@
-"""Error rates and per-utterance results: WER and CER, normalised and raw, with hallucination signals.
+"""Evaluating a model on a prepared split: WER/CER and per-utterance rows, saved and reused; export parity.
 
-Corpus rates come from `evaluate` with the metric code shipped in assets/metrics (no Hub fetch). "Normalised" means
-both sides went through Whisper's BasicTextNormalizer first, as the Whisper paper reports WER; "raw" compares the
-text as written. Per utterance: WER, the counts of substitutions/deletions/insertions from jiwer's alignment, and
-the aligned word pairs the Compare page colours.
+The text side (rates, alignments, flags) is core/metrics.py; this module runs the model. An evaluation is saved
+inside the run for a checkpoint of a run (runs/R/evaluations/), else in WORKSPACE/evaluations/, stamped with the
+model's weights and the artifact's fingerprint, and reused while both are unchanged.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 
-import jiwer
 import numpy as np
 
-from core.text import normalize_for_wer
+from core.errors import StudioError
+from core.metrics import summarize
 
-METRICS = Path(__file__).resolve().parent.parent / "assets" / "metrics"
-REPEAT_NGRAM = 3  # an n-gram of this many words …
-REPEAT_TIMES = 3  # … seen this many times in one hypothesis is the classic Whisper loop
-LENGTH_RATIO = (0.5, 2.0)  # hypothesis/reference words outside this range is suspicious
-
-
-@lru_cache(maxsize=2)
-def _metric(name: str):
-    import evaluate
-
-    return evaluate.load(str(METRICS / name))
-
-
-def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, float]:
-    """Corpus WER and CER, normalised (`wer`, `cer`) and raw (`wer_raw`, `cer_raw`), as fractions."""
-    norm_refs = [normalize_for_wer(r) for r in references]
-    norm_hyps = [normalize_for_wer(h) for h in hypotheses]
-    wer, cer = _metric("wer"), _metric("cer")
-    return {
-        "wer": wer.compute(predictions=norm_hyps, references=norm_refs),
-        "cer": cer.compute(predictions=norm_hyps, references=norm_refs),
-        "wer_raw": wer.compute(predictions=hypotheses, references=references),
-        "cer_raw": cer.compute(predictions=hypotheses, references=references),
-    }
-
-
-def align_words(reference: str, hypothesis: str) -> dict:
-    """One utterance: WER, S/D/I counts and the aligned chunks [(op, ref words, hyp words)], normalised text."""
-    ref, hyp = normalize_for_wer(reference), normalize_for_wer(hypothesis)
-    if not ref.split():
-        n = len(hyp.split())
-        return {
-            "wer": float(n > 0),
-            "substitutions": 0,
-            "deletions": 0,
-            "insertions": n,
-            "hits": 0,
-            "alignment": [["insert", [], hyp.split()]] if n else [],
-        }
-    out = jiwer.process_words(ref, hyp or "")
-    ref_words, hyp_words = out.references[0], out.hypotheses[0]
-    # lists, not tuples: the result is saved as JSON and must compare equal when read back
-    chunks = [
-        [c.type, ref_words[c.ref_start_idx : c.ref_end_idx], hyp_words[c.hyp_start_idx : c.hyp_end_idx]]
-        for c in out.alignments[0]
-    ]
-    return {
-        "wer": out.wer,
-        "substitutions": out.substitutions,
-        "deletions": out.deletions,
-        "insertions": out.insertions,
-        "hits": out.hits,
-        "alignment": chunks,
-    }
-
-
-def hallucination_flags(reference: str, hypothesis: str) -> list[str]:
-    """Signals that the model made text up: empty output, a repeated n-gram loop, a length far off the reference."""
-    flags = []
-    hyp_words = normalize_for_wer(hypothesis).split()
-    ref_words = normalize_for_wer(reference).split()
-    if not hyp_words:
-        flags.append("empty")
-    grams = Counter(tuple(hyp_words[i : i + REPEAT_NGRAM]) for i in range(len(hyp_words) - REPEAT_NGRAM + 1))
-    if grams and max(grams.values()) >= REPEAT_TIMES:
-        flags.append("repeats")
-    if ref_words and hyp_words:
-        ratio = len(hyp_words) / len(ref_words)
-        if ratio > LENGTH_RATIO[1]:
-            flags.append("too_long")
-        elif ratio < LENGTH_RATIO[0]:
-            flags.append("too_short")
-    return flags
-
-
-def utterance_results(ids: list[str], references: list[str], hypotheses: list[str]) -> list[dict]:
-    rows = []
-    for uid, ref, hyp in zip(ids, references, hypotheses):
-        aligned = align_words(ref, hyp)
-        rows.append({"id": uid, "reference": ref, "hypothesis": hyp, **aligned, "flags": hallucination_flags(ref, hyp)})
-    return rows
-
-
-def summarize(ids: list[str], references: list[str], hypotheses: list[str]) -> dict:
-    """The full evaluation record: corpus rates, flag counts and per-utterance rows."""
-    rows = utterance_results(ids, references, hypotheses)
-    flags = Counter(flag for row in rows for flag in row["flags"])
-    return {**error_rates(references, hypotheses), "utterances": len(rows), "flags": dict(flags), "rows": rows}
+PARITY_POINTS = 0.5  # WER percentage points an export may differ from its original before it is flagged
 
 
 def evaluation_path(model: str, data: str, split: str, workspace) -> Path:
@@ -135,11 +45,16 @@ def evaluate_model(
     reuse: bool = True,
 ) -> dict:
     """WER/CER and per-utterance rows of `model` on a prepared dataset's split; saved and reused."""
-    from core.features import features_from_row, open_artifact
+    from core.features import open_artifact
     from core.inference import Transcriber
     from core.models import resolve_model
     from core.workspace import read_json, write_json_atomic
 
+    # 1. Check the request; a saved evaluation of the same weights on the same rows is the answer.
+    if batch_size < 1 or batch_size > 4096:
+        raise StudioError(f"batch size {batch_size}: choose 1 to 4096 utterances per batch")
+    if limit is not None and limit < 1:
+        raise StudioError(f"limit {limit}: evaluate at least one utterance (or give no limit for all)")
     artifact = open_artifact(workspace, data)
     location = resolve_model(model, workspace)
     path = evaluation_path(location, data, split, workspace)
@@ -151,23 +66,100 @@ def evaluate_model(
         "limit": limit,
     }
     saved = read_json(path)
-    if reuse and saved and saved.get("stamp") == stamp:
+    if reuse and isinstance(saved, dict) and saved.get("stamp") == stamp:
         return saved
     table = artifact.read_split(split)
-    shape = artifact.feature_shape()
     total = min(table.num_rows, limit or table.num_rows)
+    if total == 0:
+        raise StudioError(f"dataset '{data}' has no rows in its '{split}' split: nothing to evaluate")
+    # 2. Decode every row, batched, with the model's own window (stored features or the stored audio).
     transcriber = Transcriber(
-        location, workspace, language=artifact.manifest["whisper_language"], prefer_ctranslate2=False
+        location,
+        workspace,
+        language=artifact.manifest["whisper_language"],
+        task=artifact.task,
+        prefer_ctranslate2=False,
     )
+    inputs = ModelInputs(artifact, table, transcriber)
     ids, refs, hyps = [], [], []
     for start in range(0, total, batch_size):
         stop = min(start + batch_size, total)
-        batch = np.stack([features_from_row(table, i, shape) for i in range(start, stop)])
-        hyps += transcriber.generate(batch)
+        hyps += inputs.transcribe(range(start, stop))
         ids += table.column("id").slice(start, stop - start).to_pylist()
         refs += table.column("text").slice(start, stop - start).to_pylist()
         if progress:
             progress("evaluate", stop, total)
+    # 3. Rates, per-utterance rows and flags, saved beside the run (or in the workspace).
     result = {"stamp": stamp, "model": model, "data": data, "split": split, **summarize(ids, refs, hyps)}
     write_json_atomic(path, result)
     return result
+
+
+class ModelInputs:
+    """What a model is fed for the rows of a split: the stored log-mel when it was made for this model's bins and
+    window (cut to a shorter window when the model listens to less), else features made from the stored audio.
+    Rows longer than the model's window are transcribed from their audio in windows, as a user's file would be."""
+
+    def __init__(self, artifact, table, transcriber):
+        from core.audio import INT16_SCALE, SAMPLE_RATE
+
+        self.table, self.transcriber = table, transcriber
+        self.shape = artifact.feature_shape()
+        extractor = transcriber.processor.feature_extractor
+        self.frames = extractor.nb_max_frames
+        self.window_s = extractor.n_samples / SAMPLE_RATE
+        self.stored = extractor.feature_size == self.shape[0] and self.frames <= self.shape[1]
+        self.scale = INT16_SCALE
+        if not self.stored and not self._audio(0).size:
+            raise StudioError(
+                f"dataset '{artifact.name}' was prepared for {self.shape[0]} mel bins × {self.shape[1]} frames and "
+                f"keeps no audio in this split; prepare it with this model to evaluate it"
+            )
+
+    def _audio(self, row: int) -> np.ndarray:
+        raw = self.table.column("audio")[row].as_py()
+        return np.frombuffer(raw, dtype=np.int16).astype(np.float32) / self.scale if raw else np.zeros(0, np.float32)
+
+    def transcribe(self, rows: range) -> list[str]:
+        from core.features import features_from_row
+
+        durations = self.table.column("duration").slice(rows.start, len(rows)).to_pylist()
+        short = [r for r, d in zip(rows, durations) if d <= self.window_s + 1e-6]
+        texts: dict[int, str] = {}
+        if short and self.stored:
+            batch = np.stack([features_from_row(self.table, r, self.shape)[:, : self.frames] for r in short])
+            texts.update(zip(short, self.transcriber.generate(batch)))
+        elif short:
+            features = self.transcriber.features([self._audio(r) for r in short])
+            texts.update(zip(short, self.transcriber.generate(features)))
+        for r in rows:
+            if r not in texts:
+                audio = self._audio(r)
+                if not audio.size:
+                    raise StudioError("a row longer than the model's window keeps no audio to transcribe in windows")
+                texts[r] = self.transcriber.text(audio)
+        return [texts[r] for r in rows]
+
+
+def parity(model: str, exported, data: str, workspace, split: str = "test") -> dict:
+    """WER of the original and the export on the same split, and whether they differ by more than allowed."""
+    original = evaluate_model(model, data, workspace, split=split)
+    converted = evaluate_model(str(exported), data, workspace, split=split)
+    points = 100 * abs(original["wer"] - converted["wer"])
+    flagged = points > PARITY_POINTS
+    verdict = (
+        f"more than {PARITY_POINTS:g} points apart: check the export before using it"
+        if flagged
+        else f"within {PARITY_POINTS:g} points"
+    )
+    return {
+        "original_wer": original["wer"],
+        "exported_wer": converted["wer"],
+        "difference_points": points,
+        "flagged": flagged,
+        "verdict": verdict,
+        "summary": (
+            f"parity on {data}/{split}: original WER {100 * original['wer']:.1f}%, exported "
+            f"{100 * converted['wer']:.1f}% ({points:.2f} points, {verdict})"
+        ),
+    }

@@ -6,7 +6,6 @@ sources never hold more than the rows in hand. Split names are normalised to `tr
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +55,3 @@ class Source(Protocol):
     def splits(self) -> list[str]: ...
 
     def examples(self, split: str) -> Iterator[Example]: ...
-
-
-def holdout(example_id: str, fraction: float) -> bool:
-    """Stable split of a folder without split subfolders: the same id always lands on the same side."""
-    digest = hashlib.sha1(example_id.encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < fraction

@@ -10,15 +10,20 @@ A folder with no split structure keeps a stable 10% of its rows as the test spli
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
+import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.audio import AUDIO_EXTENSIONS
+from core.audio import AUDIO_EXTENSIONS, SAMPLE_RATE
 from core.errors import StudioError
-from core.examples import Example, holdout, normalize_split
+from core.examples import Example, normalize_split
+from core.rows import in_slice, text_key
 
 TEXT_COLUMNS = ("sentence", "transcription", "raw_transcription", "normalized_text", "text", "transcript")
 LAYOUTS = {
@@ -31,6 +36,30 @@ LAYOUTS = {
 FLEURS_COLUMNS = ("id", "file_name", "raw_transcription", "transcription", "characters", "num_samples", "gender")
 HOLDOUT_FRACTION = 0.1
 csv.field_size_limit(1 << 24)
+FALLBACK_ENCODING = "cp1252"  # Windows' Western European code page: latin-1 plus “smart quotes”, the usual non-UTF-8
+
+
+def read_text_file(path: Path, encodings: Counter | None = None) -> str:
+    """A transcript or metadata file as text: UTF-8 (a byte-order mark stripped), UTF-16 with its byte-order mark,
+    else the Windows code page cp1252 (latin-1); anything else is refused with one line naming the file.
+    `encodings` counts what was found, for the manifest."""
+    raw = path.read_bytes()
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        found, text = "utf-16", raw.decode("utf-16", errors="strict")
+    else:
+        try:
+            found, text = "utf-8", raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            try:
+                found, text = FALLBACK_ENCODING, raw.decode(FALLBACK_ENCODING)
+            except UnicodeDecodeError:
+                raise StudioError(
+                    f"{path}: the text is neither UTF-8, UTF-16 nor cp1252/latin-1; convert it to UTF-8 "
+                    f"(iconv -f ENCODING -t UTF-8) or remove it"
+                ) from None
+    if encodings is not None:
+        encodings[found] += 1
+    return text
 
 
 def detect_layout(root: Path) -> str:
@@ -90,6 +119,7 @@ class FolderSource:
     text_column: str | None = None
     layout: str = ""
     rows: dict[str, list[Example]] = field(default_factory=dict, repr=False)
+    encodings: Counter = field(default_factory=Counter, repr=False)  # transcript files by the encoding found
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser().resolve()
@@ -105,16 +135,24 @@ class FolderSource:
         if not any(self.rows.values()):
             raise StudioError(f"{self.root}: found the {self.layout} layout but no usable rows in it")
         if set(self.rows) == {"unsplit"}:
+            # by transcript: every reading of a sentence lands on the same side, so test texts never train
             rows = self.rows.pop("unsplit")
-            self.rows["train"] = [e for e in rows if not holdout(e.id, HOLDOUT_FRACTION)]
-            self.rows["test"] = [e for e in rows if holdout(e.id, HOLDOUT_FRACTION)] or self.rows["train"][-1:]
-            if len(self.rows["train"]) > 1 and self.rows["test"][0] is self.rows["train"][-1]:
-                self.rows["train"].pop()
+            held = [in_slice(text_key(e.text), HOLDOUT_FRACTION, "test") for e in rows]
+            self.rows["train"] = [e for e, h in zip(rows, held) if not h]
+            self.rows["test"] = [e for e, h in zip(rows, held) if h]
+            if not self.rows["test"] and len(rows) > 1:
+                self.rows["test"] = [self.rows["train"].pop()]
         elif "unsplit" in self.rows:
             self.rows.setdefault("train", []).extend(self.rows.pop("unsplit"))
 
     def describe(self) -> dict:
-        return {"kind": "folder", "path": str(self.root), "layout": self.layout, "text_column": self.text_column}
+        described = {"kind": "folder", "path": str(self.root), "layout": self.layout, "text_column": self.text_column}
+        if set(self.encodings) - {"utf-8"}:
+            described["text_encodings"] = dict(self.encodings)  # non-UTF-8 transcripts were read: say so
+        return described
+
+    def _read(self, path: Path) -> str:
+        return read_text_file(path, self.encodings)
 
     def splits(self) -> list[str]:
         return [s for s in ("train", "validation", "test") if self.rows.get(s)]
@@ -124,7 +162,19 @@ class FolderSource:
             raise StudioError(f"{self.root}: no '{split}' split; it has {', '.join(self.splits())}")
         yield from self.rows[split]
 
-    def _example(self, audio: Path, text: str, split_hint: str | None = None) -> Example:
+    def _inside(self, listed: str, base: Path, where: str) -> Path:
+        """A file a metadata row names, refused when it points outside the dataset folder (../, an absolute path):
+        a dataset never pulls in clips from elsewhere. The check is on the path as written (normpath, not resolve),
+        so a clips folder that is a symlink to another disk still works."""
+        path = Path(os.path.normpath(base / listed))
+        if not listed or Path(listed).is_absolute() or not path.is_relative_to(self.root):
+            raise StudioError(
+                f"{where}: '{listed}' points outside the dataset folder {self.root}; "
+                f"give a path relative to the metadata file, inside the folder"
+            )
+        return path
+
+    def _example(self, audio: Path, text: str) -> Example:
         if not audio.is_file():
             raise StudioError(
                 f"{self.root}: the clip {audio.relative_to(self.root)} is listed but missing; "
@@ -139,21 +189,26 @@ class FolderSource:
             transcript = audio.with_suffix(".txt")
             if not transcript.is_file():
                 continue  # audio without a transcript is no training row; the doctor counts these
-            text = transcript.read_text(encoding="utf-8").strip()
+            text = self._read(transcript).strip()
             yield _split_of(audio, self.root) or "unsplit", self._example(audio, text)
 
     # (b) audiofolder: metadata.csv / metadata.jsonl with file_name
     def _read_audiofolder(self) -> Iterator[tuple[str, Example]]:
         for meta in _metadata_files(self.root):
+            content = self._read(meta)
             if meta.suffix == ".csv":
-                with meta.open(encoding="utf-8", newline="") as f:
-                    records = list(csv.DictReader(f))
+                records = list(csv.DictReader(io.StringIO(content, newline="")))
             else:
-                lines = meta.read_text(encoding="utf-8").splitlines()
-                try:
-                    records = [json.loads(line) for line in lines if line.strip()]
-                except json.JSONDecodeError as err:
-                    raise StudioError(f"{meta}: line {err.lineno} is not valid JSON; fix or remove it") from None
+                records = []
+                for line_no, line in enumerate(content.splitlines(), 1):
+                    try:
+                        record = json.loads(line) if line.strip() else None
+                    except json.JSONDecodeError:
+                        raise StudioError(f"{meta}: line {line_no} is not valid JSON; fix or remove it") from None
+                    if record is not None and not isinstance(record, dict):
+                        raise StudioError(f"{meta}: line {line_no} is not a JSON object; fix or remove it")
+                    if record is not None:
+                        records.append(record)
             if not records:
                 continue
             columns = list(records[0])
@@ -165,8 +220,10 @@ class FolderSource:
                 )
             text_col = _pick_text_column(columns, self.text_column, where)
             split = _split_of(meta, self.root) or "unsplit"
-            for rec in records:
-                yield split, self._example(meta.parent / rec["file_name"], str(rec[text_col] or ""))
+            for row, rec in enumerate(records, 2 if meta.suffix == ".csv" else 1):  # csv: line 1 is the header
+                listed = str(rec.get("file_name") or "")
+                audio = self._inside(listed, meta.parent, f"{where} row {row}")
+                yield split, self._example(audio, str(rec.get(text_col) or ""))
 
     # (c) Common Voice release
     def _read_common_voice(self) -> Iterator[tuple[str, Example]]:
@@ -177,17 +234,24 @@ class FolderSource:
             path = self.root / name
             if not path.is_file():
                 continue
-            with path.open(encoding="utf-8", newline="") as f:
-                reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-                columns = reader.fieldnames or []
-                if "path" not in columns:
+            # Common Voice writes its tsv files unquoted (QUOTE_NONE): a tab inside a sentence shifts every later
+            # column, so such a row is reported rather than cut silently at the tab
+            reader = csv.DictReader(io.StringIO(self._read(path), newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+            columns = reader.fieldnames or []
+            if "path" not in columns:
+                raise StudioError(
+                    f"{name}: no 'path' column (its columns are {', '.join(columns)}); "
+                    f"expected Common Voice's client_id, path, sentence, …"
+                )
+            text_col = _pick_text_column(columns, self.text_column, name)
+            for line_no, rec in enumerate(reader, 2):
+                if None in rec:
                     raise StudioError(
-                        f"{name}: no 'path' column (its columns are {', '.join(columns)}); "
-                        f"expected Common Voice's client_id, path, sentence, …"
+                        f"{name} line {line_no}: {len(columns) + len(rec[None])} fields for {len(columns)} columns "
+                        f"(a tab inside the sentence?); fix that row"
                     )
-                text_col = _pick_text_column(columns, self.text_column, name)
-                for rec in reader:
-                    yield split, self._example(self.root / "clips" / rec["path"], rec[text_col] or "")
+                audio = self._inside(rec["path"] or "", self.root / "clips", f"{name} line {line_no}")
+                yield split, self._example(audio, rec[text_col] or "")
 
     # (d) FLEURS language folder
     def _read_fleurs(self) -> Iterator[tuple[str, Example]]:
@@ -200,14 +264,15 @@ class FolderSource:
             if not path.is_file():
                 continue
             split_dir = name.removesuffix(".tsv")
-            with path.open(encoding="utf-8", newline="") as f:
-                for line_no, rec in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
-                    if len(rec) < 4:
-                        raise StudioError(
-                            f"{name} line {line_no}: {len(rec)} columns, expected FLEURS' "
-                            f"{len(FLEURS_COLUMNS)} ({', '.join(FLEURS_COLUMNS)})"
-                        )
-                    example = self._example(self.root / "audio" / split_dir / rec[1], rec[index])
-                    if len(rec) > 5 and rec[5].isdigit():
-                        example.duration = int(rec[5]) / 16000  # FLEURS counts samples at 16 kHz
-                    yield normalize_split(split_dir), example
+            lines = csv.reader(io.StringIO(self._read(path), newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+            for line_no, rec in enumerate(lines, 1):
+                if len(rec) < 4:
+                    raise StudioError(
+                        f"{name} line {line_no}: {len(rec)} columns, expected FLEURS' "
+                        f"{len(FLEURS_COLUMNS)} ({', '.join(FLEURS_COLUMNS)})"
+                    )
+                audio = self._inside(rec[1], self.root / "audio" / split_dir, f"{name} line {line_no}")
+                example = self._example(audio, rec[index])
+                if len(rec) > 5 and rec[5].isdigit():
+                    example.duration = int(rec[5]) / SAMPLE_RATE  # FLEURS counts samples at 16 kHz
+                yield normalize_split(split_dir), example

@@ -29,6 +29,7 @@ class HubPreset:
     text_column: str
     train_split: str = "train"
     test_split: str = "test"
+    validation_split: str | None = "validation"  # the set's own; None: prepare carves one from train
     streaming: bool = False
     gated: bool = False
 
@@ -121,6 +122,10 @@ class HubSource:
         from datasets import load_dataset
 
         kwargs = dict(split=hub_split, streaming=self.streaming, token=self.token or hub_token())
+        if Path(self.dataset_id).is_dir() and not self.streaming:
+            # A local repository is read again every time: `datasets` can hand back a stale cached copy of a
+            # folder whose files were rewritten in place (its cache key missed the change).
+            kwargs.update(download_mode="force_redownload", verification_mode="no_checks")
         try:
             try:
                 return load_dataset(self.dataset_id, self.config, revision=self.revision, **kwargs)

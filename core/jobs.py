@@ -18,7 +18,7 @@ from pathlib import Path
 from core.config import TrainConfig
 from core.errors import StudioError
 from core.features import open_artifact
-from core.runs import LIVE_STATES, RESUMABLE_STATES, RunFolder, list_runs
+from core.runs import LIVE_STATES, RESUMABLE_STATES, RunFolder, checkpoint_step, list_runs
 from core.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,15 +99,65 @@ def _follow(run: RunFolder, process: subprocess.Popen | None, foreground: bool, 
     return run
 
 
-def start_run(config: TrainConfig, workspace: Workspace, foreground: bool = False) -> RunFolder:
-    """Validate, write the run folder and start training (in this process when `foreground`)."""
+def check_before_start(config: TrainConfig, workspace: Workspace) -> None:
+    """Everything a run can be checked for before its folder exists: the config's values, the dataset and its
+    splits, the task, and that the model hears what the dataset's features hold (mel bins, window)."""
     config.validate()
     artifact = open_artifact(workspace, config.data)
-    if config.eval_split not in artifact.manifest["splits"]:
+    splits = artifact.manifest["splits"]
+    for role, split in (("evaluation", config.eval_split), ("the held-out test", config.test_split)):
+        if split and (split not in splits or artifact.streams(split)):
+            raise StudioError(
+                f"dataset '{config.data}' has no stored '{split}' split for {role}; it has {', '.join(splits)}"
+                + ("; leave test_split empty to train without a held-out result" if split == config.test_split else "")
+            )
+    if config.task and config.task != artifact.task:
         raise StudioError(
-            f"dataset '{config.data}' has no '{config.eval_split}' split for evaluation; it has "
-            f"{', '.join(artifact.manifest['splits'])}"
+            f"task {config.task}: dataset '{config.data}' was prepared for {artifact.task} (its labels start with "
+            f"<|{artifact.task}|>); prepare it again with --task {config.task}, or leave task empty"
         )
+    if artifact.streams("train") and (config.cache_encoder_states or config.num_train_epochs):
+        raise StudioError(
+            f"dataset '{config.data}' streams its training split: cache_encoder_states and num_train_epochs need "
+            f"stored training features; prepare it without --stream-train"
+        )
+    check_model_fits_features(config, artifact, workspace)
+
+
+def check_model_fits_features(config: TrainConfig, artifact, workspace: Workspace) -> None:
+    """The model's mel bins must equal the features', and its window (or window_seconds) fit in theirs."""
+    from core.audio import FRAMES_PER_SECOND
+    from core.models import resolve_model
+    from core.runs import read_object
+
+    location = Path(resolve_model(config.model, workspace))
+    model_config = read_object(location / "config.json", "") if location.is_dir() else None
+    if not model_config:
+        return  # a Hub model not downloaded yet: the worker checks it once loaded
+    bins, frames = artifact.feature_shape()
+    model_bins = model_config.get("num_mel_bins", bins)
+    model_seconds = model_config.get("max_source_positions", 1500) * 2 / FRAMES_PER_SECOND
+    wanted = config.window_seconds or model_seconds
+    redo = f"prepare the dataset again with --model {config.model}"
+    if model_bins != bins:
+        raise StudioError(
+            f"model {config.model} takes {model_bins} mel bins, dataset '{config.data}' holds {bins} "
+            f"(prepared with {artifact.manifest['model']}); {redo}"
+        )
+    if config.window_seconds and config.window_seconds > model_seconds:
+        raise StudioError(
+            f"window_seconds {config.window_seconds}: model {config.model} listens to {model_seconds:g} s"
+        )
+    if wanted > frames / FRAMES_PER_SECOND + 1e-6:
+        raise StudioError(
+            f"model {config.model} listens to {wanted:g} s, dataset '{config.data}' holds "
+            f"{frames / FRAMES_PER_SECOND:g} s features (prepared with {artifact.manifest['model']}); {redo}"
+        )
+
+
+def start_run(config: TrainConfig, workspace: Workspace, foreground: bool = False) -> RunFolder:
+    """Validate, write the run folder and start training (in this process when `foreground`)."""
+    check_before_start(config, workspace)
     run = RunFolder.of(workspace, config.run)
     with _jobs_lock(workspace):
         if run.exists():
@@ -134,12 +184,14 @@ def resume_run(run: RunFolder, workspace: Workspace, foreground: bool = False) -
     status = run.require().status()
     state = status.get("state")
     if state not in RESUMABLE_STATES:
-        raise StudioError(f"run '{run.name}' is {state}; only {', '.join(RESUMABLE_STATES)} runs can be resumed")
+        why = f" ({status['error']})" if state == "damaged" else ""
+        raise StudioError(f"run '{run.name}' is {state}{why}; only {', '.join(RESUMABLE_STATES)} runs can be resumed")
+    check_before_start(run.config(), workspace)  # the dataset or model may have changed since
     with _jobs_lock(workspace):
         _refuse_if_busy(workspace)
         checkpoint = run.last_checkpoint()
         # Rows past the checkpoint will be logged again by the resumed trainer: drop them so none is doubled.
-        step = int(checkpoint.name.split("-")[1]) if checkpoint else 0
+        step = checkpoint_step(checkpoint) if checkpoint else 0
         run.truncate_metrics(step if checkpoint else -1)  # no checkpoint: it starts over, baseline included
         run.stop_file.unlink(missing_ok=True)
         run.update_status(state="starting", error=None, step=step)

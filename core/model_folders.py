@@ -13,14 +13,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from core.audio import SAMPLE_RATE
+from core.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE
 from core.errors import StudioError
 from core.workspace import staged_folder, write_json_atomic
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 TOKENIZER_ASSETS = ASSETS / "whisper-tokenizer"
-N_FFT = 400  # samples per STFT window: 25 ms at 16 kHz
-HOP_LENGTH = 160  # samples per mel frame: 10 ms at 16 kHz, so 100 frames per second
 MAX_TARGET_POSITIONS = 448  # decoder positions of every openai/whisper-* checkpoint
 SPACE_TOKEN = 220  # "Ġ", a lone space: Whisper never begins a transcript with it (begin_suppress_tokens)
 SPECIAL_TOKENS = (

@@ -144,8 +144,15 @@ def load_processor(model: str, workspace: Workspace):
         raise _explain_load_error(model, err) from None
 
 
-def load_model(model: str, workspace: Workspace, language: str | None = None, task: str = "transcribe"):
-    """(model, processor) with the generation config's language (a Whisper code such as `no`) and task set."""
+def load_model(
+    model: str,
+    workspace: Workspace,
+    language: str | None = None,
+    task: str = "transcribe",
+    overrides: dict | None = None,
+):
+    """(model, processor) with the generation config's language (a Whisper code such as `no`) and task set;
+    `overrides` replace model-config values at load (dropout)."""
     from transformers import WhisperForConditionalGeneration
 
     location = resolve_model(model, workspace)
@@ -153,7 +160,7 @@ def load_model(model: str, workspace: Workspace, language: str | None = None, ta
         raise StudioError(f"{model}: a CTranslate2 model runs inference only; train from its transformers folder")
     processor = load_processor(model, workspace)
     try:
-        network = WhisperForConditionalGeneration.from_pretrained(location)
+        network = WhisperForConditionalGeneration.from_pretrained(location, **(overrides or {}))
     except (OSError, ValueError, KeyError) as err:
         raise _explain_load_error(model, err) from None
     generation = network.generation_config

@@ -24,6 +24,7 @@ def open_source(
     train_split: str = "train",
     eval_split: str = "test",
     token: str | None = None,
+    validation_split: str | None = None,
 ) -> Source:
     """A `Source` for `source`; raises StudioError with the choices when it cannot be one."""
     if not source:
@@ -34,8 +35,12 @@ def open_source(
     if source.startswith((".", "/", "~")):
         raise StudioError(f"{source}: no such folder; give a dataset folder or a Hugging Face dataset id")
     split_names = {"train": train_split, "test": eval_split}
+    if validation_split:
+        split_names["validation"] = validation_split
     preset = PRESETS.get(source.lower())
     if preset:
+        if preset.validation_split and validation_split is None:
+            split_names["validation"] = preset.validation_split
         if preset.config_field:
             config = config or getattr(language, preset.config_field)
             if config is None:

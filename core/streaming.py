@@ -17,10 +17,11 @@ from itertools import islice
 import torch
 
 from core.errors import StudioError
-from core.features import FEATURE_DTYPE, Artifact, PrepareOptions, usable_rows
+from core.features import FEATURE_DTYPE, Artifact, PrepareOptions
 from core.languages import get_language
 from core.melspec import log_mel
 from core.models import load_processor
+from core.rows import RowLimits, in_carved_validation, usable_rows
 from core.sources import source_from_description
 from core.text import CleaningOptions
 from core.workspace import Workspace
@@ -40,22 +41,27 @@ class StreamingFeatureDataset(torch.utils.data.IterableDataset):
         self.options = PrepareOptions(**saved)
         self.limit = limit or self.options.max_train_samples
         self.seed = seed
+        # rows whose transcript fell into the validation slice at prepare time never train
+        self.validation_fraction = manifest["splits"].get("validation", {}).get("carved_from_train") or 0.0
 
     def __iter__(self) -> Iterator[dict]:
         processor = load_processor(self.model, self.workspace)
         processor.tokenizer.set_prefix_tokens(
-            language=self.language.whisper, task="transcribe", predict_timestamps=False
+            language=self.language.whisper, task=self.options.task, predict_timestamps=False
         )
         extractor = processor.feature_extractor
+        limits = RowLimits(extractor.n_samples, self.options.max_sequence_length)
         source = source_from_description(self.description)
         rng = random.Random(self.seed)
         while True:  # one pass per loop; the Trainer stops at max_steps
             rows = source.examples("train")
             rows = islice(rows, self.limit) if self.limit else rows
             buffer, produced, filtered = [], 0, Counter()
-            for _, audio, ids in usable_rows(
-                rows, self.language, self.options, processor.tokenizer, extractor.n_samples, filtered
+            for example, audio, ids in usable_rows(
+                rows, self.language, self.options.cleaning, processor.tokenizer, limits, filtered
             ):
+                if in_carved_validation(example.text, self.validation_fraction):
+                    continue
                 features = log_mel([audio], extractor)[0].astype(FEATURE_DTYPE)
                 buffer.append({"input_features": features, "labels": ids})
                 produced += 1

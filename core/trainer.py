@@ -1,8 +1,13 @@
 """Fine-tuning: the transformers Seq2SeqTrainer over a prepared artifact, writing everything into the run folder.
 
 This runs inside the worker process (core/worker.py), never in the UI. The data path is the memory-mapped Arrow
-artifact → `FeatureDataset` → `SpeechCollator` (dynamic label padding with -100). Evaluation generates text and
-reports WER/CER, normalised and raw; the base model's zero-shot result is evaluated first and logged as step 0.
+artifact → `FeatureDataset` (or cached encoder states) → `SpeechCollator`. Three splits play three parts:
+- train: what the model learns from;
+- validation (`eval_split`): evaluated every `eval_steps` (and at step 0, the base model's zero-shot line); it picks
+  the best checkpoint and drives early stopping;
+- test (`test_split`): evaluated exactly twice, with the run's starting model before training and with the best
+  checkpoint after it. That pair, saved as result.json, is the run's held-out result: the test split never chose
+  anything.
 Callbacks write the run folder: append-only metrics, the status heartbeat, the best checkpoint, stop requests.
 """
 
@@ -10,12 +15,9 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import re
-import threading
 import time
 import traceback
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,51 +25,14 @@ from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingA
 
 from core.config import TrainConfig
 from core.errors import StudioError
-from core.evaluation import error_rates
-from core.features import Artifact, features_from_row, open_artifact
+from core.features import Artifact, open_artifact
 from core.languages import get_language
+from core.metrics import error_rates, summarize
 from core.models import load_model
-from core.runs import HEARTBEAT_S, RunFolder
-from core.workspace import Workspace, write_json_atomic
-
-
-class FeatureDataset(torch.utils.data.Dataset):
-    """One split of an artifact; rows are read from the memory-mapped Arrow file on demand."""
-
-    def __init__(self, artifact: Artifact, split: str, limit: int | None = None):
-        self.table = artifact.read_split(split)
-        self.shape = artifact.feature_shape()
-        self.size = min(self.table.num_rows, limit or self.table.num_rows)
-        if self.size == 0:
-            raise StudioError(f"dataset '{artifact.name}' has no rows in its '{split}' split; prepare more data")
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __getitem__(self, index: int) -> dict:
-        return {
-            "input_features": features_from_row(self.table, index, self.shape),
-            "labels": self.table.column("labels")[index].as_py(),
-        }
-
-
-@dataclass
-class SpeechCollator:
-    """Stack features; pad labels with -100 (ignored by the loss) and drop the decoder start token, which the
-    model prepends itself when it shifts labels right (keeping it would teach it to predict it twice)."""
-
-    decoder_start_token_id: int
-
-    def __call__(self, rows: list[dict]) -> dict:
-        features = torch.from_numpy(np.stack([r["input_features"] for r in rows]).astype(np.float32))
-        labels = [r["labels"] for r in rows]
-        if all(seq and seq[0] == self.decoder_start_token_id for seq in labels):
-            labels = [seq[1:] for seq in labels]
-        width = max(len(seq) for seq in labels)
-        padded = torch.full((len(labels), width), -100, dtype=torch.long)
-        for i, seq in enumerate(labels):
-            padded[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        return {"input_features": features, "labels": padded}
+from core.run_status import StatusWriter, is_primary_process, stop_requested_everywhere
+from core.runs import RunFolder
+from core.training_data import FeatureDataset, SpeechCollator
+from core.workspace import Workspace
 
 
 def resolve_precision(choice: str) -> str:
@@ -80,48 +45,6 @@ def resolve_precision(choice: str) -> str:
     return choice
 
 
-def is_primary_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def stop_requested_everywhere(run: RunFolder) -> bool:
-    """Whether to stop now; under DDP every rank must agree on the same step, or the next all-reduce hangs."""
-    stop = run.stop_file.exists()
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        flag = torch.tensor([int(stop)])
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        stop = bool(flag.item())
-    return stop
-
-
-class StatusWriter:
-    """Owns status.json for the worker: one lock, so the heartbeat thread and the callbacks never interleave."""
-
-    def __init__(self, run: RunFolder):
-        self.run = run
-        self.primary = is_primary_process()  # under torchrun only rank 0 writes the run folder
-        self.lock = threading.Lock()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def update(self, **changes) -> None:
-        if not self.primary:
-            return
-        with self.lock:
-            self.run.update_status(heartbeat=time.time(), **changes)
-
-    def start(self) -> None:
-        if self.primary:
-            self.thread.start()
-
-    def close(self) -> None:
-        self.stopped.set()
-
-    def _beat(self) -> None:
-        while not self.stopped.wait(HEARTBEAT_S):
-            self.update()
-
-
 class RunFolderCallback(TrainerCallback):
     """Writes metrics rows, status, best.json; turns a stop file into a save-and-stop."""
 
@@ -132,7 +55,7 @@ class RunFolderCallback(TrainerCallback):
         self.stop_requested = False
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.status.update(state="running", step=state.global_step, total=state.max_steps)
+        self.status.update(state="running", phase="training", step=state.global_step, total=state.max_steps)
         self.last_log = (time.time(), state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -176,21 +99,36 @@ class RunFolderCallback(TrainerCallback):
             # An adapter alone does not load in transformers.pipeline: also save the merged model, so every
             # checkpoint stays self-contained (the adapter files beside it are what resume reads).
             merged = copy.deepcopy(model).merge_and_unload()
-            merged.save_pretrained(self.run.path / f"checkpoint-{state.global_step}")
+            merged.save_pretrained(self.run.checkpoint_path(state.global_step))
         if state.best_model_checkpoint:
-            write_json_atomic(
-                self.run.path / "best.json",
-                {
-                    "checkpoint": state.best_model_checkpoint.rstrip("/").rsplit("/", 1)[-1],
-                    "wer": state.best_metric,
-                    "step": int(state.best_model_checkpoint.rsplit("-", 1)[-1]),
-                },
-            )
-        self.status.update(step=state.global_step, last_checkpoint=f"checkpoint-{state.global_step}")
+            self.run.write_best(state.best_model_checkpoint, state.best_metric)
+        self.status.update(step=state.global_step, last_checkpoint=self.run.checkpoint_path(state.global_step).name)
 
 
 def is_peft(model) -> bool:
     return model is not None and hasattr(model, "peft_config")
+
+
+def apply_window(model, processor, seconds: int) -> None:
+    """Listen to `seconds` instead of the model's whole window: the encoder's position table is cut to its first
+    seconds × 50 rows (the stride-2 convolution gives 50 positions a second) and the processor pads to `seconds`,
+    so every checkpoint of the run carries the shorter window and all code reads it from there."""
+    positions = seconds * 50
+    encoder = model.get_encoder()
+    if positions > encoder.embed_positions.weight.shape[0]:
+        raise StudioError(
+            f"window_seconds {seconds}: longer than the model's own {encoder.embed_positions.weight.shape[0] // 50} s"
+        )
+    with torch.no_grad():
+        table = encoder.embed_positions.weight[:positions].clone()
+    encoder.embed_positions = torch.nn.Embedding(positions, table.shape[1])
+    encoder.embed_positions.weight.data.copy_(table)
+    encoder.embed_positions.requires_grad_(False)
+    model.config.max_source_positions = positions
+    extractor = processor.feature_extractor
+    extractor.chunk_length = seconds
+    extractor.n_samples = seconds * extractor.sampling_rate
+    extractor.nb_max_frames = extractor.n_samples // extractor.hop_length
 
 
 def apply_memory_levers(model, config: TrainConfig):
@@ -219,41 +157,140 @@ def apply_memory_levers(model, config: TrainConfig):
     return model
 
 
+def decoded_texts(tokenizer, token_ids: np.ndarray) -> list[str]:
+    """Generated or label ids (-100 = padding) → text without special tokens."""
+    ids = np.where(token_ids == -100, tokenizer.pad_token_id, token_ids)
+    return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
 def compute_metrics_for(tokenizer):
     def compute(prediction) -> dict:
-        predictions, label_ids = prediction.predictions, prediction.label_ids
-        if isinstance(predictions, tuple):
-            predictions = predictions[0]
-        label_ids = np.where(label_ids == -100, tokenizer.pad_token_id, label_ids)
-        predictions = np.where(predictions == -100, tokenizer.pad_token_id, predictions)
-        hypotheses = tokenizer.batch_decode(predictions, skip_special_tokens=True)
-        references = tokenizer.batch_decode(label_ids, skip_special_tokens=True)
-        return error_rates([r.strip() for r in references], [h.strip() for h in hypotheses])
+        predictions = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        return error_rates(decoded_texts(tokenizer, prediction.label_ids), decoded_texts(tokenizer, predictions))
 
     return compute
 
 
 def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
     """Train the run in this process; returns the final state (completed / stopped). Raises on failure."""
+    # 1. The config, the data and the precision.
     config = run.config().validate()
     artifact = open_artifact(workspace, config.data)
     language = get_language(config.language or artifact.manifest["language"])
+    task = config.task or artifact.task
     precision = resolve_precision(config.precision)
     set_seed(config.seed)
     checkpoint = run.last_checkpoint() if resume else None
-    model, processor = load_model(config.model, workspace, language=language.whisper, task="transcribe")
-    model.generation_config.max_length = config.generation_max_length
-    if config.gradient_checkpointing:
-        model.config.use_cache = False
-    model = apply_memory_levers(model, config)
+    status = StatusWriter(run)
+    status.start()
+    try:
+        # 2. The model with the run's levers: window, dropout, frozen encoder, cached states, LoRA.
+        model, processor = load_model(
+            config.model, workspace, language=language.whisper, task=task, overrides={"dropout": config.dropout}
+        )
+        model.generation_config.max_length = config.generation_max_length
+        if config.gradient_checkpointing:
+            model.config.use_cache = False
+        if config.window_seconds:
+            apply_window(model, processor, config.window_seconds)
+        window = config.window_seconds or None
+        model = apply_memory_levers(model, config)
+        # 3. The splits; with cached encoder states the encoder runs once per clip, here, before training.
+        splits = [config.eval_split] + ([config.test_split] if config.test_split else [])
+        states = _encoder_states(model, artifact, config, splits, status) if config.cache_encoder_states else {}
+        train_set = _training_rows(artifact, workspace, config, window, states.get("train"))
+        eval_set = FeatureDataset(
+            artifact, config.eval_split, config.max_eval_samples, window, states.get(config.eval_split)
+        )
+        test_set = (
+            FeatureDataset(artifact, config.test_split, None, window, states.get(config.test_split))
+            if config.test_split
+            else None
+        )
+        _note_left_out(status, train_set, eval_set, test_set, window)
+        # 4. The Trainer, writing the run folder through its callbacks.
+        trainer, callback = _trainer(run, config, model, processor, train_set, eval_set, precision, checkpoint, status)
+        status.update(
+            state="running",
+            phase="training",
+            total=config.max_steps,
+            precision=precision,
+            resumed_from=checkpoint.name if checkpoint else None,
+        )
+        # 5. The held-out split, before: the starting model's zero-shot result (once per run).
+        if test_set is not None and not run.has_result_half("before"):
+            status.update(phase="testing the base model")
+            _test(trainer, test_set, run, config, "before", processor.tokenizer)
+        # 6. Training.
+        status.update(phase="training")
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        stopped = callback.stop_requested
+        # 7. The held-out split, after: the best checkpoint by validation WER (loaded at the end of training).
+        if test_set is not None and not stopped:
+            status.update(phase="testing the best checkpoint")
+            _test(trainer, test_set, run, config, "after", processor.tokenizer)
+        # 8. The final state.
+        state = trainer.state
+        final = "stopped" if stopped else "completed"
+        note = None
+        if not stopped and state.global_step < state.max_steps:
+            note = (
+                f"early-stopped at step {state.global_step}: WER did not improve for "
+                f"{config.early_stopping_patience} evaluations"
+            )
+        status.update(state=final, phase=None, step=state.global_step, finished=time.time(), note=note, error=None)
+        return final
+    finally:
+        status.close()
+        if is_primary_process():
+            run.stop_file.unlink(missing_ok=True)
+
+
+def _training_rows(artifact: Artifact, workspace: Workspace, config: TrainConfig, window, states):
     if artifact.streams("train"):
+        if config.cache_encoder_states or config.num_train_epochs:
+            raise StudioError(
+                f"dataset '{artifact.name}' streams its training split: cache_encoder_states and num_train_epochs "
+                f"need stored training features; prepare it without --stream-train"
+            )
         from core.streaming import StreamingFeatureDataset
 
-        train_set = StreamingFeatureDataset(artifact, workspace, config.max_train_samples, config.seed)
-    else:
-        train_set = FeatureDataset(artifact, "train", config.max_train_samples)
-    eval_set = FeatureDataset(artifact, config.eval_split, config.max_eval_samples)
+        return StreamingFeatureDataset(artifact, workspace, config.max_train_samples, config.seed)
+    return FeatureDataset(artifact, "train", config.max_train_samples, window, states)
 
+
+def _encoder_states(model, artifact: Artifact, config: TrainConfig, eval_splits: list[str], status) -> dict:
+    from core.encoder_cache import cached_states, read_cached_states
+
+    frames = (config.window_seconds * 100) if config.window_seconds else artifact.feature_shape()[1]
+    encoder = model.get_encoder()
+
+    def progress(split: str, done: int, total: int) -> None:
+        status.update(phase=f"caching encoder states: {split}", phase_done=done, phase_total=total)
+
+    states = cached_states(artifact, ["train", *eval_splits], encoder, frames, progress)
+    read_cached_states(model)
+    status.update(phase_done=None, phase_total=None)
+    return states
+
+
+def _note_left_out(status, train_set, eval_set, test_set, window) -> None:
+    left = {
+        name: getattr(rows, "too_long", 0)
+        for name, rows in (("train", train_set), ("validation", eval_set), ("test", test_set))
+        if rows is not None
+    }
+    if any(left.values()):
+        counts = ", ".join(f"{name} {n}" for name, n in left.items() if n)
+        print(f"rows longer than the {window} s window are left out: {counts}", flush=True)
+        status.update(left_out=left)
+
+
+def _trainer(run, config, model, processor, train_set, eval_set, precision, checkpoint, status):
+    import os
+
+    epochs = config.num_train_epochs
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tensorboard")  # read by transformers' TensorBoard logger
     args = Seq2SeqTrainingArguments(
         output_dir=str(run.path),
         learning_rate=config.learning_rate,
@@ -261,7 +298,8 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
         per_device_eval_batch_size=config.eval_batch_size,
         gradient_accumulation_steps=config.grad_accum_steps,
         warmup_steps=config.warmup_steps,
-        max_steps=config.max_steps,
+        max_steps=-1 if epochs else config.max_steps,
+        num_train_epochs=epochs or 3.0,
         lr_scheduler_type=config.lr_scheduler,
         weight_decay=config.weight_decay,
         optim=config.optimizer,
@@ -292,9 +330,9 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
         use_cpu=not torch.cuda.is_available(),
         ddp_backend="gloo" if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
     )
-    status = StatusWriter(run)
     samples_per_step = config.train_batch_size * config.grad_accum_steps * max(1, args.world_size)
-    callbacks = [RunFolderCallback(run, status, samples_per_step)]
+    callback = RunFolderCallback(run, status, samples_per_step)
+    callbacks = [callback]
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     trainer = Seq2SeqTrainer(
@@ -307,30 +345,44 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
         compute_metrics=compute_metrics_for(processor.tokenizer),
         callbacks=callbacks,
     )
-    status.update(
-        state="running",
-        total=config.max_steps,
-        precision=precision,
-        resumed_from=checkpoint.name if checkpoint else None,
-    )
-    status.start()
-    try:
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        stopped = callbacks[0].stop_requested
-        state = trainer.state
-        final = "stopped" if stopped else "completed"
-        note = None
-        if not stopped and state.global_step < config.max_steps:
-            note = (
-                f"early-stopped at step {state.global_step}: WER did not improve for "
-                f"{config.early_stopping_patience} evaluations"
-            )
-        status.update(state=final, step=state.global_step, finished=time.time(), note=note, error=None)
-        return final
-    finally:
-        status.close()
-        if status.primary:
-            run.stop_file.unlink(missing_ok=True)
+    return trainer, callback
+
+
+def _test(trainer, test_set: FeatureDataset, run: RunFolder, config: TrainConfig, half: str, tokenizer) -> None:
+    """Evaluate the trainer's current model on the held-out split; saved as the run's result half and as a
+    per-utterance evaluation (the Compare page's drill-down). Rank 0 alone decodes (in order, no padding across
+    processes); the other ranks wait for it."""
+    if is_primary_process():
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        hypotheses = generate_texts(model, test_set, config.eval_batch_size, config.generation_max_length, tokenizer)
+        ids, references = test_set.ids_and_texts()
+        checkpoint = "checkpoint-0" if half == "before" else run.best_checkpoint_name()
+        record = {
+            "model": f"{config.model} (as the run starts)" if half == "before" else checkpoint,
+            "data": config.data,
+            "split": config.test_split,
+            **summarize(ids, references, hypotheses),
+        }
+        run.write_evaluation(checkpoint, config.data, config.test_split, record)
+        run.write_result_half(half, checkpoint, record)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+@torch.inference_mode()
+def generate_texts(model, rows: FeatureDataset, batch_size: int, max_length: int, tokenizer) -> list[str]:
+    """Greedy transcripts of every row, in order, with the generation config's language and task."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    texts = []
+    for start in range(0, len(rows), batch_size):
+        batch = [rows[i]["input_features"] for i in range(start, min(start + batch_size, len(rows)))]
+        inputs = torch.from_numpy(np.stack(batch).astype(np.float32)).to(device)
+        ids = model.generate(inputs, max_length=max_length)
+        texts += decoded_texts(tokenizer, ids.cpu().numpy())
+    model.train(was_training)
+    return texts
 
 
 def describe_failure(err: BaseException) -> str:
@@ -339,6 +391,8 @@ def describe_failure(err: BaseException) -> str:
         return str(err)
     if isinstance(err, torch.OutOfMemoryError):
         return "out of GPU memory: lower train_batch_size (raise grad_accum_steps) or enable gradient_checkpointing"
+    if isinstance(err, MemoryError):
+        return "out of memory: lower train_batch_size (raise grad_accum_steps), or cache_encoder_states off"
     first = (str(err).splitlines() or [""])[0][:300]
     return f"{type(err).__name__}: {first} (see train.log)"
 

@@ -30,6 +30,7 @@ def run_worker(run_dir: Path, resume: bool = False) -> int:
         train(run, workspace, resume=resume)  # a torchrun replica: rank 0 alone records the run
         return 0
     run.update_status(
+        owner=True,
         state="starting",
         pid=os.getpid(),
         heartbeat=time.time(),
@@ -42,7 +43,9 @@ def run_worker(run_dir: Path, resume: bool = False) -> int:
         return 0
     except BaseException as err:  # record every way of dying, then let the exit code say it
         print(format_traceback(err), file=sys.stderr, flush=True)
-        run.update_status(state="failed", error=describe_failure(err), finished=time.time(), heartbeat=time.time())
+        run.update_status(
+            owner=True, state="failed", error=describe_failure(err), finished=time.time(), heartbeat=time.time()
+        )
         return 1
 
 

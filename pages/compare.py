@@ -14,7 +14,8 @@ from core.comparison import (
     utterance_audio,
 )
 from core.evaluation import evaluate_model
-from core.export import export_ctranslate2, parity
+from core.evaluation import parity
+from core.export import export_ctranslate2
 from core.features import list_artifacts, open_artifact
 from core.runs import RunFolder, list_runs
 

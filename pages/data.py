@@ -8,11 +8,11 @@ import streamlit as st
 
 from app.common import SELECTED_DATASET, progress_callback, secret, user_errors, workspace
 from core.doctor import duration_histogram, examine
-from core.features import PrepareOptions, list_artifacts, open_artifact, prepare_features
+from core.features import PrepareOptions, list_artifacts, open_artifact, overlap_warnings, prepare_features
 from core.folders import LAYOUTS, detect_layout
 from core.hub import PRESETS
 from core.languages import LANGUAGES
-from core.models import BASE_MODELS, load_processor
+from core.models import BASE_MODELS
 from core.sources import open_source
 from core.synth import SynthSpec, synthesize_dataset
 from core.text import CleaningOptions
@@ -107,6 +107,9 @@ c1, c2, c3, c4 = st.columns(4)
 cleaning = CleaningOptions(lowercase=c1.checkbox("Lowercase"), strip_punctuation=c2.checkbox("Strip punctuation"))
 max_train = c3.number_input("Max train rows (0 = all)", 0, 10**7, 0)
 max_eval = c4.number_input("Max eval rows (0 = all)", 0, 10**7, 0)
+options = PrepareOptions(
+    max_train_samples=max_train or None, max_eval_samples=max_eval or None, cleaning=cleaning, stream_train=stream_train
+)
 
 if source_args:
     preview, prepare = st.tabs(["Preview and doctor", "Prepare features"])
@@ -115,17 +118,8 @@ if source_args:
             bar = st.progress(0.0)
             with user_errors():
                 source = open_source(language=language, **source_args)
-                processor = load_processor(model, ws)
-                processor.tokenizer.set_prefix_tokens(language=language.whisper, task="transcribe")
-                window = processor.feature_extractor.n_samples / 16000
                 st.session_state["doctor"] = examine(
-                    source,
-                    language,
-                    processor.tokenizer,
-                    window,
-                    limit=100,
-                    cleaning=cleaning,
-                    progress=progress_callback(bar),
+                    source, language, model, ws, options, limit=100, progress=progress_callback(bar)
                 )
         report = st.session_state.get("doctor")
         if report:
@@ -160,12 +154,6 @@ if source_args:
         if st.button("Prepare features", type="primary", icon=":material/memory:"):
             bar = st.progress(0.0)
             with user_errors():
-                options = PrepareOptions(
-                    max_train_samples=max_train or None,
-                    max_eval_samples=max_eval or None,
-                    cleaning=cleaning,
-                    stream_train=stream_train,
-                )
                 artifact = prepare_features(
                     open_source(language=language, **source_args),
                     language,
@@ -178,6 +166,8 @@ if source_args:
                 )
                 st.session_state[SELECTED_DATASET] = artifact.name
                 st.success(f"{'Reused' if artifact.reused else 'Prepared'} **{artifact.name}**")
+                for warning in overlap_warnings(artifact.manifest):
+                    st.warning(warning, icon=":material/warning:")
 else:
     st.info("Choose a source above to preview and prepare it.")
 
@@ -189,6 +179,8 @@ for name in names:
     manifest = open_artifact(ws, name).manifest
     splits = ", ".join(f"{s} {c['rows']} rows ({c['hours'] * 60:.1f} min)" for s, c in manifest["splits"].items())
     with st.expander(f"**{name}** · {manifest['language']} · {manifest['model']} · {splits}"):
+        for warning in overlap_warnings(manifest):
+            st.warning(warning, icon=":material/warning:")
         st.json(manifest, expanded=False)
         if st.button("Use this dataset", key=f"use-{name}"):
             st.session_state[SELECTED_DATASET] = name

@@ -21,12 +21,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def synth_folder(tmp_path_factory) -> Path:
-    """24 Norwegian utterances (pairs layout, train/test) spoken by espeak-ng."""
+    """30 Norwegian utterances of 1–4 words (pairs layout: 24 train, 3 validation, 3 test) spoken by espeak-ng."""
     from core.languages import get_language
     from core.synth import SynthSpec, synthesize_dataset
 
     out = tmp_path_factory.mktemp("synth") / "nb"
-    return synthesize_dataset(get_language("nb"), out, SynthSpec(language="nb", n=24, seed=1, vocabulary_size=10))
+    spec = SynthSpec(language="nb", n=30, seed=1, kind="words", vocabulary_size=10)
+    return synthesize_dataset(get_language("nb"), out, spec)
 
 
 @pytest.fixture(scope="session")

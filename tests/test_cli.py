@@ -1,5 +1,10 @@
 """The command line as a user runs it: help on every command, one `error:` line and exit 2 on mistakes."""
 
+import json
+import os
+import re
+import shutil
+
 import pytest
 from conftest import run_cli
 
@@ -67,17 +72,29 @@ def test_synth_prepare_and_runs_through_the_cli(tmp_path):
     assert len(list(out.rglob("*.wav"))) == 8 and len(list((out / "test").glob("*.txt"))) == 1
     args = ["prepare", "--source", str(out), "--language", "sv", "--model", "demo", "--name", "sv8"]
     first = run_cli(*args, home=home)
-    assert first.returncode == 0 and first.stdout.startswith("prepared sv8: train 7 rows"), first.stderr
+    assert first.returncode == 0 and first.stdout.startswith("prepared sv8: train 6 rows"), first.stderr
     assert run_cli(*args, home=home).stdout.startswith("reused sv8")
     assert "no runs" in run_cli("runs", home=home).stdout
 
 
-def test_demo_command_ends_with_wer_before_and_after(tmp_path):
-    result = run_cli("demo", "--language", "nb", "--utterances", "40", "--max-steps", "6", home=tmp_path / "ws")
-    assert result.returncode == 0, result.stderr[-2000:]
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("WER before ") and " → after " in last and last.endswith("%")
-    assert "4/4 evaluating" in result.stderr
+def test_demo_fine_tunes_whisper_base_and_held_out_wer_falls(tmp_path, session_workspace, whisper_base):
+    home = tmp_path / "ws"
+    shutil.copytree(session_workspace.models, home / "models", copy_function=os.link)  # whisper-base, converted once
+    result = run_cli("demo", "--language", "nb", "--utterances", "64", "--max-steps", "8", home=home, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    match = re.search(r"WER before ([\d.]+)% → after ([\d.]+)%", result.stdout)
+    assert match, result.stdout
+    before, after = float(match.group(1)), float(match.group(2))
+    assert after < before, result.stdout  # fine-tuning whisper-base on the language lowers held-out WER
+    assert "4/4 test split: 8 utterances" in result.stderr
+    run = next(p for p in (home / "runs").iterdir() if p.is_dir())
+    saved = json.loads((run / "result.json").read_text())
+    assert saved["before"]["checkpoint"] == "checkpoint-0" and saved["after"]["utterances"] == 8
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "whisper-base" and config["cache_encoder_states"] and config["window_seconds"] == 10
+    assert config["eval_split"] == "validation" and config["test_split"] == "test"
+    train_texts = {p.read_text() for p in (home / "synth").rglob("train/*.txt")}
+    assert not train_texts & {p.read_text() for p in (home / "synth").rglob("test/*.txt")}
 
 
 def test_background_command_jobs_log_finish_and_refuse_a_twin(tmp_path):

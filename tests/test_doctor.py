@@ -1,11 +1,14 @@
 """The dataset doctor: each kind of problem is found and counted, and the duration histogram adds up."""
 
 import shutil
+from collections import Counter
+
+from conftest import make_audio
 
 from core.doctor import DoctorReport, duration_histogram, examine
+from core.features import PrepareOptions, prepare_features
 from core.folders import FolderSource
 from core.languages import get_language
-from core.models import load_processor
 
 
 def test_problems_are_found_and_counted(tmp_path, synth_folder, session_workspace, demo_artifact):
@@ -20,17 +23,33 @@ def test_problems_are_found_and_counted(tmp_path, synth_folder, session_workspac
             (root / split / f"{i}.txt").write_text(text)
     (root / "train" / "broken.wav").write_bytes(b"RIFFxxxxWAVEjunk")
     (root / "train" / "broken.txt").write_text("ødelagt")
-    processor = load_processor("demo", session_workspace)
-    processor.tokenizer.set_prefix_tokens(language="no", task="transcribe")
-    report = examine(FolderSource(root), get_language("nb"), processor.tokenizer, window_seconds=3.0, max_tokens=60)
+    make_audio(root / "train" / "long.wav", "en to tre fire fem seks sju åtte ni ti " * 2)  # ~6 s > the demo's 3 s
+    (root / "train" / "long.txt").write_text("en to tre")
+    options = PrepareOptions(max_sequence_length=60)
+    report = examine(FolderSource(root), get_language("nb"), "demo", session_workspace, options)
     found = {p.name: p.rows for p in report.problems}
     assert found["audio that cannot be decoded"] == 1
     assert found["empty transcripts"] == 1
+    assert found["audio longer than the model's 3 s window"] == 1
     assert found["characters outside the Norwegian Bokmål alphabet"] == 1  # ß
     assert found["labels over 60 tokens"] == 1
     assert found["duplicate transcripts within a split"] == 2
-    assert found["test sentences that also occur in train"] == 1  # "takk"
-    assert report.splits == {"train": 7, "test": 2} and report.seconds > 0
+    assert found["evaluation sentences that also occur in train"] == 1  # "takk"
+    assert report.splits == {"train": 8, "test": 2} and report.seconds > 0 and report.window_seconds == 3
+    # The doctor's "prepare drops these" is what prepare drops: the same rows, for the same reasons.
+    artifact = prepare_features(FolderSource(root), get_language("nb"), "demo", "messy", session_workspace, options)
+    dropped = {k: v for k, v in artifact.manifest["splits"]["train"]["filtered"].items() if v}
+    doctor = Counter(r["dropped"] for r in report.rows if r["split"] == "train" and r["dropped"])
+    assert (
+        dropped
+        == dict(doctor)
+        == {
+            "undecodable_audio": 1,
+            "empty_text": 1,
+            "audio_too_long": 1,
+            "labels_too_long": 1,
+        }
+    )
 
 
 def test_histogram_counts_every_decoded_clip():

@@ -10,10 +10,17 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO, make_audio
+from conftest import REPO, make_audio, run_cli
 
 from core.errors import StudioError
-from core.features import PrepareOptions, features_from_row, list_artifacts, open_artifact, prepare_features
+from core.features import (
+    PrepareOptions,
+    features_from_row,
+    list_artifacts,
+    open_artifact,
+    overlap_warnings,
+    prepare_features,
+)
 from core.folders import FolderSource
 from core.languages import get_language
 from core.text import CleaningOptions
@@ -39,21 +46,29 @@ def test_features_shapes_and_label_prefix(demo_artifact):
 def test_filters_are_counted_in_the_manifest(tmp_path, workspace, synth_folder):
     root = tmp_path / "mixed"
     shutil.copytree(synth_folder, root)
+    clips = sorted((synth_folder / "train").glob("*.wav"))
     (root / "train" / "empty.txt").write_text("  \n")
-    shutil.copy(synth_folder / "train" / "00005.wav", root / "train" / "empty.wav")
+    shutil.copy(clips[0], root / "train" / "empty.wav")
     (root / "train" / "corrupt.wav").write_bytes(b"RIFF....WAVEfmt garbage")
     (root / "train" / "corrupt.txt").write_text("hei")
     long_text = "en to tre fire fem seks sju åtte ni ti " * 2
     make_audio(root / "train" / "long.wav", long_text)  # ~6 s: longer than the demo's 3 s window
     (root / "train" / "long.txt").write_text(long_text)
     (root / "train" / "wordy.txt").write_text("ord " * 40)
-    shutil.copy(synth_folder / "train" / "00006.wav", root / "train" / "wordy.wav")
+    shutil.copy(clips[1], root / "train" / "wordy.wav")
+    shutil.copy(clips[2], root / "train" / f"{clips[2].stem}.flac")  # clip.wav beside clip.flac: one id twice
     artifact = prepare_features(
         FolderSource(root), NB, "demo", "mixed", workspace, PrepareOptions(max_sequence_length=30)
     )
     counts = artifact.manifest["splits"]["train"]
-    assert counts["filtered"] == {"audio_too_long": 1, "labels_too_long": 1, "empty_text": 1, "undecodable_audio": 1}
-    assert counts["rows"] == counts["seen"] - 4
+    assert counts["filtered"] == {
+        "audio_too_long": 1,
+        "labels_too_long": 1,
+        "empty_text": 1,
+        "undecodable_audio": 1,
+        "duplicate_id": 1,
+    }
+    assert counts["rows"] == counts["seen"] - 5
     assert artifact.manifest["source"]["layout"] == "pairs"
 
 
@@ -88,7 +103,7 @@ def test_killed_prepare_leaves_nothing_that_looks_complete(tmp_path, workspace):
     # A slow source: 400 clips with the demo processor takes several seconds; kill -9 midway.
     from core.synth import SynthSpec, synthesize_dataset
 
-    folder = synthesize_dataset(NB, tmp_path / "big", SynthSpec(language="nb", n=400, seed=3))
+    folder = synthesize_dataset(NB, tmp_path / "big", SynthSpec(language="nb", n=400, seed=3, kind="words"))
     cmd = [
         sys.executable,
         "-m",
@@ -109,7 +124,7 @@ def test_killed_prepare_leaves_nothing_that_looks_complete(tmp_path, workspace):
         cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.time() + 60
-    while time.time() < deadline and not any(p.name.startswith(".killed.") for p in workspace.datasets.glob(".*")):
+    while time.time() < deadline and not list(workspace.datasets.glob(".killed.*.*")):  # its staging folder
         time.sleep(0.05)
     time.sleep(0.5)
     assert process.poll() is None, "prepare finished before it could be killed; make the source bigger"
@@ -132,3 +147,46 @@ def test_manifest_is_valid_json_with_the_inputs(demo_artifact):
     assert manifest["language"] == "nb" and manifest["model"] == "demo"
     assert set(manifest["cleaning"]) == {"lowercase", "strip_punctuation", "collapse_whitespace"}
     assert len(manifest["fingerprint"]) == 16
+
+
+def test_every_artifact_gets_a_validation_split_and_overlap_is_counted(tmp_path, workspace, synth_folder):
+    # A folder with train and test only: validation is carved from train by transcript.
+    root = tmp_path / "no-validation"
+    shutil.copytree(synth_folder, root, ignore=shutil.ignore_patterns("validation"))
+    # one test sentence also read in train: the overlap the manifest must count
+    shared_text = (root / "test" / sorted(p.name for p in (root / "test").glob("*.txt"))[0]).read_text()
+    shutil.copy(next((root / "test").glob("*.wav")), root / "train" / "again.wav")
+    (root / "train" / "again.txt").write_text(shared_text)
+    options = PrepareOptions(validation_fraction=0.3)
+    artifact = prepare_features(FolderSource(root), NB, "demo", "carved", workspace, options)
+    splits = artifact.manifest["splits"]
+    assert set(splits) == {"train", "validation", "test"}
+    assert splits["validation"]["carved_from_train"] == 0.3 and splits["validation"]["rows"] >= 1
+    train = set(artifact.read_split("train").column("text").to_pylist())
+    validation = set(artifact.read_split("validation").column("text").to_pylist())
+    assert not train & validation  # by transcript: a sentence never lands on both sides
+    assert splits["train"]["rows"] + splits["validation"]["rows"] == splits["train"]["seen"]
+    overlap = artifact.manifest["overlap"]
+    assert overlap["test"]["checked"] and overlap["test"]["sentences"] == 1
+    assert overlap["validation"]["sentences"] == 0
+    assert "1 test sentences also occur in train" in " ".join(overlap_warnings(artifact.manifest))
+    # The synthetic folder has its own validation split and no overlap.
+    assert demo_overlap_free(workspace)
+
+
+def demo_overlap_free(workspace) -> bool:
+    manifest = open_artifact(workspace, "nb-tiny").manifest
+    return "carved_from_train" not in manifest["splits"]["validation"] and not overlap_warnings(manifest)
+
+
+def test_two_prepares_of_one_name_at_once_one_is_refused(workspace, synth_folder):
+    from core.features import claim_name
+
+    args = ["prepare", "--source", str(synth_folder), "--language", "nb", "--model", "demo", "--name", "twin"]
+    with claim_name(workspace, "twin"):  # this test process is the first prepare, mid-way
+        second = run_cli(*args, home=workspace.home)
+    assert second.returncode == 2
+    assert "error: dataset 'twin' is being prepared right now by another process" in second.stderr
+    assert "twin" not in list_artifacts(workspace)
+    first = run_cli(*args, home=workspace.home)  # once the name is free, it prepares
+    assert first.returncode == 0 and first.stdout.startswith("prepared twin"), first.stderr[-800:]

@@ -22,7 +22,7 @@ def test_pairs_in_one_folder_hold_out_a_stable_test_split(tmp_path, synth_folder
     for wav, text in _clips(synth_folder, 12):
         shutil.copy(wav, root / wav.name)
         (root / wav.name).with_suffix(".txt").write_text(text)
-    (root / "orphan.wav").write_bytes((synth_folder / "train" / "00005.wav").read_bytes())  # no transcript
+    (root / "orphan.wav").write_bytes(_clips(synth_folder, 1)[0][0].read_bytes())  # no transcript
     source = FolderSource(root)
     assert source.layout == "pairs"
     train, test = list(source.examples("train")), list(source.examples("test"))
@@ -33,7 +33,7 @@ def test_pairs_in_one_folder_hold_out_a_stable_test_split(tmp_path, synth_folder
 
 def test_pairs_with_split_subfolders(synth_folder):
     source = FolderSource(synth_folder)
-    assert source.layout == "pairs" and source.splits() == ["train", "test"]
+    assert source.layout == "pairs" and source.splits() == ["train", "validation", "test"]
     example = next(source.examples("test"))
     assert example.id.startswith("test/") and example.load_audio().size > 0
 
@@ -102,7 +102,7 @@ def test_bad_folders_say_what_was_expected(tmp_path, synth_folder):
 
     root = tmp_path / "af"
     root.mkdir()
-    shutil.copy(synth_folder / "train" / "00005.wav", root / "a.wav")
+    shutil.copy(_clips(synth_folder, 1)[0][0], root / "a.wav")
     (root / "metadata.csv").write_text("file_name,words\na.wav,hei\n")
     with pytest.raises(StudioError) as err:
         FolderSource(root)
@@ -110,4 +110,48 @@ def test_bad_folders_say_what_was_expected(tmp_path, synth_folder):
 
     (root / "metadata.csv").write_text("file_name,text\na.wav,hei\ngone.wav,borte\n")
     with pytest.raises(StudioError, match="gone.wav is listed but missing"):
+        FolderSource(root)
+
+
+def test_metadata_paths_that_leave_the_folder_are_refused_with_the_row(tmp_path, synth_folder):
+    outside = tmp_path / "elsewhere.wav"
+    shutil.copy(_clips(synth_folder, 1)[0][0], outside)
+    root = tmp_path / "inside"
+    root.mkdir()
+    shutil.copy(_clips(synth_folder, 1)[0][0], root / "ok.wav")
+    for listed in ("../elsewhere.wav", str(outside), "sub/../../elsewhere.wav"):
+        (root / "metadata.csv").write_text(f"file_name,text\nok.wav,hei\n{listed},borte\n")
+        with pytest.raises(StudioError) as err:
+            FolderSource(root)
+        assert "metadata.csv row 3" in str(err.value) and "points outside the dataset folder" in str(err.value)
+
+
+def test_transcripts_in_other_encodings_are_read_and_noted(tmp_path, synth_folder):
+    root = tmp_path / "encodings"
+    root.mkdir()
+    texts = {
+        "latin": ("blåbærsyltetøy på brødskiva", "latin-1"),
+        "bom": ("hei på deg", "utf-8-sig"),
+        "wide": ("god morgen, søster", "utf-16"),
+    }
+    for (name, (text, encoding)), (wav, _) in zip(texts.items(), _clips(synth_folder, 3)):
+        shutil.copy(wav, root / f"{name}.wav")
+        (root / f"{name}.txt").write_bytes(text.encode(encoding))
+    source = FolderSource(root)
+    read = {e.id: e.text for split in source.splits() for e in source.examples(split)}
+    assert read == {name: text for name, (text, _) in texts.items()}  # the BOM is not part of the text
+    assert source.describe()["text_encodings"] == {"cp1252": 1, "utf-8": 1, "utf-16": 1}
+    (root / "bad.txt").write_bytes(b"\x81\x8d\x8f")  # undefined in cp1252, invalid UTF-8
+    shutil.copy(_clips(synth_folder, 1)[0][0], root / "bad.wav")
+    with pytest.raises(StudioError, match="bad.txt: the text is neither UTF-8, UTF-16 nor cp1252"):
+        FolderSource(root)
+
+
+def test_a_common_voice_row_with_a_tab_in_the_sentence_is_reported(tmp_path, synth_folder):
+    root = tmp_path / "cv"
+    (root / "clips").mkdir(parents=True)
+    shutil.copy(_clips(synth_folder, 1)[0][0], root / "clips" / "a.mp3")
+    header = "client_id\tpath\tsentence\tup_votes\tdown_votes"
+    (root / "train.tsv").write_text(f"{header}\nc1\ta.mp3\thei\tpå deg\t2\t0\n")
+    with pytest.raises(StudioError, match="train.tsv line 2: 6 fields for 5 columns"):
         FolderSource(root)

@@ -11,10 +11,12 @@ from safetensors.torch import load_file
 from transformers import pipeline
 
 from core.errors import StudioError
-from core.export import export_ctranslate2, is_ctranslate2, parity
+from core.evaluation import parity
+from core.export import export_ctranslate2
 from core.features import open_artifact
 from core.inference import Transcriber
 from core.jobs import start_run
+from core.models import is_ctranslate2
 
 
 def _a_test_clip(workspace):

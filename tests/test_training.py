@@ -121,5 +121,6 @@ def test_invalid_configs_are_rejected_before_anything_starts(workspace, change, 
 def test_unknown_dataset_and_duplicate_run(workspace, demo_artifact):
     with pytest.raises(StudioError, match="no prepared dataset 'missing'"):
         start_run(tiny_config("x", data="missing"), workspace)
-    with pytest.raises(StudioError, match="no '.*' split|has no 'validation' split"):
-        start_run(tiny_config("x", eval_split="validation"), workspace)
+    with pytest.raises(StudioError, match="has no stored 'dev' split for evaluation"):
+        start_run(tiny_config("x", eval_split="dev"), workspace)
+    assert not RunFolder.of(workspace, "x").exists()
