@@ -1,9 +1,11 @@
-"""Charts of a run's metrics: loss and learning rate, and eval WER/CER against the base model's line."""
+"""Charts of a run's metrics: loss and learning rate, and validation WER/CER against the base model's line."""
 
 from __future__ import annotations
 
 import altair as alt
 import pandas as pd
+
+from core.monitor import chart_ceiling
 
 
 def training_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
@@ -16,7 +18,7 @@ def training_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
                 alt.Chart(data, title=title)
                 .mark_line(point=len(data) < 30)  # a short run has few rows: show each as a point
                 .encode(
-                    x=alt.X("step:Q", title="step"),
+                    x=alt.X("step:Q", title="step", axis=alt.Axis(format="d")),
                     y=alt.Y(f"{title}:Q", title=None),
                     tooltip=["step", alt.Tooltip(f"{title}:Q", format=".4g")],
                 )
@@ -24,24 +26,26 @@ def training_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
     return charts
 
 
-def error_rate_curves(metrics: list[dict], runs: dict[str, list[dict]] | None = None) -> alt.Chart | None:
-    """WER/CER over steps; with `runs`, WER per run. The base model's zero-shot WER is a dashed rule."""
-    runs = runs or {"": metrics}
+def error_rate_curves(runs: dict[str, list[dict]], with_cer: bool = False) -> alt.Chart | None:
+    """Validation WER over steps, one line per run (and CER for a single run when `with_cer`); each run's base model
+    is a dashed rule with its value written on it, pinned to the top edge when it is off the scale."""
     rows, baselines = [], []
-    for run, rows_of_run in runs.items():
-        for r in rows_of_run:
+    for run, metrics in runs.items():
+        for r in metrics:
             if "eval_wer" not in r:
                 continue
             if r.get("baseline"):
-                baselines.append({"value": 100 * r["eval_wer"], "label": f"{run} base model".strip()})
+                baselines.append({"run": run, "value": 100 * r["eval_wer"]})
                 continue
-            rows.append({"step": r["step"], "value": 100 * r["eval_wer"], "series": f"{run} WER".strip()})
-            if len(runs) == 1 and "eval_cer" in r:
+            rows.append({"step": r["step"], "value": 100 * r["eval_wer"], "series": "WER" if with_cer else run})
+            if with_cer and "eval_cer" in r:
                 rows.append({"step": r["step"], "value": 100 * r["eval_cer"], "series": "CER"})
     if not rows and not baselines:
         return None
-    # An untrained model can score 1000%+ WER; keep the scale readable and pin such a baseline to the top.
-    top = max([100.0] + [1.1 * r["value"] for r in rows])
+    top = chart_ceiling([r["value"] for r in rows], [b["value"] for b in baselines])
+    for b in baselines:
+        b["shown"] = min(b["value"], top)
+        b["label"] = f"{'' if with_cer else b['run'] + ' '}base model {b['value']:.1f}%"
     scale = alt.Scale(domain=[0, top], clamp=True)
     layers = []
     if rows:
@@ -49,19 +53,48 @@ def error_rate_curves(metrics: list[dict], runs: dict[str, list[dict]] | None = 
             alt.Chart(pd.DataFrame(rows))
             .mark_line(point=True)
             .encode(
-                x=alt.X("step:Q", title="step"),
+                x=alt.X("step:Q", title="step", axis=alt.Axis(format="d")),
                 y=alt.Y("value:Q", title="error rate (%)", scale=scale),
                 color=alt.Color("series:N", title=None),
                 tooltip=["series", "step", alt.Tooltip("value:Q", format=".1f")],
             )
         )
     if baselines:
+        base = alt.Chart(pd.DataFrame(baselines))
         layers.append(
-            alt.Chart(pd.DataFrame(baselines))
-            .mark_rule(strokeDash=[6, 4], color="gray")
-            .encode(y=alt.Y("value:Q", scale=scale), tooltip=["label", alt.Tooltip("value:Q", format=".1f")])
+            base.mark_rule(strokeDash=[6, 4], color="gray").encode(
+                y=alt.Y("shown:Q", scale=scale), tooltip=["label", alt.Tooltip("value:Q", format=".1f")]
+            )
+        )
+        layers.append(
+            base.mark_text(align="left", dx=4, dy=-6, color="gray").encode(
+                y=alt.Y("shown:Q", scale=scale), x=alt.value(0), text="label:N"
+            )
         )
     return alt.layer(*layers)
+
+
+def before_after_bars(results: list[dict]) -> alt.Chart | None:
+    """Held-out test WER per run: the starting model and the best checkpoint side by side."""
+    rows = [
+        {"run": r["run"], "model": label, "WER (%)": 100 * r[key]}
+        for r in results
+        for key, label in (("test_before", "before fine-tuning"), ("test_after", "best checkpoint"))
+        if r.get(key) is not None
+    ]
+    if not rows:
+        return None
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar()
+        .encode(
+            x=alt.X("WER (%):Q"),
+            y=alt.Y("model:N", title=None),
+            row=alt.Row("run:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
+            color=alt.Color("model:N", legend=None),
+            tooltip=["run", "model", alt.Tooltip("WER (%):Q", format=".1f")],
+        )
+    )
 
 
 _STYLE = {

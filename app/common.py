@@ -32,6 +32,20 @@ def user_errors():
         st.error(str(err), icon=":material/error:")
 
 
+FLASH = "flash_message"
+
+
+def flash(message: str) -> None:
+    """A success line to show after the st.rerun() that follows an action (shown once, by show_flash)."""
+    st.session_state[FLASH] = message
+
+
+def show_flash() -> None:
+    message = st.session_state.pop(FLASH, None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+
+
 def percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 

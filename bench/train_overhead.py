@@ -29,7 +29,7 @@ from core.jobs import start_run  # noqa: E402
 from core.languages import get_language  # noqa: E402
 from core.models import load_model  # noqa: E402
 from core.synth import SynthSpec, synthesize_dataset  # noqa: E402
-from core.trainer import FeatureDataset, SpeechCollator  # noqa: E402
+from core.training_data import FeatureDataset, SpeechCollator  # noqa: E402
 from core.workspace import Workspace  # noqa: E402
 
 

@@ -282,6 +282,18 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def default_preset(model: str) -> str:
+    """The preset a form starts from for a dataset prepared with `model`: the toy's own, whisper-base's fast CPU
+    recipe when there is no GPU, else none (the recipe's settings)."""
+    if model == "demo":
+        return "demo"
+    if model in ("whisper-base", "openai/whisper-base"):
+        import torch
+
+        return "none" if torch.cuda.is_available() else "whisper-base-cpu"
+    return "none"
+
+
 def apply_preset(config: TrainConfig, preset: str | None) -> TrainConfig:
     if not preset:
         return config

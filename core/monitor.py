@@ -8,19 +8,40 @@ from __future__ import annotations
 
 import math
 
+PACE_ROWS = 6  # the pace is taken over the last 6 loss rows: recent enough to follow a change, long enough to be calm
+READABLE_CEILING = 200.0  # % WER: values above this (an untrained model's 1000%+) are pinned to the chart's top
+
 
 def eta_seconds(status: dict, metrics: list[dict]) -> float | None:
     """Seconds left at the recent pace (the last few log rows), or None before there is a pace."""
-    rows = [r for r in metrics if "loss" in r and "time" in r]
+    rows = [r for r in metrics if "loss" in r and isinstance(r.get("time"), int | float)]
     step, total = status.get("step", 0), status.get("total", 0)
-    if len(rows) < 2 or not total or step >= total:
+    if len(rows) < 2 or not isinstance(total, int) or not total or step >= total:
         return None
-    recent = rows[-6:]
+    recent = rows[-PACE_ROWS:]
     steps = recent[-1]["step"] - recent[0]["step"]
     seconds = recent[-1]["time"] - recent[0]["time"]
     if steps <= 0 or seconds <= 0:
         return None
     return (total - step) * seconds / steps
+
+
+def chart_ceiling(values: list[float], references: list[float]) -> float:
+    """The top of an error-rate axis (%): at least 100, with room above every trained value; a reference line far
+    above READABLE_CEILING (an untrained model's 1000%+) is left off the scale, drawn at the top with its value."""
+    shown = values + [r for r in references if r <= READABLE_CEILING]
+    return max([100.0] + [1.1 * v for v in shown])
+
+
+def phase_progress(status: dict) -> tuple[str, float | None]:
+    """(what the run is doing, fraction done or None): the step count while training, else the phase."""
+    phase = status.get("phase")
+    done, total = status.get("phase_done"), status.get("phase_total")
+    if phase and phase != "training":
+        fraction = done / total if isinstance(done, int) and isinstance(total, int) and total else None
+        return (f"{phase} {done}/{total}" if fraction is not None else str(phase)), fraction
+    step, steps = status.get("step", 0), status.get("total", 0)
+    return f"step {step}/{steps}", (min(step / steps, 1.0) if isinstance(steps, int) and steps else None)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -13,15 +13,14 @@ Callbacks write the run folder: append-only metrics, the status heartbeat, the b
 
 from __future__ import annotations
 
-import copy
-import math
 import re
 import time
 import traceback
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback, set_seed
+from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
+from transformers.trainer_callback import PrinterCallback
 
 from core.config import TrainConfig
 from core.errors import StudioError
@@ -29,7 +28,7 @@ from core.features import Artifact, open_artifact
 from core.languages import get_language
 from core.metrics import error_rates, summarize
 from core.models import load_model
-from core.run_status import StatusWriter, is_primary_process, stop_requested_everywhere
+from core.run_recorder import RunFolderCallback, StatusWriter, is_primary_process
 from core.runs import RunFolder
 from core.training_data import FeatureDataset, SpeechCollator
 from core.workspace import Workspace
@@ -43,70 +42,6 @@ def resolve_precision(choice: str) -> str:
     if choice == "fp16" and not torch.cuda.is_available():
         raise StudioError("precision fp16 needs a CUDA GPU; choose auto, fp32 or bf16 on a CPU")
     return choice
-
-
-class RunFolderCallback(TrainerCallback):
-    """Writes metrics rows, status, best.json; turns a stop file into a save-and-stop."""
-
-    def __init__(self, run: RunFolder, status: StatusWriter, samples_per_step: int):
-        self.run, self.status, self.samples_per_step = run, status, samples_per_step
-        self.last_log = (None, None)  # (time, step) of the previous log row
-        self.last_status = 0.0
-        self.stop_requested = False
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.status.update(state="running", phase="training", step=state.global_step, total=state.max_steps)
-        self.last_log = (time.time(), state.global_step)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        logs = dict(logs or {})
-        if "train_runtime" in logs or not state.is_world_process_zero:
-            return  # the end-of-training summary; its numbers are already in the rows
-        now, step = time.time(), state.global_step
-        row = {"step": step, "epoch": round(state.epoch or 0.0, 4), "time": now, **logs}
-        if step == 0 and any(k.startswith("eval_") for k in logs):
-            row["baseline"] = True
-        previous_time, previous_step = self.last_log
-        if "loss" in logs and previous_time is not None and step > previous_step:
-            row["samples_per_second"] = (step - previous_step) * self.samples_per_step / (now - previous_time)
-            self.last_log = (now, step)
-        if torch.cuda.is_available():
-            row["gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-        if "loss" in logs and not math.isfinite(logs["loss"]):
-            row["nan_loss"] = True
-        self.run.append_metrics(row)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        now = time.time()
-        if now - self.last_status >= 1.0:
-            self.status.update(step=state.global_step)
-            self.last_status = now
-        if state.global_step >= state.max_steps:
-            # The last step always evaluates and saves, whatever the intervals: no trained step is ever lost.
-            control.should_evaluate = True
-            control.should_save = True
-        if stop_requested_everywhere(self.run) and not self.stop_requested:
-            self.stop_requested = True
-            self.status.update(state="stopping", step=state.global_step)
-            control.should_save = True
-            control.should_training_stop = True
-        return control
-
-    def on_save(self, args, state, control, model=None, **kwargs):
-        if not state.is_world_process_zero:
-            return
-        if is_peft(model):
-            # An adapter alone does not load in transformers.pipeline: also save the merged model, so every
-            # checkpoint stays self-contained (the adapter files beside it are what resume reads).
-            merged = copy.deepcopy(model).merge_and_unload()
-            merged.save_pretrained(self.run.checkpoint_path(state.global_step))
-        if state.best_model_checkpoint:
-            self.run.write_best(state.best_model_checkpoint, state.best_metric)
-        self.status.update(step=state.global_step, last_checkpoint=self.run.checkpoint_path(state.global_step).name)
-
-
-def is_peft(model) -> bool:
-    return model is not None and hasattr(model, "peft_config")
 
 
 def apply_window(model, processor, seconds: int) -> None:
@@ -345,6 +280,7 @@ def _trainer(run, config, model, processor, train_set, eval_set, precision, chec
         compute_metrics=compute_metrics_for(processor.tokenizer),
         callbacks=callbacks,
     )
+    trainer.remove_callback(PrinterCallback)  # its raw dicts would repeat what progress_line already writes
     return trainer, callback
 
 

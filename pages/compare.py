@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app.charts import alignment_html, error_rate_curves
+from app.charts import alignment_html, before_after_bars, error_rate_curves
 from app.common import percent, progress_callback, user_errors, workspace
 from core.comparison import (
     checkpoint_choices,
@@ -13,8 +13,7 @@ from core.comparison import (
     side_by_side,
     utterance_audio,
 )
-from core.evaluation import evaluate_model
-from core.evaluation import parity
+from core.evaluation import evaluate_model, parity
 from core.export import export_ctranslate2
 from core.features import list_artifacts, open_artifact
 from core.runs import RunFolder, list_runs
@@ -24,13 +23,31 @@ st.title("Compare")
 runs = list_runs(ws.runs)
 
 if runs:
-    summaries = pd.DataFrame([RunFolder.of(ws, name).summary() for name in runs[::-1]])
-    for column in ("best_wer", "baseline_wer"):
-        summaries[column] = summaries[column].map(percent)
-    st.table(summaries[["run", "state", "step", "best_wer", "best_checkpoint", "baseline_wer"]].set_index("run"))
+    summaries = [RunFolder.of(ws, name).summary() for name in runs[::-1]]
+    st.subheader("Held-out test WER: before and after fine-tuning")
+    bars = before_after_bars(summaries)
+    if bars is not None:
+        st.altair_chart(bars, width="stretch")
+    table = pd.DataFrame(summaries)
+    for column in ("baseline_wer", "best_wer", "test_before", "test_after"):
+        table[column] = table[column].map(percent)
+    table = table.rename(
+        columns={
+            "baseline_wer": "base (validation)",
+            "best_wer": "best (validation)",
+            "test_before": "test before",
+            "test_after": "test after",
+        }
+    )
+    columns = ["run", "state", "step", "test before", "test after", "best (validation)", "base (validation)"]
+    st.table(table[columns + ["best_checkpoint"]].set_index("run"))
+    st.caption(
+        "Test: the held-out split, evaluated once with the starting model and once with the best checkpoint. "
+        "Validation: what picked that checkpoint."
+    )
 
-st.subheader("WER over training steps")
-chart = error_rate_curves([], {name: RunFolder.of(ws, name).metrics() for name in runs}) if runs else None
+st.subheader("Validation WER over training steps")
+chart = error_rate_curves({name: RunFolder.of(ws, name).metrics() for name in runs}) if runs else None
 if chart is not None:
     st.altair_chart(chart, width="stretch")
 else:
@@ -44,7 +61,7 @@ if choices and datasets:
     data = cols[1].selectbox("Test set", datasets, key="compare_data")
     split = cols[2].selectbox(
         "Split",
-        [s for s in open_artifact(ws, data).manifest["splits"] if s != "train"] or ["train"],
+        open_artifact(ws, data).eval_splits()[::-1] or ["train"],
         key="compare_split",
     )
     buttons = st.columns([1, 1, 2])
@@ -61,12 +78,7 @@ if choices and datasets:
         with user_errors(), st.spinner("Exporting and checking WER parity…"):
             exported = export_ctranslate2(choices[model_label], ws, quantization)
             check = parity(choices[model_label], exported, data, ws, split)
-            verdict = st.warning if check["flagged"] else st.success
-            verdict(
-                f"Exported to `{exported.name}`: WER {percent(check['original_wer'])} → "
-                f"{percent(check['exported_wer'])} ({check['difference_points']:.2f} points"
-                f"{', more than 0.5: check before using it' if check['flagged'] else ''})"
-            )
+            (st.warning if check["flagged"] else st.success)(f"Exported to `{exported.name}`; {check['summary']}")
 else:
     st.caption("Train a run and prepare a test set to evaluate checkpoints here.")
 

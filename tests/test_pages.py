@@ -31,8 +31,8 @@ def test_every_page_renders_on_a_populated_workspace(monkeypatch, populated, pag
 def test_train_form_shows_the_engines_message(monkeypatch, populated):
     monkeypatch.setenv("STUDIO_HOME", str(populated.home))
     app = open_page("pages/train.py")
-    app.number_input(key="train-form-none-learning_rate").set_value(5.0)
-    app.button(key="FormSubmitter:train-form-none-Start training").click()
+    app.number_input(key="train-form-demo-learning_rate").set_value(5.0)
+    app.button(key="FormSubmitter:train-form-demo-Start training").click()
     app.run()
     no_trouble(app)
     assert any("learning_rate 5.0: choose a value between 0 and 1" in e.value for e in app.error)
