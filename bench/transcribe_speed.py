@@ -18,9 +18,9 @@ from common import checkpoint_benchmark, speech
 
 from bench.report import write_section
 from core.audio import SAMPLE_RATE
-from core.metrics import error_rates
 from core.export import export_ctranslate2
 from core.inference import Transcriber
+from core.metrics import error_rates
 
 
 def timed(fn):
