@@ -88,3 +88,18 @@ def _decode_pyav(source: AudioSource) -> tuple[np.ndarray, int]:
             chunks.append(out.to_ndarray().reshape(-1))
     samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
     return samples, rate
+
+
+def audio_files_in(paths: list[Path]) -> list[Path]:
+    """Files as given, and every audio file under each folder (sorted); a path that does not exist is refused."""
+    found = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise StudioError(f"{path}: no such audio file or folder; check the path")
+    if not found:
+        raise StudioError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {', '.join(map(str, paths))}")
+    return found

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
@@ -37,11 +38,13 @@ def _progress_bar(unit: str):
 
 
 def cmd_languages(args) -> int:
-    print(f"{'code':5} {'name':20} {'whisper':8} {'fleurs':8} {'common voice':13} espeak-ng")
+    from core.languages import PRESETS
+
+    print(f"{'code':5} {'name':22} {'whisper':9} {'fleurs':12} {'common voice':13} {'espeak-ng':10} preset")
     for lang in LANGUAGES.values():
         print(
-            f"{lang.code:5} {lang.name:20} {lang.whisper_token:8} {lang.fleurs or '-':8} "
-            f"{lang.common_voice or '-':13} {lang.espeak}"
+            f"{lang.code:5} {lang.name:22} {lang.whisper_token:9} {lang.fleurs or '-':12} "
+            f"{lang.common_voice or '-':13} {lang.espeak or '-':10} {'yes' if lang.code in PRESETS else ''}"
         )
     return 0
 
@@ -84,21 +87,25 @@ def cmd_synth(args) -> int:
 
 def cmd_prepare(args) -> int:
     from core.features import PrepareOptions, overlap_warnings, prepare_features
-    from core.sources import open_source
+    from core.sources import MixedSource, open_source
     from core.text import CleaningOptions
 
     workspace = Workspace.open(args.home)
     language = get_language(args.language)
-    source = open_source(
-        args.source,
-        language,
-        config=args.config,
-        streaming=args.streaming or None,
-        text_column=args.text_column,
-        train_split=args.train_split,
-        eval_split=args.eval_split,
-        validation_split=args.validation_split,
-    )
+    sources = [
+        open_source(
+            name,
+            language,
+            config=args.config,
+            streaming=args.streaming or None,
+            text_column=args.text_column,
+            train_split=args.train_split,
+            eval_split=args.eval_split,
+            validation_split=args.validation_split,
+        )
+        for name in [args.source, *(args.interleave or [])]
+    ]
+    source = sources[0] if len(sources) == 1 else MixedSource(sources)
     options = PrepareOptions(
         task=args.task,
         max_train_samples=args.max_train_samples,
@@ -106,6 +113,9 @@ def cmd_prepare(args) -> int:
         max_sequence_length=args.max_sequence_length,
         cleaning=CleaningOptions(lowercase=args.lowercase, strip_punctuation=args.strip_punctuation),
         stream_train=args.stream_train,
+        train_fraction=args.train_fraction,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
     )
     bar = _progress_bar("clip")
     artifact = prepare_features(
@@ -239,14 +249,39 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_transcribe(args) -> int:
+    from core.audio import audio_files_in
     from core.inference import Transcriber, format_segments
+    from core.transcripts import parse_formats, write_transcripts
 
+    formats = parse_formats(args.format) if args.format else (["txt", "srt"] if args.out else [])
+    files = audio_files_in([Path(p) for p in args.files])
     language = get_language(args.language).whisper if args.language else None
-    transcriber = Transcriber(args.model, Workspace.open(args.home), language=language, task=args.task)
-    for path in args.files:
-        if len(args.files) > 1:
-            print(f"== {path}")
-        print(format_segments(transcriber.transcribe(Path(path))))
+    transcriber = Transcriber(
+        args.model, Workspace.open(args.home), language=language, task=args.task, beam_size=args.beam_size
+    )
+    bar = _progress_bar("file") if len(files) > 1 else None
+    failed = []
+    for done, path in enumerate(files, 1):
+        try:
+            transcript = transcriber.transcribe_file(path)
+        except StudioError as err:  # an unreadable file is reported and skipped; the others go on
+            failed.append(str(err))
+            print(f"skipped: {err}", file=sys.stderr)
+            continue
+        finally:
+            if bar:
+                bar("transcribe", done, len(files))
+        detected = "" if language else f" (detected {transcript.language}, p={transcript.language_probability:.2f})"
+        if formats:
+            for written in write_transcripts(transcript, Path(args.out or path.parent), path.stem, formats):
+                print(written)
+        else:
+            print(f"== {path}{detected}" if len(files) > 1 or detected else f"== {path}")
+            print(format_segments(transcript.segments))
+    if bar:
+        bar.close()
+    if failed:
+        raise StudioError(f"{len(failed)} of {len(files)} files could not be transcribed (listed above as skipped)")
     return 0
 
 
@@ -342,7 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="Hub id (openai/whisper-small), a local model folder, or demo")
     p.add_argument("--name", required=True, help="name of the prepared dataset in the workspace")
     p.add_argument("--streaming", action="store_true", help="stream the Hub dataset instead of downloading it")
-    p.add_argument("--train-split", default="train", help="the source's split used for training")
+    p.add_argument(
+        "--train-split", default="train", help="the source's split used for training; train+validation trains on both"
+    )
     p.add_argument("--eval-split", default="test", help="the source's held-out test split")
     p.add_argument(
         "--validation-split",
@@ -350,7 +387,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"), help="translate: to English")
     p.add_argument("--text-column", help="transcript column (default: detected)")
-    p.add_argument("--max-train-samples", type=int, help="keep at most N training rows")
+    p.add_argument(
+        "--interleave",
+        action="append",
+        metavar="SOURCE",
+        help="another source whose training rows are interleaved with the first's (repeat for more)",
+    )
+    p.add_argument("--max-train-samples", type=int, help="keep at most N training rows (a seeded random N)")
+    p.add_argument("--train-fraction", type=float, help="keep a seeded random fraction of the training rows, e.g. 0.35")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random subset (default 0)")
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="share of train (by transcript) kept for validation when the source has no validation split",
+    )
     p.add_argument("--max-eval-samples", type=int, help="keep at most N evaluation rows")
     p.add_argument("--max-sequence-length", type=int, default=255, help="drop rows whose labels are longer")
     p.add_argument("--lowercase", action="store_true", help="lowercase transcripts")
@@ -392,9 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate only the first N utterances")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("transcribe", parents=[home], help="transcribe audio files (long files are chunked)")
-    p.add_argument("files", nargs="+", help="audio files: wav, flac, ogg, opus, mp3, webm, m4a")
-    p.add_argument("--model", required=True, help="Hub id, model folder, checkpoint folder, or demo")
+    p = sub.add_parser("transcribe", parents=[home], help="transcribe audio files or folders (long files are chunked)")
+    p.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, opus, mp3, webm, m4a) or folders of them")
+    p.add_argument("--out", help="write transcripts into this folder (default: print them)")
+    p.add_argument("--format", help="txt, srt, vtt, json, comma-separated (default with --out: txt,srt)")
+    p.add_argument("--beam-size", type=int, default=1, help="1 = greedy (default); 5 = Whisper's beam search")
+    p.add_argument("--model", default="whisper-base", help="whisper-base (default), a checkpoint or model folder, …")
     p.add_argument("--language", help="language code; omit to let a multilingual Whisper detect it")
     p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
     p.set_defaults(func=cmd_transcribe)
@@ -423,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `python -m core languages | head` ends quietly
     args = build_parser().parse_args(argv)
     notes = logging.StreamHandler(sys.stderr)
     notes.setFormatter(logging.Formatter("note: %(message)s"))

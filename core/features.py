@@ -38,7 +38,7 @@ from core.languages import Language
 from core.melspec import log_mel
 from core.model_folders import MAX_TARGET_POSITIONS
 from core.models import load_processor, model_fingerprint
-from core.rows import REASONS, RowLimits, in_carved_validation, summarize_filtered, text_key, usable_rows
+from core.rows import REASONS, RowLimits, in_carved_validation, in_slice, summarize_filtered, text_key, usable_rows
 from core.text import CleaningOptions
 from core.workspace import Workspace, read_json, staged_folder, write_json_atomic
 
@@ -74,6 +74,10 @@ class PrepareOptions:
     stream_train: bool = False
     task: str = "transcribe"  # or translate: speech in the language → English text
     validation_fraction: float = 0.1  # of train, by transcript, when the source has no validation split
+    # A seeded random part of the training rows (by id): unbiased where the first N rows of a source are not (NPSC
+    # is ordered by session). With max_train_samples the rows are also taken in a seeded random order.
+    train_fraction: float | None = None
+    seed: int = 0
 
     def validate(self) -> None:
         if not 8 <= self.max_sequence_length <= MAX_TARGET_POSITIONS:
@@ -89,6 +93,8 @@ class PrepareOptions:
             raise StudioError(f"task '{self.task}': choose one of {', '.join(TASKS)}")
         if not 0 <= self.validation_fraction < 0.5:
             raise StudioError(f"validation_fraction {self.validation_fraction}: choose 0 to 0.5 (0.1 is usual)")
+        if self.train_fraction is not None and not 0 < self.train_fraction <= 1:
+            raise StudioError(f"train_fraction {self.train_fraction}: choose a fraction above 0 and at most 1")
 
 
 @dataclass
@@ -144,6 +150,18 @@ def list_artifacts(workspace: Workspace) -> list[str]:
     if not workspace.datasets.is_dir():
         return []
     return sorted(p.name for p in workspace.datasets.iterdir() if (p / "manifest.json").is_file())
+
+
+def training_rows(source: Source, options: PrepareOptions) -> Iterator[Example]:
+    """The source's training rows as prepare (and streamed training) take them: all of them in order, or a seeded
+    random subset (train_fraction by id; max_train_samples in a seeded shuffled order where the source can shuffle)."""
+    subsample = options.train_fraction or options.max_train_samples
+    shuffled = getattr(source, "shuffled", None) if subsample else None
+    rows = shuffled("train", options.seed) if shuffled else source.examples("train")
+    if options.train_fraction:
+        fraction, salt = options.train_fraction, f"train-{options.seed}"
+        rows = (e for e in rows if in_slice(e.id, fraction, salt))
+    return islice(rows, options.max_train_samples) if options.max_train_samples else rows
 
 
 def overlap_warnings(manifest: dict) -> list[str]:
@@ -318,15 +336,17 @@ def _write_splits(source, staging, language, options, extractor, tokenizer, limi
     keys: dict[str, set[str]] = {}
     for split in source.splits():
         streamed = split == "train" and options.stream_train
-        limit = options.max_train_samples if split == "train" else options.max_eval_samples
         if streamed:  # nothing stored; only the carved validation rows are read, up to a cap
-            limit = None
             splits[split] = {"rows": 0, "seen": 0, "hours": 0.0, "filtered": {}, "streamed": True}
         writers = {} if streamed else {split: SplitWriter(staging / f"{split}.arrow", split, extractor)}
         carving = carve and split == "train"
         if carving:
             writers["validation"] = SplitWriter(staging / "validation.arrow", "validation", extractor)
-        rows = islice(source.examples(split), limit) if limit else source.examples(split)
+        if split == "train":
+            rows = source.examples(split) if streamed else training_rows(source, options)
+        else:
+            limit = options.max_eval_samples
+            rows = islice(source.examples(split), limit) if limit else source.examples(split)
         seen = _fill(rows, writers, language, options, tokenizer, limits, progress, split, carving) if writers else 0
         for name, writer in writers.items():
             splits[name] = writer.close(seen if name == split else writer.rows)

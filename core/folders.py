@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -120,6 +121,7 @@ class FolderSource:
     layout: str = ""
     rows: dict[str, list[Example]] = field(default_factory=dict, repr=False)
     encodings: Counter = field(default_factory=Counter, repr=False)  # transcript files by the encoding found
+    train_also: tuple[str, ...] = ()  # other splits that join train (train+validation), and are splits no more
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser().resolve()
@@ -144,9 +146,15 @@ class FolderSource:
                 self.rows["test"] = [self.rows["train"].pop()]
         elif "unsplit" in self.rows:
             self.rows.setdefault("train", []).extend(self.rows.pop("unsplit"))
+        for split in self.train_also:
+            if split not in self.rows:
+                raise StudioError(f"{self.root}: no '{split}' split to train on; it has {', '.join(self.splits())}")
+            self.rows.setdefault("train", []).extend(self.rows.pop(split))
 
     def describe(self) -> dict:
         described = {"kind": "folder", "path": str(self.root), "layout": self.layout, "text_column": self.text_column}
+        if self.train_also:
+            described["train_also"] = list(self.train_also)
         if set(self.encodings) - {"utf-8"}:
             described["text_encodings"] = dict(self.encodings)  # non-UTF-8 transcripts were read: say so
         return described
@@ -161,6 +169,11 @@ class FolderSource:
         if split not in self.rows:
             raise StudioError(f"{self.root}: no '{split}' split; it has {', '.join(self.splits())}")
         yield from self.rows[split]
+
+    def shuffled(self, split: str, seed: int) -> Iterator[Example]:
+        rows = list(self.examples(split))
+        random.Random(seed).shuffle(rows)
+        yield from rows
 
     def _inside(self, listed: str, base: Path, where: str) -> Path:
         """A file a metadata row names, refused when it points outside the dataset folder (../, an absolute path):

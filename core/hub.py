@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 from core.errors import StudioError
@@ -36,18 +36,17 @@ class HubPreset:
 
 PRESETS = {
     "fleurs": HubPreset("google/fleurs", "FLEURS: ~10 h read speech per language", "fleurs", "transcription"),
-    "common_voice": HubPreset(
-        "mozilla-foundation/common_voice_17_0",
-        "Common Voice 17: crowd-sourced read speech",
-        "common_voice",
-        "sentence",
-        streaming=True,
-        gated=True,
-    ),
     "npsc": HubPreset(
         "NbAiLab/NPSC", "NPSC: Norwegian Parliament speech (Bokmål, Nynorsk)", "", "normsentence_text", streaming=True
     ),
 }
+# Common Voice left the Hugging Face Hub in 2025; its ids there no longer load. One line says where it went.
+COMMON_VOICE_MOVED = (
+    "Common Voice left the Hugging Face Hub in 2025: download the release for your language from the Mozilla "
+    "Data Collective (https://datacollective.mozillafoundation.org), unpack it, and give its language folder as "
+    "the source (e.g. --source ~/cv-corpus-23.0/nb-NO: the Common Voice layout is read as it is)"
+)
+MOVED = ("common_voice", "mozilla-foundation/common_voice")
 
 
 def hub_token() -> str | None:
@@ -81,23 +80,36 @@ class HubSource:
     def splits(self) -> list[str]:
         return list(self.split_names)
 
-    def examples(self, split: str, limit: int | None = None) -> Iterator[Example]:
+    def examples(self, split: str, limit: int | None = None, shuffle_seed: int | None = None) -> Iterator[Example]:
+        """Rows of our split `split`; a Hub split name may join several with "+" (train+validation), read in turn.
+        With `shuffle_seed` the rows come in a seeded random order (a shuffle buffer when streaming)."""
         if split not in self.split_names:
             raise StudioError(f"{self.dataset_id}: no '{split}' split mapped; it has {', '.join(self.split_names)}")
-        dataset = self._load(self.split_names[split])
+        rows = chain.from_iterable(
+            self._rows(part.strip(), split, shuffle_seed) for part in self.split_names[split].split("+")
+        )
+        return islice(rows, limit)
+
+    def shuffled(self, split: str, seed: int) -> Iterator[Example]:
+        return self.examples(split, shuffle_seed=seed)
+
+    def _rows(self, hub_split: str, split: str, shuffle_seed: int | None) -> Iterator[Example]:
+        dataset = self._load(hub_split)
         audio_column = _audio_column(dataset, self.dataset_id)
         text_column = self._text_column(dataset)
         from datasets import Audio
 
         dataset = dataset.cast_column(audio_column, Audio(decode=False))
-        for index, row in enumerate(islice(dataset, limit)):
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(seed=shuffle_seed)
+        for index, row in enumerate(dataset):
             audio = row[audio_column] or {}
             data = audio.get("bytes")
             if data is None and audio.get("path") and Path(audio["path"]).is_file():
                 data = Path(audio["path"]).read_bytes()
             name = Path(audio.get("path") or f"row-{index}").name
             yield Example(
-                id=str(row.get("id") or row.get("path") or f"{split}-{index:07d}"),
+                id=str(row.get("id") or row.get("path") or f"{hub_split}-{index:07d}"),
                 audio=data or b"",
                 text=str(row[text_column] or ""),
                 audio_name=f"{self.dataset_id}:{name}",

@@ -11,7 +11,6 @@ moments, silence is skipped, and the windows are decoded in batches. Every segme
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,52 +18,11 @@ import torch
 from core.audio import SAMPLE_RATE, AudioSource, load_audio
 from core.installed_models import ctranslate2_twin
 from core.melspec import log_mel
+from core.model_folders import MAX_TARGET_POSITIONS, language_token_ids
 from core.models import is_ctranslate2, load_model, load_processor, resolve_model
-from core.vad import speech_regions
+from core.transcripts import Segment, Transcript
+from core.vad import speech_windows
 from core.workspace import Workspace
-
-QUIET_SEARCH_S = 1.0  # look this far back from a window's end for the quietest 20 ms to cut at
-FRAME = 320  # 20 ms at 16 kHz
-
-
-@dataclass
-class Segment:
-    start: float  # seconds
-    end: float
-    text: str
-
-
-def split_windows(samples: np.ndarray, window: int) -> list[tuple[int, int]]:
-    """(start, end) sample ranges no longer than `window`, cut at the quietest 20 ms near each window's end."""
-    spans, start, total = [], 0, len(samples)
-    search = int(QUIET_SEARCH_S * SAMPLE_RATE)
-    while start < total:
-        end = min(start + window, total)
-        if end < total:
-            lo = max(start + window // 2, end - search)
-            region = samples[lo:end]
-            frames = len(region) // FRAME
-            if frames > 1:
-                energy = (region[: frames * FRAME].reshape(frames, FRAME) ** 2).mean(axis=1)
-                end = lo + int(np.argmin(energy)) * FRAME + FRAME // 2
-        spans.append((start, end))
-        start = end
-    return spans
-
-
-def speech_windows(samples: np.ndarray, window: int) -> list[tuple[int, int]]:
-    """Windows over the speech only: regions from the VAD, packed whole into windows of at most `window` samples;
-    a region longer than a window is cut at its quietest moments (split_windows). Silence is never decoded.
-    Audio that fits in one window is decoded whole, as the model saw its training clips."""
-    if len(samples) <= window:
-        return [(0, len(samples))] if len(samples) else []
-    windows: list[list[int]] = []
-    for start, end in speech_regions(samples):
-        if end - start > window:
-            windows += [[start + s, start + e] for s, e in split_windows(samples[start:end], window)]
-        else:
-            windows.append([start, end])
-    return [(s, e) for s, e in windows]
 
 
 class Transcriber:
@@ -72,7 +30,7 @@ class Transcriber:
 
     With `prefer_ctranslate2` a transformers folder that has a CTranslate2 twin (the installed whisper-base) runs on
     the twin with int8 compute on a CPU (float16 on a GPU); evaluation turns it off to measure the very weights that
-    training starts from."""
+    training starts from. `beam_size` 1 is greedy decoding (what evaluation and the live microphone use)."""
 
     def __init__(
         self,
@@ -82,25 +40,29 @@ class Transcriber:
         task: str = "transcribe",
         device: str | None = None,
         prefer_ctranslate2: bool = True,
+        beam_size: int = 1,
     ):
         self.model_name = model
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.language, self.task = language, task
+        self.language, self.task, self.beam_size = language, task, beam_size
         location = resolve_model(model, workspace)
         twin = ctranslate2_twin(location) if prefer_ctranslate2 else None
+        self.processor = load_processor(location, workspace)
         if twin is not None:
             compute = "float16" if self.device == "cuda" else "int8"
-            self.model, self.processor = (
-                CTranslate2Whisper(str(twin), self.device, compute),
-                load_processor(location, workspace),
-            )
+            self.model = CTranslate2Whisper(str(twin), self.device, compute)
         elif is_ctranslate2(location):
-            self.model, self.processor = CTranslate2Whisper(location, self.device), load_processor(location, workspace)
+            self.model = CTranslate2Whisper(location, self.device)
         else:
-            self.model, self.processor = load_model(location, workspace, language=language, task=task)
+            self.model, _ = load_model(location, workspace, language=language, task=task)
             self.model.to(self.device).eval()
         extractor = self.processor.feature_extractor
         self.window = extractor.n_samples  # samples per window: the processor says how long the model listens
+        self.language_ids = language_token_ids(self.processor.tokenizer)
+
+    @property
+    def engine(self) -> str:
+        return "ctranslate2" if isinstance(self.model, CTranslate2Whisper) else "transformers"
 
     @torch.inference_mode()
     def generate(
@@ -112,17 +74,34 @@ class Transcriber:
     ) -> list[str]:
         """Decode a batch of log-mel features (batch, n_mels, frames) to text; language/task override the
         transcriber's own for this call."""
-        inputs = torch.as_tensor(features, dtype=torch.float32, device=self.device)
         language = language or self.language
-        kwargs = {"task": task or self.task, **({"language": language} if language else {})}
+        task = task or self.task
+        if isinstance(self.model, CTranslate2Whisper):
+            features = np.asarray(features, np.float32)
+            language = language or self.detect_language(features[:1])[0]
+            return self.model.generate(
+                features, self.processor.tokenizer, language, task, max_new_tokens, self.beam_size
+            )
+        inputs = torch.as_tensor(features, dtype=torch.float32, device=self.device)
+        kwargs = {"task": task, "num_beams": self.beam_size, **({"language": language} if language else {})}
         if max_new_tokens:
             kwargs["max_new_tokens"] = max_new_tokens
-        if isinstance(self.model, CTranslate2Whisper):
-            return self.model.generate(
-                np.asarray(features, np.float32), self.processor.tokenizer, language, task or self.task, max_new_tokens
-            )
         ids = self.model.generate(inputs, **kwargs)
         return [t.strip() for t in self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    @torch.inference_mode()
+    def detect_language(self, features: np.ndarray) -> tuple[str, float]:
+        """(Whisper code, probability) of the language in the first window: the softmax of the first decoding
+        step over the language tokens, as Whisper itself detects it."""
+        if isinstance(self.model, CTranslate2Whisper):
+            return self.model.detect_language(np.asarray(features[:1], np.float32))
+        inputs = torch.as_tensor(features[:1], dtype=torch.float32, device=self.device)
+        start = torch.tensor([[self.processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")]])
+        logits = self.model(input_features=inputs, decoder_input_ids=start.to(self.device)).logits[0, -1]
+        tokens = list(self.language_ids)
+        probabilities = torch.softmax(logits[list(self.language_ids.values())], dim=-1)
+        best = int(probabilities.argmax())
+        return tokens[best].strip("<|>"), float(probabilities[best])
 
     def features(self, clips: list[np.ndarray]) -> np.ndarray:
         return log_mel(clips, self.processor.feature_extractor)
@@ -139,11 +118,27 @@ class Transcriber:
             segments += [Segment(s / SAMPLE_RATE, e / SAMPLE_RATE, t) for (s, e), t in zip(chunk, texts)]
         return segments
 
+    def transcribe_file(
+        self, source: AudioSource, name: str | None = None, language: str | None = None, task: str | None = None
+    ) -> Transcript:
+        """A file path or the bytes of an audio file, in any format core/audio.py decodes → a Transcript. Without a
+        language the first stretch of speech decides it (with its probability), and every window uses it."""
+        samples = load_audio(source, name=name)
+        language = language or self.language
+        probability = None
+        spans = speech_windows(samples, self.window)
+        if language is None and spans:
+            start, end = spans[0]
+            language, probability = self.detect_language(self.features([samples[start:end]]))
+        segments = self.transcribe_array(samples, language=language, task=task)
+        label = name or (str(source) if not isinstance(source, bytes) else "audio")
+        return Transcript(segments, language, probability, len(samples) / SAMPLE_RATE, label)
+
     def transcribe(
         self, source: AudioSource, name: str | None = None, language: str | None = None, task: str | None = None
     ) -> list[Segment]:
-        """A file path or the bytes of an audio file, in any format core/audio.py decodes."""
-        return self.transcribe_array(load_audio(source, name=name), language=language, task=task)
+        """The segments of `transcribe_file`."""
+        return self.transcribe_file(source, name=name, language=language, task=task).segments
 
     def text(self, samples: np.ndarray, language: str | None = None, task: str | None = None) -> str:
         """All segments' text joined: what the live and conversation paths need."""
@@ -151,7 +146,7 @@ class Transcriber:
 
 
 class CTranslate2Whisper:
-    """An exported model (core/export.py) run by CTranslate2: the engine faster-whisper is built on."""
+    """A CTranslate2 model (an export, or the installed whisper-base's file): the engine faster-whisper runs on."""
 
     def __init__(self, folder: str, device: str, compute_type: str = "default"):
         import ctranslate2
@@ -160,19 +155,27 @@ class CTranslate2Whisper:
             folder, device=device, compute_type=compute_type, intra_threads=os.cpu_count() or 1
         )
 
+    def detect_language(self, features: np.ndarray) -> tuple[str, float]:
+        import ctranslate2
+
+        token, probability = self.engine.detect_language(ctranslate2.StorageView.from_array(features))[0][0]
+        return token.strip("<|>"), probability
+
     def generate(
-        self, features: np.ndarray, tokenizer, language: str | None, task: str, max_new_tokens: int | None
+        self, features: np.ndarray, tokenizer, language: str, task: str, max_new_tokens: int | None, beam_size: int = 1
     ) -> list[str]:
         import ctranslate2
 
         batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(features))
-        if language is None:
-            language = self.engine.detect_language(batch)[0][0][0].strip("<|>")
         prompt = tokenizer.convert_tokens_to_ids(
             ["<|startoftranscript|>", f"<|{language}|>", f"<|{task}|>", "<|notimestamps|>"]
         )
         results = self.engine.generate(
-            batch, [prompt] * len(features), beam_size=1, max_length=max_new_tokens or 448, return_scores=False
+            batch,
+            [prompt] * len(features),
+            beam_size=beam_size,
+            max_length=max_new_tokens or MAX_TARGET_POSITIONS,
+            return_scores=False,
         )
         return [tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in results]
 

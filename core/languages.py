@@ -3,11 +3,17 @@
 Whisper, FLEURS, Common Voice and espeak-ng each spell languages their own way (Norwegian Bokmål is Whisper `no`,
 FLEURS `nb_no`, Common Voice `nb-NO`, espeak-ng `nb`). Everything in Whisper Studio looks a language up here by our
 own code (`nb`, `sv`, …) and asks the table for the name the other tool wants.
+
+The table covers all 99 languages of Whisper's tokenizer (assets/languages.tsv, written by
+scripts/build_language_table.py). The 15 hand-picked PRESETS also know their alphabet, which the doctor uses to spot
+wrong-language rows; a language without a FLEURS config or an espeak-ng voice still trains from a local folder or a
+Hub dataset.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.errors import StudioError
 
@@ -19,8 +25,8 @@ class Language:
     whisper: str  # Whisper's language token without brackets: <|no|>
     fleurs: str | None  # google/fleurs config name
     common_voice: str | None  # Common Voice locale
-    espeak: str  # espeak-ng voice
-    letters: str  # the lowercase letters of its alphabet beyond a–z (or its whole script), kept by text cleaning
+    espeak: str | None  # espeak-ng voice
+    letters: str | None = None  # the lowercase letters of its alphabet (or its whole script); None = not checked
 
     @property
     def whisper_token(self) -> str:
@@ -30,7 +36,7 @@ class Language:
 LATIN = "abcdefghijklmnopqrstuvwxyz"
 DEVANAGARI = "".join(chr(c) for c in range(0x0900, 0x0980))
 
-LANGUAGES: dict[str, Language] = {
+PRESETS: dict[str, Language] = {
     lang.code: lang
     for lang in [
         Language("nb", "Norwegian Bokmål", "no", "nb_no", "nb-NO", "nb", LATIN + "æøåéèêóòôü"),
@@ -50,6 +56,21 @@ LANGUAGES: dict[str, Language] = {
         Language("is", "Icelandic", "is", "is_is", "is", "is", LATIN + "áðéíóúýþæö"),
     ]
 }
+TABLE = Path(__file__).resolve().parent.parent / "assets" / "languages.tsv"
+
+
+def _whisper_table() -> dict[str, Language]:
+    """Every row of assets/languages.tsv as a Language; presets win where both name a language."""
+    languages = dict(PRESETS)
+    covered = {lang.whisper for lang in PRESETS.values()}
+    lines = TABLE.read_text(encoding="utf-8").splitlines()[1:]
+    for whisper, name, fleurs, common_voice, espeak in (line.split("\t") for line in lines):
+        if whisper not in covered:
+            languages[whisper] = Language(whisper, name, whisper, fleurs or None, common_voice or None, espeak or None)
+    return languages
+
+
+LANGUAGES: dict[str, Language] = _whisper_table()
 
 # Names people type for a language, mapped to our code: Whisper's codes and names, FLEURS configs, CV locales.
 _ALIASES: dict[str, str] = {}
@@ -64,6 +85,9 @@ def get_language(name: str) -> Language:
     """Look a language up by our code, Whisper code, FLEURS config, Common Voice locale or English name."""
     code = _ALIASES.get(name.strip().lower())
     if code is None:
-        valid = ", ".join(f"{lang.code} ({lang.name})" for lang in LANGUAGES.values())
-        raise StudioError(f"unknown language '{name}': choose one of {valid}")
+        presets = ", ".join(f"{lang.code} ({lang.name})" for lang in PRESETS.values())
+        raise StudioError(
+            f"unknown language '{name}': choose one of Whisper's {len(LANGUAGES)} languages "
+            f"(python -m core languages), e.g. {presets}"
+        )
     return LANGUAGES[code]

@@ -12,6 +12,8 @@ MAX_CHARACTERS = 2000  # espeak-ng reads a long reply for minutes; nobody listen
 
 
 def speak(text: str, language: Language, words_per_minute: int = 165) -> bytes:
+    if not language.espeak:
+        raise StudioError(f"espeak-ng has no voice for {language.name}: replies are shown, not spoken")
     if not espeak_available():
         raise StudioError("espeak-ng is not installed: apt-get install espeak-ng (or run the README's command)")
     result = subprocess.run(

@@ -17,7 +17,7 @@ from itertools import islice
 import torch
 
 from core.errors import StudioError
-from core.features import FEATURE_DTYPE, Artifact, PrepareOptions
+from core.features import FEATURE_DTYPE, Artifact, PrepareOptions, training_rows
 from core.languages import get_language
 from core.melspec import log_mel
 from core.models import load_processor
@@ -54,7 +54,7 @@ class StreamingFeatureDataset(torch.utils.data.IterableDataset):
         source = source_from_description(self.description)
         rng = random.Random(self.seed)
         while True:  # one pass per loop; the Trainer stops at max_steps
-            rows = source.examples("train")
+            rows = training_rows(source, self.options)  # the subset prepare would take (fraction, seed, count)
             rows = islice(rows, self.limit) if self.limit else rows
             buffer, produced, filtered = [], 0, Counter()
             for example, audio, ids in usable_rows(

@@ -124,6 +124,10 @@ def _check(language: Language, out: Path, spec: SynthSpec) -> None:
         raise StudioError(
             f"--n {spec.n}: a synthetic set needs at least 3 utterances (train, validation and test each get one)"
         )
+    if not language.espeak:
+        raise StudioError(
+            f"espeak-ng has no voice for {language.name}: no synthetic speech; use a local folder or a Hub dataset"
+        )
     if out.exists() and not out.is_dir():
         raise StudioError(f"{out} is a file; give a folder for the synthetic set (--out)")
     if not espeak_available():

@@ -50,7 +50,10 @@ def clean_text(text: str, options: CleaningOptions, language: Language | None = 
 
 
 def foreign_characters(text: str, language: Language) -> set[str]:
-    """Letters in `text` outside the language's alphabet (a sign of wrong-language rows or encoding damage)."""
+    """Letters in `text` outside the language's alphabet (a sign of wrong-language rows or encoding damage); nothing
+    for a language whose alphabet the table does not know."""
+    if not language.letters:
+        return set()
     allowed = set(language.letters) | set(language.letters.upper())
     return {ch for ch in text if unicodedata.category(ch)[0] == "L" and ch not in allowed}
 

@@ -3,7 +3,8 @@
 A 20 ms frame is speech when it is SPEECH_ABOVE_FLOOR_DB above the noise floor and above ABSOLUTE_FLOOR_DB. For a
 whole file the floor is the 10th percentile of frame levels; the live microphone (core/live.py) tracks it as
 frames arrive. Cutting long audio at pauses, one stretch of speech per window, is what lets a model trained on
-single utterances transcribe a recording: a window that starts mid-word is where errors come from.
+single utterances transcribe a recording: a window that starts mid-word is where errors come from. `speech_windows`
+packs those stretches into the model's windows for file transcription.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import numpy as np
 
 from core.audio import SAMPLE_RATE
 
-FRAME = 320  # 20 ms at 16 kHz
+FRAME = 320  # samples in 20 ms at 16 kHz: the detector's unit
+QUIET_SEARCH_S = 1.0  # a window longer than the model's is cut at the quietest 20 ms within this much of its end
 SPEECH_ABOVE_FLOOR_DB = 12.0
 ABSOLUTE_FLOOR_DB = -50.0
 MIN_GAP_S = 0.3  # shorter pauses stay inside one region (between words, not utterances)
@@ -46,3 +48,36 @@ def speech_regions(samples: np.ndarray, min_gap_s: float = MIN_GAP_S, pad_s: flo
         previous_end = min(len(samples), end * FRAME + pad)
         padded.append((begin, previous_end))
     return padded
+
+
+def split_windows(samples: np.ndarray, window: int) -> list[tuple[int, int]]:
+    """(start, end) sample ranges no longer than `window`, cut at the quietest 20 ms near each window's end."""
+    spans, start, total = [], 0, len(samples)
+    search = int(QUIET_SEARCH_S * SAMPLE_RATE)
+    while start < total:
+        end = min(start + window, total)
+        if end < total:
+            lo = max(start + window // 2, end - search)
+            region = samples[lo:end]
+            frames = len(region) // FRAME
+            if frames > 1:
+                energy = (region[: frames * FRAME].reshape(frames, FRAME) ** 2).mean(axis=1)
+                end = lo + int(np.argmin(energy)) * FRAME + FRAME // 2
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+def speech_windows(samples: np.ndarray, window: int) -> list[tuple[int, int]]:
+    """Windows over the speech only: regions from the VAD, packed whole into windows of at most `window` samples;
+    a region longer than a window is cut at its quietest moments (split_windows). Silence is never decoded.
+    Audio that fits in one window is decoded whole, as the model saw its training clips."""
+    if len(samples) <= window:
+        return [(0, len(samples))] if len(samples) else []
+    windows: list[list[int]] = []
+    for start, end in speech_regions(samples):
+        if end - start > window:
+            windows += [[start + s, start + e] for s, e in split_windows(samples[start:end], window)]
+        else:
+            windows.append([start, end])
+    return [(s, e) for s, e in windows]

@@ -1,5 +1,7 @@
 """Transcribe: upload or record into any checkpoint, stream the microphone live, or talk with an LLM."""
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -9,6 +11,7 @@ from app.live import live_session, microphone
 from app.models import model_choices, transcriber
 from core.audio import load_audio
 from core.languages import LANGUAGES
+from core.transcripts import FORMATS, WRITERS
 
 st.title("Transcribe")
 choices = model_choices()
@@ -26,13 +29,17 @@ whisper_language = None if language_code == "auto" else LANGUAGES[language_code]
 language = LANGUAGES.get(language_code, LANGUAGES["en"])
 
 
-def show_segments(segments) -> None:
-    st.write(" ".join(s.text for s in segments) or "(nothing recognised)")
-    if len(segments) > 1:
-        st.dataframe(
-            pd.DataFrame([{"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text} for s in segments]),
-            hide_index=True,
-            width="stretch",
+def show_transcript(transcript, key: str) -> None:
+    if transcript.language_probability is not None:
+        st.caption(f"Detected language: **{transcript.language}** (p = {transcript.language_probability:.2f})")
+    st.write(transcript.text or "(nothing recognised)")
+    if len(transcript.segments) > 1:
+        rows = [{"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text} for s in transcript.segments]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    stem = Path(transcript.source).stem or "transcript"
+    for column, name in zip(st.columns(len(FORMATS)), FORMATS):
+        column.download_button(
+            name.upper(), WRITERS[name](transcript), file_name=f"{stem}.{name}", key=f"{key}-{name}", width="stretch"
         )
 
 
@@ -49,11 +56,14 @@ with file_tab:
     if audio is not None:
         data, name = audio.getvalue(), getattr(audio, "name", "recording.wav")
         columns = st.columns(2 if ab else 1)
-        for column, which in zip(columns, [model, other] if ab else [model]):
+        for index, (column, which) in enumerate(zip(columns, [model, other] if ab else [model])):
             with column, user_errors():
                 st.caption(f"**{which}**")
                 with st.spinner("Transcribing…"):
-                    show_segments(transcriber(which).transcribe(data, name=name, language=whisper_language, task=task))
+                    transcript = transcriber(which).transcribe_file(
+                        data, name=name, language=whisper_language, task=task
+                    )
+                show_transcript(transcript, key=f"download-{index}")
 
 with live_tab:
     st.caption(

@@ -190,3 +190,54 @@ def test_two_prepares_of_one_name_at_once_one_is_refused(workspace, synth_folder
     assert "twin" not in list_artifacts(workspace)
     first = run_cli(*args, home=workspace.home)  # once the name is free, it prepares
     assert first.returncode == 0 and first.stdout.startswith("prepared twin"), first.stderr[-800:]
+
+
+def test_training_subsets_are_seeded_random_not_the_first_rows(workspace, synth_folder):
+    source = FolderSource(synth_folder)
+    first_rows = [e.id for e in source.examples("train")][:8]
+
+    def ids(name, **options):
+        artifact = prepare_features(FolderSource(synth_folder), NB, "demo", name, workspace, PrepareOptions(**options))
+        return artifact.read_split("train").column("id").to_pylist()
+
+    counted = ids("count", max_train_samples=8, seed=1)
+    assert len(counted) == 8 and counted != first_rows  # a seeded shuffle, not the head of the source
+    assert ids("count-again", max_train_samples=8, seed=1) == counted  # the same seed, the same rows
+    assert ids("count-other", max_train_samples=8, seed=2) != counted
+    fraction = ids("fraction", train_fraction=0.5, seed=1)
+    assert 4 <= len(fraction) <= 20 and set(fraction) <= {e.id for e in source.examples("train")}
+
+
+def test_train_plus_validation_and_two_interleaved_sources(tmp_path, workspace, synth_folder):
+    from core.sources import MixedSource, open_source
+
+    combined = open_source(str(synth_folder), NB, train_split="train+validation")
+    assert combined.splits() == ["train", "test"] and len(list(combined.examples("train"))) == 27
+    artifact = prepare_features(combined, NB, "demo", "combined", workspace, PrepareOptions())
+    assert artifact.manifest["splits"]["validation"]["carved_from_train"] == 0.1  # checkpoints still need one
+
+    other = tmp_path / "other"
+    shutil.copytree(synth_folder, other)
+    mixed = MixedSource([FolderSource(synth_folder), FolderSource(other)])
+    train_ids = [e.id for e in mixed.examples("train")]
+    assert len(train_ids) == 48 and train_ids[0].startswith("0:") and train_ids[1].startswith("1:")  # in turn
+    artifact = prepare_features(mixed, NB, "demo", "mixed2", workspace, PrepareOptions())
+    assert artifact.manifest["splits"]["train"]["rows"] == 48  # the same clips in two sources: two rows each
+    assert artifact.manifest["source"]["kind"] == "mixed" and len(artifact.manifest["source"]["sources"]) == 2
+    result = run_cli(
+        "prepare",
+        "--source",
+        str(synth_folder),
+        "--interleave",
+        str(other),
+        "--language",
+        "nb",
+        "--model",
+        "demo",
+        "--name",
+        "mixed-cli",
+        "--train-fraction",
+        "0.5",
+        home=workspace.home,
+    )
+    assert result.returncode == 0 and result.stdout.startswith("prepared mixed-cli"), result.stderr[-800:]

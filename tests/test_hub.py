@@ -84,8 +84,15 @@ def test_unreachable_hub_and_script_datasets_get_one_line(tmp_path, monkeypatch)
 def test_presets_fill_in_the_language():
     fleurs = open_source("fleurs", get_language("nb"))
     assert (fleurs.dataset_id, fleurs.config, fleurs.text_column) == ("google/fleurs", "nb_no", "transcription")
-    cv = open_source("common_voice", get_language("sv"))
-    assert cv.config == "sv-SE" and cv.streaming
-    assert open_source("npsc", get_language("nn")).config == "16K_mp3_nynorsk"
+    assert fleurs.split_names == {"train": "train", "test": "test", "validation": "validation"}
+    npsc = open_source("npsc", get_language("nn"))
+    assert npsc.config == "16K_mp3_nynorsk" and npsc.streaming
+    for moved in ("common_voice", "mozilla-foundation/common_voice_17_0"):
+        with pytest.raises(
+            StudioError, match="Common Voice left the Hugging Face Hub in 2025.*Mozilla Data Collective"
+        ):
+            open_source(moved, get_language("sv"))
+    with pytest.raises(StudioError, match="google/fleurs has no Breton config"):
+        open_source("fleurs", get_language("br"))
     with pytest.raises(StudioError, match="no such folder"):
         open_source("./not/here", get_language("nb"))

@@ -5,7 +5,8 @@ from conftest import make_audio, run_cli
 
 from core.audio import SAMPLE_RATE, load_audio
 from core.evaluation import evaluate_model
-from core.inference import Transcriber, speech_windows, split_windows
+from core.inference import Transcriber
+from core.vad import speech_windows, split_windows
 from core.vad import PAD_S
 
 

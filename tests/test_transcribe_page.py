@@ -89,3 +89,18 @@ def test_conversation_keeps_history_and_survives_errors(monkeypatch, populated):
         assert standin.requests[-1]["authorization"] == "Bearer sk-never-shown"
     finally:
         standin.shutdown()
+
+
+def test_whisper_base_is_the_default_detects_the_language_and_offers_downloads(tmp_path, monkeypatch, whisper_base):
+    home = whisper_base.parent.parent
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    app = open_page("pages/transcribe.py")
+    assert app.selectbox(key="tr_model").value.startswith("whisper-base")  # the default model
+    assert app.selectbox(key="tr_language").value == "auto"
+    path = make_audio(tmp_path / "fox.wav", "the quick brown fox jumps over the lazy dog", "en-us")
+    app.file_uploader(key="tr_upload").set_value((path.name, path.read_bytes(), "audio/wav"))
+    app.run()
+    no_trouble(app)
+    assert any("Detected language: **en**" in c.value for c in app.caption)
+    assert "brown fox" in page_text(app).lower()
+    assert [b.label for b in app.get("download_button")] == ["TXT", "SRT", "VTT", "JSON"]

@@ -1,0 +1,103 @@
+"""Transcripts to keep: one transcribed file as SRT, WebVTT, plain text or JSON.
+
+A `Transcript` is what `Transcriber.transcribe_file` returns: timed segments, the language (and, when it was
+detected rather than given, the model's probability for it) and the audio's length. The writers here are pure
+functions of it; `write_transcripts` puts the chosen formats beside each other, each file written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from core.errors import StudioError
+
+FORMATS = ("txt", "srt", "vtt", "json")
+
+
+@dataclass
+class Segment:
+    start: float  # seconds
+    end: float
+    text: str
+
+
+@dataclass
+class Transcript:
+    segments: list[Segment]
+    language: str | None = None  # Whisper code (`no`), given or detected
+    language_probability: float | None = None  # only when detected
+    duration: float = 0.0  # seconds of audio
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.segments if s.text).strip()
+
+
+def _clock(seconds: float, separator: str) -> str:
+    """12.345 → 00:00:12,345 (SRT, separator ',') or 00:00:12.345 (WebVTT, '.')."""
+    millis = max(0, round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def to_srt(transcript: Transcript) -> str:
+    cues = [s for s in transcript.segments if s.text]
+    blocks = [f"{i}\n{_clock(s.start, ',')} --> {_clock(s.end, ',')}\n{s.text}\n" for i, s in enumerate(cues, start=1)]
+    return "\n".join(blocks)
+
+
+def to_vtt(transcript: Transcript) -> str:
+    cues = [f"{_clock(s.start, '.')} --> {_clock(s.end, '.')}\n{s.text}\n" for s in transcript.segments if s.text]
+    return "WEBVTT\n\n" + "\n".join(cues)
+
+
+def to_txt(transcript: Transcript) -> str:
+    return transcript.text + "\n"
+
+
+def to_json(transcript: Transcript) -> str:
+    data = {
+        "source": transcript.source,
+        "language": transcript.language,
+        "language_probability": transcript.language_probability,
+        "duration": round(transcript.duration, 3),
+        "text": transcript.text,
+        "segments": [asdict(s) for s in transcript.segments],
+        **transcript.extra,
+    }
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+WRITERS = {"txt": to_txt, "srt": to_srt, "vtt": to_vtt, "json": to_json}
+
+
+def parse_formats(value: str) -> list[str]:
+    """'srt,txt' → ['srt', 'txt']; an unknown name is refused with the choices."""
+    formats = [f.strip().lower() for f in value.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise StudioError(f"format '{value}': choose one or more of {', '.join(FORMATS)} (comma-separated)")
+    return formats
+
+
+def write_transcripts(transcript: Transcript, folder: Path, stem: str, formats: list[str]) -> list[Path]:
+    """Write `folder/stem.FORMAT` for each format (temp file + rename: never half a file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in formats:
+        path = folder / f"{stem}.{name}"
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(WRITERS[name](transcript))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
