@@ -285,6 +285,22 @@ def cmd_transcribe(args) -> int:
     return 0
 
 
+def cmd_publish(args) -> int:
+    from core.publish import prepare_upload, prepared_upload, push
+
+    workspace = Workspace.open(args.home)
+    if args.push_only:
+        upload = prepared_upload(Path(args.model), args.repo)
+    else:
+        upload = prepare_upload(args.model, workspace, args.repo, ctranslate2=args.ctranslate2)
+        print(f"model card and files written to {upload.folder}")
+    if args.no_push:
+        return 0
+    url = push(upload, token=None, private=args.private)
+    print(f"published {'(private) ' if args.private else ''}{url}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from core.evaluation import parity
     from core.export import export_ctranslate2
@@ -460,6 +476,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="prepared dataset for the parity check (WER of original vs export)")
     p.add_argument("--split", default="test", help="split for the parity check")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("publish", parents=[home], help="push a checkpoint (or its CTranslate2 export) to the Hub")
+    p.add_argument("model", help="run name (its best checkpoint) or a checkpoint folder; with --push-only the folder")
+    p.add_argument("--repo", required=True, help="Hub repository, owner/name")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.add_argument("--ctranslate2", choices=("int8", "float16", "float32"), help="publish the CTranslate2 export")
+    p.add_argument("--no-push", action="store_true", help="only write the model card and files, locally")
+    p.add_argument("--push-only", action="store_true", help="push a folder written earlier by publish")
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser(
         "demo",

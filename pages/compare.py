@@ -5,6 +5,7 @@ import streamlit as st
 
 from app.charts import alignment_html, before_after_bars, error_rate_curves
 from app.common import percent, progress_callback, user_errors, workspace
+from app.publish_panel import publish_panel
 from core.comparison import (
     checkpoint_choices,
     config_diff,
@@ -81,6 +82,9 @@ if choices and datasets:
             (st.warning if check["flagged"] else st.success)(f"Exported to `{exported.name}`; {check['summary']}")
 else:
     st.caption("Train a run and prepare a test set to evaluate checkpoints here.")
+
+if choices:
+    publish_panel(ws, choices)
 
 st.subheader("WER / CER matrix")
 evaluations = list_evaluations(ws)

@@ -117,12 +117,13 @@ def make_audio(path: Path, text: str = "hei på deg", voice: str = "nb") -> Path
     return path
 
 
-def run_cli(*args: str, home: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`python -m core ARGS` as a user runs it, from the repository root."""
+def run_cli(
+    *args: str, home: Path | None = None, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """`python -m core ARGS` as a user runs it, from the repository root (with `env` added to the environment)."""
     cmd = [sys.executable, "-m", "core", *args] + (["--home", str(home)] if home else [])
-    return subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)}
-    )
+    environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=environment)
 
 
 PAGES = ["pages/data.py", "pages/train.py", "pages/compare.py", "pages/transcribe.py"]

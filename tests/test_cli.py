@@ -10,6 +10,8 @@ from conftest import run_cli
 
 COMMANDS = [
     "languages",
+    "models",
+    "export",
     "synth",
     "prepare",
     "train",

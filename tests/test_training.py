@@ -124,3 +124,11 @@ def test_unknown_dataset_and_duplicate_run(workspace, demo_artifact):
     with pytest.raises(StudioError, match="has no stored 'dev' split for evaluation"):
         start_run(tiny_config("x", eval_split="dev"), workspace)
     assert not RunFolder.of(workspace, "x").exists()
+
+
+def test_tensorboard_is_one_switch_and_logs_into_the_run_folder(workspace, demo_artifact):
+    config = tiny_config("board", report_to="tensorboard", max_steps=4, logging_steps=1, eval_steps=2, save_steps=2)
+    run = start_run(config, workspace, foreground=True)
+    assert run.status()["state"] == "completed"
+    events = list((run.path / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events and sum(e.stat().st_size for e in events) > 200  # scalars were written, not only a header

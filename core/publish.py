@@ -1,0 +1,244 @@
+"""Publish a fine-tuned model to the Hugging Face Hub: the files to upload and a model card, written locally first.
+
+`prepare_upload` writes WORKSPACE/publish/<name>/: the checkpoint's model files (no optimizer state), or its
+CTranslate2 export, and a README.md model card with the `model-index` metadata the Hub reads: base model, dataset and
+language, task, the training config, and zero-shot vs fine-tuned WER/CER on the held-out test split. The folder can
+be inspected and is kept. `push` creates the repository (public or private) and uploads the folder with
+`huggingface_hub`; the token comes from HF_TOKEN (or the app's Streamlit secrets) and is never written anywhere.
+Offline, or with a refused token, the push gives one line and the folder stays for the next try.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import StudioError
+from core.languages import get_language
+from core.models import PROCESSOR_FILES, is_ctranslate2
+from core.runs import RunFolder, checkpoint_step
+from core.workspace import Workspace, read_json, staged_folder
+
+MODEL_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    *PROCESSOR_FILES,
+)
+CT2_FILES = ("model.bin", "config.json", "vocabulary.txt", "vocabulary.json", "tokenizer.json", *PROCESSOR_FILES)
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+
+
+@dataclass
+class Upload:
+    folder: Path
+    repo_id: str
+    card: str
+
+
+def _run_and_checkpoint(model: str, workspace: Workspace) -> tuple[RunFolder, Path]:
+    """A run name (its best checkpoint) or a checkpoint folder (or its CTranslate2 export) of a run."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        run_path = path.parent
+        if not (run_path / "config.json").is_file() or not path.name.startswith("checkpoint-"):
+            raise StudioError(
+                f"{path}: publish takes a run name or a checkpoint folder of a run (runs/RUN/checkpoint-N)"
+            )
+        return RunFolder(run_path), path.resolve()
+    run = RunFolder.of(workspace, model).require()
+    best = run.best_checkpoint_name()
+    if not best:
+        raise StudioError(f"run '{model}' has no checkpoint yet; train it first")
+    return run, run.path / best
+
+
+def model_card(run: RunFolder, checkpoint: Path, repo_id: str, ctranslate2: bool) -> str:
+    """README.md for the Hub: YAML metadata (language, base model, model-index with the test WER/CER) and the text."""
+    config = run.config()
+    manifest = read_json(run.path.parent.parent / "datasets" / config.data / "manifest.json") or {}
+    language = get_language(config.language or manifest.get("language", "en"))
+    task = config.task or manifest.get("task", "transcribe")
+    result = _result_for(run, checkpoint)
+    source = manifest.get("source", {})
+    dataset_id = source.get("dataset") if source.get("kind") == "hub" else None
+    base = "openai/whisper-base" if config.model in ("whisper-base", "openai/whisper-base") else config.model
+    metrics = []
+    for key, name in (("wer", "WER"), ("cer", "CER")):
+        if result.get("after", {}).get(key) is not None:
+            value = round(100 * result["after"][key], 2)
+            metrics.append(f"    - type: {key}\n      value: {value}\n      name: Test {name}")
+    meta = [
+        "---",
+        "language:",
+        f'- "{language.whisper}"',  # quoted: YAML reads a bare `no` (Norwegian) as false
+        "license: mit",
+        f"base_model: {base}" if "/" in base else "",
+        "library_name: " + ("ctranslate2" if ctranslate2 else "transformers"),
+        "pipeline_tag: automatic-speech-recognition",
+        "tags:",
+        "- whisper",
+        "- whisper-studio",
+        *([f"- {task}"] if task == "translate" else []),
+        *(["datasets:", f"- {dataset_id}"] if dataset_id else []),
+        "metrics:",
+        "- wer",
+        "model-index:",
+        f"- name: {repo_id.split('/')[-1]}",
+        "  results:",
+        "  - task:",
+        "      type: automatic-speech-recognition",
+        "      name: Automatic Speech Recognition",
+        "    dataset:",
+        f"      name: {dataset_id or config.data}",
+        f"      type: {dataset_id or 'local'}",
+        *([f"      config: {source['config']}"] if source.get("config") else []),
+        f"      split: {config.test_split or config.eval_split}",
+        "    metrics:",
+        *metrics,
+        "---",
+    ]
+    rows = "\n".join(
+        f"| {label} | {_pct(result.get(half, {}).get('wer'))} | {_pct(result.get(half, {}).get('cer'))} |"
+        for half, label in (("before", f"{base} (zero-shot)"), ("after", f"this model ({checkpoint.name})"))
+    )
+    settings = "\n".join(
+        f"| {k} | {v} |" for k, v in config.to_dict().items() if k not in ("run", "data") and v not in ("", None)
+    )
+    use = _usage(repo_id, language.whisper, task, ctranslate2)
+    text = f"""
+# {repo_id.split("/")[-1]}
+
+Whisper fine-tuned for **{language.name}** ({task}) from `{base}` with
+[Whisper Studio](https://github.com/) on `{dataset_id or config.data}`.
+
+## Results on the held-out test split ({result.get("after", {}).get("utterances", "–")} utterances)
+
+The test split was never used for training or to choose the checkpoint (the validation split chose it).
+
+| model | WER | CER |
+|---|---:|---:|
+{rows}
+
+## How to use
+
+{use}
+
+## Training
+
+Checkpoint `{checkpoint.name}` (step {checkpoint_step(checkpoint.name)}) of run `{run.name}`.
+
+| setting | value |
+|---|---|
+{settings}
+"""
+    return "\n".join(line for line in meta if line != "") + "\n" + text
+
+
+def _result_for(run: RunFolder, checkpoint: Path) -> dict:
+    result = run.result()
+    name = checkpoint.name.split("-ct2-")[0]
+    if result.get("after", {}).get("checkpoint") not in (None, name):
+        return {"before": result.get("before", {})}  # the test figure is the best checkpoint's, not this one's
+    return result
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _usage(repo_id: str, language: str, task: str, ctranslate2: bool) -> str:
+    if ctranslate2:
+        return f"""```python
+from faster_whisper import WhisperModel
+
+model = WhisperModel("{repo_id}", compute_type="int8")
+segments, info = model.transcribe("audio.wav", language="{language}", task="{task}")
+print(" ".join(s.text for s in segments))
+```"""
+    return f"""```python
+from transformers import pipeline
+
+asr = pipeline("automatic-speech-recognition", model="{repo_id}")
+print(asr("audio.wav", generate_kwargs={{"language": "{language}", "task": "{task}"}})["text"])
+```"""
+
+
+def prepare_upload(model: str, workspace: Workspace, repo_id: str, ctranslate2: str | None = None) -> Upload:
+    """Write WORKSPACE/publish/<repo name>/ (model files + README.md) for `model`: a run name (its best
+    checkpoint) or a checkpoint folder; with `ctranslate2` ("int8", "float16") its CTranslate2 export instead."""
+    if not REPO_ID.match(repo_id or ""):
+        raise StudioError(f"repository '{repo_id}': give it as owner/name (letters, digits, '-', '_', '.')")
+    run, checkpoint = _run_and_checkpoint(model, workspace)
+    source = checkpoint
+    if ctranslate2:
+        from core.export import export_ctranslate2
+
+        source = Path(export_ctranslate2(str(checkpoint), workspace, ctranslate2))
+    elif is_ctranslate2(checkpoint):
+        source, checkpoint = checkpoint, checkpoint.with_name(checkpoint.name.split("-ct2-")[0])
+    engine = is_ctranslate2(source)
+    files = [name for name in (CT2_FILES if engine else MODEL_FILES) if (source / name).is_file()]
+    if "model.safetensors" not in files and "model.bin" not in files:
+        raise StudioError(f"{source}: no model weights to publish (model.safetensors or model.bin)")
+    card = model_card(run, checkpoint, repo_id, engine)
+    folder = workspace.home / "publish" / repo_id.replace("/", "--")
+    with staged_folder(folder) as staging:
+        for name in files:
+            shutil.copyfile(source / name, staging / name)
+        processor = read_json(source / "processor_config.json")
+        if (
+            isinstance(processor, dict)
+            and "feature_extractor" in processor
+            and not (staging / PROCESSOR_FILES[1]).exists()
+        ):
+            # older transformers and faster-whisper read the feature extractor from preprocessor_config.json
+            (staging / PROCESSOR_FILES[1]).write_text(json.dumps(processor["feature_extractor"], indent=2))
+        (staging / "README.md").write_text(card, encoding="utf-8")
+    return Upload(folder, repo_id, card)
+
+
+def prepared_upload(folder: Path, repo_id: str) -> Upload:
+    """An upload folder written earlier (for --push-only)."""
+    card = folder / "README.md"
+    if not card.is_file():
+        raise StudioError(f"{folder}: no prepared upload here (no README.md); run publish without --push-only first")
+    return Upload(folder, repo_id, card.read_text(encoding="utf-8"))
+
+
+def push(upload: Upload, token: str | None, private: bool = False) -> str:
+    """Create the repository and upload the folder; returns the repository's URL. The folder stays either way."""
+    import httpx2  # huggingface_hub's HTTP client: its transport errors are what "no network" looks like
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    token = token or os.environ.get("HF_TOKEN") or None
+    if not token:
+        raise StudioError(
+            f"no Hugging Face token: set HF_TOKEN (a write token from huggingface.co/settings/tokens); "
+            f"the upload is ready in {upload.folder}"
+        )
+    api = HfApi(token=token)
+    keep = (
+        f"the upload is ready in {upload.folder}; push it again later with: "
+        f"python -m core publish {upload.folder} --repo {upload.repo_id} --push-only"
+    )
+    try:
+        url = api.create_repo(upload.repo_id, private=private, exist_ok=True, repo_type="model")
+        api.upload_folder(
+            repo_id=upload.repo_id, folder_path=str(upload.folder), commit_message="Upload from Whisper Studio"
+        )
+    except HfHubHTTPError as err:
+        status = getattr(err.response, "status_code", None)
+        if status in (401, 403):
+            raise StudioError(f"the Hub refused the token ({status}): use a write token in HF_TOKEN; {keep}") from None
+        raise StudioError(f"the Hub answered HTTP {status} ({str(err).splitlines()[0][:200]}); {keep}") from None
+    except (OSError, httpx2.TransportError) as err:  # refused, DNS, timeout; offline mode is a ConnectionError
+        raise StudioError(f"cannot reach the Hugging Face Hub ({type(err).__name__}); {keep}") from None
+    return str(url)
