@@ -194,11 +194,13 @@ def cmd_status(args) -> int:
     from core.runs import RunFolder
 
     run = RunFolder.of(Workspace.open(args.home), args.run).require()
+    if run.status().get("state") == "damaged":
+        raise StudioError(f"run '{run.name}' is damaged: {run.status()['error']}")
     print(json.dumps({**run.summary(), "status": run.status()}, indent=2, default=str))
     rows = [r for r in run.metrics() if "eval_wer" in r]
     for row in rows:
         print(f"step {row['step']:>6}: WER {_percent(row['eval_wer'])}  CER {_percent(row.get('eval_cer'))}")
-    return 0 if run.status().get("state") != "damaged" else 2
+    return 0
 
 
 def cmd_stop(args) -> int:

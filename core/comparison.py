@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from core.audio import INT16_SCALE
 from core.config import TrainConfig
+from core.errors import DamagedFile
 from core.features import open_artifact
 from core.models import is_ctranslate2
 from core.runs import RunFolder, list_runs
-from core.workspace import Workspace, read_json
+from core.workspace import Workspace, read_json, read_json_if_intact
 
 SUMMARY_KEYS = ("wer", "cer", "wer_raw", "cer_raw", "utterances")
 
@@ -34,7 +36,7 @@ def list_evaluations(workspace: Workspace) -> list[dict]:
         files += list((workspace.run(name) / "evaluations").glob("*.json"))
     rows = []
     for path in sorted(files):
-        saved = read_json(path)
+        saved = read_json_if_intact(path)  # a damaged file is listed by unreadable_evaluations, not here
         if not saved or "wer" not in saved:
             continue
         run, label = _label(path, workspace)
@@ -52,7 +54,7 @@ def list_evaluations(workspace: Workspace) -> list[dict]:
 
 
 def load_evaluation(path: str) -> dict:
-    return read_json(Path(path)) or {}
+    return read_json(Path(path), fix="evaluate the model again to replace it") or {}
 
 
 def side_by_side(first: dict, second: dict) -> list[dict]:
@@ -75,6 +77,23 @@ def side_by_side(first: dict, second: dict) -> list[dict]:
     return sorted(pairs, key=lambda p: abs(p["wer_a"] - p["wer_b"]), reverse=True)
 
 
+def utterance_table(rows: list[dict]) -> list[dict]:
+    """An evaluation's per-utterance rows as a table: WER in percent, S/D/I counts, flags, both texts."""
+    return [
+        {
+            "id": r["id"],
+            "WER": round(100 * r["wer"], 1),
+            "S": r["substitutions"],
+            "D": r["deletions"],
+            "I": r["insertions"],
+            "flags": ", ".join(r["flags"]),
+            "reference": r["reference"],
+            "hypothesis": r["hypothesis"],
+        }
+        for r in rows
+    ]
+
+
 def utterance_audio(workspace: Workspace, data: str, split: str, utterance_id: str) -> np.ndarray | None:
     """The 16 kHz samples an utterance was evaluated on (kept in the artifact's test/validation split)."""
     table = open_artifact(workspace, data).read_split(split)
@@ -82,12 +101,12 @@ def utterance_audio(workspace: Workspace, data: str, split: str, utterance_id: s
     if utterance_id not in ids:
         return None
     raw = table.column("audio")[ids.index(utterance_id)].as_py()
-    return np.frombuffer(raw, dtype=np.int16).astype(np.float32) / 32768 if raw else None
+    return np.frombuffer(raw, dtype=np.int16).astype(np.float32) / INT16_SCALE if raw else None
 
 
 def config_diff(first: RunFolder, second: RunFolder) -> list[dict]:
     """Fields whose values differ between two runs' configs (run names aside)."""
-    a, b = first.config().to_dict(), second.config().to_dict()
+    a, b = first.config().to_dict(), second.config().to_dict()  # DamagedFile (a StudioError) for a damaged one
     return [
         {"field": k, first.name: a[k], second.name: b[k]}
         for k in TrainConfig.__dataclass_fields__
@@ -108,6 +127,23 @@ def checkpoint_choices(workspace: Workspace) -> dict[str, str]:
             for export in sorted(run.path.glob(f"{checkpoint.name}-ct2-*")):
                 if is_ctranslate2(export):
                     choices[f"{name}/{export.name} (CTranslate2)"] = str(export)
-        base = run.config().model
+        try:
+            base = run.config().model
+        except DamagedFile:
+            continue  # its checkpoints are listed; its base model cannot be named (the runs table says why)
         choices.setdefault(f"base: {base}", base)
     return choices
+
+
+def unreadable_evaluations(workspace: Workspace) -> list[str]:
+    """Saved evaluation files that cannot be read (each message names the file and what to do)."""
+    files = list((workspace.home / "evaluations").glob("*.json"))
+    for name in list_runs(workspace.runs):
+        files += list((workspace.run(name) / "evaluations").glob("*.json"))
+    damaged = []
+    for path in sorted(files):
+        try:
+            read_json(path, fix="evaluate the model again to replace it")
+        except DamagedFile as err:
+            damaged.append(str(err))
+    return damaged

@@ -89,9 +89,27 @@ def explain(err: Exception, endpoint: Endpoint) -> StudioError:
         return StudioError(f"{where} did not answer within {endpoint.timeout_s:g} s: try again, or a smaller model")
     if isinstance(err, openai.APIConnectionError):
         return StudioError(f"cannot connect to {endpoint.base_url}: is the server running and the URL right?")
-    if isinstance(err, openai.APIStatusError):
+    if isinstance(err, openai.BadRequestError):
+        return StudioError(
+            f"{where} refused the request (400: {_server_message(err)}): check the model name and the settings"
+        )
+    if isinstance(err, openai.APIStatusError) and err.status_code >= 500:
         return StudioError(f"{where} failed with HTTP {err.status_code}: the server's problem; send again later")
+    if isinstance(err, openai.APIStatusError):
+        return StudioError(f"{where} refused the request (HTTP {err.status_code}: {_server_message(err)})")
+    if isinstance(err, openai.APIResponseValidationError):
+        return _not_the_protocol(endpoint, "a malformed answer")
     return StudioError(f"{where}: {type(err).__name__}: {str(err)[:200]}")
+
+
+def _server_message(err) -> str:
+    """The server's own words about a refused request, kept short."""
+    body = getattr(err, "body", None)
+    if isinstance(body, dict):
+        detail = body.get("error", body)
+        message = detail.get("message") if isinstance(detail, dict) else detail
+        return str(message)[:200]
+    return str(getattr(err, "message", "") or err)[:200]
 
 
 def reply(conversation: Conversation, user_text: str, endpoint: Endpoint) -> str:
@@ -99,9 +117,38 @@ def reply(conversation: Conversation, user_text: str, endpoint: Endpoint) -> str
     return "".join(stream_reply(conversation, user_text, endpoint, stream=False))
 
 
+def _not_the_protocol(endpoint: Endpoint, what: str) -> StudioError:
+    return StudioError(
+        f"{endpoint.base_url} answered, but not with OpenAI's chat protocol ({what}): is the base URL an "
+        f"OpenAI-compatible endpoint (it usually ends in /v1)?"
+    )
+
+
+def _stream_pieces(client, endpoint: Endpoint, messages: list[dict]) -> Iterator[str]:
+    for chunk in client.chat.completions.create(model=endpoint.model, messages=messages, stream=True):
+        choices = getattr(chunk, "choices", None)
+        if choices is None:
+            raise _not_the_protocol(endpoint, "a streamed chunk without choices")
+        delta = getattr(choices[0], "delta", None) if choices else None
+        if delta is not None and getattr(delta, "content", None):
+            yield delta.content
+
+
+def _whole_reply(client, endpoint: Endpoint, messages: list[dict]) -> str:
+    response = client.chat.completions.create(model=endpoint.model, messages=messages)
+    choices = getattr(response, "choices", None)
+    message = getattr(choices[0], "message", None) if isinstance(choices, list) and choices else None
+    if message is None or not isinstance(getattr(message, "content", None), str):
+        raise _not_the_protocol(endpoint, "no choices[0].message.content in the answer")
+    return message.content
+
+
 def stream_reply(conversation: Conversation, user_text: str, endpoint: Endpoint, stream: bool = True) -> Iterator[str]:
     """Yield the reply in pieces as they arrive; on success both turns join the conversation, on failure it is
-    left as it was and a StudioError says why."""
+    left as it was and a StudioError says why. An answer that is not the chat protocol, or an empty one, is a
+    failure too: nothing empty is ever saved as the assistant's turn."""
+    import openai
+
     user_text = user_text.strip()
     if not user_text:
         raise StudioError("nothing to send: the transcript is empty")
@@ -110,17 +157,14 @@ def stream_reply(conversation: Conversation, user_text: str, endpoint: Endpoint,
     try:
         client = _client(endpoint)
         if stream:
-            for chunk in client.chat.completions.create(model=endpoint.model, messages=messages, stream=True):
-                delta = chunk.choices[0].delta.content if chunk.choices else None
-                if delta:
-                    pieces.append(delta)
-                    yield delta
+            for piece in _stream_pieces(client, endpoint, messages):
+                pieces.append(piece)
+                yield piece
         else:
-            response = client.chat.completions.create(model=endpoint.model, messages=messages)
-            pieces.append(response.choices[0].message.content or "")
+            pieces.append(_whole_reply(client, endpoint, messages))
             yield pieces[-1]
-    except StudioError:
-        raise
-    except Exception as err:
+    except openai.APIError as err:
         raise explain(err, endpoint) from None
+    if not "".join(pieces).strip():
+        raise _not_the_protocol(endpoint, "an empty reply")
     conversation.add(user_text, "".join(pieces))

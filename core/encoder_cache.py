@@ -25,7 +25,7 @@ import torch
 
 from core.errors import StudioError
 from core.features import Artifact, features_from_row
-from core.workspace import read_json, staged_folder, write_json_atomic
+from core.workspace import read_json_if_intact, staged_folder, write_json_atomic
 
 CACHE_FOLDER = "encoder-states"
 ENCODE_BATCH = 8  # clips per encoder call: enough to keep 2 cores busy, small enough for a laptop's memory
@@ -57,7 +57,7 @@ def cached_states(
 ) -> dict[str, np.ndarray]:
     """Split → memory-mapped states (rows, positions, d_model) for `splits`, computed on first use."""
     folder = cache_folder(artifact, encoder, frames)
-    meta = read_json(folder / "meta.json")
+    meta = read_json_if_intact(folder / "meta.json")  # damaged: computed again
     if not meta or not set(splits) <= set(meta["splits"]):
         _build(artifact, splits, encoder, frames, folder, progress)
     return {split: np.load(folder / f"{split}.npy", mmap_mode="r") for split in splits}

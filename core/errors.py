@@ -8,3 +8,8 @@ that escapes is a bug in Whisper Studio, not a user mistake.
 
 class StudioError(Exception):
     """A problem the user can fix; `str(err)` is the one line to show them."""
+
+
+class DamagedFile(StudioError):
+    """A file Whisper Studio wrote that exists but cannot be read (cut short by a power cut or a full disk, emptied,
+    edited by hand); the message names the file and what to do. Readers report it and never write over it."""

@@ -48,7 +48,7 @@ def evaluate_model(
     from core.features import open_artifact
     from core.inference import Transcriber
     from core.models import resolve_model
-    from core.workspace import read_json, write_json_atomic
+    from core.workspace import read_json_if_intact, write_json_atomic
 
     # 1. Check the request; a saved evaluation of the same weights on the same rows is the answer.
     if batch_size < 1 or batch_size > 4096:
@@ -65,8 +65,8 @@ def evaluate_model(
         "split": split,
         "limit": limit,
     }
-    saved = read_json(path)
-    if reuse and isinstance(saved, dict) and saved.get("stamp") == stamp:
+    saved = read_json_if_intact(path)  # a damaged saved evaluation is simply made again
+    if reuse and saved and saved.get("stamp") == stamp:
         return saved
     table = artifact.read_split(split)
     total = min(table.num_rows, limit or table.num_rows)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core.errors import StudioError
 from core.models import PROCESSOR_FILES, is_ctranslate2, resolve_model
-from core.workspace import Workspace, read_json, staged_folder, write_json_atomic
+from core.workspace import Workspace, read_json_if_intact, staged_folder, write_json_atomic
 
 QUANTIZATIONS = ("int8", "float16", "int8_float16", "float32")
 EXPORT_MARKER = "studio_export.json"
@@ -39,7 +39,7 @@ def export_ctranslate2(model: str, workspace: Workspace, quantization: str = "in
         # The converter writes into a folder of its own; `force` lets it write into the staging folder.
         converter = TransformersConverter(str(location), copy_files=files)
         converter.convert(str(staging), quantization=quantization, force=True)
-        processor = read_json(location / "processor_config.json")
+        processor = read_json_if_intact(location / "processor_config.json")
         if isinstance(processor, dict) and "feature_extractor" in processor:
             # faster-whisper and older tools read the feature extractor from preprocessor_config.json
             write_json_atomic(staging / "preprocessor_config.json", processor["feature_extractor"])

@@ -40,7 +40,7 @@ from core.model_folders import MAX_TARGET_POSITIONS
 from core.models import load_processor, model_fingerprint
 from core.rows import REASONS, RowLimits, in_carved_validation, in_slice, summarize_filtered, text_key, usable_rows
 from core.text import CleaningOptions
-from core.workspace import Workspace, read_json, staged_folder, write_json_atomic
+from core.workspace import Workspace, read_json, read_json_if_intact, staged_folder, write_json_atomic
 
 FORMAT_VERSION = 2  # 2: a validation split in every artifact, task in the label prefix, overlap counts
 BATCH_SIZE = 32  # clips per log-mel call: the STFT is batched
@@ -139,7 +139,8 @@ class Artifact:
 
 def open_artifact(workspace: Workspace, name: str) -> Artifact:
     path = workspace.dataset(name)
-    manifest = read_json(path / "manifest.json")
+    fix = f"prepare dataset '{name}' again (with --overwrite) or delete {path}"
+    manifest = read_json(path / "manifest.json", fix=fix)
     if manifest is None:
         have = ", ".join(list_artifacts(workspace)) or "none yet: run prepare"
         raise StudioError(f"no prepared dataset '{name}' in {workspace.datasets}; prepared datasets: {have}")
@@ -284,10 +285,10 @@ def prepare_features(
     with claim_name(workspace, name):
         fingerprint_ = fingerprint(source, language, model, workspace, options)
         final = workspace.dataset(name)
-        existing = read_json(final / "manifest.json")
+        existing = read_json_if_intact(final / "manifest.json")
         if existing and existing.get("fingerprint") == fingerprint_:
             return Artifact(final, existing, reused=True)
-        if existing and not overwrite:
+        if (final / "manifest.json").exists() and not overwrite:
             raise StudioError(
                 f"dataset '{name}' exists, prepared from other inputs; choose another name or overwrite it"
             )

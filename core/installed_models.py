@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import StudioError
-from core.workspace import Workspace, read_json, staged_folder, write_json_atomic
+from core.workspace import Workspace, read_json_if_intact, staged_folder, write_json_atomic
 
 CT2_SUFFIX = "-ct2"
 MARKER = "studio_model.json"  # in both folders: where they came from, the checksum, and the twin folder
@@ -106,7 +106,7 @@ def transformers_folder(workspace: Workspace, name: str) -> Path:
 
 
 def _complete(folder: Path, item: InstalledModel) -> bool:
-    marker = read_json(folder / MARKER)
+    marker = read_json_if_intact(folder / MARKER)  # damaged: made again
     return bool(marker) and marker.get("sha256") == item.sha256
 
 
@@ -226,7 +226,7 @@ def ensure_installed(workspace: Workspace, name: str) -> Path:
 
 def ctranslate2_twin(location: str | Path) -> Path | None:
     """The CTranslate2 folder recorded beside a converted transformers folder, if it is complete."""
-    marker = read_json(Path(location) / MARKER) if Path(location).is_dir() else None
+    marker = read_json_if_intact(Path(location) / MARKER) if Path(location).is_dir() else None
     twin = (marker or {}).get("ctranslate2")
     if not twin:
         return None

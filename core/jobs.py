@@ -128,10 +128,11 @@ def check_model_fits_features(config: TrainConfig, artifact, workspace: Workspac
     """The model's mel bins must equal the features', and its window (or window_seconds) fit in theirs."""
     from core.audio import FRAMES_PER_SECOND
     from core.models import resolve_model
-    from core.runs import read_object
+    from core.workspace import read_json
 
     location = Path(resolve_model(config.model, workspace))
-    model_config = read_object(location / "config.json", "") if location.is_dir() else None
+    fix = "the model folder is damaged: restore it (or delete it to have it made again)"
+    model_config = read_json(location / "config.json", fix=fix) if location.is_dir() else None
     if not model_config:
         return  # a Hub model not downloaded yet: the worker checks it once loaded
     bins, frames = artifact.feature_shape()
@@ -174,7 +175,10 @@ def stop_run(run: RunFolder) -> dict:
     """Ask a live run to stop: it saves a checkpoint at the next step and ends as `stopped`."""
     status = run.require().status()
     if status.get("state") not in LIVE_STATES:
-        raise StudioError(f"run '{run.name}' is {status.get('state', 'not running')}; only a live run can be stopped")
+        why = f" ({status['error']})" if status.get("state") == "damaged" else ""
+        raise StudioError(
+            f"run '{run.name}' is {status.get('state', 'not running')}{why}; only a live run can be stopped"
+        )
     run.request_stop()
     return run.update_status(state="stopping")
 
@@ -211,11 +215,11 @@ def wait_for(run: RunFolder, timeout_s: float, states: tuple[str, ...], poll_s: 
 
 def start_command_job(workspace: Workspace, name: str, args: list[str]) -> dict:
     """Run `python -m core ARGS --home WORKSPACE` detached (the one-click demo); its record is jobs/NAME.json."""
-    from core.workspace import read_json, write_json_atomic
+    from core.workspace import read_json_if_intact, write_json_atomic
 
     jobs = workspace.home / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
-    record = read_json(jobs / f"{name}.json")
+    record = read_json_if_intact(jobs / f"{name}.json")
     if record and command_job_state(record) == "running":
         raise StudioError(f"'{name}' is already running (pid {record['pid']})")
     log = jobs / f"{name}.log"
@@ -227,9 +231,9 @@ def start_command_job(workspace: Workspace, name: str, args: list[str]) -> dict:
 
 
 def command_job(workspace: Workspace, name: str) -> dict | None:
-    from core.workspace import read_json
+    from core.workspace import read_json_if_intact
 
-    return read_json(workspace.home / "jobs" / f"{name}.json")
+    return read_json_if_intact(workspace.home / "jobs" / f"{name}.json")  # a damaged record: no such job
 
 
 def command_job_state(record: dict) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from core.errors import StudioError
 from core.model_folders import MAX_TARGET_POSITIONS, TOKENIZER_ASSETS, build_demo_model  # noqa: F401 (re-exported)
-from core.workspace import Workspace, read_json
+from core.workspace import Workspace, read_json_if_intact
 
 DEMO = "demo"
 DEFAULT_MODEL = "whisper-base"  # what pages and commands offer first: a real Whisper, installed offline
@@ -128,7 +128,9 @@ def processor_location(location: str) -> str:
     """Where a model's processor files are: the folder itself, or for the installed CTranslate2 engine the
     transformers folder it names (our tokenizer lives there; the package's tokenizer.json stays for faster-whisper)."""
     for marker in CT2_MARKERS:
-        pointer = (read_json(Path(location) / marker) or {}).get("processor") if Path(location).is_dir() else None
+        pointer = (
+            (read_json_if_intact(Path(location) / marker) or {}).get("processor") if Path(location).is_dir() else None
+        )
         if pointer:
             return str((Path(location) / pointer).resolve())
     return location
@@ -174,4 +176,4 @@ def load_model(
 def demo_spec(workspace: Workspace) -> dict | None:
     from core.model_folders import DEMO_SPEC_FILE
 
-    return read_json(demo_path(workspace) / DEMO_SPEC_FILE)
+    return read_json_if_intact(demo_path(workspace) / DEMO_SPEC_FILE)

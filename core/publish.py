@@ -21,7 +21,7 @@ from core.errors import StudioError
 from core.languages import get_language
 from core.models import PROCESSOR_FILES, is_ctranslate2
 from core.runs import RunFolder, checkpoint_step
-from core.workspace import Workspace, read_json, staged_folder
+from core.workspace import Workspace, read_json_if_intact, staged_folder
 
 MODEL_FILES = (
     "config.json",
@@ -62,7 +62,7 @@ def _run_and_checkpoint(model: str, workspace: Workspace) -> tuple[RunFolder, Pa
 def model_card(run: RunFolder, checkpoint: Path, repo_id: str, ctranslate2: bool) -> str:
     """README.md for the Hub: YAML metadata (language, base model, model-index with the test WER/CER) and the text."""
     config = run.config()
-    manifest = read_json(run.path.parent.parent / "datasets" / config.data / "manifest.json") or {}
+    manifest = read_json_if_intact(run.path.parent.parent / "datasets" / config.data / "manifest.json") or {}
     language = get_language(config.language or manifest.get("language", "en"))
     task = config.task or manifest.get("task", "transcribe")
     result = _result_for(run, checkpoint)
@@ -192,7 +192,7 @@ def prepare_upload(model: str, workspace: Workspace, repo_id: str, ctranslate2: 
     with staged_folder(folder) as staging:
         for name in files:
             shutil.copyfile(source / name, staging / name)
-        processor = read_json(source / "processor_config.json")
+        processor = read_json_if_intact(source / "processor_config.json")
         if (
             isinstance(processor, dict)
             and "feature_extractor" in processor

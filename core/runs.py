@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import TrainConfig
-from core.errors import StudioError
-from core.workspace import Workspace, write_json_atomic
+from core.errors import DamagedFile, StudioError
+from core.workspace import Workspace, read_json, write_json_atomic
 
 LIVE_STATES = ("starting", "running", "stopping")
 RESUMABLE_STATES = ("stopped", "failed", "interrupted")
@@ -39,10 +39,6 @@ HEARTBEAT_S = 5  # the worker touches status.json this often
 HEARTBEAT_STALE_S = 60  # no heartbeat for this long and the run is taken as dead (a frozen or killed machine)
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 LOG_TAIL_BYTES = 50_000  # the end of train.log that the pages and error lines look at
-
-
-class DamagedFile(StudioError):
-    """A run file that exists but cannot be read; the message names it and what to do."""
 
 
 def checkpoint_step(name: str | Path) -> int | None:
@@ -66,24 +62,6 @@ def pid_alive(pid: int | None) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except (OSError, IndexError):
         return True
-
-
-def read_object(path: Path, what: str) -> dict | None:
-    """A JSON object from `path`; None when the file does not exist; DamagedFile when it cannot be one."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        raise DamagedFile(f"{path.name} cannot be read ({err.strerror}); {what}") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        why = "empty" if not raw.strip() else "not valid JSON (cut short?)"
-        raise DamagedFile(f"{path.name} is damaged ({why}); {what}") from None
-    if not isinstance(data, dict):
-        raise DamagedFile(f"{path.name} is damaged (a {type(data).__name__}, not an object); {what}")
-    return data
 
 
 @dataclass(frozen=True)
@@ -113,7 +91,7 @@ class RunFolder:
 
     # --- config
     def config(self) -> TrainConfig:
-        data = read_object(self.path / "config.json", f"run '{self.name}' cannot be read: {self._fix}")
+        data = read_json(self.path / "config.json", fix=f"run '{self.name}' cannot be read: {self._fix}")
         if data is None:
             raise StudioError(f"no run '{self.name}'")
         try:
@@ -127,7 +105,7 @@ class RunFolder:
     # --- status
     def raw_status(self) -> dict:
         """status.json as written (DamagedFile when it is damaged)."""
-        return read_object(self.path / "status.json", f"run '{self.name}' cannot be read: {self._fix}") or {}
+        return read_json(self.path / "status.json", fix=f"run '{self.name}' cannot be read: {self._fix}") or {}
 
     def status(self) -> dict:
         """status.json with dead live runs shown as `interrupted` and damaged files as `damaged`; never raises."""
@@ -202,7 +180,7 @@ class RunFolder:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(row, dict) and isinstance(row.get("step"), int):
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and _numbers_where_expected(row):
                 rows.append(row)
         return rows
 
@@ -242,9 +220,9 @@ class RunFolder:
         """The best checkpoint by validation WER: best.json when it names a checkpoint that exists, else the
         best-scoring checkpoint still on disk (recomputed from the metrics), else None."""
         try:
-            saved = read_object(self.path / "best.json", "")
+            saved = read_json(self.path / "best.json")
         except DamagedFile:
-            saved = None
+            saved = None  # recomputed below from what exists
         if saved and isinstance(saved.get("checkpoint"), str) and (self.path / saved["checkpoint"]).is_dir():
             return saved
         on_disk = {checkpoint_step(p): p.name for p in self.checkpoints()}
@@ -268,7 +246,7 @@ class RunFolder:
 
     def result(self) -> dict:
         """{"before": {...}, "after": {...}} on the held-out split; halves that exist (DamagedFile if damaged)."""
-        return read_object(self.path / "result.json", f"the run's result cannot be read: {self._fix}") or {}
+        return read_json(self.path / "result.json", fix=f"the run's result cannot be read: {self._fix}") or {}
 
     def has_result_half(self, half: str) -> bool:
         try:
@@ -313,6 +291,13 @@ class RunFolder:
             "test_after": result.get("after", {}).get("wer"),
             "error": status.get("error"),
         }
+
+
+NUMERIC_KEYS = ("epoch", "time", "loss", "learning_rate", "samples_per_second", "eval_wer", "eval_cer")
+
+
+def _numbers_where_expected(row: dict) -> bool:
+    return all(isinstance(row[k], int | float) and not isinstance(row[k], bool) for k in NUMERIC_KEYS if k in row)
 
 
 def list_runs(runs_dir: Path) -> list[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from core.errors import StudioError
 from core.languages import Language
-from core.workspace import read_json, staged_folder, write_json_atomic
+from core.workspace import read_json_if_intact, staged_folder, write_json_atomic
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 WORDLISTS = ASSETS / "wordlists"
@@ -141,7 +141,7 @@ def synthesize_dataset(language: Language, out: Path, spec: SynthSpec, progress=
     """Write (or reuse) the folder `out`; `progress(done, total)` is called as clips are made."""
     out = Path(out)
     _check(language, out, spec)
-    if read_json(out / SPEC_FILE) == asdict(spec):
+    if read_json_if_intact(out / SPEC_FILE) == asdict(spec):
         return out
     if out.exists():
         raise StudioError(

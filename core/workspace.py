@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import DamagedFile
+
 DEFAULT_HOME = "workspace"
 
 
@@ -75,12 +77,33 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-def read_json(path: Path, default: Any = None) -> Any:
-    """Read a JSON file; `default` when it does not exist."""
+def read_json(path: Path, default: Any = None, fix: str = "", expect: type | None = dict) -> Any:
+    """A JSON file (an object, unless `expect` says otherwise); `default` when it does not exist. A file that exists
+    but cannot be read as one raises DamagedFile naming it, with `fix` as the advice."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         return default
+    except IsADirectoryError:
+        raise DamagedFile(f"{path} is a folder, not a file; {fix or 'remove it'}") from None
+    advice = fix or "delete it to have it made again"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        why = "empty" if not raw.strip() else "not valid JSON: cut short?"
+        raise DamagedFile(f"{path} is damaged ({why}); {advice}") from None
+    if expect is not None and not isinstance(data, expect):
+        raise DamagedFile(f"{path} is damaged (a {type(data).__name__}, not a JSON {expect.__name__}); {advice}")
+    return data
+
+
+def read_json_if_intact(path: Path) -> Any:
+    """A JSON object, or None when the file is missing or damaged: for markers, caches and records that are made
+    again when they cannot be read."""
+    try:
+        return read_json(path)
+    except DamagedFile:
+        return None
 
 
 @contextmanager

@@ -6,14 +6,18 @@ import streamlit as st
 from app.charts import alignment_html, before_after_bars, error_rate_curves
 from app.common import percent, progress_callback, user_errors, workspace
 from app.publish_panel import publish_panel
+from core.audio import SAMPLE_RATE
 from core.comparison import (
     checkpoint_choices,
     config_diff,
     list_evaluations,
     load_evaluation,
     side_by_side,
+    unreadable_evaluations,
     utterance_audio,
+    utterance_table,
 )
+from core.errors import DamagedFile
 from core.evaluation import evaluate_model, parity
 from core.export import export_ctranslate2
 from core.features import list_artifacts, open_artifact
@@ -60,11 +64,12 @@ if choices and datasets:
     cols = st.columns([3, 2, 1])
     model_label = cols[0].selectbox("Model", list(choices), key="compare_model")
     data = cols[1].selectbox("Test set", datasets, key="compare_data")
-    split = cols[2].selectbox(
-        "Split",
-        open_artifact(ws, data).eval_splits()[::-1] or ["train"],
-        key="compare_split",
-    )
+    try:
+        splits = open_artifact(ws, data).eval_splits()[::-1] or ["train"]
+    except DamagedFile as err:
+        st.error(str(err), icon=":material/broken_image:")
+        splits = ["test"]
+    split = cols[2].selectbox("Split", splits, key="compare_split")
     buttons = st.columns([1, 1, 2])
     if buttons[0].button("Evaluate", icon=":material/fact_check:"):
         bar = st.progress(0.0)
@@ -88,6 +93,8 @@ if choices:
 
 st.subheader("WER / CER matrix")
 evaluations = list_evaluations(ws)
+for problem in unreadable_evaluations(ws):
+    st.error(problem, icon=":material/broken_image:")
 if evaluations:
     table = pd.DataFrame(evaluations)
     table["test set"] = table["data"] + "/" + table["split"]
@@ -108,28 +115,18 @@ if evaluations:
         k for k, e in labels.items() if k != first_label and (e["data"], e["split"]) == (first["data"], first["split"])
     ]
     second_label = pick[1].selectbox("Side by side with", ["–", *twins], key="compare_second")
-    detail = load_evaluation(first["path"])
+    try:
+        detail = load_evaluation(first["path"])
+    except DamagedFile as err:  # damaged between listing and reading
+        st.error(str(err))
+        detail = {"rows": []}
     if second_label != "–":
-        pairs = pd.DataFrame(side_by_side(detail, load_evaluation(labels[second_label]["path"])))
-        st.dataframe(pairs, width="stretch", hide_index=True, height=300)
-    else:
+        with user_errors():
+            pairs = pd.DataFrame(side_by_side(detail, load_evaluation(labels[second_label]["path"])))
+            st.dataframe(pairs, width="stretch", hide_index=True, height=300)
+    elif detail["rows"]:
         rows = sorted(detail["rows"], key=lambda r: r["wer"], reverse=True)
-        view = pd.DataFrame(
-            [
-                {
-                    "id": r["id"],
-                    "WER": round(100 * r["wer"], 1),
-                    "S": r["substitutions"],
-                    "D": r["deletions"],
-                    "I": r["insertions"],
-                    "flags": ", ".join(r["flags"]),
-                    "reference": r["reference"],
-                    "hypothesis": r["hypothesis"],
-                }
-                for r in rows
-            ]
-        )
-        st.dataframe(view, width="stretch", hide_index=True, height=300)
+        st.dataframe(pd.DataFrame(utterance_table(rows)), width="stretch", hide_index=True, height=300)
         chosen = st.selectbox("Listen to", [r["id"] for r in rows], key="compare_utterance")
         row = next(r for r in rows if r["id"] == chosen)
         st.markdown(alignment_html(row["alignment"]) or "(empty)", unsafe_allow_html=True)
@@ -140,7 +137,7 @@ if evaluations:
         with user_errors():
             audio = utterance_audio(ws, first["data"], first["split"], chosen)
             if audio is not None:
-                st.audio(audio, sample_rate=16000)
+                st.audio(audio, sample_rate=SAMPLE_RATE)
 else:
     st.caption("No saved evaluations yet.")
 
@@ -149,5 +146,6 @@ if len(runs) >= 2:
     cols = st.columns(2)
     a = cols[0].selectbox("Run A", runs[::-1], key="diff_a")
     b = cols[1].selectbox("Run B", runs[::-1], index=1, key="diff_b")
-    diff = config_diff(RunFolder.of(ws, a), RunFolder.of(ws, b)) if a != b else []
-    st.dataframe(pd.DataFrame(diff).astype(str), hide_index=True) if diff else st.caption("Same config.")
+    with user_errors():
+        diff = config_diff(RunFolder.of(ws, a), RunFolder.of(ws, b)) if a != b else []
+        st.dataframe(pd.DataFrame(diff).astype(str), hide_index=True) if diff else st.caption("Same config.")

@@ -6,6 +6,7 @@ from app.common import SELECTED_DATASET, progress_callback, user_errors, workspa
 from app.doctor_view import show_report
 from app.source_picker import KINDS, pick_source
 from core.doctor import examine
+from core.errors import DamagedFile
 from core.features import TASKS, PrepareOptions, list_artifacts, open_artifact, overlap_warnings, prepare_features
 from core.languages import LANGUAGES, PRESETS
 from core.models import BASE_MODELS
@@ -96,7 +97,11 @@ names = list_artifacts(ws)
 if not names:
     st.caption("None yet.")
 for name in names:
-    manifest = open_artifact(ws, name).manifest
+    try:
+        manifest = open_artifact(ws, name).manifest
+    except DamagedFile as err:
+        st.error(f"**{name}** · damaged: {err}", icon=":material/broken_image:")
+        continue
     splits = ", ".join(f"{s} {c['rows']} rows ({c['hours'] * 60:.1f} min)" for s, c in manifest["splits"].items())
     with st.expander(f"**{name}** · {manifest['language']} · {manifest['model']} · {splits}"):
         for warning in overlap_warnings(manifest):

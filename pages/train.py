@@ -9,6 +9,7 @@ from app.charts import error_rate_curves, training_curves
 from app.common import SELECTED_DATASET, SELECTED_RUN, flash, percent, show_flash, user_errors, workspace
 from app.config_form import config_form
 from core.config import PRESETS, TrainConfig, apply_preset, default_preset
+from core.errors import DamagedFile
 from core.features import list_artifacts, open_artifact
 from core.jobs import resume_run, start_run, stop_run
 from core.monitor import eta_seconds, format_duration, phase_progress, run_warnings
@@ -21,6 +22,7 @@ datasets = list_artifacts(ws)
 runs = list_runs(ws.runs)
 
 with st.expander("New run", expanded=not runs):
+    prepared_with = None  # the model the chosen dataset's features were made for
     if not datasets:
         st.info("Prepare a dataset on the Data page first (or run the offline demo from the sidebar).")
     else:
@@ -28,7 +30,12 @@ with st.expander("New run", expanded=not runs):
         top = st.columns(2)
         data = top[0].selectbox("Dataset", datasets, index=datasets.index(selected) if selected in datasets else 0)
         # the base model follows the dataset: its features were made by that model's processor
-        prepared_with = open_artifact(ws, data).manifest["model"]
+        try:
+            prepared_with = open_artifact(ws, data).manifest["model"]
+        except DamagedFile as err:
+            st.error(str(err), icon=":material/broken_image:")
+            prepared_with = None
+    if prepared_with:
         choices = ["none", *PRESETS]
         preset = top[1].selectbox(
             "Preset",

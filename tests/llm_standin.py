@@ -1,8 +1,9 @@
 """A local stand-in for an OpenAI-compatible chat server, speaking the real protocol over a real socket.
 
 POST /v1/chat/completions, streamed (server-sent events) or not. The model name picks the behaviour:
-`echo` answers "You said: …" with the turn count (so history is visible), `fail-401`, `fail-429`, `fail-500`
-answer with that status, `slow` waits longer than a client's timeout. Requests are recorded for assertions.
+`echo` answers "You said: …" with the turn count (so history is visible), `fail-400`, `fail-401`, `fail-429`,
+`fail-500` answer with that status, `slow` waits longer than a client's timeout, `garbage` answers 200 with JSON
+that is not the chat protocol. Requests are recorded for assertions.
 Run it by hand with `python tests/llm_standin.py PORT`.
 """
 
@@ -42,6 +43,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(status, {"error": {"message": f"stand-in failure {status}", "type": "test"}})
         if model == "slow":
             time.sleep(SLOW_S)
+        if model == "garbage":  # a 200 that is not the chat protocol (a web page's JSON, a wrong path's answer)
+            if request.get("stream"):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                self.wfile.write(b'data: {"status": "ok", "items": []}\n\ndata: [DONE]\n\n')
+                return None
+            return self._json(200, {"status": "ok", "items": []})
         users = [m["content"] for m in request["messages"] if m["role"] == "user"]
         text = f"You said: {users[-1]} (turn {len(users)})"
         if not request.get("stream"):

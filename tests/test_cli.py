@@ -55,15 +55,48 @@ def test_languages_table():
         (["status", "ghost"], "no run 'ghost'"),
         (["evaluate", "--model", "demo", "--data", "nothing"], "no prepared dataset 'nothing'"),
         (["transcribe", "/no/file.wav", "--model", "demo"], "/no/file.wav: no such audio file"),
+        (["evaluate", "--model", "demo", "--data", "x", "--limit", "-3"], "limit -3: evaluate at least one"),
+        (["evaluate", "--model", "demo", "--data", "x", "--limit", "0"], "limit 0: evaluate at least one"),
+        (["evaluate", "--model", "demo", "--data", "x", "--batch-size", "0"], "batch size 0: choose 1 to 4096"),
+        (
+            [
+                "prepare",
+                "--source",
+                "{synth}",
+                "--language",
+                "nb",
+                "--model",
+                "demo",
+                "--name",
+                "x",
+                "--max-train-samples",
+                "99999999999999999999",
+            ],
+            "max_train_samples 99999999999999999999: give a number from 1 to 10^9",
+        ),
+        (["train", "--data", "x", "--run", "r", "--language", "xx"], "unknown language 'xx'"),
+        (
+            ["train", "--data", "x", "--run", "r", "--max-steps", "99999999999999999999"],
+            "max_steps 99999999999999999999",
+        ),
+        (["demo", "--utterances", "0"], "--utterances 0: choose 20 to 100000"),
+        (["synth", "--language", "nb", "--out", "{file}"], "is a file; give a folder"),
+        (
+            ["prepare", "--source", "common_voice", "--language", "nb", "--model", "demo", "--name", "x"],
+            "Common Voice left the Hugging Face Hub in 2025",
+        ),
+        (["transcribe", "{synth}", "--format", "docx"], "format 'docx': choose one or more of txt, srt, vtt, json"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(tmp_path, synth_folder, args, message):
-    args = [a.replace("{synth}", str(synth_folder)) for a in args]
+    (tmp_path / "a-file").write_text("not a folder")
+    args = [a.replace("{synth}", str(synth_folder)).replace("{file}", str(tmp_path / "a-file")) for a in args]
     result = run_cli(*args, home=tmp_path / "ws")
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "ws" / "runs" / "r").exists()  # refused before any run folder exists
 
 
 def test_synth_prepare_and_runs_through_the_cli(tmp_path):
@@ -123,3 +156,20 @@ def test_background_command_jobs_log_finish_and_refuse_a_twin(tmp_path):
             start_command_job(workspace, "slow", ["languages"])
     finally:
         os.killpg(slow["pid"], signal.SIGKILL)
+
+
+def test_resume_in_the_foreground_exits_non_zero_when_the_run_fails(workspace, demo_artifact):
+    from conftest import tiny_config
+
+    from core.jobs import start_run, stop_run, wait_for
+
+    run = start_run(tiny_config("doomed", max_steps=3000, eval_steps=1000, save_steps=1000), workspace)
+    wait_for(run, 60, ("running",))
+    stop_run(run)
+    assert wait_for(run, 60, ("stopped", "failed"))["state"] == "stopped"
+    damaged = workspace.dataset("nb-tiny") / "train.arrow"
+    damaged.unlink()  # a hard link to the session's dataset: replace it, never write through it
+    damaged.write_bytes(b"not arrow")  # the worker cannot read it
+    result = run_cli("resume", "doomed", "--foreground", home=workspace.home)
+    assert result.returncode == 2, result.stdout + result.stderr[-1500:]
+    assert "error: run doomed failed:" in result.stderr

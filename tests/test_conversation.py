@@ -36,6 +36,7 @@ def test_streamed_replies_keep_the_history(server):
 @pytest.mark.parametrize(
     "model, message",
     [
+        ("fail-400", "refused the request (400: stand-in failure 400): check the model name"),
         ("fail-401", "refused the API key (401)"),
         ("fail-429", "rate-limiting (429)"),
         ("fail-500", "failed with HTTP 500"),
@@ -72,3 +73,12 @@ def test_missing_key_for_openai_and_placeholder_for_local(server, monkeypatch):
     assert "api_key" not in repr(local)
     with pytest.raises(StudioError, match="empty"):
         reply(Conversation(), "   ", local)
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_200_that_is_not_the_chat_protocol_is_an_error_not_an_empty_turn(server, streamed):
+    chat = Conversation()
+    reply(chat, "hei", endpoint(server))
+    with pytest.raises(StudioError, match="not with OpenAI's chat protocol"):
+        list(stream_reply(chat, "og så", endpoint(server, model="garbage"), stream=streamed))
+    assert len(chat.turns) == 2 and chat.turns[-1]["content"] == "You said: hei (turn 1)"  # kept as it was

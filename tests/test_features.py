@@ -241,3 +241,23 @@ def test_train_plus_validation_and_two_interleaved_sources(tmp_path, workspace, 
         home=workspace.home,
     )
     assert result.returncode == 0 and result.stdout.startswith("prepared mixed-cli"), result.stderr[-800:]
+
+
+def test_translate_is_a_dataset_and_config_choice(workspace, synth_folder):
+    from dataclasses import replace
+
+    from conftest import tiny_config
+
+    from core.jobs import check_before_start
+
+    artifact = prepare_features(
+        FolderSource(synth_folder), NB, "demo", "nb-to-en", workspace, PrepareOptions(task="translate")
+    )
+    assert artifact.manifest["prefix"][2] == "<|translate|>" and artifact.task == "translate"
+    assert artifact.read_split("train").column("labels")[0].as_py()[2] == 50358  # <|translate|>
+    config = tiny_config("translated", data="nb-to-en")
+    check_before_start(config, workspace)  # empty task: the dataset's
+    with pytest.raises(StudioError, match="task transcribe: dataset 'nb-to-en' was prepared for translate"):
+        check_before_start(replace(config, task="transcribe"), workspace)
+    with pytest.raises(StudioError, match="task 'summarise'"):
+        PrepareOptions(task="summarise").validate()

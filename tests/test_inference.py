@@ -6,8 +6,7 @@ from conftest import make_audio, run_cli
 from core.audio import SAMPLE_RATE, load_audio
 from core.evaluation import evaluate_model
 from core.inference import Transcriber
-from core.vad import speech_windows, split_windows
-from core.vad import PAD_S
+from core.vad import PAD_S, speech_windows, split_windows
 
 
 def test_windows_cut_at_quiet_moments_and_cover_everything():

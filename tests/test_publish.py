@@ -75,7 +75,7 @@ def test_a_refused_token_or_no_network_gives_one_line_and_keeps_the_folder(popul
     assert hub.repos["me/kept"]["files"]["README.md"] == (folder / "README.md").read_bytes()
 
 
-def test_compare_page_writes_the_card_and_pushes(monkeypatch, populated, hub):
+def test_compare_page_writes_the_card_and_pushes(monkeypatch, populated):
     from conftest import no_trouble, open_page
 
     monkeypatch.setenv("STUDIO_HOME", str(populated.home))
