@@ -12,7 +12,7 @@ from app.common import secret, user_errors
 from core.conversation import DEFAULT_SYSTEM_PROMPT, Conversation, Endpoint, stream_reply
 from core.errors import StudioError
 from core.languages import Language
-from core.speech import speak
+from core.spoken_reply import speak
 
 CHAT = "conversation"
 SPOKEN = "conversation_spoken"  # wav bytes of the last reply, when spoken replies are on

@@ -65,7 +65,7 @@ def secret(name: str) -> str | None:
         return os.environ[name]
     try:
         return st.secrets.get(name) or None
-    except Exception:  # no secrets.toml: Streamlit raises rather than returning None
+    except FileNotFoundError:  # no secrets.toml (StreamlitSecretNotFoundError): Streamlit raises, not returns None
         return None
 
 

@@ -42,10 +42,10 @@ def load_audio(source: AudioSource, name: str | None = None, sample_rate: int = 
             raise StudioError(f"{label}: the file is empty (0 bytes); replace it or remove it from the dataset")
     try:
         samples, rate = _decode_soundfile(source)
-    except Exception:
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):  # a format libsndfile does not read
         try:
             samples, rate = _decode_pyav(source)
-        except Exception as err:
+        except (av.error.FFmpegError, ValueError, IndexError, OSError) as err:
             raise StudioError(
                 f"{label}: cannot decode the audio ({type(err).__name__}); "
                 f"convert it to wav/flac/mp3 or remove it from the dataset"

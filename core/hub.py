@@ -21,6 +21,7 @@ from core.folders import TEXT_COLUMNS
 PARQUET_REVISION = "refs/convert/parquet"  # the Hub's automatic parquet export of every public dataset
 
 
+
 @dataclass(frozen=True)
 class HubPreset:
     dataset_id: str
@@ -149,8 +150,17 @@ class HubSource:
                 return load_dataset(self.dataset_id, self.config, revision=PARQUET_REVISION, **kwargs)
         except StudioError:
             raise
-        except Exception as err:
+        except _hub_failures() as err:  # a wrong id, config or split, an unreachable Hub; a bug still propagates
             raise StudioError(explain_hub_error(self.dataset_id, self.config, hub_split, err)) from None
+
+
+def _hub_failures() -> tuple[type[BaseException], ...]:
+    """What loading a Hub dataset raises for a person's reasons (a typo, no network, a gated set, a missing split):
+    datasets' own errors, the HTTP client's, and the OSError / ValueError / KeyError family they build on."""
+    import httpx2  # huggingface_hub's HTTP client
+    from datasets.exceptions import DatasetsError
+
+    return (DatasetsError, httpx2.HTTPError, OSError, ValueError, KeyError, RuntimeError)
 
 
 def _audio_column(dataset, dataset_id: str) -> str:

@@ -11,6 +11,7 @@ microphone and a noisy room alike.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -18,13 +19,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.audio import SAMPLE_RATE, resample
+from core.audio import INT16_SCALE, SAMPLE_RATE, resample
 from core.vad import ABSOLUTE_FLOOR_DB, FRAME, SPEECH_ABOVE_FLOOR_DB, frame_db
 
+log = logging.getLogger("studio")
+_CLOSE = object()  # the sentinel that ends the worker thread
 SILENCE_END_S = 0.3  # this much quiet ends an utterance (it is part of the end-of-speech latency)
 PRE_ROLL_S = 0.2  # audio kept from before speech started, so the first consonant is not cut
 PARTIAL_EVERY_S = 1.0
 MIN_UTTERANCE_S = 0.25  # shorter bursts (a click, a cough) are dropped
+# The noise floor is a moving average over quiet frames: it drops 30% of the way to a quieter frame at once (a
+# closing door ends), and rises 2% per 20 ms frame (≈ 1 s to adapt to a louder room, but not to a long vowel).
+FLOOR_FALL = 0.3
+FLOOR_RISE = 0.02
 
 
 @dataclass
@@ -34,6 +41,18 @@ class Utterance:
     end_s: float
     latency_s: float  # end of speech → final text
     audio: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.float32))
+    error: str = ""  # the model failed on this utterance (logged with its traceback); text is empty then
+
+
+def frame_samples(frame) -> tuple[np.ndarray, int]:
+    """(float32 samples shaped (samples, channels), sample rate) from an audio frame as WebRTC (PyAV) delivers it:
+    packed formats arrive as (1, samples × channels), planar ones as (channels, samples), often as int16."""
+    samples = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    samples = samples.reshape(-1, channels) if samples.shape[0] == 1 else samples.T
+    if samples.dtype.kind == "i":
+        samples = samples.astype(np.float32) / INT16_SCALE
+    return samples, frame.sample_rate
 
 
 class LiveSession:
@@ -56,11 +75,14 @@ class LiveSession:
         self.partial = ""
         self.level_db = -100.0
         self.utterances: list[Utterance] = []
-        self._worker = threading.Thread(target=self._work, daemon=True)
+        self._closed = False
+        self._worker = threading.Thread(target=self._work, daemon=True, name="live-transcription")
         self._worker.start()
 
     # --- audio side (called from the WebRTC thread: cheap, never blocks on the model)
     def push(self, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+        if self._closed:
+            return  # a frame that arrives after the session closed (the browser still streaming) is dropped
         samples = resample(samples, rate) if rate != SAMPLE_RATE or samples.ndim > 1 else samples.astype(np.float32)
         self._pending = np.concatenate([self._pending, samples])
         usable = len(self._pending) // FRAME * FRAME
@@ -75,7 +97,7 @@ class LiveSession:
         speech = db > max(self._floor_db + SPEECH_ABOVE_FLOOR_DB, ABSOLUTE_FLOOR_DB)
         if not speech:
             # the floor follows quiet frames quickly downwards and slowly upwards
-            rate = 0.3 if db < self._floor_db else 0.02
+            rate = FLOOR_FALL if db < self._floor_db else FLOOR_RISE
             self._floor_db += rate * (db - self._floor_db)
         if not self._speech:
             self._pre_roll = (self._pre_roll + [frame])[-int(PRE_ROLL_S * SAMPLE_RATE / FRAME) :]
@@ -115,19 +137,36 @@ class LiveSession:
     # --- model side
     def _work(self) -> None:
         while True:
-            kind, audio, span, speech_end = self._jobs.get()
+            job = self._jobs.get()
+            if job is _CLOSE:
+                self._jobs.task_done()
+                return
+            kind, audio, span, speech_end = job
+            text, error = "", ""
             try:
                 text = self._transcribe(audio)
-            except Exception as err:  # a model error must not kill the worker: show it as the text
-                text = f"[transcription failed: {type(err).__name__}]"
+            except Exception as err:  # noqa: BLE001 (one bad utterance must not end the session; it is logged)
+                log.exception("live transcription failed")
+                error = f"transcription failed ({type(err).__name__}: {str(err)[:120]}); see the server log"
             with self._lock:
                 if kind == "partial":
                     self.partial = text
                 else:
                     latency = time.monotonic() - speech_end
-                    self.utterances.append(Utterance(text, span[0], span[1], latency, audio))
+                    self.utterances.append(Utterance(text, span[0], span[1], latency, audio, error))
                     self.partial = ""
             self._jobs.task_done()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the worker thread (after the utterance in hand): a closed session holds no thread and no model."""
+        self._closed = True
+        self._jobs.put(_CLOSE)
+        self._worker.join(timeout)
+        self._transcribe = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Block until every queued transcription is done (tests and benchmarks)."""

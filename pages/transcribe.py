@@ -7,8 +7,8 @@ import streamlit as st
 
 from app.chat import conversation, endpoint_settings, render_history, send
 from app.common import user_errors
-from app.live import live_session, microphone
-from app.models import model_choices, transcriber
+from app.microphone import live_session, microphone
+from app.model_cache import model_choices, transcriber
 from core.audio import load_audio
 from core.languages import LANGUAGES
 from core.transcripts import FORMATS, WRITERS
@@ -81,8 +81,9 @@ with live_tab:
             if snapshot["partial"]:
                 st.markdown(f"_{snapshot['partial']}_")
             for utterance in reversed(snapshot["utterances"][-20:]):
+                said = f"⚠ {utterance.error}" if utterance.error else f"**{utterance.text or '(nothing recognised)'}**"
                 st.markdown(
-                    f"**{utterance.text or '(nothing recognised)'}**  \n"
+                    f"{said}  \n"
                     f"<small>{utterance.start_s:.1f}–{utterance.end_s:.1f} s · final text "
                     f"{utterance.latency_s:.2f} s after speech ended</small>",
                     unsafe_allow_html=True,

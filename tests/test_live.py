@@ -70,3 +70,26 @@ def test_silence_and_clicks_make_no_utterance(session_workspace):
     session.flush()
     session.wait_idle()
     assert session.snapshot()["utterances"] == [] and calls == []
+
+
+def test_a_closed_session_ends_its_thread_and_lets_go_of_the_model():
+    session = LiveSession(lambda audio: "hei")
+    worker = session._worker
+    assert worker.is_alive()
+    session.close()
+    assert not worker.is_alive() and session.closed and session._transcribe is None
+    session.push(np.ones(SAMPLE_RATE, np.float32))  # frames still arriving from the browser are dropped
+    assert session.snapshot()["utterances"] == []
+
+
+def test_changing_the_language_on_the_page_closes_the_old_session(monkeypatch, whisper_base):
+    from conftest import open_page
+
+    monkeypatch.setenv("STUDIO_HOME", str(whisper_base.parent.parent))
+    app = open_page("pages/transcribe.py")
+    first = app.session_state["live_session"][1]
+    app.selectbox(key="tr_language").set_value("nb")
+    app.run()
+    second = app.session_state["live_session"][1]
+    assert second is not first and first.closed and not first._worker.is_alive()
+    assert not second.closed

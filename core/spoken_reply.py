@@ -1,4 +1,5 @@
-"""Spoken replies: text → speech with espeak-ng in the conversation's language, as wav bytes for the browser."""
+"""Spoken replies in conversation mode: the LLM's text → espeak-ng speech in the conversation's language, as wav bytes
+for the browser. (Synthetic training data is core/synth.py's.)"""
 
 from __future__ import annotations
 
