@@ -304,16 +304,18 @@ def cmd_publish(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core.evaluation import parity
-    from core.export import export_ctranslate2
+    from core.export import export_with_parity
 
-    workspace = Workspace.open(args.home)
-    out = export_ctranslate2(
-        args.model, workspace, quantization=args.quantization, out=Path(args.out) if args.out else None
+    out, check = export_with_parity(
+        args.model,
+        Workspace.open(args.home),
+        args.quantization,
+        data=args.data,
+        split=args.split,
+        out=Path(args.out) if args.out else None,
     )
     print(f"exported {args.model} → {out} ({args.quantization})")
-    if args.data:
-        check = parity(args.model, out, args.data, workspace, split=args.split)
+    if check:
         print(check["summary"])
     return 0
 

@@ -1,7 +1,7 @@
 """Comparing runs: every saved evaluation as one table, utterances side by side, and config differences.
 
-Evaluations live in the run folders (`runs/R/evaluations/checkpoint-N__DATA__SPLIT.json`) and in
-`WORKSPACE/evaluations/` for models outside any run (a base model, the demo). Nothing here computes WER again.
+Evaluations live in the run folders (RunFolder.evaluations) and in WORKSPACE/evaluations/ for models outside any
+run (core.evaluation.workspace_evaluations). Nothing here computes WER again.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 from core.audio import INT16_SCALE
 from core.config import TrainConfig
 from core.errors import DamagedFile
+from core.evaluation import workspace_evaluations
 from core.features import open_artifact
 from core.models import is_ctranslate2
 from core.runs import RunFolder, list_runs
@@ -21,29 +22,25 @@ from core.workspace import Workspace, read_json, read_json_if_intact
 SUMMARY_KEYS = ("wer", "cer", "wer_raw", "cer_raw", "utterances")
 
 
-def _label(path: Path, workspace: Workspace) -> tuple[str, str]:
-    """(run or 'base', model label) for an evaluation file."""
-    model_part = path.name.split("__", 1)[0]
-    if path.parent.parent.parent == workspace.runs:
-        return path.parent.parent.name, f"{path.parent.parent.name}/{model_part}"
-    return "base", model_part.replace("--", "/")
+def _evaluation_files(workspace: Workspace) -> list[tuple[Path, str, str | None]]:
+    """(file, run or 'base', checkpoint name or None) for every saved evaluation."""
+    found = [(path, "base", None) for path in workspace_evaluations(workspace)]
+    for name in list_runs(workspace.runs):
+        found += [(path, name, checkpoint) for path, checkpoint in RunFolder.of(workspace, name).evaluations()]
+    return found
 
 
 def list_evaluations(workspace: Workspace) -> list[dict]:
     """One row per saved evaluation: run, model, data, split and the four rates (fractions)."""
-    files = list((workspace.home / "evaluations").glob("*.json"))
-    for name in list_runs(workspace.runs):
-        files += list((workspace.run(name) / "evaluations").glob("*.json"))
     rows = []
-    for path in sorted(files):
+    for path, run, checkpoint in _evaluation_files(workspace):
         saved = read_json_if_intact(path)  # a damaged file is listed by unreadable_evaluations, not here
         if not saved or "wer" not in saved:
             continue
-        run, label = _label(path, workspace)
         rows.append(
             {
                 "run": run,
-                "model": label,
+                "model": f"{run}/{checkpoint}" if checkpoint else str(saved.get("model", path.stem)),
                 "data": saved["data"],
                 "split": saved["split"],
                 **{k: saved.get(k) for k in SUMMARY_KEYS},
@@ -137,11 +134,8 @@ def checkpoint_choices(workspace: Workspace) -> dict[str, str]:
 
 def unreadable_evaluations(workspace: Workspace) -> list[str]:
     """Saved evaluation files that cannot be read (each message names the file and what to do)."""
-    files = list((workspace.home / "evaluations").glob("*.json"))
-    for name in list_runs(workspace.runs):
-        files += list((workspace.run(name) / "evaluations").glob("*.json"))
     damaged = []
-    for path in sorted(files):
+    for path, _, _ in _evaluation_files(workspace):
         try:
             read_json(path, fix="evaluate the model again to replace it")
         except DamagedFile as err:

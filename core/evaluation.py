@@ -19,12 +19,19 @@ PARITY_POINTS = 0.5  # WER percentage points an export may differ from its origi
 
 def evaluation_path(model: str, data: str, split: str, workspace) -> Path:
     """Where an evaluation is saved: inside the run for a checkpoint of a run, else in WORKSPACE/evaluations."""
+    from core.runs import RunFolder, checkpoint_step
+
     location = Path(model).expanduser()
-    slug = f"{data}__{split}.json"
-    if location.is_dir() and location.name.startswith("checkpoint-") and (location.parent / "config.json").is_file():
-        return location.parent / "evaluations" / f"{location.name}__{slug}"
+    run = RunFolder(location.parent)
+    if location.is_dir() and checkpoint_step(location.name) is not None and run.exists():
+        return run.evaluation_file(location.name, data, split)
     safe = model.strip("/").replace("/", "--").replace(".", "_") or "model"
-    return workspace.home / "evaluations" / f"{safe}__{slug}"
+    return workspace.home / "evaluations" / f"{safe}__{data}__{split}.json"
+
+
+def workspace_evaluations(workspace) -> list[Path]:
+    """Saved evaluations of models outside any run (a base model, an export, a folder)."""
+    return sorted((workspace.home / "evaluations").glob("*.json"))
 
 
 def _model_stamp(model: str) -> str:

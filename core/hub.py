@@ -21,7 +21,6 @@ from core.folders import TEXT_COLUMNS
 PARQUET_REVISION = "refs/convert/parquet"  # the Hub's automatic parquet export of every public dataset
 
 
-
 @dataclass(frozen=True)
 class HubPreset:
     dataset_id: str

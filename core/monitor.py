@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from core.runs import baseline_of
+
 PACE_ROWS = 6  # the pace is taken over the last 6 loss rows: recent enough to follow a change, long enough to be calm
 READABLE_CEILING = 200.0  # % WER: values above this (an untrained model's 1000%+) are pinned to the chart's top
 
@@ -59,7 +61,7 @@ def run_warnings(metrics: list[dict]) -> list[str]:
     if any(r.get("nan_loss") or ("loss" in r and not math.isfinite(r["loss"])) for r in metrics):
         warnings.append("the loss became NaN: lower the learning rate, or use bf16 instead of fp16")
     evals = [r for r in metrics if "eval_wer" in r]
-    baseline = next((r["eval_wer"] for r in evals if r.get("baseline")), None)
+    baseline = baseline_of(metrics)
     trained = [r for r in evals if not r.get("baseline")]
     if baseline is not None and trained and trained[-1]["eval_wer"] > baseline:
         warnings.append(

@@ -186,7 +186,7 @@ class RunFolder:
 
     def baseline_wer(self) -> float | None:
         """The base model's zero-shot WER on the evaluation split: the step-0 row."""
-        return next((r.get("eval_wer") for r in self.metrics() if r.get("baseline")), None)
+        return baseline_of(self.metrics())
 
     def truncate_metrics(self, after_step: int) -> None:
         """Drop rows past `after_step` (before resuming from that checkpoint: no duplicated rows)."""
@@ -238,6 +238,11 @@ class RunFolder:
     # --- evaluations and the held-out result
     def evaluation_file(self, checkpoint: str, data: str, split: str) -> Path:
         return self.path / "evaluations" / f"{checkpoint}__{data}__{split}.json"
+
+    def evaluations(self) -> list[tuple[Path, str]]:
+        """(file, checkpoint name) of every saved evaluation of this run's checkpoints."""
+        folder = self.path / "evaluations"
+        return [(p, p.name.split("__", 1)[0]) for p in sorted(folder.glob("*__*__*.json"))] if folder.is_dir() else []
 
     def write_evaluation(self, checkpoint: str, data: str, split: str, record: dict) -> Path:
         path = self.evaluation_file(checkpoint, data, split)
@@ -291,6 +296,11 @@ class RunFolder:
             "test_after": result.get("after", {}).get("wer"),
             "error": status.get("error"),
         }
+
+
+def baseline_of(metrics: list[dict]) -> float | None:
+    """The base model's zero-shot WER in a run's metric rows (the row marked baseline, at step 0)."""
+    return next((r["eval_wer"] for r in metrics if r.get("baseline") and "eval_wer" in r), None)
 
 
 NUMERIC_KEYS = ("epoch", "time", "loss", "learning_rate", "samples_per_second", "eval_wer", "eval_cer")

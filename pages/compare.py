@@ -18,8 +18,8 @@ from core.comparison import (
     utterance_table,
 )
 from core.errors import DamagedFile
-from core.evaluation import evaluate_model, parity
-from core.export import export_ctranslate2
+from core.evaluation import evaluate_model
+from core.export import export_with_parity
 from core.features import list_artifacts, open_artifact
 from core.runs import RunFolder, list_runs
 
@@ -82,8 +82,7 @@ if choices and datasets:
     )
     if buttons[1].button("Export", icon=":material/bolt:", help="CTranslate2 export + WER parity check"):
         with user_errors(), st.spinner("Exporting and checking WER parity…"):
-            exported = export_ctranslate2(choices[model_label], ws, quantization)
-            check = parity(choices[model_label], exported, data, ws, split)
+            exported, check = export_with_parity(choices[model_label], ws, quantization, data, split)
             (st.warning if check["flagged"] else st.success)(f"Exported to `{exported.name}`; {check['summary']}")
 else:
     st.caption("Train a run and prepare a test set to evaluate checkpoints here.")

@@ -44,7 +44,10 @@ def main() -> None:
     from core.model_folders import language_token_ids, whisper_tokenizer
 
     codes = [token.strip("<|>") for token in language_token_ids(whisper_tokenizer())]
-    voices = {line.split()[1] for line in subprocess.run(["espeak-ng", "--voices"], capture_output=True, text=True).stdout.splitlines()[1:]}
+    voices = {
+        line.split()[1]
+        for line in subprocess.run(["espeak-ng", "--voices"], capture_output=True, text=True).stdout.splitlines()[1:]
+    }
     rows = ["whisper\tname\tfleurs\tcommon_voice\tespeak"]
     for code in codes:
         fleurs = FLEURS_SPECIAL.get(code) or next((c for c in FLEURS if c.split("_")[0] == code), "")

@@ -146,7 +146,7 @@ def test_background_command_jobs_log_finish_and_refuse_a_twin(tmp_path):
     deadline = time.time() + 60
     while command_job_state(command_job(workspace, "table")) == "running" and time.time() < deadline:
         time.sleep(0.2)
-    assert any(line.startswith("nb ") and "<|no|>" in line for line in command_job_tail(record, 20))
+    assert any(line.startswith("nb ") and "<|no|>" in line for line in command_job_tail(record, 200))
 
     slow = start_command_job(
         workspace, "slow", ["synth", "--language", "nb", "--n", "5000", "--out", str(tmp_path / "big")]
