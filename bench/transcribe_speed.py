@@ -1,78 +1,112 @@
-"""Transcription speed: real-time factor of our path against `transformers.pipeline`, and of the CTranslate2 export.
+"""Transcription speed with whisper-base: ours against faster-whisper and the transformers pipeline.
 
-Same trained demo checkpoint, same minutes of espeak-ng speech, same cores. The pipeline is used as the seed
-write-ups' demos use it (chunked at the model's window, one chunk at a time); ours gives each stretch of speech its
-own window (core/vad.py), skips silence and decodes 16 windows per batch; the CTranslate2 row is our path on the
-int8 export. WER of each transcript against the script is shown so speed is never bought with accuracy unnoticed.
+The same recordings (espeak-ng sentences read with pauses, English and Norwegian, over 3 minutes in all), the same
+model, greedy decoding (beam 1) on every side, the language given, no timestamps, 2 CPU threads:
+- ours: `Transcriber("whisper-base")`: the installed CTranslate2 file, int8 compute, one window per stretch of
+  speech (core/vad.py), 16 windows per batch;
+- faster-whisper's own `WhisperModel.transcribe` on the same CTranslate2 folder, int8, as its README shows it
+  (`without_timestamps=True`, `beam_size=1`), and its `BatchedInferencePipeline` (batch 16, its VAD), the way its
+  README says to run it fast;
+- the transformers pipeline over the converted folder, chunked at 30 s with `batch_size=8`, float32 (its docs'
+  advice for long audio).
+Each side is warmed on an excerpt, then runs REPEATS times in alternating order; seconds are the median (range);
+WER against the script is shown next to every time.
 
-    python bench/transcribe_speed.py [--utterances 120]
+    python bench/transcribe_speed.py [--sentences 40]
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import tempfile
-import time
 from pathlib import Path
 
-from common import checkpoint_benchmark, speech
+from common import REPEATS, alternate, recording, sentences, spread, verdict
 
 from bench.report import write_section
 from core.audio import SAMPLE_RATE
-from core.export import export_ctranslate2
 from core.inference import Transcriber
 from core.metrics import error_rates
+from core.models import resolve_model
+from core.workspace import Workspace
+
+BATCH = 16
+THREADS = os.cpu_count() or 2
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+def sides(workspace: Workspace, language: str):
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+    from transformers import pipeline
+
+    folder = resolve_model("whisper-base", workspace)
+    ours = Transcriber("whisper-base", workspace, language=language)
+    fw = WhisperModel(
+        str(Path(folder).parent / "whisper-base-ct2"), device="cpu", compute_type="int8", cpu_threads=THREADS
+    )
+    batched = BatchedInferencePipeline(model=fw)
+    asr = pipeline("automatic-speech-recognition", model=folder, device="cpu", chunk_length_s=30, batch_size=8)
+    options = {"language": language, "task": "transcribe", "num_beams": 1}
+
+    def faster(audio):
+        segments, _ = fw.transcribe(audio, language=language, beam_size=1, without_timestamps=True)
+        return " ".join(s.text.strip() for s in segments)
+
+    def faster_batched(audio):
+        segments, _ = batched.transcribe(
+            audio, language=language, beam_size=1, batch_size=BATCH, without_timestamps=True
+        )
+        return " ".join(s.text.strip() for s in segments)
+
+    return {
+        "ours: Transcriber, CTranslate2 int8, VAD windows": ours.text,
+        "faster-whisper `WhisperModel.transcribe`, int8": faster,
+        "faster-whisper `BatchedInferencePipeline`, batch 16, int8": faster_batched,
+        "transformers pipeline, chunk 30 s, batch 8, fp32": lambda a: asr(
+            {"raw": a, "sampling_rate": SAMPLE_RATE}, generate_kwargs=options
+        )["text"],
+    }
 
 
 def main() -> None:
-    args, workspace, checkpoint = checkpoint_benchmark(__doc__, utterances=120)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sentences", type=int, default=40, help="sentences per language")
+    parser.add_argument("--home", help="workspace (default $STUDIO_HOME or ./workspace): whisper-base is made there")
+    args = parser.parse_args()
+    workspace = Workspace.open(args.home)
+    sections, total = [], 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        samples, texts = speech(Path(tmp) / "speech", args.utterances)
-        reference = " ".join(texts)
-        seconds = len(samples) / SAMPLE_RATE
+        for language, code in (("en", "en"), ("nb", "no")):
+            audio, script = recording(sentences(Path(tmp) / language, language, args.sentences, seed=21))
+            seconds = len(audio) / SAMPLE_RATE
+            total += seconds
+            contestants = sides(workspace, code)
+            excerpt = audio[: 20 * SAMPLE_RATE]
+            for fn in contestants.values():
+                fn(excerpt)  # warm-up: first calls pay one-off set-up costs
+            times = alternate({name: (lambda fn=fn, a=audio: fn(a)) for name, fn in contestants.items()}, warm=False)
+            texts = alternate.outputs
+            ours_name = next(iter(contestants))
+            rows = []
+            for name in contestants:
+                wer = error_rates([script], [texts[name]])["wer"]
+                against = "–" if name == ours_name else verdict(times[ours_name], times[name])
+                rows.append(
+                    f"| {name} | {spread(times[name], 1)} | {seconds / min(times[name]):.0f}× | "
+                    f"{100 * wer:.1f}% | {against} |"
+                )
+            sections.append(
+                f"**{language}**, {seconds:.0f} s of speech ({args.sentences} sentences):\n\n"
+                "| path | seconds | faster than real time (best) | WER | ours against it |\n"
+                "|---|---:|---:|---:|---|\n" + "\n".join(rows)
+            )
+    body = f"""## Transcription speed with whisper-base (`bench/transcribe_speed.py`)
 
-        from transformers import pipeline
+{total / 60:.1f} minutes of espeak-ng speech in two recordings (English, Norwegian), whisper-base on every side,
+greedy decoding (beam 1), language given, no timestamps, {THREADS} CPU threads; seconds are the median (range) of
+{REPEATS} alternating rounds after a warm-up; WER against the script.
 
-        asr = pipeline("automatic-speech-recognition", model=checkpoint, device="cpu")
-        window_s = asr.feature_extractor.chunk_length
-
-        def run_pipeline(audio):
-            options = {"language": "no", "task": "transcribe"}
-            return asr({"raw": audio, "sampling_rate": SAMPLE_RATE}, chunk_length_s=window_s, generate_kwargs=options)[
-                "text"
-            ]
-
-        ours = Transcriber(checkpoint, workspace, language="no")
-        fast = Transcriber(str(export_ctranslate2(checkpoint, workspace, "int8")), workspace, language="no")
-        excerpt = samples[: 5 * SAMPLE_RATE]  # first calls pay one-off set-up costs: not what we measure
-        run_pipeline(excerpt), ours.text(excerpt), fast.text(excerpt)
-        pipe_text, pipe_s = timed(lambda: run_pipeline(samples))
-        ours_text, ours_s = timed(lambda: ours.text(samples))
-        fast_text, fast_s = timed(lambda: fast.text(samples))
-
-    def row(name, text, took):
-        wer = error_rates([reference], [text])["wer"]
-        return f"| {name} | {took:.1f} | {took / seconds:.3f} | {seconds / took:.1f}× | {100 * wer:.1f}% |"
-
-    body = f"""## Transcription speed (`bench/transcribe_speed.py`)
-
-{seconds / 60:.1f} minutes of espeak-ng speech ({args.utterances} utterances), the trained demo checkpoint
-(3 s window), CPU.
-
-| path | seconds | real-time factor | faster than real time | WER vs script |
-|---|---:|---:|---:|---:|
-{row("`transformers.pipeline` (chunked, batch 1)", pipe_text, pipe_s)}
-{row("ours: one window per stretch of speech (VAD), batched generate", ours_text, ours_s)}
-{row("ours on the CTranslate2 int8 export", fast_text, fast_s)}
-
-**Ratios: ours {pipe_s / ours_s:.1f}× the pipeline; CTranslate2 export {pipe_s / fast_s:.1f}× the pipeline.**
-faster-whisper itself cannot run this model: its `transcribe()` pads features to 3000 frames (30 s), and the demo
-model's encoder takes 300; the CTranslate2 row is the engine faster-whisper runs on, through our windowing."""
+{(chr(10) * 2).join(sections)}"""
     write_section("transcribe", body)
     print(body)
 

@@ -113,7 +113,11 @@ class LiveSession:
         length = len(self._speech) * FRAME
         if self._quiet_frames >= self.silence_frames or length >= self.max_utterance:
             self._finish()
-        elif time.monotonic() - self._last_partial >= PARTIAL_EVERY_S and self._jobs.empty():
+        elif (
+            time.monotonic() - self._last_partial >= PARTIAL_EVERY_S
+            and self._jobs.empty()
+            and self._quiet_frames == 0  # not in a pause: the final may be due any moment, keep the model free for it
+        ):
             self._last_partial = time.monotonic()
             self._jobs.put(("partial", np.concatenate(self._speech), None, None))
 

@@ -70,6 +70,7 @@ class RunFolderCallback(TrainerCallback):
         self.last_log = (None, None)  # (time, step) of the previous log row
         self.last_status = 0.0
         self.stop_requested = False
+        self.save_started = time.time()
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.status.update(state="running", phase="training", step=state.global_step, total=state.max_steps)
@@ -103,6 +104,7 @@ class RunFolderCallback(TrainerCallback):
             # The last step always evaluates and saves, whatever the intervals: no trained step is ever lost.
             control.should_evaluate = True
             control.should_save = True
+        self.save_started = time.time()  # if this step saves, on_save comes next: the save's duration is logged
         if stop_requested_everywhere(self.run) and not self.stop_requested:
             self.stop_requested = True
             self.status.update(state="stopping", step=state.global_step)
@@ -120,6 +122,8 @@ class RunFolderCallback(TrainerCallback):
             merged.save_pretrained(self.run.checkpoint_path(state.global_step))
         if state.best_model_checkpoint:
             self.run.write_best(state.best_model_checkpoint, state.best_metric)
+        now = time.time()
+        self.run.append_metrics({"step": state.global_step, "time": now, "checkpoint_seconds": now - self.save_started})
         self.status.update(step=state.global_step, last_checkpoint=self.run.checkpoint_path(state.global_step).name)
 
 
