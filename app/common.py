@@ -1,4 +1,4 @@
-"""What every page shares: the workspace, the session-state keys, error display and small cached readers.
+"""What every page shares: the workspace, the session-state keys, error and success display, secrets, formatting.
 
 Session state holds only what one browser tab is looking at (the selected dataset and run); everything else is read
 from the workspace, so a refresh, a second tab or a restarted server sees the same runs.

@@ -5,7 +5,7 @@ LiveSession over the installed whisper-base on CTranslate2 int8 (the Transcribe 
 measured from the moment the voice stopped, so it includes the detector's SILENCE_END_S of waiting for quiet and
 any partial transcription still running when the utterance ended. Goal: median ≤ 1.0 s on 2 CPU cores.
 
-    python bench/live_latency.py [--utterances 24]
+    python bench/live_latency.py [--utterances 40]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def latencies(transcriber: Transcriber, samples) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--utterances", type=int, default=24)
+    parser.add_argument("--utterances", type=int, default=40, help="in all: half English, half Norwegian")
     parser.add_argument("--home", help="workspace (default $STUDIO_HOME or ./workspace)")
     args = parser.parse_args()
     workspace = Workspace.open(args.home)

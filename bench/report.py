@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "BENCHMARKS.md"
 HEADER = (
     "# Benchmarks\n\nMeasured side by side in one run on the machine named in each section; ratios, not "
-    "absolute times, are what carry over to other machines. Regenerate with `python bench/<name>.py`.\n"
+    "absolute times, are what carry over to other machines. `python bench/run_all.py` regenerates every section.\n"
 )
 
 

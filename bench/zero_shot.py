@@ -62,16 +62,19 @@ def main() -> None:
                 cer = 100 * error_rates(texts, results[name])["cer"]
                 note = ""
                 if "window" in name:
-                    within = abs(wer - base) <= MARGIN
-                    note = f"{wer - base:+.1f} points: {'within' if within else 'outside'} the ±{MARGIN:g} margin"
+                    delta = wer - base
+                    kept = "kept (no worse than the margin allows)" if delta <= MARGIN else "lost"
+                    note = f"{delta:+.1f} points ({'better' if delta < 0 else 'worse'}): {kept}"
                 rows.append(f"| {language} | {name} | {len(texts)} | {wer:.1f}% | {cer:.1f}% | {note} |")
     body = f"""## Zero-shot whisper-base on held-out espeak-ng speech (`bench/zero_shot.py`)
 
 The reference that fine-tuning must beat: {args.sentences} espeak-ng sentences per language (templates, varied voices,
 speeds and pitches), greedy decoding, language given, normalised WER/CER. The shorter window is the CPU preset's lever;
-it has to stay within ±{MARGIN:g} WER points of the full 30 s window.
+it may be at most {MARGIN:g} WER points worse than the full 30 s window. Long hypotheses that loop (Whisper's classic
+failure on a language it hears badly) are what separates the runs on Norwegian: the same weights in float32 and int8
+loop on different utterances.
 
-| language | whisper-base run as | sentences | WER | CER | 10 s window against 30 s |
+| language | whisper-base run as | sentences | WER | CER | 10 s window against 30 s (margin +{MARGIN:g}) |
 |---|---|---:|---:|---:|---|
 {chr(10).join(rows)}"""
     write_section("zero-shot", body)

@@ -24,6 +24,8 @@ from core.transcripts import Segment, Transcript
 from core.vad import speech_windows
 from core.workspace import Workspace
 
+TOKENS_PER_SECOND = 10  # more than any language's speech needs (English ~4, Norwegian ~6 tokens a second)
+
 
 class Transcriber:
     """A model and its processor, loaded once; `language` is a Whisper code (`no`) or None to detect it.
@@ -114,7 +116,11 @@ class Transcriber:
         segments = []
         for i in range(0, len(spans), batch_size):
             chunk = spans[i : i + batch_size]
-            texts = self.generate(self.features([samples[s:e] for s, e in chunk]), language=language, task=task)
+            longest_s = max(e - s for s, e in chunk) / SAMPLE_RATE
+            # a transcript longer than speech allows is a loop (Whisper's classic failure): stop it early
+            most = min(MAX_TARGET_POSITIONS - 4, int(TOKENS_PER_SECOND * longest_s) + 16)
+            features = self.features([samples[s:e] for s, e in chunk])
+            texts = self.generate(features, max_new_tokens=most, language=language, task=task)
             segments += [Segment(s / SAMPLE_RATE, e / SAMPLE_RATE, t) for (s, e), t in zip(chunk, texts)]
         return segments
 

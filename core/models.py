@@ -171,9 +171,3 @@ def load_model(
     generation.forced_decoder_ids = None
     network.config.forced_decoder_ids = None
     return network, processor
-
-
-def demo_spec(workspace: Workspace) -> dict | None:
-    from core.model_folders import DEMO_SPEC_FILE
-
-    return read_json_if_intact(demo_path(workspace) / DEMO_SPEC_FILE)

@@ -69,15 +69,25 @@ def split_windows(samples: np.ndarray, window: int) -> list[tuple[int, int]]:
 
 
 def speech_windows(samples: np.ndarray, window: int) -> list[tuple[int, int]]:
-    """Windows over the speech only: regions from the VAD, packed whole into windows of at most `window` samples;
-    a region longer than a window is cut at its quietest moments (split_windows). Silence is never decoded.
-    Audio that fits in one window is decoded whole, as the model saw its training clips."""
+    """Windows over the speech: regions from the VAD packed whole, in order, into windows of at most `window`
+    samples (a window runs from its first region's start to its last region's end, pauses between them included);
+    a region longer than a window is cut at its quietest moments (split_windows). Silence before, after and between
+    windows is never decoded. Audio that fits in one window is decoded whole, as the model saw its training clips."""
     if len(samples) <= window:
         return [(0, len(samples))] if len(samples) else []
-    windows: list[list[int]] = []
+    windows: list[tuple[int, int]] = []
+    current: list[int] | None = None
     for start, end in speech_regions(samples):
+        if current is not None and end - current[0] <= window:
+            current[1] = end  # the region fits in the open window: pack it
+            continue
+        if current is not None:
+            windows.append((current[0], current[1]))
+            current = None
         if end - start > window:
-            windows += [[start + s, start + e] for s, e in split_windows(samples[start:end], window)]
+            windows += [(start + s, start + e) for s, e in split_windows(samples[start:end], window)]
         else:
-            windows.append([start, end])
-    return [(s, e) for s, e in windows]
+            current = [start, end]
+    if current is not None:
+        windows.append((current[0], current[1]))
+    return windows

@@ -71,4 +71,8 @@ def test_speech_windows_skip_silence_and_keep_utterances_whole(tmp_path):
         assert offset - (PAD_S + 0.05) * SAMPLE_RATE <= start <= offset + 0.3 * SAMPLE_RATE
         assert end - start <= 3 * SAMPLE_RATE
     assert speech_windows(speech, 3 * SAMPLE_RATE) == [(0, len(speech))]  # a short clip is decoded whole
+    long_audio = np.concatenate([samples] * 4)  # 8 utterances in 25+ s: a 20 s window packs several together
+    packed = speech_windows(long_audio, 20 * SAMPLE_RATE)
+    assert 2 <= len(packed) < 8 and all(e - s <= 20 * SAMPLE_RATE for s, e in packed)
+    assert packed[0][0] >= SAMPLE_RATE - (PAD_S + 0.05) * SAMPLE_RATE  # leading silence still skipped
     assert speech_windows(np.zeros(5 * SAMPLE_RATE, np.float32), 3 * SAMPLE_RATE) == []

@@ -110,9 +110,16 @@ def test_early_stopping_keeps_the_best_checkpoint(workspace, demo_artifact):
         (dict(run="../escape"), "run name"),
         (dict(data=""), "no dataset"),
         (dict(report_to="wandb"), "wandb"),
+        (dict(model="whisper-base"), "model whisper-base listens to 30 s, dataset 'nb-tiny' holds 3 s features"),
+        (dict(window_seconds=20), "window_seconds 20: model demo listens to 3 s"),
+        (dict(cache_encoder_states=True), "cache_encoder_states needs freeze_encoder"),
+        (dict(eval_split="test"), "eval_split and test_split are both 'test'"),
+        (dict(task="translate"), "task translate: dataset 'nb-tiny' was prepared for transcribe"),
+        (dict(language="xx"), "unknown language 'xx'"),
+        (dict(dropout=1.5), "dropout 1.5"),
     ],
 )
-def test_invalid_configs_are_rejected_before_anything_starts(workspace, change, message):
+def test_invalid_configs_are_rejected_before_anything_starts(whisper_base, demo_artifact, workspace, change, message):
     if change.get("report_to") == "wandb" and importlib.util.find_spec("wandb"):
         pytest.skip("wandb is installed here, so report_to=wandb is valid")
     config = tiny_config(**{"run": "bad", **change})
