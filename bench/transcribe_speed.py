@@ -2,8 +2,8 @@
 
 The same recordings (espeak-ng sentences read with pauses, English and Norwegian, over 3 minutes in all), the same
 model, greedy decoding (beam 1) on every side, the language given, no timestamps, 2 CPU threads:
-- ours: `Transcriber("whisper-base")`: the installed CTranslate2 file, int8 compute, one window per stretch of
-  speech (core/vad.py), 16 windows per batch;
+- ours: `Transcriber("whisper-base")`: the installed CTranslate2 file, int8 compute, stretches of speech packed
+  into windows of up to 30 s (core/vad.py), 16 windows per batch;
 - faster-whisper's own `WhisperModel.transcribe` on the same CTranslate2 folder, int8, as its README shows it
   (`without_timestamps=True`, `beam_size=1`), and its `BatchedInferencePipeline` (batch 16, its VAD), the way its
   README says to run it fast;

@@ -68,11 +68,11 @@ def main() -> None:
                 rows.append(f"| {language} | {name} | {len(texts)} | {wer:.1f}% | {cer:.1f}% | {note} |")
     body = f"""## Zero-shot whisper-base on held-out espeak-ng speech (`bench/zero_shot.py`)
 
-The reference that fine-tuning must beat: {args.sentences} espeak-ng sentences per language (templates, varied voices,
-speeds and pitches), greedy decoding, language given, normalised WER/CER. The shorter window is the CPU preset's lever;
-it may be at most {MARGIN:g} WER points worse than the full 30 s window. Long hypotheses that loop (Whisper's classic
-failure on a language it hears badly) are what separates the runs on Norwegian: the same weights in float32 and int8
-loop on different utterances.
+The reference that fine-tuning must beat: {args.sentences} espeak-ng sentences per language (templates, varied
+voices, speeds and pitches), greedy decoding with transcripts of at most 128 tokens, language given, normalised
+WER/CER. The shorter window is the CPU preset's lever; it may be at most {MARGIN:g} WER points worse than the full
+30 s window. Long hypotheses that loop (Whisper's classic failure on a language it hears badly) are what separates
+the runs on Norwegian: the same weights in float32 and int8 loop on different utterances.
 
 | language | whisper-base run as | sentences | WER | CER | 10 s window against 30 s (margin +{MARGIN:g}) |
 |---|---|---:|---:|---:|---|

@@ -157,11 +157,23 @@ def choose(driver, label: str, option_prefix: str) -> None:
     time.sleep(0.5)
 
 
-def set_number(driver, label: str, value: int) -> None:
-    field = driver.find_element(By.XPATH, f"//input[@aria-label='{label}']")
-    field.send_keys(Keys.CONTROL, "a")
-    field.send_keys(str(value), Keys.TAB)  # Enter would submit a form with the values typed so far
-    time.sleep(0.5)
+def set_number(driver, label: str, value: int, timeout: float = 30) -> None:
+    """Type `value` into the number field labelled `label`, again if a rerun redrew the field meanwhile."""
+    xpath = f"//input[@aria-label='{label}']"
+    deadline = time.time() + timeout
+    while True:
+        try:
+            field = find(driver, xpath, timeout)
+            field.send_keys(Keys.CONTROL, "a")
+            field.send_keys(str(value), Keys.TAB)  # Enter would submit a form with the values typed so far
+            time.sleep(0.5)
+            if find(driver, xpath, timeout).get_attribute("value") == str(value):
+                return
+        except StaleElementReferenceException:
+            pass
+        if time.time() > deadline:
+            page = driver.find_element(By.TAG_NAME, "body").text[:1500]
+            raise AssertionError(f"could not set '{label}' to {value}; page text: {page}")
 
 
 def shot(driver, name: str) -> None:
