@@ -157,13 +157,19 @@ from the stream, one pass ({BATCH} per step). Goal: growth from 1× to 50× at m
 
 What grew, and was fixed: with pyarrow's default parquet pre-buffering, `datasets` kept every byte range it had
 read until the end of the file: about 80 KB of heap per audio row, 390 MB over a 5,000-row file, whoever read it.
-Reading parquet with `pre_buffer=False` (core/hub.py) stops that.
+Reading parquet with `pre_buffer=False` (core/hub.py) stops that. The allocators kept what had been freed: Arrow's
+mimalloc pool and glibc's malloc held the memory of every converted and prepared batch (measured at 5,000 rows: the
+heap ended 140 MiB above imports after `load_dataset` and 370 MiB after prepare, with nothing left in use).
+core/memory.py has `datasets` convert through malloc and hands free memory back every 500 rows: both now end at
+the import level.
 
 What still grows, and where: pyarrow's dataset scanner reads a parquet file ahead of a consumer slower than the disk
 (as prepare is: it decodes audio and computes log-mel) even with `batch_readahead=0`, which is what `datasets`
 passes; only `use_threads=False` stops it, and `datasets` does not expose that. Measured directly on the 5,000-row
 file with a consumer taking 0.1 s per 100-row batch: 257 MiB of Arrow buffers with threads, 44 MiB without. It is
-bounded by one parquet file (the Hub shards its exports), not by the dataset. The second table subtracts Arrow's
+bounded by one parquet file (the Hub shards its exports), not by the dataset; the same read-ahead, inside
+`load_dataset`'s conversion to its cache, is the prepare's remaining peak (after it the heap is back at the import
+level). The second table subtracts Arrow's
 own allocations (`pyarrow.total_allocated_bytes()`) from the heap: what the rest of the process (our pipeline,
 torch, the audio decoders) holds.
 

@@ -96,3 +96,18 @@ def test_presets_fill_in_the_language():
         open_source("fleurs", get_language("br"))
     with pytest.raises(StudioError, match="no such folder"):
         open_source("./not/here", get_language("nb"))
+
+
+def test_arrow_allocates_through_malloc_while_datasets_converts_then_the_pool_is_restored():
+    import pyarrow as pa
+
+    from core.memory import release_unused_memory, system_allocator_for_arrow
+
+    before = pa.default_memory_pool().backend_name
+    with system_allocator_for_arrow():
+        assert pa.default_memory_pool().backend_name == "system"
+        array = pa.array(range(100_000))
+        assert pa.system_memory_pool().bytes_allocated() >= 8 * 100_000  # allocated where we said
+    assert pa.default_memory_pool().backend_name == before
+    del array
+    release_unused_memory()  # callable at any time, on any C library
