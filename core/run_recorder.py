@@ -14,10 +14,12 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
 
+from core.errors import StudioError
 from core.runs import HEARTBEAT_S, RunFolder
 
 
@@ -116,10 +118,12 @@ class RunFolderCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         if is_peft(model):
-            # An adapter alone does not load in transformers.pipeline: also save the merged model, so every
-            # checkpoint stays self-contained (the adapter files beside it are what resume reads).
-            merged = copy.deepcopy(model).merge_and_unload()
-            merged.save_pretrained(self.run.checkpoint_path(state.global_step))
+            # The checkpoint's root holds the merged model, what every loader reads (evaluation, export, the
+            # pipeline, publish); the adapter moves to adapter/, for resume. Left at the root, transformers'
+            # from_pretrained would load the merged weights and then apply the adapter again on top of them.
+            folder = self.run.checkpoint_path(state.global_step)
+            move_adapter_aside(folder)
+            copy.deepcopy(model).merge_and_unload().save_pretrained(folder)
         if state.best_model_checkpoint:
             self.run.write_best(state.best_model_checkpoint, state.best_metric)
         now = time.time()
@@ -142,3 +146,29 @@ def progress_line(row: dict, total: int) -> str:
 
 def is_peft(model) -> bool:
     return model is not None and hasattr(model, "peft_config")
+
+
+ADAPTER_FOLDER = "adapter"  # a LoRA checkpoint's adapter, beside the merged model at the checkpoint's root
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "README.md")
+
+
+def move_adapter_aside(checkpoint: Path) -> None:
+    """Move the adapter files the Trainer saved at `checkpoint`'s root into its adapter/ folder."""
+    aside = checkpoint / ADAPTER_FOLDER
+    aside.mkdir(exist_ok=True)
+    for name in ADAPTER_FILES:
+        if (checkpoint / name).is_file():
+            os.replace(checkpoint / name, aside / name)
+
+
+def load_adapter_weights(model, checkpoint: Path) -> None:
+    """Put a checkpoint's trained adapter weights (from its adapter/ folder) into a LoRA-wrapped model."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = checkpoint / ADAPTER_FOLDER / "adapter_model.safetensors"
+    if not weights.is_file():
+        weights = checkpoint / "adapter_model.safetensors"  # a checkpoint written before adapter/ existed
+    if not weights.is_file():
+        raise StudioError(f"{checkpoint.name} has no LoRA adapter ({ADAPTER_FOLDER}/adapter_model.safetensors)")
+    set_peft_model_state_dict(model, load_file(str(weights)))

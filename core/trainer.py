@@ -13,9 +13,11 @@ Callbacks write the run folder: append-only metrics, the status heartbeat, the b
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +30,7 @@ from core.features import Artifact, open_artifact
 from core.languages import get_language
 from core.metrics import error_rates, summarize
 from core.models import load_model
-from core.run_recorder import RunFolderCallback, StatusWriter, is_primary_process
+from core.run_recorder import RunFolderCallback, StatusWriter, is_peft, is_primary_process, load_adapter_weights
 from core.runs import RunFolder
 from core.training_data import FeatureDataset, SpeechCollator
 from core.workspace import Workspace
@@ -158,8 +160,17 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
             _test(trainer, test_set, run, config, "before", processor.tokenizer)
         # 6. Training.
         status.update(phase="training")
+        if checkpoint and is_peft(model):
+            # the Trainer finds the merged model at the checkpoint's root, which does not fit a LoRA-wrapped
+            # model (none of its keys match, so nothing is loaded, and it lists every key in a warning): the
+            # adapter it continues from comes from the checkpoint's adapter/ folder
+            load_adapter_weights(model, checkpoint)
+            logging.getLogger("transformers.trainer").addFilter(_without_key_lists)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         stopped = callback.stop_requested
+        best = trainer.state.best_model_checkpoint
+        if best and is_peft(model) and not stopped:
+            load_adapter_weights(model, Path(best))  # what load_best_model_at_end does for a model without LoRA
         # 7. The held-out split, after: the best checkpoint by validation WER (loaded at the end of training).
         if test_set is not None and not stopped:
             status.update(phase="testing the best checkpoint")
@@ -179,6 +190,10 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
         status.close()
         if is_primary_process():
             run.stop_file.unlink(missing_ok=True)
+
+
+def _without_key_lists(record: logging.LogRecord) -> bool:
+    return "keys in the checkpoint model loaded" not in record.getMessage()
 
 
 def _training_rows(artifact: Artifact, workspace: Workspace, config: TrainConfig, window, states):

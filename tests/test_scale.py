@@ -2,13 +2,14 @@
 processes."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from conftest import make_audio, run_cli, tiny_config
 from safetensors.torch import load_file
-from transformers import pipeline
+from transformers import WhisperForConditionalGeneration, pipeline
 
 from core.audio import load_audio
 from core.errors import StudioError
@@ -16,7 +17,7 @@ from core.evaluation import parity
 from core.export import export_ctranslate2
 from core.features import open_artifact
 from core.inference import Transcriber
-from core.jobs import start_run
+from core.jobs import resume_run, start_run
 from core.models import is_ctranslate2
 from core.workspace import Workspace
 
@@ -54,13 +55,29 @@ def test_lora_and_frozen_encoder_keep_checkpoints_self_contained(workspace, demo
     assert losses[-1] < losses[0]
     base = load_file(str(workspace.models / "demo" / "model.safetensors"))
     for checkpoint in run.checkpoints():
-        assert (checkpoint / "adapter_config.json").is_file()
+        # the adapter sits aside: at the root, from_pretrained would apply it again on top of the merged weights
+        assert (checkpoint / "adapter" / "adapter_config.json").is_file()
+        assert not (checkpoint / "adapter_config.json").exists()
+        assert not WhisperForConditionalGeneration.from_pretrained(checkpoint)._hf_peft_config_loaded
         merged = load_file(str(checkpoint / "model.safetensors"))
         key = next(k for k in merged if "encoder.layers.0.self_attn.q_proj.weight" in k)
         assert torch.equal(merged[key], base[key])  # frozen: the encoder did not move
         decoder_key = next(k for k in merged if "decoder.layers.0.self_attn.q_proj.weight" in k)
         assert not torch.equal(merged[decoder_key], base[decoder_key])  # the merged adapter changed the decoder
         assert pipeline("automatic-speech-recognition", model=str(checkpoint)) is not None
+
+
+def test_a_resumed_lora_run_continues_from_its_adapter(workspace, demo_artifact):
+    run = start_run(tiny_config("lora-resume", lora_rank=4, freeze_encoder=True), workspace, foreground=True)
+    straight = {r["step"]: r["loss"] for r in run.metrics() if "loss" in r}
+    # as if the process had died after checkpoint-6: the run resumes from there
+    shutil.rmtree(run.checkpoint_path(12))
+    run.update_status(state="interrupted", step=6)
+    resume_run(run, workspace, foreground=True)
+    assert run.status()["state"] == "completed" and run.status()["resumed_from"] == "checkpoint-6"
+    resumed = {r["step"]: r["loss"] for r in run.metrics() if "loss" in r}
+    # the same steps from the same adapter give the same losses; a fresh adapter would start from the base's loss
+    assert resumed[8] == pytest.approx(straight[8], rel=1e-3), (straight, resumed)
 
 
 def test_lora_on_a_missing_module_fails_with_the_valid_names(workspace, demo_artifact):
