@@ -36,7 +36,6 @@ from core.errors import StudioError
 from core.examples import Example, Source
 from core.languages import Language
 from core.melspec import log_mel
-from core.memory import RELEASE_EVERY_ROWS, release_unused_memory
 from core.model_folders import MAX_TARGET_POSITIONS
 from core.models import load_processor, model_fingerprint
 from core.rows import REASONS, RowLimits, in_carved_validation, in_slice, summarize_filtered, text_key, usable_rows
@@ -235,8 +234,6 @@ class SplitWriter:
         self.rows += len(self.batch)
         self.seconds += sum(durations)
         self.batch.clear()
-        if self.rows % RELEASE_EVERY_ROWS < BATCH_SIZE:
-            release_unused_memory()  # the batch's log-mel and Arrow buffers, freed but kept by the allocators
 
     def close(self, seen: int) -> dict:
         self.flush()

@@ -17,7 +17,7 @@ from pathlib import Path
 from core.errors import StudioError
 from core.examples import Example
 from core.folders import TEXT_COLUMNS
-from core.memory import RELEASE_EVERY_ROWS, release_unused_memory, system_allocator_for_arrow
+from core.memory import system_allocator_for_arrow
 
 PARQUET_REVISION = "refs/convert/parquet"  # the Hub's automatic parquet export of every public dataset
 
@@ -103,10 +103,7 @@ class HubSource:
         dataset = dataset.cast_column(audio_column, Audio(decode=False))
         if shuffle_seed is not None:
             dataset = dataset.shuffle(seed=shuffle_seed)
-        release_unused_memory()  # what converting to the Arrow cache freed
         for index, row in enumerate(dataset):
-            if index and index % RELEASE_EVERY_ROWS == 0:
-                release_unused_memory()
             audio = row[audio_column] or {}
             data = audio.get("bytes")
             if data is None and audio.get("path") and Path(audio["path"]).is_file():

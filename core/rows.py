@@ -22,6 +22,7 @@ import numpy as np
 from core.errors import StudioError
 from core.examples import Example
 from core.languages import Language
+from core.memory import RELEASE_EVERY_ROWS, release_unused_memory
 from core.text import CleaningOptions, clean_text, normalize_for_wer
 
 DECODE_WORKERS = min(4, os.cpu_count() or 2)  # threads decoding and resampling audio ahead of the STFT
@@ -93,7 +94,9 @@ def decoded(rows: Iterator[Example]) -> Iterator[tuple[Example, np.ndarray | Non
 
     with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
         pending: deque = deque()
-        for example in rows:
+        for index, example in enumerate(rows, 1):
+            if index % RELEASE_EVERY_ROWS == 0:
+                release_unused_memory()  # audio, log-mel and Arrow buffers freed since, but kept by the allocators
             pending.append((example, pool.submit(decode, example)))
             if len(pending) >= DECODE_AHEAD:
                 done, future = pending.popleft()
