@@ -19,7 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, chart
+import numpy as np
+from common import REPEATS, ROOT, chart
 
 from bench.report import write_section
 from core.languages import get_language
@@ -101,6 +102,13 @@ def peak_mib(mode: str, repo: Path, home: Path, rows: int) -> tuple[float, float
     return int(anon) / 1024, int(own) / 1024, int(total) / 1024  # all in KiB on Linux
 
 
+def median_peak_mib(mode: str, repo: Path, home: Path, rows: int) -> tuple[float, ...]:
+    """peak_mib of REPEATS runs, each in a fresh workspace: the median of each figure (a peak sampled every 20 ms
+    while pyarrow reads ahead varies by tens of MiB from run to run)."""
+    runs = [peak_mib(mode, repo, home / str(i), rows) for i in range(REPEATS)]
+    return tuple(float(np.median(values)) for values in zip(*runs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100, help="rows at 1×")
@@ -111,7 +119,7 @@ def main() -> None:
         most = args.rows * SCALES[-1] + 8
         spec = SynthSpec(language="nb", n=most, seed=4, kind="words", test_fraction=0.0, validation_fraction=0.0)
         clips = synthesize_dataset(get_language("nb"), tmp / "clips", spec)  # every text distinct
-        baseline, baseline_own, baseline_total = peak_mib("baseline", tmp, tmp / "baseline", 0)
+        baseline, baseline_own, baseline_total = median_peak_mib("baseline", tmp, tmp / "baseline", 0)
         totals: dict[str, list[float]] = {mode: [] for mode in MODES}
         own: dict[str, list[float]] = {mode: [] for mode in MODES}
         for scale in SCALES:
@@ -119,7 +127,7 @@ def main() -> None:
             repo = make_repo(tmp / f"repo{scale}", clips, rows)
             for mode in MODES:
                 home = tmp / f"ws-{scale}-{mode.replace(' ', '-')}"
-                anon, outside_arrow, total = peak_mib(mode, repo, home, rows)
+                anon, outside_arrow, total = median_peak_mib(mode, repo, home, rows)
                 growth[mode].append(anon - baseline)
                 own[mode].append(outside_arrow - baseline_own)
                 totals[mode].append(total)
@@ -151,9 +159,10 @@ def main() -> None:
     body = f"""## Memory by rows processed (`bench/memory.py`)
 
 Peak anonymous memory (the process's heap, sampled every 20 ms) above an import-only baseline ({baseline:.0f} MiB: the
-same modules, the demo processor and model loaded), each run its own process, distinct rows (every text different)
-from a local parquet repository read through `load_dataset` (the Hub's path). Streaming training reads its rows
-from the stream, one pass ({BATCH} per step). Goal: growth from 1× to 50× at most 10% of the 1× figure.
+same modules, the demo processor and model loaded), each figure the median of {REPEATS} runs, each its own process,
+distinct rows (every text different) from a local parquet repository read through `load_dataset` (the Hub's
+path). Streaming training reads its rows from the stream, one pass ({BATCH} per step). Goal: growth from 1× to 50×
+at most 10% of the 1× figure.
 
 What grew, and was fixed: with pyarrow's default parquet pre-buffering, `datasets` kept every byte range it had
 read until the end of the file: about 80 KB of heap per audio row, 390 MB over a 5,000-row file, whoever read it.
@@ -161,7 +170,9 @@ Reading parquet with `pre_buffer=False` (core/hub.py) stops that. The allocators
 mimalloc pool and glibc's malloc held the memory of every converted and prepared batch (measured at 5,000 rows: the
 heap ended 140 MiB above imports after `load_dataset` and 370 MiB after prepare, with nothing left in use).
 core/memory.py has `datasets` convert through malloc and hands free memory back every 500 rows: both now end at
-the import level.
+the import level. That lowers where the heap ends, not its peak: single runs of this table read +63 MiB for prepare
+at 50× with the release and +251 MiB without it, and 3 runs of each, alternating, gave 133–293 MiB without and
+144–254 MiB with (no measurable difference), hence medians here.
 
 What still grows, and where: pyarrow's dataset scanner reads a parquet file ahead of a consumer slower than the disk
 (as prepare is: it decodes audio and computes log-mel) even with `batch_readahead=0`, which is what `datasets`
