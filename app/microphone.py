@@ -7,6 +7,7 @@ thread ends and the model cache can let its model go.
 
 from __future__ import annotations
 
+import aioice.ice
 import streamlit as st
 from streamlit import runtime
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
@@ -15,6 +16,31 @@ from streamlit_webrtc.sink import CallbackSinkTrack
 from app.model_cache import ice_servers, transcriber
 from core.audio import SAMPLE_RATE
 from core.live import LiveSession, frame_samples
+
+# aioice offers the server's host addresses as WebRTC candidates and leaves out loopback, so on a machine whose only
+# interface is loopback (offline, or a sandbox) the server offers nothing and no browser can connect. There it
+# offers 127.0.0.1, which a browser that allows loopback (Chrome's --allow-loopback-in-peer-connection) can use;
+# machines with any other interface are unchanged.
+_host_addresses = getattr(aioice.ice.get_host_addresses, "original", aioice.ice.get_host_addresses)
+
+
+def _host_addresses_or_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    return _host_addresses(use_ipv4, use_ipv6) or (["127.0.0.1"] if use_ipv4 else [])
+
+
+_host_addresses_or_loopback.original = _host_addresses  # Streamlit may import this module again: patch once
+aioice.ice.get_host_addresses = _host_addresses_or_loopback
+
+LOOPBACK_ONLY_WARNING = (
+    "This machine has no network interface besides loopback, and browsers do not use loopback for WebRTC, so "
+    "the live microphone cannot connect. Bring up any network interface (no internet needed) or start Chrome "
+    "with --allow-loopback-in-peer-connection; recording a clip (File or recording, push to talk) works as is."
+)
+
+
+def loopback_only() -> bool:
+    """True when the server has no address a browser's WebRTC would connect to by default."""
+    return not _host_addresses(True, True)
 
 
 def live_session(key: str, model: str, language: str | None, task: str) -> LiveSession:
@@ -40,6 +66,8 @@ def microphone(key: str, session: LiveSession):
         # which isinstance() would accept
         st.info("The live microphone needs the app served by `streamlit run` (scripts/run.sh).")
         return None
+    if loopback_only():
+        st.warning(LOOPBACK_ONLY_WARNING, icon=":material/wifi_off:")
     sinks = st.session_state.setdefault("_audio_sinks", {})
     if sinks.get(key, (None,))[0] is not session:
         sinks[key] = (session, CallbackSinkTrack(lambda frame: session.push(*frame_samples(frame)), kind="audio"))

@@ -47,4 +47,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
   "$VENV/bin/python" -m pip install -q -r "$REQ"
   echo "$WANT" > "$STAMP"
+  # requirements-dev.txt includes requirements.txt: the app's own check (scripts/run.sh) has nothing left to do
+  if [ "$DEV" = 1 ]; then
+    cat "$ROOT/requirements.txt" "$ROOT/requirements.txt" | sha256sum | cut -c1-16 > "$VENV/.installed-requirements.txt"
+  fi
 fi

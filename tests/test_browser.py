@@ -56,14 +56,19 @@ def app_url(tmp_path_factory, session_workspace, demo_artifact, standin):
         "OPENAI_MODEL": "echo",
     }
     env.pop("OPENAI_API_KEY", None)
-    server = subprocess.Popen(
-        ["bash", str(REPO / "scripts" / "run.sh")],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    # the server's output goes to a file: a pipe nobody reads fills up (64 KiB), and then every thread of the
+    # server that logs (aiortc's, the audio callback's) blocks on its next write
+    ARTIFACTS.mkdir(exist_ok=True)
+    log_path = ARTIFACTS / "app-server.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            ["bash", str(REPO / "scripts" / "run.sh")],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
@@ -73,7 +78,7 @@ def app_url(tmp_path_factory, session_workspace, demo_artifact, standin):
             time.sleep(0.5)
     else:
         server.kill()
-        pytest.fail("the app did not start: " + server.stdout.read().decode()[-2000:])
+        pytest.fail("the app did not start: " + log_path.read_text(errors="replace")[-2000:])
     yield f"http://127.0.0.1:{port}", home
     os.killpg(server.pid, 15)
     server.wait(timeout=20)
@@ -101,6 +106,8 @@ def browser(microphone_file):
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-audio-capture={microphone_file}",
+        # where loopback is the only interface (CI's sandbox), WebRTC can connect only over loopback
+        "--allow-loopback-in-peer-connection",
     ):
         options.add_argument(arg)
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
@@ -116,7 +123,12 @@ def wait_for_text(driver, text: str, timeout: float = 60) -> None:
             return
         time.sleep(0.5)
     shot(driver, "timeout")
-    raise AssertionError(f"'{text}' never appeared; page text: {driver.find_element(By.TAG_NAME, 'body').text[:1500]}")
+    server_log = ARTIFACTS / "app-server.log"
+    tail = server_log.read_text(errors="replace")[-3000:] if server_log.is_file() else ""
+    raise AssertionError(
+        f"'{text}' never appeared; page text: {driver.find_element(By.TAG_NAME, 'body').text[:1500]}\n"
+        f"app server log (end): {tail}"
+    )
 
 
 def find(driver, xpath: str, timeout: float = 30):
@@ -227,10 +239,13 @@ def test_live_microphone_and_conversation_in_the_browser(app_url, browser, stand
     # the label is "Start" in the DOM; CSS shows it in capitals
     click(browser, "//button[translate(normalize-space(), 'start', 'START')='START']")
     browser.switch_to.default_content()
-    wait_for_text(browser, "after speech ended", timeout=60)  # a final utterance from the trained checkpoint
+    wait_for_text(browser, "after speech ended", timeout=60)  # a final utterance from the default model (whisper-base)
     shot(browser, "live")
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "dBFS" in body and "final text" in body  # the level meter and a finished utterance with its latency
+    # a machine with only loopback is told why a browser that does not allow it cannot connect
+    loopback_only = all(name == "lo" for _, name in socket.if_nameindex())
+    assert ("no network interface besides loopback" in body) == loopback_only
 
     click(browser, "//*[@role='tab' and contains(., 'Conversation')]")
     click(browser, "//button[.//p[normalize-space()='Type']]")
