@@ -27,8 +27,9 @@ import soundfile as sf
 from common import REPEATS, chart, sentences, spread, verdict
 
 from bench.report import write_section
+from core.artifact import FEATURE_DTYPE, features_from_row, open_artifact
 from core.audio import SAMPLE_RATE, load_audio
-from core.features import FEATURE_DTYPE, PrepareOptions, features_from_row, open_artifact, prepare_features
+from core.features import PrepareOptions, prepare_features
 from core.folders import FolderSource
 from core.languages import get_language
 from core.model_folders import whisper_processor

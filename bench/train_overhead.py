@@ -24,8 +24,9 @@ import torch
 from common import REPEATS, spread, verdict
 
 from bench.report import write_section
+from core.artifact import open_artifact
 from core.config import TrainConfig, apply_preset
-from core.features import PrepareOptions, open_artifact, prepare_features
+from core.features import PrepareOptions, prepare_features
 from core.folders import FolderSource
 from core.jobs import start_run
 from core.languages import get_language

@@ -25,7 +25,7 @@ _API = {
     "open_source": "core.sources",
     "synthesize_dataset": "core.synth",
     "prepare_features": "core.features",
-    "open_artifact": "core.features",
+    "open_artifact": "core.artifact",
     "TrainConfig": "core.config",
     "start_run": "core.jobs",
     "stop_run": "core.jobs",

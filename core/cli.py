@@ -86,7 +86,8 @@ def cmd_synth(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from core.features import PrepareOptions, overlap_warnings, prepare_features
+    from core.artifact import overlap_warnings
+    from core.features import PrepareOptions, prepare_features
     from core.sources import MixedSource, open_source
     from core.text import CleaningOptions
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.artifact import open_artifact
 from core.audio import INT16_SCALE
 from core.config import TrainConfig
 from core.errors import DamagedFile
 from core.evaluation import workspace_evaluations
-from core.features import open_artifact
 from core.models import is_ctranslate2
 from core.runs import RunFolder, list_runs
 from core.workspace import Workspace, read_json, read_json_if_intact

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.artifact import Artifact, features_from_row
 from core.errors import StudioError
-from core.features import Artifact, features_from_row
 from core.workspace import read_json_if_intact, staged_folder, write_json_atomic
 
 CACHE_FOLDER = "encoder-states"

@@ -52,7 +52,7 @@ def evaluate_model(
     reuse: bool = True,
 ) -> dict:
     """WER/CER and per-utterance rows of `model` on a prepared dataset's split; saved and reused."""
-    from core.features import open_artifact
+    from core.artifact import open_artifact
     from core.inference import Transcriber
     from core.models import resolve_model
     from core.workspace import read_json_if_intact, write_json_atomic
@@ -128,7 +128,7 @@ class ModelInputs:
         return np.frombuffer(raw, dtype=np.int16).astype(np.float32) / self.scale if raw else np.zeros(0, np.float32)
 
     def transcribe(self, rows: range) -> list[str]:
-        from core.features import features_from_row
+        from core.artifact import features_from_row
 
         durations = self.table.column("duration").slice(rows.start, len(rows)).to_pylist()
         short = [r for r, d in zip(rows, durations) if d <= self.window_s + 1e-6]

@@ -1,10 +1,10 @@
-"""The feature store: a source turned into a named, reusable artifact of log-mel features and label ids.
+"""Preparing the feature store: a source turned into a named, reusable artifact (core/artifact.py reads it).
 
 `prepare_features` decodes each example, drops what cannot train (core/rows.py: the one row check), extracts
 log-mel features in batches with the model's own feature-extractor settings (80 or 128 bins; the processor's
 window: 30 s for real Whisper, 3 s for the demo; core/melspec.py computes them only where there is sound) and
-tokenises labels with the language/task prefix. Each split is an Arrow IPC file, memory-mapped when read, so a
-training run never holds the dataset in memory; `manifest.json` records the inputs, counts and a fingerprint.
+tokenises labels with the language/task prefix, one Arrow IPC file per split; `manifest.json` records the inputs,
+counts and a fingerprint.
 
 Every artifact has a validation split: the source's own, or a stable slice of train chosen by transcript. Training
 evaluates on it and picks its best checkpoint by it; the test split is kept for the final, held-out figure, and
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from core.artifact import AUDIO_SPLITS, FEATURE_DTYPE, SCHEMA, Artifact
 from core.audio import INT16_SCALE, SAMPLE_RATE
 from core.errors import StudioError
 from core.examples import Example, Source
@@ -40,26 +41,13 @@ from core.model_folders import MAX_TARGET_POSITIONS
 from core.models import load_processor, model_fingerprint
 from core.rows import REASONS, RowLimits, in_carved_validation, in_slice, summarize_filtered, text_key, usable_rows
 from core.text import CleaningOptions
-from core.workspace import Workspace, read_json, read_json_if_intact, staged_folder, write_json_atomic
+from core.workspace import Workspace, read_json_if_intact, staged_folder, write_json_atomic
 
 FORMAT_VERSION = 2  # 2: a validation split in every artifact, task in the label prefix, overlap counts
 BATCH_SIZE = 32  # clips per log-mel call: the STFT is batched
-FEATURE_DTYPE = np.float16  # log-mel values lie in about [-1, 2]; fp16 halves the disk and page cache
-AUDIO_SPLITS = ("test", "validation")  # splits that also keep 16-bit audio, for listening and re-transcribing
 TASKS = ("transcribe", "translate")
 OVERLAP_EXAMPLES = 3
 STREAMED_VALIDATION_ROWS = 500  # validation carved from a streamed training split stops here (no max_eval_samples)
-SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("text", pa.string()),
-        ("duration", pa.float32()),
-        ("input_features", pa.binary()),  # FEATURE_DTYPE bytes, shape (n_mels, frames) from the manifest
-        ("labels", pa.list_(pa.int32())),
-        ("audio", pa.binary()),  # int16 PCM at 16 kHz, empty outside AUDIO_SPLITS
-    ]
-)
-
 ProgressCallback = Callable[[str, int, int | None], None]  # (split, rows done, rows expected or None)
 
 
@@ -97,62 +85,6 @@ class PrepareOptions:
             raise StudioError(f"train_fraction {self.train_fraction}: choose a fraction above 0 and at most 1")
 
 
-@dataclass
-class Artifact:
-    """A prepared dataset on disk: its folder and manifest."""
-
-    path: Path
-    manifest: dict
-    reused: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    def streams(self, split: str) -> bool:
-        """Whether `split` is read from the source at training time instead of stored here."""
-        return bool(self.manifest["splits"].get(split, {}).get("streamed"))
-
-    def split_path(self, split: str) -> Path:
-        if self.streams(split):
-            raise StudioError(f"dataset '{self.name}' streams its '{split}' split from the source; nothing is stored")
-        if split not in self.manifest["splits"]:
-            raise StudioError(
-                f"dataset '{self.name}' has no '{split}' split; it has {', '.join(self.manifest['splits'])}"
-            )
-        return self.path / f"{split}.arrow"
-
-    def read_split(self, split: str) -> pa.Table:
-        """The split as a memory-mapped Arrow table (no copy into memory)."""
-        return pa.ipc.open_file(pa.memory_map(str(self.split_path(split)))).read_all()
-
-    def feature_shape(self) -> tuple[int, int]:
-        return tuple(self.manifest["features"]["shape"])
-
-    @property
-    def task(self) -> str:
-        return self.manifest.get("task", "transcribe")
-
-    def eval_splits(self) -> list[str]:
-        return [s for s in self.manifest["splits"] if s != "train"]
-
-
-def open_artifact(workspace: Workspace, name: str) -> Artifact:
-    path = workspace.dataset(name)
-    fix = f"prepare dataset '{name}' again (with --overwrite) or delete {path}"
-    manifest = read_json(path / "manifest.json", fix=fix)
-    if manifest is None:
-        have = ", ".join(list_artifacts(workspace)) or "none yet: run prepare"
-        raise StudioError(f"no prepared dataset '{name}' in {workspace.datasets}; prepared datasets: {have}")
-    return Artifact(path, manifest)
-
-
-def list_artifacts(workspace: Workspace) -> list[str]:
-    if not workspace.datasets.is_dir():
-        return []
-    return sorted(p.name for p in workspace.datasets.iterdir() if (p / "manifest.json").is_file())
-
-
 def training_rows(source: Source, options: PrepareOptions) -> Iterator[Example]:
     """The source's training rows as prepare (and streamed training) take them: all of them in order, or a seeded
     random subset (train_fraction by id; max_train_samples in a seeded shuffled order where the source can shuffle)."""
@@ -163,24 +95,6 @@ def training_rows(source: Source, options: PrepareOptions) -> Iterator[Example]:
         fraction, salt = options.train_fraction, f"train-{options.seed}"
         rows = (e for e in rows if in_slice(e.id, fraction, salt))
     return islice(rows, options.max_train_samples) if options.max_train_samples else rows
-
-
-def overlap_warnings(manifest: dict) -> list[str]:
-    """Plain sentences about evaluation splits whose sentences also occur in train (none for a clean artifact)."""
-    warnings = []
-    for split, found in (manifest.get("overlap") or {}).items():
-        if found.get("checked") and found.get("sentences"):
-            examples = "; ".join(f"'{e}'" for e in found.get("examples", []))
-            warnings.append(
-                f"{found['sentences']} {split} sentences also occur in train (e.g. {examples}): the {split} WER "
-                f"flatters the model on them; split the source by sentence or speaker"
-            )
-    return warnings
-
-
-def features_from_row(table: pa.Table, index: int, shape: tuple[int, int]) -> np.ndarray:
-    raw = table.column("input_features")[index].as_buffer()
-    return np.frombuffer(raw, dtype=FEATURE_DTYPE).reshape(shape)
 
 
 def fingerprint(source: Source, language: Language, model: str, workspace: Workspace, options: PrepareOptions) -> str:

@@ -15,9 +15,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from core.artifact import open_artifact
 from core.config import TrainConfig
 from core.errors import StudioError
-from core.features import open_artifact
 from core.runs import LIVE_STATES, RESUMABLE_STATES, RunFolder, checkpoint_step, list_runs
 from core.workspace import Workspace
 

@@ -16,8 +16,9 @@ from itertools import islice
 
 import torch
 
+from core.artifact import FEATURE_DTYPE, Artifact
 from core.errors import StudioError
-from core.features import FEATURE_DTYPE, Artifact, PrepareOptions, training_rows
+from core.features import PrepareOptions, training_rows
 from core.languages import get_language
 from core.melspec import log_mel
 from core.models import load_processor

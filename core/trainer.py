@@ -24,9 +24,9 @@ import torch
 from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 
+from core.artifact import Artifact, open_artifact
 from core.config import TrainConfig
 from core.errors import StudioError
-from core.features import Artifact, open_artifact
 from core.languages import get_language
 from core.metrics import error_rates, summarize
 from core.models import load_model

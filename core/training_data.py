@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.artifact import Artifact, features_from_row
 from core.audio import FRAMES_PER_SECOND
 from core.errors import StudioError
-from core.features import Artifact, features_from_row
 
 
 class FeatureDataset(torch.utils.data.Dataset):

@@ -6,6 +6,7 @@ import streamlit as st
 from app.charts import alignment_html, before_after_bars, error_rate_curves
 from app.common import percent, progress_callback, user_errors, workspace
 from app.publish_panel import publish_panel
+from core.artifact import list_artifacts, open_artifact
 from core.audio import SAMPLE_RATE
 from core.comparison import (
     checkpoint_choices,
@@ -20,7 +21,6 @@ from core.comparison import (
 from core.errors import DamagedFile
 from core.evaluation import evaluate_model
 from core.export import export_with_parity
-from core.features import list_artifacts, open_artifact
 from core.runs import RunFolder, list_runs
 
 ws = workspace()

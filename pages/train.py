@@ -8,9 +8,9 @@ import streamlit as st
 from app.charts import error_rate_curves, training_curves
 from app.common import SELECTED_DATASET, SELECTED_RUN, flash, percent, show_flash, user_errors, workspace
 from app.config_form import config_form
+from core.artifact import list_artifacts, open_artifact
 from core.config import PRESETS, TrainConfig, apply_preset, default_preset
 from core.errors import DamagedFile
-from core.features import list_artifacts, open_artifact
 from core.jobs import resume_run, start_run, stop_run
 from core.monitor import eta_seconds, format_duration, phase_progress, run_warnings
 from core.runs import LIVE_STATES, RESUMABLE_STATES, RunFolder, list_runs

@@ -12,15 +12,9 @@ import numpy as np
 import pytest
 from conftest import REPO, make_audio, run_cli
 
+from core.artifact import features_from_row, list_artifacts, open_artifact, overlap_warnings
 from core.errors import StudioError
-from core.features import (
-    PrepareOptions,
-    features_from_row,
-    list_artifacts,
-    open_artifact,
-    overlap_warnings,
-    prepare_features,
-)
+from core.features import PrepareOptions, prepare_features
 from core.folders import FolderSource
 from core.languages import get_language
 from core.text import CleaningOptions

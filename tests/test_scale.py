@@ -11,11 +11,11 @@ from conftest import make_audio, run_cli, tiny_config
 from safetensors.torch import load_file
 from transformers import WhisperForConditionalGeneration, pipeline
 
+from core.artifact import open_artifact
 from core.audio import load_audio
 from core.errors import StudioError
 from core.evaluation import parity
 from core.export import export_ctranslate2
-from core.features import open_artifact
 from core.inference import Transcriber
 from core.jobs import resume_run, start_run
 from core.models import is_ctranslate2
