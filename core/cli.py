@@ -364,14 +364,14 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `python -m core languages | head` ends quietly
-    args = build_parser().parse_args(argv)
+    args = build_parser(COMMANDS).parse_args(argv)
     notes = logging.StreamHandler(sys.stderr)
     notes.setFormatter(logging.Formatter("note: %(message)s"))
     studio = logging.getLogger("studio")
     studio.addHandler(notes)
     studio.setLevel(logging.INFO)
     try:
-        return COMMANDS[args.command](args)
+        return args.func(args)
     except StudioError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,9 +1,10 @@
-"""The command line's grammar: one subcommand per command of core/cli.py (which dispatches on its name), and one
+"""The command line's grammar: one subcommand per command of core/cli.py (bound to its function here), and one
 flag per TrainConfig field, with the field's own help text."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import fields
 
 
@@ -27,7 +28,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
+    """The parser; each subcommand calls `commands[its name]` (a subcommand without one fails here, at once)."""
     parser = argparse.ArgumentParser(
         prog="python -m core", description="Whisper Studio: fine-tune Whisper for a language, from the command line."
     )
@@ -155,4 +157,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--utterances", type=int, help="synthetic utterances, split by text (default 800 for whisper-base, 1600 demo)"
     )
+    for name, command in sub.choices.items():
+        command.set_defaults(func=commands[name])
     return parser

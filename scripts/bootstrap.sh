@@ -37,7 +37,9 @@ VENV="$ROOT/.venv"
 REQ="$ROOT/requirements.txt"
 [ "$DEV" = 1 ] && REQ="$ROOT/requirements-dev.txt"
 STAMP="$VENV/.installed-$(basename "$REQ")"
-WANT="$(cat "$ROOT/requirements.txt" "$REQ" | sha256sum | cut -c1-16)"
+# what a stamp holds: the hash of the requirements an install was made from
+requirements_hash() { cat "$ROOT/requirements.txt" "$1" | sha256sum | cut -c1-16; }
+WANT="$(requirements_hash "$REQ")"
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating the virtual environment in .venv" >&2
   python3 -m venv "$VENV"
@@ -49,6 +51,6 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "$WANT" > "$STAMP"
   # requirements-dev.txt includes requirements.txt: the app's own check (scripts/run.sh) has nothing left to do
   if [ "$DEV" = 1 ]; then
-    cat "$ROOT/requirements.txt" "$ROOT/requirements.txt" | sha256sum | cut -c1-16 > "$VENV/.installed-requirements.txt"
+    requirements_hash "$ROOT/requirements.txt" > "$VENV/.installed-requirements.txt"
   fi
 fi
