@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from core.monitor import chart_ceiling
+from core.training.monitor import chart_ceiling
 
 
 def training_curves(metrics: list[dict]) -> dict[str, alt.Chart]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import streamlit as st
 
 from app.common import secret, user_errors
-from core.conversation import DEFAULT_SYSTEM_PROMPT, Conversation, Endpoint, stream_reply
 from core.errors import StudioError
 from core.languages import Language
-from core.spoken_reply import speak
+from core.speech.conversation import DEFAULT_SYSTEM_PROMPT, Conversation, Endpoint, stream_reply
+from core.speech.spoken_reply import speak
 
 CHAT = "conversation"
 SPOKEN = "conversation_spoken"  # wav bytes of the last reply, when spoken replies are on

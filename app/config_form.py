@@ -11,7 +11,7 @@ from dataclasses import fields
 
 import streamlit as st
 
-from core.config import TrainConfig, field_kind
+from core.training.config import TrainConfig, field_kind
 
 BASIC = (
     "model",

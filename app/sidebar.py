@@ -9,10 +9,10 @@ from __future__ import annotations
 import streamlit as st
 
 from app.common import SELECTED_DATASET, SELECTED_RUN, device_summary, user_errors, workspace
-from core.artifact import list_artifacts
-from core.jobs import command_job, command_job_state, command_job_tail, live_run, start_command_job
-from core.monitor import eta_seconds, format_duration
-from core.runs import list_runs
+from core.data.artifact import list_artifacts
+from core.training.jobs import command_job, command_job_state, command_job_tail, live_run, start_command_job
+from core.training.monitor import eta_seconds, format_duration
+from core.training.runs import list_runs
 
 DEMO_JOB = "demo"
 

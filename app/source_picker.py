@@ -8,10 +8,10 @@ from pathlib import Path
 import streamlit as st
 
 from app.common import secret, user_errors
-from core.folders import LAYOUTS, detect_layout
-from core.hub import COMMON_VOICE_MOVED, PRESETS
+from core.data.folders import LAYOUTS, detect_layout
+from core.data.hub import COMMON_VOICE_MOVED, PRESETS
+from core.data.synth import SynthSpec, default_kind, synthesize_dataset
 from core.languages import Language
-from core.synth import SynthSpec, default_kind, synthesize_dataset
 from core.workspace import Workspace
 
 KINDS = ["Synthetic speech", "Local folder", "Hugging Face Hub"]

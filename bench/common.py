@@ -19,9 +19,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from core.audio.decode import SAMPLE_RATE, load_audio  # noqa: E402
+from core.data.synth import SynthSpec, synthesize_dataset  # noqa: E402
 from core.languages import get_language  # noqa: E402
-from core.synth import SynthSpec, synthesize_dataset  # noqa: E402
 
 REPEATS = 3
 CHARTS = ROOT / "bench" / "charts"

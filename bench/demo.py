@@ -23,7 +23,7 @@ from pathlib import Path
 from common import ROOT
 
 from bench.report import write_section
-from core.evaluation import evaluate_model
+from core.evaluation.evaluate import evaluate_model
 from core.workspace import Workspace
 
 GOAL_MINUTES = 15

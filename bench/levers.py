@@ -20,14 +20,14 @@ from pathlib import Path
 from common import chart
 
 from bench.report import write_section
-from core.config import TrainConfig, apply_preset
-from core.evaluation import evaluate_model
-from core.features import PrepareOptions, prepare_features
-from core.folders import FolderSource
-from core.jobs import start_run, stop_run, wait_for
+from core.data.features import PrepareOptions, prepare_features
+from core.data.folders import FolderSource
+from core.data.synth import SynthSpec, synthesize_dataset
+from core.evaluation.evaluate import evaluate_model
 from core.languages import get_language
-from core.runs import RunFolder
-from core.synth import SynthSpec, synthesize_dataset
+from core.training.config import TrainConfig, apply_preset
+from core.training.jobs import start_run, stop_run, wait_for
+from core.training.runs import RunFolder
 from core.workspace import Workspace
 
 NB = get_language("nb")
@@ -83,7 +83,7 @@ def main() -> None:
     rows, points = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Workspace(Path(tmp))
-        from core.models import resolve_model
+        from core.models.resolve import resolve_model
 
         resolve_model("whisper-base", workspace)
         spec = SynthSpec(language="nb", n=args.utterances, seed=0, test_fraction=0.125, validation_fraction=0.075)

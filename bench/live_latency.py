@@ -19,10 +19,10 @@ from pathlib import Path
 from common import recording, sentences
 
 from bench.report import write_section
-from core.audio import SAMPLE_RATE
-from core.inference import Transcriber
-from core.live import SILENCE_END_S, LiveSession
-from core.vad import FRAME
+from core.audio.decode import SAMPLE_RATE
+from core.audio.vad import FRAME
+from core.speech.inference import Transcriber
+from core.speech.live import SILENCE_END_S, LiveSession
 from core.workspace import Workspace
 
 GOAL_S = 1.0

@@ -23,8 +23,8 @@ import numpy as np
 from common import REPEATS, ROOT, chart
 
 from bench.report import write_section
+from core.data.synth import SynthSpec, synthesize_dataset
 from core.languages import get_language
-from core.synth import SynthSpec, synthesize_dataset
 
 ROW_GROUP = 100  # rows per parquet row group, as the Hub's parquet export writes audio datasets
 SCALES = (1, 10, 50)
@@ -43,12 +43,12 @@ def sample():  # anonymous memory (heap): file-backed pages of memory-mapped fil
         time.sleep(0.02)
 threading.Thread(target=sample, daemon=True).start()
 from dataclasses import replace
-from core.config import TrainConfig, apply_preset
-from core.features import PrepareOptions, prepare_features
-from core.hub import HubSource
-from core.jobs import start_run
+from core.training.config import TrainConfig, apply_preset
+from core.data.features import PrepareOptions, prepare_features
+from core.data.hub import HubSource
+from core.training.jobs import start_run
 from core.languages import get_language
-from core.models import load_model, load_processor
+from core.models.resolve import load_model, load_processor
 from core.workspace import Workspace
 workspace = Workspace.open({home!r})
 nb = get_language("nb")

@@ -50,8 +50,8 @@ def cmd_languages(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from core.installed_models import describe, ensure_installed
-    from core.models import DEMO, demo_path
+    from core.models.installed import describe, ensure_installed
+    from core.models.resolve import DEMO, demo_path
 
     workspace = Workspace.open(args.home)
     if args.install:
@@ -67,7 +67,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from core.synth import SynthSpec, default_kind, synthesize_dataset
+    from core.data.synth import SynthSpec, default_kind, synthesize_dataset
 
     language = get_language(args.language)
     spec = SynthSpec(
@@ -86,10 +86,10 @@ def cmd_synth(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from core.artifact import overlap_warnings
-    from core.features import PrepareOptions, prepare_features
-    from core.sources import MixedSource, open_source
-    from core.text import CleaningOptions
+    from core.data.artifact import overlap_warnings
+    from core.data.features import PrepareOptions, prepare_features
+    from core.data.sources import MixedSource, open_source
+    from core.text.cleaning import CleaningOptions
 
     workspace = Workspace.open(args.home)
     language = get_language(args.language)
@@ -134,8 +134,8 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from core.config import TrainConfig, apply_preset
-    from core.jobs import start_run
+    from core.training.config import TrainConfig, apply_preset
+    from core.training.jobs import start_run
 
     workspace = Workspace.open(args.home)
     config = apply_preset(TrainConfig(data=args.data, run=args.run), args.preset)
@@ -168,7 +168,7 @@ def _percent(value) -> str:
 
 
 def cmd_runs(args) -> int:
-    from core.runs import RunFolder, list_runs
+    from core.training.runs import RunFolder, list_runs
 
     workspace = Workspace.open(args.home)
     names = list_runs(workspace.runs)
@@ -192,7 +192,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from core.runs import RunFolder
+    from core.training.runs import RunFolder
 
     run = RunFolder.of(Workspace.open(args.home), args.run).require()
     if run.status().get("state") == "damaged":
@@ -205,8 +205,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    from core.jobs import stop_run
-    from core.runs import RunFolder
+    from core.training.jobs import stop_run
+    from core.training.runs import RunFolder
 
     run = RunFolder.of(Workspace.open(args.home), args.run)
     stop_run(run)
@@ -215,8 +215,8 @@ def cmd_stop(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from core.jobs import resume_run
-    from core.runs import RunFolder
+    from core.training.jobs import resume_run
+    from core.training.runs import RunFolder
 
     workspace = Workspace.open(args.home)
     run = RunFolder.of(workspace, args.run)
@@ -229,7 +229,7 @@ def cmd_resume(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from core.evaluation import evaluate_model
+    from core.evaluation.evaluate import evaluate_model
 
     bar = _progress_bar("clip")
     result = evaluate_model(
@@ -252,9 +252,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_transcribe(args) -> int:
-    from core.audio import audio_files_in
-    from core.inference import Transcriber, format_segments
-    from core.transcripts import parse_formats, write_transcripts
+    from core.audio.decode import audio_files_in
+    from core.speech.inference import Transcriber, format_segments
+    from core.speech.transcripts import parse_formats, write_transcripts
 
     formats = parse_formats(args.format) if args.format else (["txt", "srt"] if args.out else [])
     files = audio_files_in([Path(p) for p in args.files])
@@ -305,7 +305,7 @@ def cmd_publish(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core.export import export_with_parity
+    from core.models.export import export_with_parity
 
     out, check = export_with_parity(
         args.model,

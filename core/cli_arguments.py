@@ -10,7 +10,7 @@ from dataclasses import fields
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field, help text from the field (the one contract)."""
-    from core.config import TrainConfig, field_kind
+    from core.training.config import TrainConfig, field_kind
 
     casters = {"int": int, "optional_int": int, "float": float, "str": str}
     for f in fields(TrainConfig):

@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from core.config import TrainConfig, apply_preset
+from core.data.features import PrepareOptions, prepare_features
+from core.data.folders import FolderSource
+from core.data.synth import SynthSpec, default_kind, synthesize_dataset
 from core.errors import StudioError
-from core.features import PrepareOptions, prepare_features
-from core.folders import FolderSource
-from core.jobs import start_run
 from core.languages import Language
-from core.models import DEFAULT_MODEL, DEMO
-from core.synth import SynthSpec, default_kind, synthesize_dataset
+from core.models.resolve import DEFAULT_MODEL, DEMO
+from core.training.config import TrainConfig, apply_preset
+from core.training.jobs import start_run
 from core.workspace import Workspace
 
 

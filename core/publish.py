@@ -19,8 +19,8 @@ from pathlib import Path
 
 from core.errors import StudioError
 from core.languages import get_language
-from core.models import PROCESSOR_FILES, is_ctranslate2
-from core.runs import RunFolder, checkpoint_step
+from core.models.resolve import PROCESSOR_FILES, is_ctranslate2
+from core.training.runs import RunFolder, checkpoint_step
 from core.workspace import Workspace, read_json_if_intact, staged_folder
 
 MODEL_FILES = (
@@ -178,7 +178,7 @@ def prepare_upload(model: str, workspace: Workspace, repo_id: str, ctranslate2: 
     run, checkpoint = _run_and_checkpoint(model, workspace)
     source = checkpoint
     if ctranslate2:
-        from core.export import export_ctranslate2
+        from core.models.export import export_ctranslate2
 
         source = Path(export_ctranslate2(str(checkpoint), workspace, ctranslate2))
     elif is_ctranslate2(checkpoint):

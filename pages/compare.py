@@ -6,9 +6,10 @@ import streamlit as st
 from app.charts import alignment_html, before_after_bars, error_rate_curves
 from app.common import percent, progress_callback, user_errors, workspace
 from app.publish_panel import publish_panel
-from core.artifact import list_artifacts, open_artifact
-from core.audio import SAMPLE_RATE
-from core.comparison import (
+from core.audio.decode import SAMPLE_RATE
+from core.data.artifact import list_artifacts, open_artifact
+from core.errors import DamagedFile
+from core.evaluation.comparison import (
     checkpoint_choices,
     config_diff,
     list_evaluations,
@@ -18,10 +19,9 @@ from core.comparison import (
     utterance_audio,
     utterance_table,
 )
-from core.errors import DamagedFile
-from core.evaluation import evaluate_model
-from core.export import export_with_parity
-from core.runs import RunFolder, list_runs
+from core.evaluation.evaluate import evaluate_model
+from core.models.export import export_with_parity
+from core.training.runs import RunFolder, list_runs
 
 ws = workspace()
 st.title("Compare")

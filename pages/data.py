@@ -5,14 +5,14 @@ import streamlit as st
 from app.common import SELECTED_DATASET, progress_callback, user_errors, workspace
 from app.doctor_view import show_report
 from app.source_picker import KINDS, pick_source
-from core.artifact import list_artifacts, open_artifact, overlap_warnings
-from core.doctor import examine
+from core.data.artifact import list_artifacts, open_artifact, overlap_warnings
+from core.data.doctor import examine
+from core.data.features import TASKS, PrepareOptions, prepare_features
+from core.data.sources import MixedSource, open_source
 from core.errors import DamagedFile
-from core.features import TASKS, PrepareOptions, prepare_features
 from core.languages import LANGUAGES, PRESETS
-from core.models import BASE_MODELS
-from core.sources import MixedSource, open_source
-from core.text import CleaningOptions
+from core.models.resolve import BASE_MODELS
+from core.text.cleaning import CleaningOptions
 
 ws = workspace()
 st.title("Data")

@@ -8,12 +8,12 @@ import streamlit as st
 from app.charts import error_rate_curves, training_curves
 from app.common import SELECTED_DATASET, SELECTED_RUN, flash, percent, show_flash, user_errors, workspace
 from app.config_form import config_form
-from core.artifact import list_artifacts, open_artifact
-from core.config import PRESETS, TrainConfig, apply_preset, default_preset
+from core.data.artifact import list_artifacts, open_artifact
 from core.errors import DamagedFile
-from core.jobs import resume_run, start_run, stop_run
-from core.monitor import eta_seconds, format_duration, phase_progress, run_warnings
-from core.runs import LIVE_STATES, RESUMABLE_STATES, RunFolder, list_runs
+from core.training.config import PRESETS, TrainConfig, apply_preset, default_preset
+from core.training.jobs import resume_run, start_run, stop_run
+from core.training.monitor import eta_seconds, format_duration, phase_progress, run_warnings
+from core.training.runs import LIVE_STATES, RESUMABLE_STATES, RunFolder, list_runs
 
 ws = workspace()
 st.title("Train")

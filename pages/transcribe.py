@@ -9,9 +9,9 @@ from app.chat import conversation, endpoint_settings, render_history, send
 from app.common import user_errors
 from app.microphone import live_session, microphone
 from app.model_cache import model_choices, transcriber
-from core.audio import load_audio
+from core.audio.decode import load_audio
 from core.languages import LANGUAGES
-from core.transcripts import FORMATS, WRITERS
+from core.speech.transcripts import FORMATS, WRITERS
 
 st.title("Transcribe")
 choices = model_choices()

@@ -41,7 +41,7 @@ ESPEAK_SPECIAL = {"zh": "cmn", "en": "en-us", "fr": "fr-fr", "no": "nb", "nn": "
 def main() -> None:
     from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
-    from core.model_folders import language_token_ids, whisper_tokenizer
+    from core.models.hf_folders import language_token_ids, whisper_tokenizer
 
     codes = [token.strip("<|>") for token in language_token_ids(whisper_tokenizer())]
     voices = {

@@ -22,8 +22,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def synth_folder(tmp_path_factory) -> Path:
     """30 Norwegian utterances of 1–4 words (pairs layout: 24 train, 3 validation, 3 test) spoken by espeak-ng."""
+    from core.data.synth import SynthSpec, synthesize_dataset
     from core.languages import get_language
-    from core.synth import SynthSpec, synthesize_dataset
 
     out = tmp_path_factory.mktemp("synth") / "nb"
     spec = SynthSpec(language="nb", n=30, seed=1, kind="words", vocabulary_size=10)
@@ -40,8 +40,8 @@ def session_workspace(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_artifact(synth_folder, session_workspace):
     """The synthetic folder prepared with the demo model's processor."""
-    from core.features import PrepareOptions, prepare_features
-    from core.folders import FolderSource
+    from core.data.features import PrepareOptions, prepare_features
+    from core.data.folders import FolderSource
     from core.languages import get_language
 
     return prepare_features(
@@ -53,7 +53,7 @@ def tiny_config(run: str, data: str = "nb-tiny", **changes):
     """The demo preset shrunk to seconds on 2 cores: 12 steps of 8 utterances, evaluated and saved at 6 and 12."""
     from dataclasses import replace
 
-    from core.config import TrainConfig, apply_preset
+    from core.training.config import TrainConfig, apply_preset
 
     small = dict(
         max_steps=12,
@@ -71,8 +71,8 @@ def tiny_config(run: str, data: str = "nb-tiny", **changes):
 @pytest.fixture(scope="session")
 def populated(session_workspace, demo_artifact):
     """The session workspace plus a finished tiny run and an evaluation of its best checkpoint."""
-    from core.evaluation import evaluate_model
-    from core.jobs import start_run
+    from core.evaluation.evaluate import evaluate_model
+    from core.training.jobs import start_run
 
     config = tiny_config("page-run", max_steps=4, logging_steps=1, eval_steps=2, save_steps=2)
     run = start_run(config, session_workspace, foreground=True)
@@ -83,7 +83,7 @@ def populated(session_workspace, demo_artifact):
 @pytest.fixture(scope="session")
 def whisper_base(session_workspace) -> Path:
     """The installed whisper-base, reassembled, verified and converted once into the session workspace."""
-    from core.models import resolve_model
+    from core.models.resolve import resolve_model
 
     return Path(resolve_model("whisper-base", session_workspace))
 

@@ -25,7 +25,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from core.audio import load_audio
+from core.audio.decode import load_audio
 
 ARTIFACTS = REPO / "test-artifacts"
 

@@ -138,7 +138,7 @@ def test_background_command_jobs_log_finish_and_refuse_a_twin(tmp_path):
     import time
 
     from core.errors import StudioError
-    from core.jobs import command_job, command_job_state, command_job_tail, start_command_job
+    from core.training.jobs import command_job, command_job_state, command_job_tail, start_command_job
     from core.workspace import Workspace
 
     workspace = Workspace.open(tmp_path / "ws")
@@ -161,7 +161,7 @@ def test_background_command_jobs_log_finish_and_refuse_a_twin(tmp_path):
 def test_resume_in_the_foreground_exits_non_zero_when_the_run_fails(workspace, demo_artifact):
     from conftest import tiny_config
 
-    from core.jobs import start_run, stop_run, wait_for
+    from core.training.jobs import start_run, stop_run, wait_for
 
     run = start_run(tiny_config("doomed", max_steps=3000, eval_steps=1000, save_steps=1000), workspace)
     wait_for(run, 60, ("running",))

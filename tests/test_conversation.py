@@ -5,8 +5,8 @@ import socket
 import pytest
 from llm_standin import StandIn
 
-from core.conversation import Conversation, Endpoint, reply, stream_reply
 from core.errors import StudioError
+from core.speech.conversation import Conversation, Endpoint, reply, stream_reply
 
 
 @pytest.fixture(scope="module")

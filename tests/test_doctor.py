@@ -5,9 +5,9 @@ from collections import Counter
 
 from conftest import make_audio
 
-from core.doctor import DoctorReport, duration_histogram, examine
-from core.features import PrepareOptions, prepare_features
-from core.folders import FolderSource
+from core.data.doctor import DoctorReport, duration_histogram, examine
+from core.data.features import PrepareOptions, prepare_features
+from core.data.folders import FolderSource
 from core.languages import get_language
 
 

@@ -3,7 +3,7 @@
 import jiwer
 import pytest
 
-from core.metrics import align_words, error_rates, hallucination_flags, summarize
+from core.text.wer import align_words, error_rates, hallucination_flags, summarize
 
 REFS = ["hei på deg", "en to tre fire", "god morgen", "Takk for sist!"]
 HYPS = ["hei på deg", "en to fire fem seks", "god", "takk for sist"]

@@ -9,8 +9,8 @@ import pytest
 from conftest import PAGES, no_trouble, open_page, tiny_config
 
 from core.cli import main
-from core.jobs import live_run, start_run
-from core.runs import RunFolder
+from core.training.jobs import live_run, start_run
+from core.training.runs import RunFolder
 from core.workspace import Workspace
 
 RUN = "page-run"

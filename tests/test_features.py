@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from conftest import REPO, make_audio, run_cli
 
-from core.artifact import features_from_row, list_artifacts, open_artifact, overlap_warnings
+from core.data.artifact import features_from_row, list_artifacts, open_artifact, overlap_warnings
+from core.data.features import PrepareOptions, prepare_features
+from core.data.folders import FolderSource
 from core.errors import StudioError
-from core.features import PrepareOptions, prepare_features
-from core.folders import FolderSource
 from core.languages import get_language
-from core.text import CleaningOptions
+from core.text.cleaning import CleaningOptions
 
 NB = get_language("nb")
 
@@ -95,7 +95,7 @@ def test_bad_options_and_names(workspace, synth_folder):
 
 def test_killed_prepare_leaves_nothing_that_looks_complete(tmp_path, workspace):
     # A slow source: 400 clips with the demo processor takes several seconds; kill -9 midway.
-    from core.synth import SynthSpec, synthesize_dataset
+    from core.data.synth import SynthSpec, synthesize_dataset
 
     folder = synthesize_dataset(NB, tmp_path / "big", SynthSpec(language="nb", n=400, seed=3, kind="words"))
     cmd = [
@@ -174,7 +174,7 @@ def demo_overlap_free(workspace) -> bool:
 
 
 def test_two_prepares_of_one_name_at_once_one_is_refused(workspace, synth_folder):
-    from core.features import claim_name
+    from core.data.features import claim_name
 
     args = ["prepare", "--source", str(synth_folder), "--language", "nb", "--model", "demo", "--name", "twin"]
     with claim_name(workspace, "twin"):  # this test process is the first prepare, mid-way
@@ -203,7 +203,7 @@ def test_training_subsets_are_seeded_random_not_the_first_rows(workspace, synth_
 
 
 def test_train_plus_validation_and_two_interleaved_sources(tmp_path, workspace, synth_folder):
-    from core.sources import MixedSource, open_source
+    from core.data.sources import MixedSource, open_source
 
     combined = open_source(str(synth_folder), NB, train_split="train+validation")
     assert combined.splits() == ["train", "test"] and len(list(combined.examples("train"))) == 27
@@ -242,7 +242,7 @@ def test_translate_is_a_dataset_and_config_choice(workspace, synth_folder):
 
     from conftest import tiny_config
 
-    from core.jobs import check_before_start
+    from core.training.jobs import check_before_start
 
     artifact = prepare_features(
         FolderSource(synth_folder), NB, "demo", "nb-to-en", workspace, PrepareOptions(task="translate")

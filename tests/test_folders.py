@@ -6,8 +6,8 @@ import shutil
 import pytest
 from conftest import make_audio
 
+from core.data.folders import FolderSource
 from core.errors import StudioError
-from core.folders import FolderSource
 
 
 def _clips(synth_folder, n=6):

@@ -4,10 +4,10 @@ passed to the very same `load_dataset` call; and the one-line errors for what go
 import pytest
 from datasets import Audio, Dataset
 
+from core.data.hub import HubSource
+from core.data.sources import open_source
 from core.errors import StudioError
-from core.hub import HubSource
 from core.languages import get_language
-from core.sources import open_source
 
 README = """---
 configs:
@@ -48,7 +48,7 @@ def test_local_repository_through_load_dataset(local_repo, synth_folder, streami
     wavs = sorted((synth_folder / "test").glob("*.wav"))[:4]
     assert [r.text for r in rows] == [w.with_suffix(".txt").read_text().strip() for w in wavs]  # detected column
     assert rows[0].id == "test-0"
-    assert abs(len(rows[0].load_audio()) - len(__import__("core.audio").audio.load_audio(wavs[0]))) < 10
+    assert abs(len(rows[0].load_audio()) - len(__import__("core.audio.decode").audio.decode.load_audio(wavs[0]))) < 10
     assert source.describe()["streaming"] is streaming and "token" not in source.describe()
 
 
@@ -101,7 +101,7 @@ def test_presets_fill_in_the_language():
 def test_arrow_allocates_through_malloc_while_datasets_converts_then_the_pool_is_restored():
     import pyarrow as pa
 
-    from core.memory import release_unused_memory, system_allocator_for_arrow
+    from core.data.memory import release_unused_memory, system_allocator_for_arrow
 
     before = pa.default_memory_pool().backend_name
     with system_allocator_for_arrow():

@@ -4,10 +4,10 @@ import numpy as np
 import soundfile as sf
 from conftest import make_audio, run_cli
 
-from core.audio import SAMPLE_RATE, load_audio
-from core.evaluation import evaluate_model
-from core.inference import Transcriber
-from core.vad import PAD_S, speech_windows, split_windows
+from core.audio.decode import SAMPLE_RATE, load_audio
+from core.audio.vad import PAD_S, speech_windows, split_windows
+from core.evaluation.evaluate import evaluate_model
+from core.speech.inference import Transcriber
 
 
 def test_windows_cut_at_quiet_moments_and_cover_everything():

@@ -4,7 +4,7 @@ import pytest
 
 from core.errors import StudioError
 from core.languages import get_language
-from core.text import CleaningOptions, clean_text, foreign_characters, normalize_for_wer
+from core.text.cleaning import CleaningOptions, clean_text, foreign_characters, normalize_for_wer
 
 
 def test_norwegian_maps_to_whispers_codes():

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from core.audio import SAMPLE_RATE, load_audio
-from core.inference import Transcriber
-from core.live import LiveSession
+from core.audio.decode import SAMPLE_RATE, load_audio
+from core.speech.inference import Transcriber
+from core.speech.live import LiveSession
 
 
 def spoken(tmp_path, text: str) -> np.ndarray:

@@ -11,14 +11,14 @@ from conftest import make_audio, run_cli, tiny_config
 from safetensors.torch import load_file
 from transformers import WhisperForConditionalGeneration, pipeline
 
-from core.artifact import open_artifact
-from core.audio import load_audio
+from core.audio.decode import load_audio
+from core.data.artifact import open_artifact
 from core.errors import StudioError
-from core.evaluation import parity
-from core.export import export_ctranslate2
-from core.inference import Transcriber
-from core.jobs import resume_run, start_run
-from core.models import is_ctranslate2
+from core.evaluation.evaluate import parity
+from core.models.export import export_ctranslate2
+from core.models.resolve import is_ctranslate2
+from core.speech.inference import Transcriber
+from core.training.jobs import resume_run, start_run
 from core.workspace import Workspace
 
 

@@ -10,12 +10,12 @@ import pytest
 from conftest import tiny_config
 from datasets import Audio, Dataset
 
+from core.data.features import PrepareOptions, prepare_features
+from core.data.hub import HubSource
 from core.errors import StudioError
-from core.features import PrepareOptions, prepare_features
-from core.hub import HubSource
-from core.jobs import resume_run, start_run, wait_for
 from core.languages import get_language
-from core.streaming import StreamingFeatureDataset
+from core.training.jobs import resume_run, start_run, wait_for
+from core.training.streaming import StreamingFeatureDataset
 
 NB = get_language("nb")
 

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
+from core.data.synth import SynthSpec, load_grammar, load_wordlist, synthesize_dataset
 from core.errors import StudioError
 from core.languages import LANGUAGES, get_language
-from core.synth import SynthSpec, load_grammar, load_wordlist, synthesize_dataset
 
 REQUIRED = ("nb", "nn", "sv", "da", "es", "it", "de", "fr", "en", "hi")
 

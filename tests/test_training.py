@@ -11,9 +11,9 @@ from conftest import tiny_config
 from transformers import pipeline
 
 from core.errors import StudioError
-from core.inference import Transcriber
-from core.jobs import resume_run, start_run, stop_run, wait_for
-from core.runs import RunFolder
+from core.speech.inference import Transcriber
+from core.training.jobs import resume_run, start_run, stop_run, wait_for
+from core.training.runs import RunFolder
 
 
 def test_training_lowers_the_loss_and_every_checkpoint_loads_in_the_pipeline(workspace, demo_artifact):

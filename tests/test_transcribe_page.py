@@ -5,7 +5,7 @@ import pytest
 from conftest import make_audio, no_trouble, open_page
 from llm_standin import StandIn
 
-from core.inference import Transcriber
+from core.speech.inference import Transcriber
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import json
 
 from conftest import make_audio, run_cli
 
-from core.transcripts import Segment, Transcript, to_json, to_srt, to_txt, to_vtt
+from core.speech.transcripts import Segment, Transcript, to_json, to_srt, to_txt, to_vtt
 
 SAMPLE = Transcript(
     [Segment(0.0, 2.5, "Hello there."), Segment(3.25, 3661.0071, "Second line."), Segment(4.0, 4.5, "")],

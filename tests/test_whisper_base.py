@@ -10,14 +10,14 @@ import pytest
 import torch
 from conftest import make_audio, run_cli
 
-from core.audio import load_audio
-from core.ct2_file import read_ct2_model
+from core.audio.decode import load_audio
+from core.audio.melspec import log_mel
 from core.errors import StudioError
-from core.inference import Transcriber
-from core.installed_models import INSTALLED, MARKER, install_ct2, install_transformers
-from core.melspec import log_mel
-from core.models import load_model, resolve_model
-from core.whisper_conversion import split_rows
+from core.models.conversion import split_rows
+from core.models.ct2_file import read_ct2_model
+from core.models.installed import INSTALLED, MARKER, install_ct2, install_transformers
+from core.models.resolve import load_model, resolve_model
+from core.speech.inference import Transcriber
 from core.workspace import Workspace
 
 SENTENCES = {

@@ -1,0 +1,139 @@
+"""Which rows can train: decoding ahead in threads, text cleaning, and the one row check that `prepare`, streamed
+training and the dataset doctor all apply, so the doctor's "prepare drops these" is what prepare drops.
+
+A row is dropped when its cleaned text is empty, its audio cannot be decoded, its audio is longer than the model's
+window (Whisper would silently cut it), its labels are longer than `max_sequence_length`, or its id was seen before
+in the same split (a clip listed twice, `clip.wav` beside `clip.flac`). Rows are also routed: a source without a
+validation split gives a stable slice of its training rows, chosen by transcript (every reading of a sentence lands
+on the same side), so validation texts never occur in training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.data.examples import Example
+from core.data.memory import RELEASE_EVERY_ROWS, release_unused_memory
+from core.errors import StudioError
+from core.languages import Language
+from core.text.cleaning import CleaningOptions, clean_text, normalize_for_wer
+
+DECODE_WORKERS = min(4, os.cpu_count() or 2)  # threads decoding and resampling audio ahead of the STFT
+DECODE_AHEAD = 64  # rows decoded ahead at most: bounds memory on streaming sources
+REASONS = ("audio_too_long", "labels_too_long", "empty_text", "undecodable_audio", "duplicate_id")
+REASON_TEXT = {
+    "audio_too_long": "audio longer than the model's window",
+    "labels_too_long": "labels over the token limit",
+    "empty_text": "empty transcripts",
+    "undecodable_audio": "audio that cannot be decoded",
+    "duplicate_id": "the same clip id twice",
+}
+
+
+@dataclass(frozen=True)
+class RowLimits:
+    """What a row must fit: the model's window (samples at 16 kHz) and the label length (tokens, prefix and
+    <|endoftext|> included)."""
+
+    window_samples: int
+    max_sequence_length: int
+
+    @property
+    def window_seconds(self) -> float:
+        from core.audio.decode import SAMPLE_RATE
+
+        return self.window_samples / SAMPLE_RATE
+
+
+def row_problem(text: str, audio: np.ndarray | None, label_ids: list[int] | None, limits: RowLimits) -> str | None:
+    """The reason (one of REASONS) a row cannot train, or None when it can. `text` is the cleaned transcript."""
+    if not text:
+        return "empty_text"
+    if audio is None:
+        return "undecodable_audio"
+    if len(audio) > limits.window_samples:
+        return "audio_too_long"
+    if label_ids is not None and len(label_ids) > limits.max_sequence_length:
+        return "labels_too_long"
+    return None
+
+
+def text_key(text: str) -> str:
+    """What makes two transcripts "the same sentence": Whisper's normaliser (case, punctuation, spacing)."""
+    return normalize_for_wer(text)
+
+
+def in_slice(key: str, fraction: float, salt: str) -> bool:
+    """Stable pseudo-random membership: the same key and salt always give the same answer."""
+    digest = hashlib.sha1(f"{salt}:{key}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < fraction
+
+
+def in_carved_validation(text: str, fraction: float) -> bool:
+    """Whether a training row belongs to the validation slice carved from train (by its transcript)."""
+    return bool(fraction) and in_slice(text_key(text), fraction, "validation")
+
+
+def decoded(rows: Iterator[Example]) -> Iterator[tuple[Example, np.ndarray | None]]:
+    """Examples with their decoded audio (None when undecodable), in order. Decoding runs in threads a bounded
+    distance ahead (soundfile, PyAV and soxr release the GIL), overlapping the feature extraction; a streaming
+    source is never read further ahead than DECODE_AHEAD rows."""
+
+    def decode(example: Example) -> np.ndarray | None:
+        try:
+            return example.load_audio()
+        except StudioError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
+        pending: deque = deque()
+        for index, example in enumerate(rows, 1):
+            if index % RELEASE_EVERY_ROWS == 0:
+                release_unused_memory()  # audio, log-mel and Arrow buffers freed since, but kept by the allocators
+            pending.append((example, pool.submit(decode, example)))
+            if len(pending) >= DECODE_AHEAD:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
+def usable_rows(
+    rows: Iterator[Example],
+    language: Language,
+    cleaning: CleaningOptions,
+    tokenizer,
+    limits: RowLimits,
+    filtered: Counter,
+) -> Iterator[tuple[Example, np.ndarray, list[int]]]:
+    """(example with cleaned text, 16 kHz audio, label ids) for each row that can train; the others are counted in
+    `filtered` by reason. `tokenizer` has the language/task prefix set."""
+    seen: set[str] = set()
+    for example, audio in decoded(rows):
+        example.text = clean_text(example.text, cleaning, language)
+        ids = tokenizer(example.text).input_ids if example.text else None
+        reason = row_problem(example.text, audio, ids, limits)
+        if reason is None and example.id in seen:
+            reason = "duplicate_id"
+        if reason:
+            filtered[reason] += 1
+            continue
+        seen.add(example.id)
+        yield example, audio, ids
+
+
+def summarize_filtered(splits: dict) -> str:
+    """'train: 20 kept (empty_text 1 dropped); test: …' from a manifest's split counts."""
+    parts = []
+    for split, counts in splits.items():
+        dropped = ", ".join(f"{k} {v}" for k, v in counts.get("filtered", {}).items() if v)
+        parts.append(f"{split}: {counts['rows']} kept" + (f" ({dropped} dropped)" if dropped else ""))
+    return "; ".join(parts)

@@ -1,0 +1,177 @@
+"""Synthetic speech made offline with espeak-ng: the demo data and the test data.
+
+Two kinds of text: `sentences`, everyday sentences made from the language's templates in `assets/sentences/`
+(for a real Whisper), and `words`, 1–4 words from the word list in `assets/wordlists/` (for the 4M-parameter toy).
+Every text is distinct and the split is made by text, so no sentence of the test or validation split is ever heard
+in training. Each utterance is spoken with a random speed, pitch and voice variant and written as a local folder in
+the `pairs` layout (`train/00012.wav` + `train/00012.txt`, `validation/…`, `test/…`). Same spec → same folder, reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from core.errors import StudioError
+from core.languages import Language
+from core.workspace import read_json_if_intact, staged_folder, write_json_atomic
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+WORDLISTS = ASSETS / "wordlists"
+SENTENCES = ASSETS / "sentences"
+VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+f4")  # espeak-ng voice variants
+SPEED_WPM = (130, 190)  # espeak-ng -s: words per minute
+PITCH = (25, 75)  # espeak-ng -p: 0–99
+KINDS = ("sentences", "words")
+SPEC_FILE = "synth.json"
+_SLOT = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    language: str
+    n: int = 300
+    seed: int = 0
+    kind: str = "sentences"
+    vocabulary_size: int | None = None  # words: the first N words of the list; None = all of it
+    max_words: int = 4  # words: 1 to this many per utterance
+    test_fraction: float = 0.1
+    validation_fraction: float = 0.1
+
+    def split_sizes(self) -> dict[str, int]:
+        """Utterances per split: test and validation get their fraction (at least one each when asked for)."""
+        test = max(1, round(self.n * self.test_fraction)) if self.test_fraction else 0
+        validation = max(1, round(self.n * self.validation_fraction)) if self.validation_fraction else 0
+        return {"test": test, "validation": validation, "train": self.n - test - validation}
+
+
+def load_wordlist(language: Language) -> list[str]:
+    path = WORDLISTS / f"{language.code}.txt"
+    if not path.is_file():
+        have = sorted(p.stem for p in WORDLISTS.glob("*.txt"))
+        raise StudioError(
+            f"no word list for {language.name} ({language.code}); synthetic speech exists for "
+            f"{', '.join(have)}, or add assets/wordlists/{language.code}.txt"
+        )
+    words = [w.strip() for w in path.read_text(encoding="utf-8").splitlines()]
+    return [w for w in words if w and not w.startswith("#")]
+
+
+def sentence_languages() -> list[str]:
+    return sorted(p.stem for p in SENTENCES.glob("*.json"))
+
+
+def default_kind(language: Language) -> str:
+    """Sentences where the language has templates, else words."""
+    return "sentences" if (SENTENCES / f"{language.code}.json").is_file() else "words"
+
+
+def load_grammar(language: Language) -> dict:
+    path = SENTENCES / f"{language.code}.json"
+    if not path.is_file():
+        raise StudioError(
+            f"no sentence templates for {language.name} ({language.code}); they exist for "
+            f"{', '.join(sentence_languages())}: use --kind words, or add assets/sentences/{language.code}.json"
+        )
+    grammar = json.loads(path.read_text(encoding="utf-8"))
+    for template in grammar["templates"]:
+        for slot in _SLOT.findall(template):
+            if slot not in grammar["slots"]:
+                raise StudioError(f"{path}: template '{template}' names an unknown slot '{slot}'")
+    return grammar
+
+
+def _texts(language: Language, spec: SynthSpec, rng: random.Random) -> list[str]:
+    """`spec.n` distinct texts, in a seeded random order."""
+    if spec.kind == "sentences":
+        grammar = load_grammar(language)
+
+        def draw() -> str:
+            text = _SLOT.sub(lambda m: rng.choice(grammar["slots"][m.group(1)]), rng.choice(grammar["templates"]))
+            return text[0].upper() + text[1:]
+    else:
+        words = load_wordlist(language)[: spec.vocabulary_size or None]
+
+        def draw() -> str:
+            return " ".join(rng.choice(words) for _ in range(rng.randint(1, spec.max_words)))
+
+    texts: dict[str, None] = {}
+    for _ in range(50 * spec.n):  # distinct texts thin out as a small vocabulary fills up
+        texts.setdefault(draw())
+        if len(texts) == spec.n:
+            return list(texts)
+    raise StudioError(
+        f"only {len(texts)} distinct texts can be made for {language.name} with these settings; "
+        f"ask for fewer utterances (--n) or a larger vocabulary"
+    )
+
+
+def espeak_available() -> bool:
+    return shutil.which("espeak-ng") is not None
+
+
+def _check(language: Language, out: Path, spec: SynthSpec) -> None:
+    if spec.kind not in KINDS:
+        raise StudioError(f"kind '{spec.kind}': choose one of {', '.join(KINDS)}")
+    if spec.n < 3 or spec.split_sizes()["train"] < 1:
+        raise StudioError(
+            f"--n {spec.n}: a synthetic set needs at least 3 utterances (train, validation and test each get one)"
+        )
+    if not language.espeak:
+        raise StudioError(
+            f"espeak-ng has no voice for {language.name}: no synthetic speech; use a local folder or a Hub dataset"
+        )
+    if out.exists() and not out.is_dir():
+        raise StudioError(f"{out} is a file; give a folder for the synthetic set (--out)")
+    if not espeak_available():
+        raise StudioError(
+            "espeak-ng is not installed; install it (apt-get install espeak-ng) or run the "
+            "README's command, which installs it"
+        )
+
+
+def synthesize_dataset(language: Language, out: Path, spec: SynthSpec, progress=None) -> Path:
+    """Write (or reuse) the folder `out`; `progress(done, total)` is called as clips are made."""
+    out = Path(out)
+    _check(language, out, spec)
+    if read_json_if_intact(out / SPEC_FILE) == asdict(spec):
+        return out
+    if out.exists():
+        raise StudioError(
+            f"{out} exists and was made with other settings (or is no synthetic set); choose another --out or delete it"
+        )
+    rng = random.Random(spec.seed)
+    texts = _texts(language, spec, rng)
+    sizes = spec.split_sizes()
+    split_of = ["test"] * sizes["test"] + ["validation"] * sizes["validation"] + ["train"] * sizes["train"]
+    jobs = [
+        (split, f"{i:05d}", text, language.espeak + rng.choice(VARIANTS), rng.randint(*SPEED_WPM), rng.randint(*PITCH))
+        for i, (split, text) in enumerate(zip(split_of, texts))
+    ]
+    with staged_folder(out) as staging:
+        for split, count in sizes.items():
+            if count:
+                (staging / split).mkdir()
+
+        def speak(job: tuple) -> None:
+            split, stem, text, voice, speed, pitch = job
+            wav = staging / split / f"{stem}.wav"
+            cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), text]
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode != 0 or not wav.is_file():
+                raise StudioError(f"espeak-ng failed for voice {voice}: {result.stderr.strip()[:200]}")
+            (staging / split / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            for done, _ in enumerate(pool.map(speak, jobs), 1):
+                if progress:
+                    progress(done, len(jobs))
+        write_json_atomic(staging / SPEC_FILE, asdict(spec))
+    return out

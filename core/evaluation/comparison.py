@@ -1,0 +1,143 @@
+"""Comparing runs: every saved evaluation as one table, utterances side by side, and config differences.
+
+Evaluations live in the run folders (RunFolder.evaluations) and in WORKSPACE/evaluations/ for models outside any
+run (core.evaluation.workspace_evaluations). Nothing here computes WER again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from core.audio.decode import INT16_SCALE
+from core.data.artifact import open_artifact
+from core.errors import DamagedFile
+from core.evaluation.evaluate import workspace_evaluations
+from core.models.resolve import is_ctranslate2
+from core.training.config import TrainConfig
+from core.training.runs import RunFolder, list_runs
+from core.workspace import Workspace, read_json, read_json_if_intact
+
+SUMMARY_KEYS = ("wer", "cer", "wer_raw", "cer_raw", "utterances")
+
+
+def _evaluation_files(workspace: Workspace) -> list[tuple[Path, str, str | None]]:
+    """(file, run or 'base', checkpoint name or None) for every saved evaluation."""
+    found = [(path, "base", None) for path in workspace_evaluations(workspace)]
+    for name in list_runs(workspace.runs):
+        found += [(path, name, checkpoint) for path, checkpoint in RunFolder.of(workspace, name).evaluations()]
+    return found
+
+
+def list_evaluations(workspace: Workspace) -> list[dict]:
+    """One row per saved evaluation: run, model, data, split and the four rates (fractions)."""
+    rows = []
+    for path, run, checkpoint in _evaluation_files(workspace):
+        saved = read_json_if_intact(path)  # a damaged file is listed by unreadable_evaluations, not here
+        if not saved or "wer" not in saved:
+            continue
+        rows.append(
+            {
+                "run": run,
+                "model": f"{run}/{checkpoint}" if checkpoint else str(saved.get("model", path.stem)),
+                "data": saved["data"],
+                "split": saved["split"],
+                **{k: saved.get(k) for k in SUMMARY_KEYS},
+                "path": str(path),
+            }
+        )
+    return rows
+
+
+def load_evaluation(path: str) -> dict:
+    return read_json(Path(path), fix="evaluate the model again to replace it") or {}
+
+
+def side_by_side(first: dict, second: dict) -> list[dict]:
+    """Utterances both evaluations share, with each one's hypothesis and WER, worst difference first."""
+    other = {row["id"]: row for row in second.get("rows", [])}
+    pairs = []
+    for row in first.get("rows", []):
+        twin = other.get(row["id"])
+        if twin:
+            pairs.append(
+                {
+                    "id": row["id"],
+                    "reference": row["reference"],
+                    "hypothesis_a": row["hypothesis"],
+                    "wer_a": row["wer"],
+                    "hypothesis_b": twin["hypothesis"],
+                    "wer_b": twin["wer"],
+                }
+            )
+    return sorted(pairs, key=lambda p: abs(p["wer_a"] - p["wer_b"]), reverse=True)
+
+
+def utterance_table(rows: list[dict]) -> list[dict]:
+    """An evaluation's per-utterance rows as a table: WER in percent, S/D/I counts, flags, both texts."""
+    return [
+        {
+            "id": r["id"],
+            "WER": round(100 * r["wer"], 1),
+            "S": r["substitutions"],
+            "D": r["deletions"],
+            "I": r["insertions"],
+            "flags": ", ".join(r["flags"]),
+            "reference": r["reference"],
+            "hypothesis": r["hypothesis"],
+        }
+        for r in rows
+    ]
+
+
+def utterance_audio(workspace: Workspace, data: str, split: str, utterance_id: str) -> np.ndarray | None:
+    """The 16 kHz samples an utterance was evaluated on (kept in the artifact's test/validation split)."""
+    table = open_artifact(workspace, data).read_split(split)
+    ids = table.column("id").to_pylist()
+    if utterance_id not in ids:
+        return None
+    raw = table.column("audio")[ids.index(utterance_id)].as_py()
+    return np.frombuffer(raw, dtype=np.int16).astype(np.float32) / INT16_SCALE if raw else None
+
+
+def config_diff(first: RunFolder, second: RunFolder) -> list[dict]:
+    """Fields whose values differ between two runs' configs (run names aside)."""
+    a, b = first.config().to_dict(), second.config().to_dict()  # DamagedFile (a StudioError) for a damaged one
+    return [
+        {"field": k, first.name: a[k], second.name: b[k]}
+        for k in TrainConfig.__dataclass_fields__
+        if k != "run" and a.get(k) != b.get(k)
+    ]
+
+
+def checkpoint_choices(workspace: Workspace) -> dict[str, str]:
+    """Label → model location for every checkpoint of every run, plus each run's base model."""
+    choices = {}
+    for name in list_runs(workspace.runs):
+        run = RunFolder.of(workspace, name)
+        best = (run.best() or {}).get("checkpoint")
+        # the best checkpoint first: it is what a person wants to try
+        for checkpoint in sorted(run.checkpoints(), key=lambda c: c.name != best):
+            star = " ★ best" if checkpoint.name == best else ""
+            choices[f"{name}/{checkpoint.name}{star}"] = str(checkpoint)
+            for export in sorted(run.path.glob(f"{checkpoint.name}-ct2-*")):
+                if is_ctranslate2(export):
+                    choices[f"{name}/{export.name} (CTranslate2)"] = str(export)
+        try:
+            base = run.config().model
+        except DamagedFile:
+            continue  # its checkpoints are listed; its base model cannot be named (the runs table says why)
+        choices.setdefault(f"base: {base}", base)
+    return choices
+
+
+def unreadable_evaluations(workspace: Workspace) -> list[str]:
+    """Saved evaluation files that cannot be read (each message names the file and what to do)."""
+    damaged = []
+    for path, _, _ in _evaluation_files(workspace):
+        try:
+            read_json(path, fix="evaluate the model again to replace it")
+        except DamagedFile as err:
+            damaged.append(str(err))
+    return damaged

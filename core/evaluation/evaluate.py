@@ -1,0 +1,172 @@
+"""Evaluating a model on a prepared split: WER/CER and per-utterance rows, saved and reused; export parity.
+
+The text side (rates, alignments, flags) is core/metrics.py; this module runs the model. An evaluation is saved
+inside the run for a checkpoint of a run (runs/R/evaluations/), else in WORKSPACE/evaluations/, stamped with the
+model's weights and the artifact's fingerprint, and reused while both are unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import StudioError
+from core.text.wer import summarize
+
+PARITY_POINTS = 0.5  # WER percentage points an export may differ from its original before it is flagged
+
+
+def evaluation_path(model: str, data: str, split: str, workspace) -> Path:
+    """Where an evaluation is saved: inside the run for a checkpoint of a run, else in WORKSPACE/evaluations."""
+    from core.training.runs import RunFolder, checkpoint_step
+
+    location = Path(model).expanduser()
+    run = RunFolder(location.parent)
+    if location.is_dir() and checkpoint_step(location.name) is not None and run.exists():
+        return run.evaluation_file(location.name, data, split)
+    safe = model.strip("/").replace("/", "--").replace(".", "_") or "model"
+    return workspace.home / "evaluations" / f"{safe}__{data}__{split}.json"
+
+
+def workspace_evaluations(workspace) -> list[Path]:
+    """Saved evaluations of models outside any run (a base model, an export, a folder)."""
+    return sorted((workspace.home / "evaluations").glob("*.json"))
+
+
+def _model_stamp(model: str) -> str:
+    """Changes when the weights change (a re-trained demo, an overwritten checkpoint)."""
+    location = Path(model).expanduser()
+    weights = sorted(location.glob("*.safetensors")) + sorted(location.glob("*.bin")) if location.is_dir() else []
+    return ";".join(f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights) or model
+
+
+def evaluate_model(
+    model: str,
+    data: str,
+    workspace,
+    split: str = "test",
+    batch_size: int = 16,
+    limit: int | None = None,
+    progress=None,
+    reuse: bool = True,
+) -> dict:
+    """WER/CER and per-utterance rows of `model` on a prepared dataset's split; saved and reused."""
+    from core.data.artifact import open_artifact
+    from core.models.resolve import resolve_model
+    from core.speech.inference import Transcriber
+    from core.workspace import read_json_if_intact, write_json_atomic
+
+    # 1. Check the request; a saved evaluation of the same weights on the same rows is the answer.
+    if batch_size < 1 or batch_size > 4096:
+        raise StudioError(f"batch size {batch_size}: choose 1 to 4096 utterances per batch")
+    if limit is not None and limit < 1:
+        raise StudioError(f"limit {limit}: evaluate at least one utterance (or give no limit for all)")
+    artifact = open_artifact(workspace, data)
+    location = resolve_model(model, workspace)
+    path = evaluation_path(location, data, split, workspace)
+    stamp = {
+        "model": location,
+        "weights": _model_stamp(location),
+        "data": artifact.manifest["fingerprint"],
+        "split": split,
+        "limit": limit,
+    }
+    saved = read_json_if_intact(path)  # a damaged saved evaluation is simply made again
+    if reuse and saved and saved.get("stamp") == stamp:
+        return saved
+    table = artifact.read_split(split)
+    total = min(table.num_rows, limit or table.num_rows)
+    if total == 0:
+        raise StudioError(f"dataset '{data}' has no rows in its '{split}' split: nothing to evaluate")
+    # 2. Decode every row, batched, with the model's own window (stored features or the stored audio).
+    transcriber = Transcriber(
+        location,
+        workspace,
+        language=artifact.manifest["whisper_language"],
+        task=artifact.task,
+        prefer_ctranslate2=False,
+    )
+    inputs = ModelInputs(artifact, table, transcriber)
+    ids, refs, hyps = [], [], []
+    for start in range(0, total, batch_size):
+        stop = min(start + batch_size, total)
+        hyps += inputs.transcribe(range(start, stop))
+        ids += table.column("id").slice(start, stop - start).to_pylist()
+        refs += table.column("text").slice(start, stop - start).to_pylist()
+        if progress:
+            progress("evaluate", stop, total)
+    # 3. Rates, per-utterance rows and flags, saved beside the run (or in the workspace).
+    result = {"stamp": stamp, "model": model, "data": data, "split": split, **summarize(ids, refs, hyps)}
+    write_json_atomic(path, result)
+    return result
+
+
+class ModelInputs:
+    """What a model is fed for the rows of a split: the stored log-mel when it was made for this model's bins and
+    window (cut to a shorter window when the model listens to less), else features made from the stored audio.
+    Rows longer than the model's window are transcribed from their audio in windows, as a user's file would be."""
+
+    def __init__(self, artifact, table, transcriber):
+        from core.audio.decode import INT16_SCALE, SAMPLE_RATE
+
+        self.table, self.transcriber = table, transcriber
+        self.shape = artifact.feature_shape()
+        extractor = transcriber.processor.feature_extractor
+        self.frames = extractor.nb_max_frames
+        self.window_s = extractor.n_samples / SAMPLE_RATE
+        self.stored = extractor.feature_size == self.shape[0] and self.frames <= self.shape[1]
+        self.scale = INT16_SCALE
+        if not self.stored and not self._audio(0).size:
+            raise StudioError(
+                f"dataset '{artifact.name}' was prepared for {self.shape[0]} mel bins × {self.shape[1]} frames and "
+                f"keeps no audio in this split; prepare it with this model to evaluate it"
+            )
+
+    def _audio(self, row: int) -> np.ndarray:
+        raw = self.table.column("audio")[row].as_py()
+        return np.frombuffer(raw, dtype=np.int16).astype(np.float32) / self.scale if raw else np.zeros(0, np.float32)
+
+    def transcribe(self, rows: range) -> list[str]:
+        from core.data.artifact import features_from_row
+
+        durations = self.table.column("duration").slice(rows.start, len(rows)).to_pylist()
+        short = [r for r, d in zip(rows, durations) if d <= self.window_s + 1e-6]
+        texts: dict[int, str] = {}
+        if short and self.stored:
+            batch = np.stack([features_from_row(self.table, r, self.shape)[:, : self.frames] for r in short])
+            texts.update(zip(short, self.transcriber.generate(batch)))
+        elif short:
+            features = self.transcriber.features([self._audio(r) for r in short])
+            texts.update(zip(short, self.transcriber.generate(features)))
+        for r in rows:
+            if r not in texts:
+                audio = self._audio(r)
+                if not audio.size:
+                    raise StudioError("a row longer than the model's window keeps no audio to transcribe in windows")
+                texts[r] = self.transcriber.text(audio)
+        return [texts[r] for r in rows]
+
+
+def parity(model: str, exported, data: str, workspace, split: str = "test") -> dict:
+    """WER of the original and the export on the same split, and whether they differ by more than allowed."""
+    original = evaluate_model(model, data, workspace, split=split)
+    converted = evaluate_model(str(exported), data, workspace, split=split)
+    points = 100 * abs(original["wer"] - converted["wer"])
+    flagged = points > PARITY_POINTS
+    verdict = (
+        f"more than {PARITY_POINTS:g} points apart: check the export before using it"
+        if flagged
+        else f"within {PARITY_POINTS:g} points"
+    )
+    return {
+        "original_wer": original["wer"],
+        "exported_wer": converted["wer"],
+        "difference_points": points,
+        "flagged": flagged,
+        "verdict": verdict,
+        "summary": (
+            f"parity on {data}/{split}: original WER {100 * original['wer']:.1f}%, exported "
+            f"{100 * converted['wer']:.1f}% ({points:.2f} points, {verdict})"
+        ),
+    }

@@ -1,0 +1,77 @@
+"""What the Trainer reads: rows of a prepared artifact (or their cached encoder states), and the batch collator.
+
+A row is read from the memory-mapped Arrow file on demand; with a shorter encoder window (`window_seconds`) its
+log-mel is cut to the window's frames and rows longer than the window are left out (and counted), since the model
+would never hear their end. With cached encoder states the row's input is its states instead of its log-mel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.audio.decode import FRAMES_PER_SECOND
+from core.data.artifact import Artifact, features_from_row
+from core.errors import StudioError
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """One split of an artifact: {"input_features", "labels"} per row, plus its id and text for reports."""
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        split: str,
+        limit: int | None = None,
+        window_seconds: int | None = None,
+        states: np.ndarray | None = None,
+    ):
+        self.table = artifact.read_split(split)
+        self.shape = artifact.feature_shape()
+        self.frames = window_seconds * FRAMES_PER_SECOND if window_seconds else self.shape[1]
+        self.states = states
+        durations = self.table.column("duration").to_numpy()
+        fits = durations <= self.frames / FRAMES_PER_SECOND + 1e-6
+        self.rows = np.flatnonzero(fits)[: limit or None]
+        self.too_long = int((~fits).sum())
+        if len(self.rows) == 0:
+            why = f" ({self.too_long} are longer than the {window_seconds} s window)" if self.too_long else ""
+            raise StudioError(
+                f"dataset '{artifact.name}' has no usable rows in its '{split}' split{why}; prepare more data"
+            )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        row = int(self.rows[index])
+        if self.states is not None:
+            inputs = self.states[row].T  # (d_model, positions): laid out like log-mel (core/encoder_cache.py)
+        else:
+            inputs = features_from_row(self.table, row, self.shape)[:, : self.frames]
+        return {"input_features": inputs, "labels": self.table.column("labels")[row].as_py()}
+
+    def ids_and_texts(self) -> tuple[list[str], list[str]]:
+        ids = self.table.column("id").take(self.rows).to_pylist()
+        return ids, self.table.column("text").take(self.rows).to_pylist()
+
+
+@dataclass
+class SpeechCollator:
+    """Stack inputs as float32; pad labels with -100 (ignored by the loss) and drop the decoder start token, which
+    the model prepends itself when it shifts labels right (keeping it would teach it to predict it twice)."""
+
+    decoder_start_token_id: int
+
+    def __call__(self, rows: list[dict]) -> dict:
+        features = torch.from_numpy(np.stack([r["input_features"] for r in rows]).astype(np.float32))
+        labels = [r["labels"] for r in rows]
+        if all(seq and seq[0] == self.decoder_start_token_id for seq in labels):
+            labels = [seq[1:] for seq in labels]
+        width = max(len(seq) for seq in labels)
+        padded = torch.full((len(labels), width), -100, dtype=torch.long)
+        for i, seq in enumerate(labels):
+            padded[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        return {"input_features": features, "labels": padded}

@@ -1,0 +1,128 @@
+"""Encoder states computed once: the lever that makes decoder training on a CPU many times faster.
+
+With the encoder frozen, its output for a clip never changes, so there is no reason to run it again every epoch.
+The states of each split are computed once (batches of ENCODE_BATCH, inference mode), stored beside the artifact
+as float16 `.npy` files of shape (rows, positions, d_model) and memory-mapped by the trainer, which then runs only
+the decoder: whisper-base at a 10 s window is 500 positions × 512 × 2 bytes = 0.5 MB per clip.
+
+The cache is keyed by the artifact's fingerprint, a hash of the encoder's weights and the number of mel frames, so
+a different base model, a fine-tuned encoder or another window never reads stale states; it is written in a
+temporary folder and renamed, and reused by later runs and by resume. `read_cached_states` makes the model accept
+those states where it expects log-mel features (laid out like them, d_model × positions): its frozen encoder passes
+them through, so the Trainer, `generate` and the checkpoints (which still hold the encoder's weights) need no other
+change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.data.artifact import Artifact, features_from_row
+from core.errors import StudioError
+from core.workspace import read_json_if_intact, staged_folder, write_json_atomic
+
+CACHE_FOLDER = "encoder-states"
+ENCODE_BATCH = 8  # clips per encoder call: enough to keep 2 cores busy, small enough for a laptop's memory
+STATES_DTYPE = np.float16
+
+
+def encoder_fingerprint(encoder: torch.nn.Module) -> str:
+    """A hash of every encoder weight: changes when any weight changes (another model, a fine-tuned encoder)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_folder(artifact: Artifact, encoder: torch.nn.Module, frames: int) -> Path:
+    key = hashlib.sha256(
+        f"{artifact.manifest['fingerprint']}:{encoder_fingerprint(encoder)}:{frames}".encode()
+    ).hexdigest()[:16]
+    return artifact.path / CACHE_FOLDER / key
+
+
+def cached_states(
+    artifact: Artifact,
+    splits: list[str],
+    encoder: torch.nn.Module,
+    frames: int,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Split → memory-mapped states (rows, positions, d_model) for `splits`, computed on first use."""
+    folder = cache_folder(artifact, encoder, frames)
+    meta = read_json_if_intact(folder / "meta.json")  # damaged: computed again
+    if not meta or not set(splits) <= set(meta["splits"]):
+        _build(artifact, splits, encoder, frames, folder, progress)
+    return {split: np.load(folder / f"{split}.npy", mmap_mode="r") for split in splits}
+
+
+def _build(artifact, splits, encoder, frames, folder: Path, progress) -> None:
+    positions = frames // 2  # the encoder's stride-2 convolution halves the mel frames
+    d_model = encoder.config.d_model
+    tables = {split: artifact.read_split(split) for split in splits}
+    needed = sum(t.num_rows for t in tables.values()) * positions * d_model * np.dtype(STATES_DTYPE).itemsize
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder.parent).free
+    if needed > free * 0.9:
+        raise StudioError(
+            f"caching encoder states needs {needed / 2**30:.1f} GiB, {free / 2**30:.1f} GiB are free in "
+            f"{folder.parent}: free some space, use a shorter window_seconds, or turn cache_encoder_states off"
+        )
+    shape = artifact.feature_shape()
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with staged_folder(folder) as staging, torch.inference_mode():
+            for split, table in tables.items():
+                states = np.lib.format.open_memmap(
+                    staging / f"{split}.npy", mode="w+", dtype=STATES_DTYPE, shape=(table.num_rows, positions, d_model)
+                )
+                device = next(encoder.parameters()).device
+                for start in range(0, table.num_rows, ENCODE_BATCH):
+                    stop = min(start + ENCODE_BATCH, table.num_rows)
+                    batch = np.stack([features_from_row(table, i, shape)[:, :frames] for i in range(start, stop)])
+                    inputs = torch.from_numpy(batch.astype(np.float32)).to(device)
+                    states[start:stop] = encoder(inputs).last_hidden_state.to(torch.float16).cpu().numpy()
+                    if progress:
+                        progress(split, stop, table.num_rows)
+                states.flush()
+                del states
+            write_json_atomic(
+                staging / "meta.json",
+                {
+                    "splits": {s: t.num_rows for s, t in tables.items()},
+                    "frames": frames,
+                    "positions": positions,
+                    "d_model": d_model,
+                    "dtype": np.dtype(STATES_DTYPE).name,
+                    "artifact": artifact.manifest["fingerprint"],
+                },
+            )
+    finally:
+        encoder.train(was_training)
+
+
+def read_cached_states(model) -> None:
+    """Make `model`'s (frozen) encoder pass cached states through: wherever the Trainer or `generate` feeds it
+    "input_features", those are the states this module computed. Only the instance's forward is replaced, so its
+    weights, the state dict and every saved checkpoint stay those of the real encoder."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    encoder = model.get_encoder()
+    if any(p.requires_grad for p in encoder.parameters()):
+        raise StudioError("cached encoder states need a frozen encoder: turn freeze_encoder on")
+    positions = encoder.config.max_source_positions
+
+    def pass_states_through(input_features, *args, **kwargs):
+        # States arrive laid out like log-mel, (batch, d_model, positions), because `generate` treats the last axis
+        # as frames: it may pad it with zeros up to the window's frame count (2 × positions); those are cut off.
+        return BaseModelOutput(last_hidden_state=input_features[:, :, :positions].transpose(1, 2))
+
+    encoder.forward = pass_states_through

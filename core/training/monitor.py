@@ -1,0 +1,80 @@
+"""Reading a live run: progress, ETA and the warnings a person watching a training should not miss.
+
+WER that goes up unnoticed is the classic way a fine-tune is wasted (the seeds report a Swedish run whose WER rose
+past 300% while the loss fell). These checks read the run folder's metrics only.
+"""
+
+from __future__ import annotations
+
+import math
+
+from core.training.runs import baseline_of
+
+PACE_ROWS = 6  # the pace is taken over the last 6 loss rows: recent enough to follow a change, long enough to be calm
+READABLE_CEILING = 200.0  # % WER: values above this (an untrained model's 1000%+) are pinned to the chart's top
+
+
+def eta_seconds(status: dict, metrics: list[dict]) -> float | None:
+    """Seconds left at the recent pace (the last few log rows), or None before there is a pace."""
+    rows = [r for r in metrics if "loss" in r and isinstance(r.get("time"), int | float)]
+    step, total = status.get("step", 0), status.get("total", 0)
+    if len(rows) < 2 or not isinstance(total, int) or not total or step >= total:
+        return None
+    recent = rows[-PACE_ROWS:]
+    steps = recent[-1]["step"] - recent[0]["step"]
+    seconds = recent[-1]["time"] - recent[0]["time"]
+    if steps <= 0 or seconds <= 0:
+        return None
+    return (total - step) * seconds / steps
+
+
+def chart_ceiling(values: list[float], references: list[float]) -> float:
+    """The top of an error-rate axis (%): at least 100, with room above every trained value; a reference line far
+    above READABLE_CEILING (an untrained model's 1000%+) is left off the scale, drawn at the top with its value."""
+    shown = values + [r for r in references if r <= READABLE_CEILING]
+    return max([100.0] + [1.1 * v for v in shown])
+
+
+def phase_progress(status: dict) -> tuple[str, float | None]:
+    """(what the run is doing, fraction done or None): the step count while training, else the phase."""
+    phase = status.get("phase")
+    done, total = status.get("phase_done"), status.get("phase_total")
+    if phase and phase != "training":
+        fraction = done / total if isinstance(done, int) and isinstance(total, int) and total else None
+        return (f"{phase} {done}/{total}" if fraction is not None else str(phase)), fraction
+    step, steps = status.get("step", 0), status.get("total", 0)
+    return f"step {step}/{steps}", (min(step / steps, 1.0) if isinstance(steps, int) and steps else None)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+
+
+def run_warnings(metrics: list[dict]) -> list[str]:
+    """Plain sentences about what looks wrong: NaN loss, WER above the baseline, WER rising while loss falls."""
+    warnings = []
+    if any(r.get("nan_loss") or ("loss" in r and not math.isfinite(r["loss"])) for r in metrics):
+        warnings.append("the loss became NaN: lower the learning rate, or use bf16 instead of fp16")
+    evals = [r for r in metrics if "eval_wer" in r]
+    baseline = baseline_of(metrics)
+    trained = [r for r in evals if not r.get("baseline")]
+    if baseline is not None and trained and trained[-1]["eval_wer"] > baseline:
+        warnings.append(
+            f"WER {trained[-1]['eval_wer']:.1%} at step {trained[-1]['step']} is worse than the base "
+            f"model's {baseline:.1%}: the fine-tune is hurting; check the language, the text cleaning "
+            f"and the learning rate"
+        )
+    if len(trained) >= 2 and trained[-1]["eval_wer"] > trained[-2]["eval_wer"]:
+        losses = [r["loss"] for r in metrics if "loss" in r and trained[-2]["step"] < r["step"] <= trained[-1]["step"]]
+        earlier = [r["loss"] for r in metrics if "loss" in r and r["step"] <= trained[-2]["step"]]
+        if losses and earlier and losses[-1] < earlier[-1]:
+            warnings.append(
+                f"WER rose from {trained[-2]['eval_wer']:.1%} to {trained[-1]['eval_wer']:.1%} while the "
+                f"training loss fell: the model may be over-fitting; the best checkpoint is kept"
+            )
+    return warnings

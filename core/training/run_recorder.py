@@ -1,0 +1,174 @@
+"""The worker's side of the run folder: the status owner (a heartbeat every HEARTBEAT_S seconds plus every change)
+and the Trainer callback that appends metric rows, records the best checkpoint and turns a stop file into a
+save-and-stop.
+
+Under torchrun only rank 0 writes the run folder; every rank must still agree on when to stop, or the next
+all-reduce would hang.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from core.errors import StudioError
+from core.training.runs import HEARTBEAT_S, RunFolder
+
+
+def is_primary_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def stop_requested_everywhere(run: RunFolder) -> bool:
+    """Whether to stop now; under DDP every rank must agree on the same step, or the next all-reduce hangs."""
+    stop = run.stop_file.exists()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        flag = torch.tensor([int(stop)])
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        stop = bool(flag.item())
+    return stop
+
+
+class StatusWriter:
+    """Owns status.json for the worker: a heartbeat thread (closed by `close`) and the callbacks' updates."""
+
+    def __init__(self, run: RunFolder):
+        self.run = run
+        self.primary = is_primary_process()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name="status-heartbeat")
+
+    def update(self, **changes) -> None:
+        if self.primary:
+            self.run.update_status(owner=True, heartbeat=time.time(), **changes)
+
+    def start(self) -> None:
+        if self.primary:
+            self.thread.start()
+
+    def close(self) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=HEARTBEAT_S)
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_S):
+            self.update()
+
+
+class RunFolderCallback(TrainerCallback):
+    """Writes metrics rows, status, best.json; turns a stop file into a save-and-stop."""
+
+    def __init__(self, run: RunFolder, status: StatusWriter, samples_per_step: int):
+        self.run, self.status, self.samples_per_step = run, status, samples_per_step
+        self.last_log = (None, None)  # (time, step) of the previous log row
+        self.last_status = 0.0
+        self.stop_requested = False
+        self.save_started = time.time()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.status.update(state="running", phase="training", step=state.global_step, total=state.max_steps)
+        self.last_log = (time.time(), state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = dict(logs or {})
+        if "train_runtime" in logs or not state.is_world_process_zero:
+            return  # the end-of-training summary; its numbers are already in the rows
+        now, step = time.time(), state.global_step
+        row = {"step": step, "epoch": round(state.epoch or 0.0, 4), "time": now, **logs}
+        if step == 0 and any(k.startswith("eval_") for k in logs):
+            row["baseline"] = True
+        previous_time, previous_step = self.last_log
+        if "loss" in logs and previous_time is not None and step > previous_step:
+            row["samples_per_second"] = (step - previous_step) * self.samples_per_step / (now - previous_time)
+            self.last_log = (now, step)
+        if torch.cuda.is_available():
+            row["gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        if "loss" in logs and not math.isfinite(logs["loss"]):
+            row["nan_loss"] = True
+        self.run.append_metrics(row)
+        print(progress_line(row, state.max_steps), file=sys.stderr, flush=True)  # train.log, or the terminal
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.time()
+        if now - self.last_status >= 1.0:
+            self.status.update(step=state.global_step)
+            self.last_status = now
+        if state.global_step >= state.max_steps:
+            # The last step always evaluates and saves, whatever the intervals: no trained step is ever lost.
+            control.should_evaluate = True
+            control.should_save = True
+        self.save_started = time.time()  # if this step saves, on_save comes next: the save's duration is logged
+        if stop_requested_everywhere(self.run) and not self.stop_requested:
+            self.stop_requested = True
+            self.status.update(state="stopping", step=state.global_step)
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        if is_peft(model):
+            # The checkpoint's root holds the merged model, what every loader reads (evaluation, export, the
+            # pipeline, publish); the adapter moves to adapter/, for resume. Left at the root, transformers'
+            # from_pretrained would load the merged weights and then apply the adapter again on top of them.
+            folder = self.run.checkpoint_path(state.global_step)
+            move_adapter_aside(folder)
+            copy.deepcopy(model).merge_and_unload().save_pretrained(folder)
+        if state.best_model_checkpoint:
+            self.run.write_best(state.best_model_checkpoint, state.best_metric)
+        now = time.time()
+        self.run.append_metrics({"step": state.global_step, "time": now, "checkpoint_seconds": now - self.save_started})
+        self.status.update(step=state.global_step, last_checkpoint=self.run.checkpoint_path(state.global_step).name)
+
+
+def progress_line(row: dict, total: int) -> str:
+    """One readable log line per metrics row: 'step 20/100  loss 0.482  lr 4.5e-05' or '… validation WER 29.5%'."""
+    parts = [f"step {row['step']}/{total}"]
+    if "loss" in row:
+        parts.append(f"loss {row['loss']:.4g}  lr {row.get('learning_rate', 0):.3g}")
+        if "samples_per_second" in row:
+            parts.append(f"{row['samples_per_second']:.1f} samples/s")
+    if "eval_wer" in row:
+        label = "base model" if row.get("baseline") else "validation"
+        parts.append(f"{label} WER {100 * row['eval_wer']:.1f}%  CER {100 * row.get('eval_cer', 0):.1f}%")
+    return "  ".join(parts)
+
+
+def is_peft(model) -> bool:
+    return model is not None and hasattr(model, "peft_config")
+
+
+ADAPTER_FOLDER = "adapter"  # a LoRA checkpoint's adapter, beside the merged model at the checkpoint's root
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "README.md")
+
+
+def move_adapter_aside(checkpoint: Path) -> None:
+    """Move the adapter files the Trainer saved at `checkpoint`'s root into its adapter/ folder."""
+    aside = checkpoint / ADAPTER_FOLDER
+    aside.mkdir(exist_ok=True)
+    for name in ADAPTER_FILES:
+        if (checkpoint / name).is_file():
+            os.replace(checkpoint / name, aside / name)
+
+
+def load_adapter_weights(model, checkpoint: Path) -> None:
+    """Put a checkpoint's trained adapter weights (from its adapter/ folder) into a LoRA-wrapped model."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = checkpoint / ADAPTER_FOLDER / "adapter_model.safetensors"
+    if not weights.is_file():
+        weights = checkpoint / "adapter_model.safetensors"  # a checkpoint written before adapter/ existed
+    if not weights.is_file():
+        raise StudioError(f"{checkpoint.name} has no LoRA adapter ({ADAPTER_FOLDER}/adapter_model.safetensors)")
+    set_peft_model_state_dict(model, load_file(str(weights)))

@@ -1,0 +1,317 @@
+"""The run folder: the record of one training run, and the only thing the UI reads to learn about it.
+
+    runs/<run>/config.json        the TrainConfig (no secrets)
+    runs/<run>/status.json        state, step, total, phase, started, heartbeat, pid, error: replaced atomically
+    runs/<run>/metrics.jsonl      append-only rows: {step, loss, learning_rate, eval_wer, eval_cer, …}
+    runs/<run>/train.log          the worker's stdout/stderr
+    runs/<run>/checkpoint-<step>/ self-contained HF folders (model, processor, generation config)
+    runs/<run>/best.json          the best checkpoint by validation WER
+    runs/<run>/result.json        the held-out test split, before (the starting model) and after (the best checkpoint)
+    runs/<run>/evaluations/       saved evaluations: <checkpoint>__<data>__<split>.json
+    runs/<run>/stop               present = a stop was requested
+
+Every question about a run is a method here (its baseline, a checkpoint's step, its evaluations, its result), asked
+everywhere and never re-derived. Status updates are read-merge-write under a lock shared by every process, so a
+heartbeat from an older read cannot overwrite a "stopping". A live state whose process is gone, or whose heartbeat
+is older than HEARTBEAT_STALE_S, reads as `interrupted`. A damaged file (a power cut, a full disk, a hand edit)
+makes its run read as `damaged`, naming the file and what to do; the rest of the workspace keeps working, and the
+damaged file is never written over by a reader.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import DamagedFile, StudioError
+from core.training.config import TrainConfig
+from core.workspace import Workspace, read_json, write_json_atomic
+
+LIVE_STATES = ("starting", "running", "stopping")
+RESUMABLE_STATES = ("stopped", "failed", "interrupted")
+HEARTBEAT_S = 5  # the worker touches status.json this often
+HEARTBEAT_STALE_S = 60  # no heartbeat for this long and the run is taken as dead (a frozen or killed machine)
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+LOG_TAIL_BYTES = 50_000  # the end of train.log that the pages and error lines look at
+
+
+def checkpoint_step(name: str | Path) -> int | None:
+    """12 for `checkpoint-12` (or a path ending in it); None for anything else."""
+    match = CHECKPOINT.match(Path(str(name).rstrip("/")).name)
+    return int(match.group(1)) if match else None
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is not alive.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    @classmethod
+    def of(cls, workspace: Workspace, run: str) -> RunFolder:
+        return cls(workspace.run(run))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def exists(self) -> bool:
+        return (self.path / "config.json").is_file()
+
+    def require(self) -> RunFolder:
+        if not self.exists():
+            have = ", ".join(list_runs(self.path.parent)) or "none yet"
+            raise StudioError(f"no run '{self.name}'; runs: {have}")
+        return self
+
+    @property
+    def _fix(self) -> str:
+        return f"restore it from a backup, or delete the run folder {self.path} to start over"
+
+    # --- config
+    def config(self) -> TrainConfig:
+        data = read_json(self.path / "config.json", fix=f"run '{self.name}' cannot be read: {self._fix}")
+        if data is None:
+            raise StudioError(f"no run '{self.name}'")
+        try:
+            return TrainConfig.from_dict(data)
+        except TypeError as err:
+            raise DamagedFile(f"config.json of run '{self.name}' is damaged ({err}); {self._fix}") from None
+
+    def write_config(self, config: TrainConfig) -> None:
+        write_json_atomic(self.path / "config.json", config.to_dict())
+
+    # --- status
+    def raw_status(self) -> dict:
+        """status.json as written (DamagedFile when it is damaged)."""
+        return read_json(self.path / "status.json", fix=f"run '{self.name}' cannot be read: {self._fix}") or {}
+
+    def status(self) -> dict:
+        """status.json with dead live runs shown as `interrupted` and damaged files as `damaged`; never raises."""
+        try:
+            status = self.raw_status()
+            self.config()  # a run whose config cannot be read cannot resume either
+        except DamagedFile as err:
+            return {"state": "damaged", "error": str(err), "step": 0, "total": 0}
+        if status.get("state") in LIVE_STATES:
+            heartbeat = status.get("heartbeat")
+            stale = not isinstance(heartbeat, int | float) or time.time() - heartbeat > HEARTBEAT_STALE_S
+            if not pid_alive(status.get("pid")) or stale:
+                status = {
+                    **status,
+                    "state": "interrupted",
+                    "error": status.get("error") or self.last_error() or "the training process died",
+                }
+        return status
+
+    @contextmanager
+    def _status_lock(self):
+        """One writer of status.json at a time, across processes (the worker's heartbeat, the CLI, the pages)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".status.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def update_status(self, owner: bool = False, **changes) -> dict:
+        """Merge `changes` into status.json atomically (read, merge and replace under the lock). A damaged file is
+        refused (DamagedFile), unless `owner`: the live worker, which knows its own state, writes a fresh one."""
+        with self._status_lock():
+            try:
+                current = self.raw_status()
+            except DamagedFile:
+                if not owner:
+                    raise
+                current = {}
+            status = {**current, **changes}
+            status = {k: v for k, v in status.items() if v is not None or k in ("error", "note")}
+            write_json_atomic(self.path / "status.json", status)
+        return status
+
+    def last_error(self) -> str:
+        """The last line that looks like an error in the log (for crashes that could not write status)."""
+        for line in reversed(self.log_tail(200)):
+            if "Error" in line or "Killed" in line or "error:" in line:
+                return line.strip()[:300]
+        return ""
+
+    def log_tail(self, lines: int = 20) -> list[str]:
+        log = self.path / "train.log"
+        if not log.is_file():
+            return []
+        with open(log, "rb") as f:
+            f.seek(max(0, log.stat().st_size - LOG_TAIL_BYTES))
+            return f.read().decode("utf-8", "replace").splitlines()[-lines:]
+
+    # --- metrics
+    def append_metrics(self, row: dict) -> None:
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+
+    def metrics(self) -> list[dict]:
+        """The rows that are objects with a step; a line cut by a crash or a hand edit is skipped."""
+        path = self.path / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        rows = []
+        for line in path.read_bytes().decode("utf-8", "replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and _numbers_where_expected(row):
+                rows.append(row)
+        return rows
+
+    def baseline_wer(self) -> float | None:
+        """The base model's zero-shot WER on the evaluation split: the step-0 row."""
+        return baseline_of(self.metrics())
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """Drop rows past `after_step` (before resuming from that checkpoint: no duplicated rows)."""
+        kept = [r for r in self.metrics() if r["step"] <= after_step]
+        tmp = self.path / ".metrics.jsonl.tmp"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        os.replace(tmp, self.path / "metrics.jsonl")
+
+    # --- checkpoints
+    def checkpoint_path(self, step: int) -> Path:
+        return self.path / f"checkpoint-{step}"
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints, oldest first (a checkpoint is complete once trainer_state.json is written)."""
+        found = []
+        for p in self.path.glob("checkpoint-*"):
+            step = checkpoint_step(p)
+            if step is not None and (p / "trainer_state.json").is_file() and (p / "config.json").is_file():
+                found.append((step, p))
+        return [p for _, p in sorted(found)]
+
+    def last_checkpoint(self) -> Path | None:
+        points = self.checkpoints()
+        return points[-1] if points else None
+
+    def write_best(self, checkpoint: str, wer: float) -> None:
+        name = Path(checkpoint.rstrip("/")).name
+        write_json_atomic(self.path / "best.json", {"checkpoint": name, "wer": wer, "step": checkpoint_step(name)})
+
+    def best(self) -> dict | None:
+        """The best checkpoint by validation WER: best.json when it names a checkpoint that exists, else the
+        best-scoring checkpoint still on disk (recomputed from the metrics), else None."""
+        try:
+            saved = read_json(self.path / "best.json")
+        except DamagedFile:
+            saved = None  # recomputed below from what exists
+        if saved and isinstance(saved.get("checkpoint"), str) and (self.path / saved["checkpoint"]).is_dir():
+            return saved
+        on_disk = {checkpoint_step(p): p.name for p in self.checkpoints()}
+        scored = [r for r in self.metrics() if r["step"] in on_disk and isinstance(r.get("eval_wer"), int | float)]
+        if not scored:
+            return None
+        row = min(scored, key=lambda r: r["eval_wer"])
+        return {"checkpoint": on_disk[row["step"]], "wer": row["eval_wer"], "step": row["step"], "recomputed": True}
+
+    def best_checkpoint_name(self) -> str | None:
+        return (self.best() or {}).get("checkpoint")
+
+    # --- evaluations and the held-out result
+    def evaluation_file(self, checkpoint: str, data: str, split: str) -> Path:
+        return self.path / "evaluations" / f"{checkpoint}__{data}__{split}.json"
+
+    def evaluations(self) -> list[tuple[Path, str]]:
+        """(file, checkpoint name) of every saved evaluation of this run's checkpoints."""
+        folder = self.path / "evaluations"
+        return [(p, p.name.split("__", 1)[0]) for p in sorted(folder.glob("*__*__*.json"))] if folder.is_dir() else []
+
+    def write_evaluation(self, checkpoint: str, data: str, split: str, record: dict) -> Path:
+        path = self.evaluation_file(checkpoint, data, split)
+        write_json_atomic(path, record)
+        return path
+
+    def result(self) -> dict:
+        """{"before": {...}, "after": {...}} on the held-out split; halves that exist (DamagedFile if damaged)."""
+        return read_json(self.path / "result.json", fix=f"the run's result cannot be read: {self._fix}") or {}
+
+    def has_result_half(self, half: str) -> bool:
+        try:
+            return half in self.result()
+        except DamagedFile:
+            return False
+
+    def write_result_half(self, half: str, checkpoint: str, record: dict) -> None:
+        keys = ("wer", "cer", "wer_raw", "cer_raw", "utterances")
+        try:
+            result = self.result()
+        except DamagedFile:
+            result = {}
+        result[half] = {"checkpoint": checkpoint, "split": record["split"], **{k: record[k] for k in keys}}
+        write_json_atomic(self.path / "result.json", result)
+
+    # --- stop requests
+    @property
+    def stop_file(self) -> Path:
+        return self.path / "stop"
+
+    def request_stop(self) -> None:
+        self.stop_file.write_text(str(time.time()))
+
+    def summary(self) -> dict:
+        """One row for tables: never raises, whatever the state of the files."""
+        status = self.status()
+        best = self.best() or {}
+        try:
+            result = self.result()
+        except DamagedFile:
+            result = {}
+        return {
+            "run": self.name,
+            "state": status.get("state", "unknown"),
+            "step": status.get("step", 0),
+            "total": status.get("total", 0),
+            "baseline_wer": self.baseline_wer(),
+            "best_wer": best.get("wer"),
+            "best_checkpoint": best.get("checkpoint"),
+            "test_before": result.get("before", {}).get("wer"),
+            "test_after": result.get("after", {}).get("wer"),
+            "error": status.get("error"),
+        }
+
+
+def baseline_of(metrics: list[dict]) -> float | None:
+    """The base model's zero-shot WER in a run's metric rows (the row marked baseline, at step 0)."""
+    return next((r["eval_wer"] for r in metrics if r.get("baseline") and "eval_wer" in r), None)
+
+
+NUMERIC_KEYS = ("epoch", "time", "loss", "learning_rate", "samples_per_second", "eval_wer", "eval_cer")
+
+
+def _numbers_where_expected(row: dict) -> bool:
+    return all(isinstance(row[k], int | float) and not isinstance(row[k], bool) for k in NUMERIC_KEYS if k in row)
+
+
+def list_runs(runs_dir: Path) -> list[str]:
+    if not runs_dir.is_dir():
+        return []
+    folders = [p for p in runs_dir.iterdir() if (p / "config.json").is_file()]
+    return [p.name for p in sorted(folders, key=lambda p: p.stat().st_mtime)]

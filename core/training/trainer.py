@@ -1,0 +1,358 @@
+"""Fine-tuning: the transformers Seq2SeqTrainer over a prepared artifact, writing everything into the run folder.
+
+This runs inside the worker process (core/worker.py), never in the UI. The data path is the memory-mapped Arrow
+artifact → `FeatureDataset` (or cached encoder states) → `SpeechCollator`. Three splits play three parts:
+- train: what the model learns from;
+- validation (`eval_split`): evaluated every `eval_steps` (and at step 0, the base model's zero-shot line); it picks
+  the best checkpoint and drives early stopping;
+- test (`test_split`): evaluated exactly twice, with the run's starting model before training and with the best
+  checkpoint after it. That pair, saved as result.json, is the run's held-out result: the test split never chose
+  anything.
+Callbacks write the run folder: append-only metrics, the status heartbeat, the best checkpoint, stop requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
+from transformers.trainer_callback import PrinterCallback
+
+from core.data.artifact import Artifact, open_artifact
+from core.errors import StudioError
+from core.languages import get_language
+from core.models.resolve import load_model
+from core.text.wer import error_rates, summarize
+from core.training.config import TrainConfig
+from core.training.data import FeatureDataset, SpeechCollator
+from core.training.run_recorder import (
+    RunFolderCallback,
+    StatusWriter,
+    is_peft,
+    is_primary_process,
+    load_adapter_weights,
+)
+from core.training.runs import RunFolder
+from core.workspace import Workspace
+
+
+def resolve_precision(choice: str) -> str:
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if choice == "fp16" and not torch.cuda.is_available():
+        raise StudioError("precision fp16 needs a CUDA GPU; choose auto, fp32 or bf16 on a CPU")
+    return choice
+
+
+def apply_window(model, processor, seconds: int) -> None:
+    """Listen to `seconds` instead of the model's whole window: the encoder's position table is cut to its first
+    seconds × 50 rows (the stride-2 convolution gives 50 positions a second) and the processor pads to `seconds`,
+    so every checkpoint of the run carries the shorter window and all code reads it from there."""
+    positions = seconds * 50
+    encoder = model.get_encoder()
+    if positions > encoder.embed_positions.weight.shape[0]:
+        raise StudioError(
+            f"window_seconds {seconds}: longer than the model's own {encoder.embed_positions.weight.shape[0] // 50} s"
+        )
+    with torch.no_grad():
+        table = encoder.embed_positions.weight[:positions].clone()
+    encoder.embed_positions = torch.nn.Embedding(positions, table.shape[1])
+    encoder.embed_positions.weight.data.copy_(table)
+    encoder.embed_positions.requires_grad_(False)
+    model.config.max_source_positions = positions
+    extractor = processor.feature_extractor
+    extractor.chunk_length = seconds
+    extractor.n_samples = seconds * extractor.sampling_rate
+    extractor.nb_max_frames = extractor.n_samples // extractor.hop_length
+
+
+def apply_memory_levers(model, config: TrainConfig):
+    """Freeze the encoder and/or wrap the model with LoRA adapters, as the config asks."""
+    if config.freeze_encoder:
+        model.freeze_encoder()  # the encoder's weights get no gradients and no optimiser state
+    if config.lora_rank:
+        from peft import LoraConfig, get_peft_model
+
+        targets = [m.strip() for m in config.lora_target_modules.split(",") if m.strip()]
+        names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        missing = sorted(set(targets) - names)
+        if missing:
+            raise StudioError(
+                f"lora_target_modules: {', '.join(missing)} not in this model; Whisper's attention "
+                f"layers are q_proj, k_proj, v_proj, out_proj; its MLP fc1, fc2"
+            )
+        # A frozen encoder gets no adapters either: a regex keeps them to the decoder's layers.
+        where = rf".*decoder\..*\.({'|'.join(map(re.escape, targets))})$" if config.freeze_encoder else targets
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules=where, lora_dropout=0.05, bias="none"
+            ),
+        )
+    return model
+
+
+def decoded_texts(tokenizer, token_ids: np.ndarray) -> list[str]:
+    """Generated or label ids (-100 = padding) → text without special tokens."""
+    ids = np.where(token_ids == -100, tokenizer.pad_token_id, token_ids)
+    return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
+def compute_metrics_for(tokenizer):
+    def compute(prediction) -> dict:
+        predictions = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        return error_rates(decoded_texts(tokenizer, prediction.label_ids), decoded_texts(tokenizer, predictions))
+
+    return compute
+
+
+def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
+    """Train the run in this process; returns the final state (completed / stopped). Raises on failure."""
+    # 1. The config, the data and the precision.
+    config = run.config().validate()
+    artifact = open_artifact(workspace, config.data)
+    language = get_language(config.language or artifact.manifest["language"])
+    task = config.task or artifact.task
+    precision = resolve_precision(config.precision)
+    set_seed(config.seed)
+    checkpoint = run.last_checkpoint() if resume else None
+    status = StatusWriter(run)
+    status.start()
+    try:
+        # 2. The model with the run's levers: window, dropout, frozen encoder, cached states, LoRA.
+        model, processor = load_model(
+            config.model, workspace, language=language.whisper, task=task, overrides={"dropout": config.dropout}
+        )
+        model.generation_config.max_length = config.generation_max_length
+        if config.gradient_checkpointing:
+            model.config.use_cache = False
+        if config.window_seconds:
+            apply_window(model, processor, config.window_seconds)
+        window = config.window_seconds or None
+        model = apply_memory_levers(model, config)
+        # 3. The splits; with cached encoder states the encoder runs once per clip, here, before training.
+        splits = [config.eval_split] + ([config.test_split] if config.test_split else [])
+        states = _encoder_states(model, artifact, config, splits, status) if config.cache_encoder_states else {}
+        train_set = _training_rows(artifact, workspace, config, window, states.get("train"))
+        eval_set = FeatureDataset(
+            artifact, config.eval_split, config.max_eval_samples, window, states.get(config.eval_split)
+        )
+        test_set = (
+            FeatureDataset(artifact, config.test_split, None, window, states.get(config.test_split))
+            if config.test_split
+            else None
+        )
+        _note_left_out(status, train_set, eval_set, test_set, window)
+        # 4. The Trainer, writing the run folder through its callbacks.
+        trainer, callback = _trainer(run, config, model, processor, train_set, eval_set, precision, checkpoint, status)
+        status.update(
+            state="running",
+            phase="training",
+            total=config.max_steps,
+            precision=precision,
+            resumed_from=checkpoint.name if checkpoint else None,
+        )
+        # 5. The held-out split, before: the starting model's zero-shot result (once per run).
+        if test_set is not None and not run.has_result_half("before"):
+            status.update(phase="testing the base model")
+            _test(trainer, test_set, run, config, "before", processor.tokenizer)
+        # 6. Training.
+        status.update(phase="training")
+        if checkpoint and is_peft(model):
+            # the Trainer finds the merged model at the checkpoint's root, which does not fit a LoRA-wrapped
+            # model (none of its keys match, so nothing is loaded, and it lists every key in a warning): the
+            # adapter it continues from comes from the checkpoint's adapter/ folder
+            load_adapter_weights(model, checkpoint)
+            logging.getLogger("transformers.trainer").addFilter(_without_key_lists)
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        stopped = callback.stop_requested
+        best = trainer.state.best_model_checkpoint
+        if best and is_peft(model) and not stopped:
+            load_adapter_weights(model, Path(best))  # what load_best_model_at_end does for a model without LoRA
+        # 7. The held-out split, after: the best checkpoint by validation WER (loaded at the end of training).
+        if test_set is not None and not stopped:
+            status.update(phase="testing the best checkpoint")
+            _test(trainer, test_set, run, config, "after", processor.tokenizer)
+        # 8. The final state.
+        state = trainer.state
+        final = "stopped" if stopped else "completed"
+        note = None
+        if not stopped and state.global_step < state.max_steps:
+            note = (
+                f"early-stopped at step {state.global_step}: WER did not improve for "
+                f"{config.early_stopping_patience} evaluations"
+            )
+        status.update(state=final, phase=None, step=state.global_step, finished=time.time(), note=note, error=None)
+        return final
+    finally:
+        status.close()
+        if is_primary_process():
+            run.stop_file.unlink(missing_ok=True)
+
+
+def _without_key_lists(record: logging.LogRecord) -> bool:
+    return "keys in the checkpoint model loaded" not in record.getMessage()
+
+
+def _training_rows(artifact: Artifact, workspace: Workspace, config: TrainConfig, window, states):
+    if artifact.streams("train"):
+        if config.cache_encoder_states or config.num_train_epochs:
+            raise StudioError(
+                f"dataset '{artifact.name}' streams its training split: cache_encoder_states and num_train_epochs "
+                f"need stored training features; prepare it without --stream-train"
+            )
+        from core.training.streaming import StreamingFeatureDataset
+
+        return StreamingFeatureDataset(artifact, workspace, config.max_train_samples, config.seed)
+    return FeatureDataset(artifact, "train", config.max_train_samples, window, states)
+
+
+def _encoder_states(model, artifact: Artifact, config: TrainConfig, eval_splits: list[str], status) -> dict:
+    from core.training.encoder_cache import cached_states, read_cached_states
+
+    frames = (config.window_seconds * 100) if config.window_seconds else artifact.feature_shape()[1]
+    encoder = model.get_encoder()
+
+    def progress(split: str, done: int, total: int) -> None:
+        status.update(phase=f"caching encoder states: {split}", phase_done=done, phase_total=total)
+
+    states = cached_states(artifact, ["train", *eval_splits], encoder, frames, progress)
+    read_cached_states(model)
+    status.update(phase_done=None, phase_total=None)
+    return states
+
+
+def _note_left_out(status, train_set, eval_set, test_set, window) -> None:
+    left = {
+        name: getattr(rows, "too_long", 0)
+        for name, rows in (("train", train_set), ("validation", eval_set), ("test", test_set))
+        if rows is not None
+    }
+    if any(left.values()):
+        counts = ", ".join(f"{name} {n}" for name, n in left.items() if n)
+        print(f"rows longer than the {window} s window are left out: {counts}", flush=True)
+        status.update(left_out=left)
+
+
+def _trainer(run, config, model, processor, train_set, eval_set, precision, checkpoint, status):
+    import os
+
+    epochs = config.num_train_epochs
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tensorboard")  # read by transformers' TensorBoard logger
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(run.path),
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.train_batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.grad_accum_steps,
+        warmup_steps=config.warmup_steps,
+        max_steps=-1 if epochs else config.max_steps,
+        num_train_epochs=epochs or 3.0,
+        lr_scheduler_type=config.lr_scheduler,
+        weight_decay=config.weight_decay,
+        optim=config.optimizer,
+        activation_checkpointing=config.gradient_checkpointing,
+        fp16=precision == "fp16",
+        bf16=precision == "bf16",
+        eval_strategy="steps",
+        eval_steps=config.eval_steps,
+        eval_on_start=checkpoint is None,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model="wer",
+        greater_is_better=False,
+        logging_steps=config.logging_steps,
+        predict_with_generate=True,
+        generation_max_length=config.generation_max_length,
+        report_to=[] if config.report_to == "none" else [config.report_to],
+        seed=config.seed,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        # Without a GPU the Trainer must be told it is on the CPU, or under torchrun every process trains alone;
+        # with it, DDP runs over gloo.
+        use_cpu=not torch.cuda.is_available(),
+        ddp_backend="gloo" if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+    )
+    samples_per_step = config.train_batch_size * config.grad_accum_steps * max(1, args.world_size)
+    callback = RunFolderCallback(run, status, samples_per_step)
+    callbacks = [callback]
+    if config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=SpeechCollator(model.config.decoder_start_token_id),
+        processing_class=processor,
+        compute_metrics=compute_metrics_for(processor.tokenizer),
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # its raw dicts would repeat what progress_line already writes
+    return trainer, callback
+
+
+def _test(trainer, test_set: FeatureDataset, run: RunFolder, config: TrainConfig, half: str, tokenizer) -> None:
+    """Evaluate the trainer's current model on the held-out split; saved as the run's result half and as a
+    per-utterance evaluation (the Compare page's drill-down). Rank 0 alone decodes (in order, no padding across
+    processes); the other ranks wait for it."""
+    if is_primary_process():
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        hypotheses = generate_texts(model, test_set, config.eval_batch_size, config.generation_max_length, tokenizer)
+        ids, references = test_set.ids_and_texts()
+        checkpoint = "checkpoint-0" if half == "before" else run.best_checkpoint_name()
+        record = {
+            "model": f"{config.model} (as the run starts)" if half == "before" else checkpoint,
+            "data": config.data,
+            "split": config.test_split,
+            **summarize(ids, references, hypotheses),
+        }
+        run.write_evaluation(checkpoint, config.data, config.test_split, record)
+        run.write_result_half(half, checkpoint, record)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+@torch.inference_mode()
+def generate_texts(model, rows: FeatureDataset, batch_size: int, max_length: int, tokenizer) -> list[str]:
+    """Greedy transcripts of every row, in order, with the generation config's language and task."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    texts = []
+    for start in range(0, len(rows), batch_size):
+        batch = [rows[i]["input_features"] for i in range(start, min(start + batch_size, len(rows)))]
+        inputs = torch.from_numpy(np.stack(batch).astype(np.float32)).to(device)
+        ids = model.generate(inputs, max_length=max_length)
+        texts += decoded_texts(tokenizer, ids.cpu().numpy())
+    model.train(was_training)
+    return texts
+
+
+def describe_failure(err: BaseException) -> str:
+    """One line for status.json: the user's mistake as written, else the exception type and first line."""
+    if isinstance(err, StudioError):
+        return str(err)
+    if isinstance(err, torch.OutOfMemoryError):
+        return "out of GPU memory: lower train_batch_size (raise grad_accum_steps) or enable gradient_checkpointing"
+    if isinstance(err, MemoryError):
+        return "out of memory: lower train_batch_size (raise grad_accum_steps), or cache_encoder_states off"
+    first = (str(err).splitlines() or [""])[0][:300]
+    return f"{type(err).__name__}: {first} (see train.log)"
+
+
+def format_traceback(err: BaseException) -> str:
+    return "".join(traceback.format_exception(err))

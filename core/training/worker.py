@@ -1,0 +1,61 @@
+"""The training process: `python -m core.training.worker RUN_FOLDER [--resume]`, started by core/jobs.py.
+
+It owns the run folder while it lives: status.json says running with its pid and a heartbeat; on exit the state is
+completed, stopped or failed (with the error in one line and the traceback in train.log). SIGTERM is turned into a
+stop request, so `kill` saves a checkpoint like the Stop button does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from core.training.runs import RunFolder
+from core.workspace import Workspace
+
+
+def run_worker(run_dir: Path, resume: bool = False) -> int:
+    from core.training.trainer import describe_failure, format_traceback, train
+
+    run = RunFolder(run_dir)
+    workspace = Workspace(run_dir.parent.parent)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        print(f"worker rank {rank} of {world}", flush=True)
+    if rank != 0:
+        train(run, workspace, resume=resume)  # a torchrun replica: rank 0 alone records the run
+        return 0
+    run.update_status(
+        owner=True,
+        state="starting",
+        pid=os.getpid(),
+        heartbeat=time.time(),
+        error=None,
+        **({} if resume else {"started": time.time()}),
+    )
+    signal.signal(signal.SIGTERM, lambda *_: run.request_stop())
+    try:
+        train(run, workspace, resume=resume)
+        return 0
+    except BaseException as err:  # record every way of dying, then let the exit code say it
+        print(format_traceback(err), file=sys.stderr, flush=True)
+        run.update_status(
+            owner=True, state="failed", error=describe_failure(err), finished=time.time(), heartbeat=time.time()
+        )
+        return 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    return run_worker(args.run_dir.resolve(), resume=args.resume)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
