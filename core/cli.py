@@ -305,7 +305,7 @@ def cmd_publish(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core.models.export import export_with_parity
+    from core.evaluation.evaluate import export_with_parity
 
     out, check = export_with_parity(
         args.model,

@@ -19,8 +19,7 @@ from core.evaluation.comparison import (
     utterance_audio,
     utterance_table,
 )
-from core.evaluation.evaluate import evaluate_model
-from core.models.export import export_with_parity
+from core.evaluation.evaluate import evaluate_model, export_with_parity
 from core.training.runs import RunFolder, list_runs
 
 ws = workspace()

@@ -41,7 +41,7 @@ from core.languages import Language
 from core.models.hf_folders import MAX_TARGET_POSITIONS
 from core.models.resolve import load_processor, model_fingerprint
 from core.text.cleaning import CleaningOptions
-from core.workspace import Workspace, read_json_if_intact, staged_folder, write_json_atomic
+from core.workspace import Workspace, pid_alive, read_json_if_intact, staged_folder, write_json_atomic
 
 FORMAT_VERSION = 2  # 2: a validation split in every artifact, task in the label prefix, overlap counts
 BATCH_SIZE = 32  # clips per log-mel call: the STFT is batched
@@ -313,8 +313,6 @@ def _fill(rows, writers, language, options, tokenizer, limits, progress, split, 
 
 def _remove_abandoned_staging(datasets: Path, name: str) -> None:
     """Delete staging folders of earlier prepares of `name` whose process is gone (killed, crashed)."""
-    from core.training.runs import pid_alive
-
     for folder in datasets.glob(f".{name}.*.*"):
         pid = folder.name[len(name) + 2 :].split(".", 1)[0]
         if pid.isdigit() and not pid_alive(int(pid)):

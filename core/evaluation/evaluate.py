@@ -1,6 +1,6 @@
 """Evaluating a model on a prepared split: WER/CER and per-utterance rows, saved and reused; export parity.
 
-The text side (rates, alignments, flags) is core/metrics.py; this module runs the model. An evaluation is saved
+The text side (rates, alignments, flags) is core/text/wer.py; this module runs the model. An evaluation is saved
 inside the run for a checkpoint of a run (runs/R/evaluations/), else in WORKSPACE/evaluations/, stamped with the
 model's weights and the artifact's fingerprint, and reused while both are unchanged.
 """
@@ -11,16 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
+from core.audio.decode import INT16_SCALE, SAMPLE_RATE
+from core.data.artifact import features_from_row, open_artifact
 from core.errors import StudioError
+from core.models.export import export_ctranslate2
+from core.models.resolve import resolve_model
+from core.speech.inference import Transcriber
 from core.text.wer import summarize
+from core.training.runs import RunFolder, checkpoint_step
+from core.workspace import Workspace, read_json_if_intact, write_json_atomic
 
 PARITY_POINTS = 0.5  # WER percentage points an export may differ from its original before it is flagged
 
 
 def evaluation_path(model: str, data: str, split: str, workspace) -> Path:
     """Where an evaluation is saved: inside the run for a checkpoint of a run, else in WORKSPACE/evaluations."""
-    from core.training.runs import RunFolder, checkpoint_step
-
     location = Path(model).expanduser()
     run = RunFolder(location.parent)
     if location.is_dir() and checkpoint_step(location.name) is not None and run.exists():
@@ -52,10 +57,6 @@ def evaluate_model(
     reuse: bool = True,
 ) -> dict:
     """WER/CER and per-utterance rows of `model` on a prepared dataset's split; saved and reused."""
-    from core.data.artifact import open_artifact
-    from core.models.resolve import resolve_model
-    from core.speech.inference import Transcriber
-    from core.workspace import read_json_if_intact, write_json_atomic
 
     # 1. Check the request; a saved evaluation of the same weights on the same rows is the answer.
     if batch_size < 1 or batch_size > 4096:
@@ -108,7 +109,6 @@ class ModelInputs:
     Rows longer than the model's window are transcribed from their audio in windows, as a user's file would be."""
 
     def __init__(self, artifact, table, transcriber):
-        from core.audio.decode import INT16_SCALE, SAMPLE_RATE
 
         self.table, self.transcriber = table, transcriber
         self.shape = artifact.feature_shape()
@@ -128,7 +128,6 @@ class ModelInputs:
         return np.frombuffer(raw, dtype=np.int16).astype(np.float32) / self.scale if raw else np.zeros(0, np.float32)
 
     def transcribe(self, rows: range) -> list[str]:
-        from core.data.artifact import features_from_row
 
         durations = self.table.column("duration").slice(rows.start, len(rows)).to_pylist()
         short = [r for r, d in zip(rows, durations) if d <= self.window_s + 1e-6]
@@ -170,3 +169,17 @@ def parity(model: str, exported, data: str, workspace, split: str = "test") -> d
             f"{100 * converted['wer']:.1f}% ({points:.2f} points, {verdict})"
         ),
     }
+
+
+def export_with_parity(
+    model: str,
+    workspace: Workspace,
+    quantization: str,
+    data: str | None = None,
+    split: str = "test",
+    out: Path | None = None,
+) -> tuple[Path, dict | None]:
+    """Export, then (given a prepared dataset) compare the export's WER with the original's on the same rows:
+    the one place the CLI and the Compare page both call."""
+    exported = export_ctranslate2(model, workspace, quantization, out)
+    return exported, parity(model, exported, data, workspace, split) if data else None

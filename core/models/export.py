@@ -45,19 +45,3 @@ def export_ctranslate2(model: str, workspace: Workspace, quantization: str = "in
             write_json_atomic(staging / "preprocessor_config.json", processor["feature_extractor"])
         write_json_atomic(staging / EXPORT_MARKER, {"source": str(location), "quantization": quantization})
     return out
-
-
-def export_with_parity(
-    model: str,
-    workspace: Workspace,
-    quantization: str,
-    data: str | None = None,
-    split: str = "test",
-    out: Path | None = None,
-) -> tuple[Path, dict | None]:
-    """Export, then (given a prepared dataset) compare the export's WER with the original's on the same rows:
-    the one place the CLI and the Compare page both call."""
-    from core.evaluation.evaluate import parity
-
-    exported = export_ctranslate2(model, workspace, quantization, out)
-    return exported, parity(model, exported, data, workspace, split) if data else None

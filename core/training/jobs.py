@@ -19,7 +19,7 @@ from core.data.artifact import open_artifact
 from core.errors import StudioError
 from core.training.config import TrainConfig
 from core.training.runs import LIVE_STATES, RESUMABLE_STATES, RunFolder, checkpoint_step, list_runs
-from core.workspace import Workspace
+from core.workspace import Workspace, pid_alive, read_json_if_intact
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -231,14 +231,10 @@ def start_command_job(workspace: Workspace, name: str, args: list[str]) -> dict:
 
 
 def command_job(workspace: Workspace, name: str) -> dict | None:
-    from core.workspace import read_json_if_intact
-
     return read_json_if_intact(workspace.home / "jobs" / f"{name}.json")  # a damaged record: no such job
 
 
 def command_job_state(record: dict) -> str:
-    from core.training.runs import pid_alive
-
     return "running" if pid_alive(record.get("pid")) else "finished"
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from core.errors import DamagedFile, StudioError
 from core.training.config import TrainConfig
-from core.workspace import Workspace, read_json, write_json_atomic
+from core.workspace import Workspace, pid_alive, read_json, write_json_atomic
 
 LIVE_STATES = ("starting", "running", "stopping")
 RESUMABLE_STATES = ("stopped", "failed", "interrupted")
@@ -45,23 +45,6 @@ def checkpoint_step(name: str | Path) -> int | None:
     """12 for `checkpoint-12` (or a path ending in it); None for anything else."""
     match = CHECKPOINT.match(Path(str(name).rstrip("/")).name)
     return int(match.group(1)) if match else None
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not alive.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 @dataclass(frozen=True)
