@@ -1,18 +1,23 @@
 """Conversation mode's widgets: endpoint settings, the chat history, and sending one utterance to the LLM.
 
 The Conversation lives in session state (one per browser tab). The key is read from the environment or secrets
-each time and never stored in session state, shown, or logged.
+each time and never stored in session state, shown, or logged. A reply that was cut off (the deadline, the size
+limit, a stream that ended early) is shown as far as it came, with a caption saying why.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from app.common import secret, user_errors
 from core.errors import StudioError
 from core.languages import Language
-from core.speech.conversation import DEFAULT_SYSTEM_PROMPT, Conversation, Endpoint, stream_reply
-from core.speech.spoken_reply import speak
+from core.speech import DEFAULT_SYSTEM_PROMPT, Conversation, Endpoint, speak, stream_reply
+
+if TYPE_CHECKING:
+    from core.speech.conversation import Turn
 
 CHAT = "conversation"
 SPOKEN = "conversation_spoken"  # wav bytes of the last reply, when spoken replies are on
@@ -44,10 +49,16 @@ def endpoint_settings() -> Endpoint:
     return Endpoint(base_url=base_url, model=model, system_prompt=system, api_key=key)
 
 
+def cut_off_caption(turn: Turn) -> None:
+    if turn.cut_off:
+        st.caption(f":material/content_cut: {turn.cut_off}")
+
+
 def render_history() -> None:
     for turn in conversation().turns:
-        with st.chat_message(turn["role"]):
-            st.write(turn["content"])
+        with st.chat_message(turn.role):
+            st.write(turn.content)
+            cut_off_caption(turn)
     if st.session_state.get(SPOKEN):
         st.audio(st.session_state[SPOKEN], format="audio/wav", autoplay=True)
 
@@ -60,12 +71,14 @@ def send(text: str, endpoint: Endpoint, language: Language, spoken: bool, into=N
         st.write(text)
     with target, st.chat_message("assistant"):
         try:
-            answer = st.write_stream(stream_reply(conversation(), text, endpoint))
+            st.write_stream(stream_reply(conversation(), text, endpoint))
         except StudioError as err:
             st.error(str(err), icon=":material/error:")
             return False
+        answer = conversation().turns[-1]  # the reply as kept: within the size limit, so espeak-ng gets no more
+        cut_off_caption(answer)
     st.session_state[SPOKEN] = None
-    if spoken and answer:
+    if spoken:
         with user_errors():
-            st.session_state[SPOKEN] = speak(str(answer), language)
+            st.session_state[SPOKEN] = speak(answer.content, language)
     return True

@@ -3,14 +3,19 @@ comes back (streamed or whole).
 
 Works with OpenAI and any OpenAI-compatible server (vLLM, Ollama, llama.cpp's server): the base URL and model name
 are settings; the API key only ever comes from the environment (OPENAI_API_KEY) or Streamlit secrets and is never
-shown, logged, or saved. Every fault becomes one StudioError line and the conversation is kept as it was, so the
-user can fix the setting and send again.
+shown, logged, or saved, and is cut out of every message that leaves this module (a server may quote the
+Authorization header back). Every fault becomes one StudioError line and the conversation is kept as it was, so the
+user can fix the setting and send again. A reply is bounded as a whole (REPLY_DEADLINE_S, MAX_REPLY_CHARS); one that
+hits a bound, or whose stream ends before the server finished it, is kept and marked as cut off on its Turn.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+import re
+import time
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
 from core.errors import StudioError
@@ -20,6 +25,17 @@ DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_SYSTEM_PROMPT = "You are a friendly conversation partner. Answer briefly, in the language the user speaks."
 TIMEOUT_S = 60.0
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "0.0.0.0")
+# The read timeout only bounds a silence: a server that keeps sending (a runaway generation, a model repeating
+# itself, a proxy trickling bytes) never trips it. Everything kept joins the history, is sent again with every later
+# turn and goes to espeak-ng, so the reply is bounded as a whole too: a minute of wall clock from the request, and
+# 20,000 characters (some 3,000 words, far past any answer in a conversation, still cheap to resend and to speak).
+REPLY_DEADLINE_S = 60.0
+MAX_REPLY_CHARS = 20_000
+# RFC 6750's token characters, so the redaction stops where the token does and keeps the punctuation around it.
+BEARER = re.compile(r"Bearer\s+[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE)
+# Shorter keys are placeholders ("k", "none") that local servers ignore; cutting them out of a message would garble
+# every word they occur in, while the Bearer pattern still hides them where a server quotes the header.
+MIN_SECRET_CHARS = 6
 
 
 @dataclass
@@ -30,7 +46,9 @@ class Endpoint:
     model: str = field(default_factory=lambda: os.environ.get("OPENAI_MODEL") or DEFAULT_MODEL)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     api_key: str | None = field(default_factory=lambda: os.environ.get("OPENAI_API_KEY"), repr=False)
-    timeout_s: float = TIMEOUT_S
+    timeout_s: float = TIMEOUT_S  # per read: how long the server may stay silent
+    reply_deadline_s: float = REPLY_DEADLINE_S  # the whole streamed reply, from the request to its last piece
+    max_reply_chars: int = MAX_REPLY_CHARS
 
     def key_for_request(self) -> str:
         """The key to send; local OpenAI-compatible servers accept any placeholder, OpenAI needs a real one."""
@@ -44,21 +62,31 @@ class Endpoint:
         )
 
 
+@dataclass(frozen=True)
+class Turn:
+    """One turn of the chat. `cut_off` says, in one line, why an assistant reply is incomplete (a bound was hit, the
+    stream ended early); None for a reply the server finished."""
+
+    role: str  # "user" or "assistant"
+    content: str
+    cut_off: str | None = None
+
+
 @dataclass
 class Conversation:
     """The chat so far: user and assistant turns, in order. The system prompt is added per request."""
 
-    turns: list[dict] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
 
     def messages(self, endpoint: Endpoint, user_text: str) -> list[dict]:
         return [
             {"role": "system", "content": endpoint.system_prompt},
-            *self.turns,
+            *({"role": turn.role, "content": turn.content} for turn in self.turns),
             {"role": "user", "content": user_text},
         ]
 
-    def add(self, user_text: str, reply: str) -> None:
-        self.turns += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]
+    def add(self, user_text: str, reply: str, cut_off: str | None = None) -> None:
+        self.turns += [Turn("user", user_text), Turn("assistant", reply, cut_off)]
 
     def clear(self) -> None:
         self.turns.clear()
@@ -72,8 +100,19 @@ def _client(endpoint: Endpoint):
     )
 
 
+def redact(text: str, endpoint: Endpoint) -> str:
+    """`text` as one line without the API key or any bearer token: every message leaving this module passes here."""
+    if endpoint.api_key and len(endpoint.api_key) >= MIN_SECRET_CHARS:
+        text = text.replace(endpoint.api_key, "[redacted]")
+    return " ".join(BEARER.sub("Bearer [redacted]", text).split())
+
+
 def explain(err: Exception, endpoint: Endpoint) -> StudioError:
-    """One line for each way a request fails; never includes the key."""
+    """One line for each way a request fails; never includes the key (the server's own words may quote it)."""
+    return StudioError(redact(str(_explain(err, endpoint)), endpoint))
+
+
+def _explain(err: Exception, endpoint: Endpoint) -> StudioError:
     import openai
 
     where = f"{endpoint.base_url} (model {endpoint.model})"
@@ -124,47 +163,92 @@ def _not_the_protocol(endpoint: Endpoint, what: str) -> StudioError:
     )
 
 
-def _stream_pieces(client, endpoint: Endpoint, messages: list[dict]) -> Iterator[str]:
-    for chunk in client.chat.completions.create(model=endpoint.model, messages=messages, stream=True):
-        choices = getattr(chunk, "choices", None)
-        if choices is None:
-            raise _not_the_protocol(endpoint, "a streamed chunk without choices")
-        delta = getattr(choices[0], "delta", None) if choices else None
-        if delta is not None and getattr(delta, "content", None):
-            yield delta.content
+def _chunk_parts(chunk, endpoint: Endpoint) -> tuple[str, str | None]:
+    """A streamed chunk's text and finish_reason. The client builds chunks without validating them, so whatever
+    JSON the server sent arrives here: anything but the chat protocol's shape is refused."""
+    choices = getattr(chunk, "choices", None)
+    if not isinstance(choices, list):
+        raise _not_the_protocol(endpoint, "a streamed chunk without a list of choices")
+    if not choices:
+        return "", None  # the usage-only last chunk some servers send
+    content = getattr(getattr(choices[0], "delta", None), "content", None)
+    if content is not None and not isinstance(content, str):
+        raise _not_the_protocol(endpoint, f"a streamed chunk whose content is {content!r:.40}, not text")
+    return content or "", getattr(choices[0], "finish_reason", None)
 
 
-def _whole_reply(client, endpoint: Endpoint, messages: list[dict]) -> str:
+def _cut_at_chars(endpoint: Endpoint) -> str:
+    return f"the reply was cut off after {endpoint.max_reply_chars:,} characters (the size limit)"
+
+
+def _stream_pieces(client, endpoint: Endpoint, messages: list[dict]) -> Generator[str, None, tuple[str, str | None]]:
+    """Yield the pieces as they arrive; return the text kept and why it is cut off (None when the server finished
+    it). Leaving the `with` early closes the connection, so a bound stops the server's sending too."""
+    started = time.monotonic()
+    kept: list[str] = []
+    size = 0
+    finish_reason = None
+    try:
+        with client.chat.completions.create(model=endpoint.model, messages=messages, stream=True) as chunks:
+            for chunk in chunks:
+                piece, finished = _chunk_parts(chunk, endpoint)
+                finish_reason = finished or finish_reason
+                over = size + len(piece) > endpoint.max_reply_chars
+                piece = piece[: endpoint.max_reply_chars - size]
+                if piece:
+                    kept.append(piece)
+                    size += len(piece)
+                    yield piece
+                if over:
+                    return "".join(kept), _cut_at_chars(endpoint)
+                # checked as each chunk arrives: a silence between two is the read timeout's to bound
+                if finish_reason is None and time.monotonic() - started > endpoint.reply_deadline_s:
+                    return "".join(kept), f"the reply was cut off after {endpoint.reply_deadline_s:g} s (the deadline)"
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:  # raised from inside the client's SSE decoding
+        line = err.doc if isinstance(err, json.JSONDecodeError) else err.object.decode("utf-8", "replace")
+        raise _not_the_protocol(endpoint, f"a streamed line that is not JSON: {line[:60]!r}") from None
+    if finish_reason is None:
+        # The client ends the stream alike at the [DONE] sentinel and at a closed connection, and does not say
+        # which; every server sends a finish_reason with the last piece, so its absence marks a stream cut short.
+        return "".join(kept), "the reply was cut off: the stream ended before the server finished it"
+    return "".join(kept), None
+
+
+def _whole_reply(client, endpoint: Endpoint, messages: list[dict]) -> tuple[str, str | None]:
     response = client.chat.completions.create(model=endpoint.model, messages=messages)
     choices = getattr(response, "choices", None)
     message = getattr(choices[0], "message", None) if isinstance(choices, list) and choices else None
     if message is None or not isinstance(getattr(message, "content", None), str):
         raise _not_the_protocol(endpoint, "no choices[0].message.content in the answer")
-    return message.content
+    if len(message.content) > endpoint.max_reply_chars:
+        return message.content[: endpoint.max_reply_chars], _cut_at_chars(endpoint)
+    return message.content, None
 
 
 def stream_reply(conversation: Conversation, user_text: str, endpoint: Endpoint, stream: bool = True) -> Iterator[str]:
     """Yield the reply in pieces as they arrive; on success both turns join the conversation, on failure it is
     left as it was and a StudioError says why. An answer that is not the chat protocol, or an empty one, is a
-    failure too: nothing empty is ever saved as the assistant's turn."""
+    failure too: nothing empty is ever saved as the assistant's turn. A reply that hits the deadline or the size
+    limit, or whose stream ends before the server finished it, joins as far as it came, its Turn marked `cut_off`."""
     import openai
 
     user_text = user_text.strip()
     if not user_text:
         raise StudioError("nothing to send: the transcript is empty")
     messages = conversation.messages(endpoint, user_text)
-    pieces: list[str] = []
     try:
         client = _client(endpoint)
         if stream:
-            for piece in _stream_pieces(client, endpoint, messages):
-                pieces.append(piece)
-                yield piece
+            text, cut_off = yield from _stream_pieces(client, endpoint, messages)
         else:
-            pieces.append(_whole_reply(client, endpoint, messages))
-            yield pieces[-1]
+            text, cut_off = _whole_reply(client, endpoint, messages)
+            yield text
+        if not text.strip():
+            if cut_off:
+                raise StudioError(f"{endpoint.base_url}: {cut_off}, before any text arrived: send again")
+            raise _not_the_protocol(endpoint, "an empty reply")
     except openai.APIError as err:
         raise explain(err, endpoint) from None
-    if not "".join(pieces).strip():
-        raise _not_the_protocol(endpoint, "an empty reply")
-    conversation.add(user_text, "".join(pieces))
+    except StudioError as err:  # our own lines quote the server's words too
+        raise StudioError(redact(str(err), endpoint)) from None
+    conversation.add(user_text, text, cut_off)
