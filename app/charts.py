@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from core.training.monitor import chart_ceiling
+from core.training import RunSummary, chart_ceiling
 
 
 def training_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
@@ -74,13 +74,13 @@ def error_rate_curves(runs: dict[str, list[dict]], with_cer: bool = False) -> al
     return alt.layer(*layers)
 
 
-def before_after_bars(results: list[dict]) -> alt.Chart | None:
+def before_after_bars(summaries: list[RunSummary]) -> alt.Chart | None:
     """Held-out test WER per run: the starting model and the best checkpoint side by side."""
     rows = [
-        {"run": r["run"], "model": label, "WER (%)": 100 * r[key]}
-        for r in results
-        for key, label in (("test_before", "before fine-tuning"), ("test_after", "best checkpoint"))
-        if r.get(key) is not None
+        {"run": s.run, "model": label, "WER (%)": 100 * value}
+        for s in summaries
+        for value, label in ((s.test_before, "before fine-tuning"), (s.test_after, "best checkpoint"))
+        if value is not None
     ]
     if not rows:
         return None

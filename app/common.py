@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from core.errors import StudioError
+from core.errors import StudioError, os_error_line
 from core.workspace import Workspace
 
 SELECTED_DATASET = "selected_dataset"
@@ -25,11 +25,16 @@ def workspace() -> Workspace:
 
 @contextmanager
 def user_errors():
-    """Show a StudioError as one st.error line (the engine's message) instead of a traceback."""
+    """Show a StudioError (or a file-system error a user can fix) as one st.error line instead of a traceback."""
     try:
         yield
     except StudioError as err:
         st.error(str(err), icon=":material/error:")
+    except OSError as err:
+        line = os_error_line(err)
+        if line is None:
+            raise
+        st.error(line, icon=":material/error:")
 
 
 FLASH = "flash_message"
@@ -44,10 +49,6 @@ def show_flash() -> None:
     message = st.session_state.pop(FLASH, None)
     if message:
         st.success(message, icon=":material/check_circle:")
-
-
-def percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
 
 
 def device_summary() -> str:

@@ -11,7 +11,8 @@ from dataclasses import fields
 
 import streamlit as st
 
-from core.training.config import TrainConfig, field_kind
+from core.options import field_kind
+from core.training import TrainConfig
 
 BASIC = (
     "model",

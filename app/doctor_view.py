@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.data.doctor import DoctorReport, duration_histogram
+from core.data import DoctorReport, duration_histogram
 
 
 def show_report(report: DoctorReport) -> None:

@@ -1,19 +1,16 @@
 """Whisper Studio's entrypoint: `streamlit run app/main.py` (scripts/run.sh does this on localhost:8501).
 
-It makes the repository importable however Streamlit was started, sets the page config, draws the shared sidebar
-and hands over to the page the user picked.
+It sets the page config, draws the shared sidebar and hands over to the page the user picked. `app` and `core` are
+importable because the project is installed (`pip install -e .`, which scripts/bootstrap.sh does).
 """
 
-import sys
 from pathlib import Path
 
+import streamlit as st
+
+from app.sidebar import render_sidebar
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
-
-from app.sidebar import render_sidebar  # noqa: E402
 
 st.set_page_config(page_title="Whisper Studio", page_icon=":material/graphic_eq:", layout="wide")
 PAGES = [

@@ -14,8 +14,8 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 from streamlit_webrtc.sink import CallbackSinkTrack
 
 from app.model_cache import ice_servers, transcriber
-from core.audio.decode import SAMPLE_RATE
-from core.speech.live import LiveSession, frame_samples
+from core.audio import SAMPLE_RATE
+from core.speech import LiveSession, frame_samples
 
 # aioice offers the server's host addresses as WebRTC candidates and leaves out loopback, so on a machine whose only
 # interface is loopback (offline, or a sandbox) the server offers nothing and no browser can connect. There it

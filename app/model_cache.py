@@ -9,9 +9,9 @@ import os
 import streamlit as st
 
 from app.common import workspace
-from core.evaluation.comparison import checkpoint_choices
-from core.models.resolve import DEFAULT_MODEL, DEMO
-from core.speech.inference import Transcriber
+from core.evaluation import checkpoint_choices
+from core.models import DEFAULT_MODEL, DEMO
+from core.speech import Transcriber
 
 ICE_SERVERS_ENV = "STUDIO_ICE_SERVERS"  # JSON list of RTCIceServer dicts; empty by default (localhost needs none)
 

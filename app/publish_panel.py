@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.common import secret, user_errors
+from core.models import QUANTIZATIONS
 from core.publish import prepare_upload, push
 from core.workspace import Workspace
 
@@ -21,7 +22,7 @@ def publish_panel(ws: Workspace, checkpoints: dict[str, str]) -> None:
         repo = top[1].text_input("Repository", placeholder="your-name/whisper-base-nb", key="publish_repo")
         form = top[2].selectbox(
             "Files",
-            ["transformers", "int8", "float16"],
+            ["transformers", *QUANTIZATIONS],
             key="publish_form",
             help="the checkpoint as it is, or its CTranslate2 export (faster-whisper)",
         )

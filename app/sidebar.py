@@ -9,10 +9,20 @@ from __future__ import annotations
 import streamlit as st
 
 from app.common import SELECTED_DATASET, SELECTED_RUN, device_summary, user_errors, workspace
-from core.data.artifact import list_artifacts
-from core.training.jobs import command_job, command_job_state, command_job_tail, live_run, start_command_job
-from core.training.monitor import eta_seconds, format_duration
-from core.training.runs import list_runs
+from core.data import list_artifacts, newest_artifact
+from core.demo import PLANS
+from core.formatting import MISSING, format_duration
+from core.models import DEFAULT_MODEL
+from core.training import (
+    command_job,
+    command_job_state,
+    command_job_tail,
+    eta_seconds,
+    list_runs,
+    live_run,
+    phase_progress,
+    start_command_job,
+)
 
 DEMO_JOB = "demo"
 
@@ -23,12 +33,9 @@ def live_job() -> None:
     run = live_run(ws)
     if run:
         status = run.status()
-        step, total = status.get("step", 0), status.get("total", 0) or 1
-        st.markdown(f"**Training** `{run.name}` · {status.get('state')}")
-        st.progress(
-            min(step / total, 1.0),
-            text=f"step {step}/{total} · ETA {format_duration(eta_seconds(status, run.metrics()))}",
-        )
+        doing, fraction = phase_progress(status)
+        st.markdown(f"**Training** `{run.name}` · {status.state}")
+        st.progress(fraction or 0.0, text=f"{doing} · ETA {format_duration(eta_seconds(status, run.metrics()))}")
     demo = command_job(ws, DEMO_JOB)
     if demo and command_job_state(demo) == "running":
         st.markdown("**Offline demo** running")
@@ -43,16 +50,15 @@ def render_sidebar() -> None:
         st.markdown("### Whisper Studio")
         datasets, runs = list_artifacts(ws), list_runs(ws.runs)
         # what this tab looks at: its choice, else the newest of each (a fresh tab on a busy workspace)
-        newest = max(datasets, key=lambda name: ws.dataset(name).stat().st_mtime) if datasets else None
-        dataset = st.session_state.get(SELECTED_DATASET) or newest
+        dataset = st.session_state.get(SELECTED_DATASET) or newest_artifact(ws)
         run = st.session_state.get(SELECTED_RUN) or (runs[-1] if runs else None)  # list_runs: oldest first
-        st.caption(f"Dataset: **{dataset or '–'}**  \nRun: **{run or '–'}**")
+        st.caption(f"Dataset: **{dataset or MISSING}**  \nRun: **{run or MISSING}**")
         live_job()
         if not datasets and not runs:
             st.info(
                 "Empty workspace. Try the whole pipeline offline: espeak-ng Norwegian speech → OpenAI's "
                 "whisper-base measured, fine-tuned on this machine and measured again on held-out sentences "
-                "(about 10 minutes on 2 CPU cores)."
+                f"({PLANS[DEFAULT_MODEL].estimate})."
             )
             if st.button("Run the offline demo", icon=":material/play_arrow:", key="sidebar_demo"):
                 with user_errors():

@@ -8,9 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.common import secret, user_errors
-from core.data.folders import LAYOUTS, detect_layout
-from core.data.hub import COMMON_VOICE_MOVED, PRESETS
-from core.data.synth import SynthSpec, default_kind, synthesize_dataset
+from core.data import COMMON_VOICE_MOVED, LAYOUTS, PRESETS, SynthSpec, default_kind, detect_layout, synthesize_dataset
 from core.languages import Language
 from core.workspace import Workspace
 
@@ -34,15 +32,13 @@ def _synthetic(ws: Workspace, language: Language) -> dict:
     st.caption(
         "Everyday sentences from templates" if kind == "sentences" else "1–4 words from the language's word list"
     )
-    folder = ws.synth / f"{language.code}-{kind}-{n}-{seed}"
+    spec = SynthSpec(language=language.code, n=int(n), seed=int(seed), kind=kind)
+    folder = ws.synth / spec.folder_name()
     if st.button("Generate with espeak-ng", icon=":material/record_voice_over:"):
         bar = st.progress(0.0)
         with user_errors():
             synthesize_dataset(
-                language,
-                folder,
-                SynthSpec(language=language.code, n=int(n), seed=int(seed), kind=kind),
-                progress=lambda d, t: bar.progress(d / t, text=f"synthesizing {d}/{t}"),
+                language, folder, spec, progress=lambda d, t: bar.progress(d / t, text=f"synthesizing {d}/{t}")
             )
     if (folder / "synth.json").is_file():
         st.caption(f"Ready: `{folder}`")

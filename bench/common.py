@@ -9,19 +9,17 @@ is claimed only when the two ranges do not overlap; otherwise it says "no measur
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from core.audio import SAMPLE_RATE, load_audio
+from core.data import SynthSpec, synthesize_dataset
+from core.languages import get_language
 
-from core.audio.decode import SAMPLE_RATE, load_audio  # noqa: E402
-from core.data.synth import SynthSpec, synthesize_dataset  # noqa: E402
-from core.languages import get_language  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 REPEATS = 3
 CHARTS = ROOT / "bench" / "charts"

@@ -23,7 +23,7 @@ from pathlib import Path
 from common import ROOT
 
 from bench.report import write_section
-from core.evaluation.evaluate import evaluate_model
+from core.evaluation import evaluate_model
 from core.workspace import Workspace
 
 GOAL_MINUTES = 15
@@ -71,7 +71,7 @@ the best checkpoint by validation WER evaluated on the same test split ({result[
 
 Goal (after ≤ half of before, within {GOAL_MINUTES} minutes): **{"met" if met else "missed"}**. For context,
 whisper-base at its native 30 s window, decoded as `python -m core evaluate` does (up to Whisper's 448 tokens, so a
-loop runs long), scores {100 * native["wer"]:.1f}% WER on the same test split; the demo's "before" is the run's own
+loop runs long), scores {100 * native.wer:.1f}% WER on the same test split; the demo's "before" is the run's own
 starting model, at its 10 s window with transcripts capped at the preset's 96 tokens. The sentences come from
 templates: the test sentences are new, their words are not; a fine-tune on real recordings of open vocabulary gains
 less."""

@@ -13,15 +13,11 @@ for cross-attention). Run on a machine with a CUDA GPU: `python bench/gpu_train.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from bench.report import write_section  # noqa: E402
+from bench.report import write_section
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
 LABEL_TOKENS = 64  # a typical FLEURS sentence in Whisper tokens, prefix included

@@ -20,14 +20,11 @@ from pathlib import Path
 from common import chart
 
 from bench.report import write_section
-from core.data.features import PrepareOptions, prepare_features
-from core.data.folders import FolderSource
-from core.data.synth import SynthSpec, synthesize_dataset
-from core.evaluation.evaluate import evaluate_model
+from core.data import FolderSource, PrepareOptions, SynthSpec, prepare_features, synthesize_dataset
+from core.evaluation import evaluate_model
+from core.formatting import percent
 from core.languages import get_language
-from core.training.config import TrainConfig, apply_preset
-from core.training.jobs import start_run, stop_run, wait_for
-from core.training.runs import RunFolder
+from core.training import RunFolder, RunState, TrainConfig, apply_preset, start_run, stop_run, wait_for
 from core.workspace import Workspace
 
 NB = get_language("nb")
@@ -66,12 +63,12 @@ def budgeted(workspace: Workspace, name: str, changes: dict, minutes: float) -> 
     config = replace(TrainConfig(data="levers", run=name), **{**COMMON, **changes})
     run = start_run(config, workspace)
     deadline = time.time() + minutes * 60
-    while time.time() < deadline and run.status().get("state") in ("starting", "running"):
+    while time.time() < deadline and run.status().state in (RunState.STARTING, RunState.RUNNING):
         time.sleep(2)
     stop_run(run)
-    status = wait_for(run, 900, ("stopped", "completed", "failed", "interrupted"))
-    if status["state"] != "stopped":
-        raise SystemExit(f"{name} ended {status['state']}: {status.get('error')}")
+    status = wait_for(run, 900, (RunState.STOPPED, RunState.COMPLETED, RunState.FAILED, RunState.INTERRUPTED))
+    if status.state != RunState.STOPPED:
+        raise SystemExit(f"{name} ended {status.state}: {status.error}")
     return run
 
 
@@ -83,7 +80,7 @@ def main() -> None:
     rows, points = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Workspace(Path(tmp))
-        from core.models.resolve import resolve_model
+        from core.models import resolve_model
 
         resolve_model("whisper-base", workspace)
         spec = SynthSpec(language="nb", n=args.utterances, seed=0, test_fraction=0.125, validation_fraction=0.075)
@@ -95,13 +92,11 @@ def main() -> None:
             run = budgeted(workspace, f"lever-{index}", changes, args.minutes)
             rows_log = [r for r in run.metrics() if "samples_per_second" in r]
             rate = sorted(r["samples_per_second"] for r in rows_log)[len(rows_log) // 2] if rows_log else 0.0
-            step = run.status()["step"]
+            step = run.status().step
             checkpoint = run.last_checkpoint()
             result = evaluate_model(str(checkpoint), "levers", workspace, split="test")
-            points[label] = result["wer"]
-            rows.append(
-                f"| {label} | {rate:.2f} | {step * 16} | {100 * result['wer']:.1f}% | {100 * result['cer']:.1f}% |"
-            )
+            points[label] = result.wer
+            rows.append(f"| {label} | {rate:.2f} | {step * 16} | {percent(result.wer)} | {percent(result.cer)} |")
     picture = chart(
         "levers",
         f"Held-out test WER after {args.minutes:g} minutes on 2 CPU cores",
@@ -109,7 +104,7 @@ def main() -> None:
         "test WER (%)",
         {"fine-tuned": (list(range(len(points))), [100 * v for v in points.values()])},
     )
-    worse = [label for label, wer in points.items() if wer > zero["wer"]]
+    worse = [label for label, wer in points.items() if wer > zero.wer]
     worse_line = (
         f"Worse than zero-shot when the budget ran out (more looping transcripts than before): {'; '.join(worse)}."
         if worse
@@ -117,11 +112,11 @@ def main() -> None:
     )
     body = f"""## Fine-tuning levers on a CPU (`bench/levers.py`)
 
-whisper-base, {train_rows} espeak-ng Norwegian training sentences, {zero["utterances"]} held-out test sentences
+whisper-base, {train_rows} espeak-ng Norwegian training sentences, {zero.utterances} held-out test sentences
 (split by text). Each lever gets the same {args.minutes:g}-minute wall-clock budget on 2 CPU cores from the start of
 its job (loading, caching encoder states and validation evaluations included), is stopped the product's way, and its
 last checkpoint is evaluated once on the test split. Zero-shot whisper-base on that split: WER
-{100 * zero["wer"]:.1f}%, CER {100 * zero["cer"]:.1f}%. Every evaluation here decodes as `python -m core evaluate`
+{100 * zero.wer:.1f}%, CER {100 * zero.cer:.1f}%. Every evaluation here decodes as `python -m core evaluate`
 does, up to Whisper's 448 tokens, so a model that loops scores above 100%.
 
 | lever | training samples/s | samples seen | test WER | test CER |

@@ -19,10 +19,8 @@ from pathlib import Path
 from common import recording, sentences
 
 from bench.report import write_section
-from core.audio.decode import SAMPLE_RATE
-from core.audio.vad import FRAME
-from core.speech.inference import Transcriber
-from core.speech.live import SILENCE_END_S, LiveSession
+from core.audio import FRAME, SAMPLE_RATE
+from core.speech import SILENCE_END_S, LiveSession, Transcriber
 from core.workspace import Workspace
 
 GOAL_S = 1.0
@@ -36,7 +34,7 @@ def latencies(transcriber: Transcriber, samples) -> list[float]:
         time.sleep(max(0.0, started + (i + FRAME) / SAMPLE_RATE - time.monotonic()))  # real-time pace
     session.flush()
     session.wait_idle(120)
-    values = [u.latency_s for u in session.snapshot()["utterances"]]
+    values = [u.latency_s for u in session.snapshot().utterances]
     session.close()
     return values
 

@@ -20,10 +20,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import REPEATS, ROOT, chart
+from common import REPEATS, chart
 
 from bench.report import write_section
-from core.data.synth import SynthSpec, synthesize_dataset
+from core.data import SynthSpec, synthesize_dataset
 from core.languages import get_language
 
 ROW_GROUP = 100  # rows per parquet row group, as the Hub's parquet export writes audio datasets
@@ -31,7 +31,6 @@ SCALES = (1, 10, 50)
 BATCH = 16
 CHILD = """
 import resource, sys, threading, time
-sys.path.insert(0, {root!r})
 import pyarrow as pa
 peak = [0, 0]
 def sample():  # anonymous memory (heap): file-backed pages of memory-mapped files are page cache, not the process's
@@ -43,10 +42,10 @@ def sample():  # anonymous memory (heap): file-backed pages of memory-mapped fil
         time.sleep(0.02)
 threading.Thread(target=sample, daemon=True).start()
 from dataclasses import replace
-from core.training.config import TrainConfig, apply_preset
-from core.data.features import PrepareOptions, prepare_features
-from core.data.hub import HubSource
-from core.training.jobs import start_run
+from core.training import TrainConfig, apply_preset
+from core.data import PrepareOptions, prepare_features
+from core.data import HubSource
+from core.training import start_run
 from core.languages import get_language
 from core.models.resolve import load_model, load_processor
 from core.workspace import Workspace
@@ -67,7 +66,7 @@ else:  # streaming training: one pass over the training rows, from the stream
                      max_steps=steps, eval_steps=steps, save_steps=steps, warmup_steps=1, train_batch_size={batch},
                      max_eval_samples=8)
     run = start_run(config, workspace, foreground=True)
-    assert run.status()["state"] == "completed", run.status()
+    assert run.status().state == "completed", run.status()
 time.sleep(0.05)
 print(peak[0], peak[1], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
@@ -94,7 +93,7 @@ def make_repo(folder: Path, clips: Path, rows: int) -> Path:
 def peak_mib(mode: str, repo: Path, home: Path, rows: int) -> tuple[float, float, float]:
     """(peak anonymous memory, the same without Arrow's buffers, peak resident set incl. file-backed pages), MiB,
     of one run in its own process."""
-    code = CHILD.format(root=str(ROOT), home=str(home), mode=mode, repo=str(repo), rows=rows, batch=BATCH)
+    code = CHILD.format(home=str(home), mode=mode, repo=str(repo), rows=rows, batch=BATCH)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(f"{mode} at {rows} rows failed: {result.stderr[-2000:]}")

@@ -27,12 +27,10 @@ import soundfile as sf
 from common import REPEATS, chart, sentences, spread, verdict
 
 from bench.report import write_section
-from core.audio.decode import SAMPLE_RATE, load_audio
-from core.data.artifact import FEATURE_DTYPE, features_from_row, open_artifact
-from core.data.features import PrepareOptions, prepare_features
-from core.data.folders import FolderSource
+from core.audio import SAMPLE_RATE, load_audio
+from core.data import FEATURE_DTYPE, FolderSource, PrepareOptions, features_from_row, open_artifact, prepare_features
 from core.languages import get_language
-from core.models.hf_folders import whisper_processor
+from core.models import whisper_processor
 from core.workspace import Workspace
 
 LENGTHS_S = (1, 5, 10)

@@ -24,15 +24,10 @@ import torch
 from common import REPEATS, spread, verdict
 
 from bench.report import write_section
-from core.data.artifact import open_artifact
-from core.data.features import PrepareOptions, prepare_features
-from core.data.folders import FolderSource
-from core.data.synth import SynthSpec, synthesize_dataset
+from core.data import FolderSource, PrepareOptions, SynthSpec, open_artifact, prepare_features, synthesize_dataset
 from core.languages import get_language
-from core.models.resolve import load_model
-from core.training.config import TrainConfig, apply_preset
-from core.training.data import FeatureDataset, SpeechCollator
-from core.training.jobs import start_run
+from core.models import load_model
+from core.training import FeatureDataset, SpeechCollator, TrainConfig, apply_preset, start_run
 from core.workspace import Workspace
 
 WARMUP_STEPS = 5  # untimed first steps: allocator and thread-pool warm-up, on both sides

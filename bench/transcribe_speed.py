@@ -25,10 +25,10 @@ from pathlib import Path
 from common import REPEATS, alternate, recording, sentences, spread, verdict
 
 from bench.report import write_section
-from core.audio.decode import SAMPLE_RATE
-from core.models.resolve import resolve_model
-from core.speech.inference import Transcriber
-from core.text.wer import error_rates
+from core.audio import SAMPLE_RATE
+from core.models import resolve_model
+from core.speech import Transcriber
+from core.text import error_rates
 from core.workspace import Workspace
 
 BATCH = 16

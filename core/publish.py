@@ -16,10 +16,13 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from shlex import quote
 
 from core.errors import StudioError
+from core.formatting import MISSING, percent
 from core.languages import get_language
 from core.models.resolve import PROCESSOR_FILES, is_ctranslate2
+from core.training.run_records import RunResult
 from core.training.runs import RunFolder, checkpoint_step
 from core.workspace import Workspace, read_json_if_intact, staged_folder
 
@@ -32,6 +35,7 @@ MODEL_FILES = (
     *PROCESSOR_FILES,
 )
 CT2_FILES = ("model.bin", "config.json", "vocabulary.txt", "vocabulary.json", "tokenizer.json", *PROCESSOR_FILES)
+CARD_FILE = "README.md"  # the model card, written last into every prepared upload
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
 
@@ -71,8 +75,8 @@ def model_card(run: RunFolder, checkpoint: Path, repo_id: str, ctranslate2: bool
     base = "openai/whisper-base" if config.model in ("whisper-base", "openai/whisper-base") else config.model
     metrics = []
     for key, name in (("wer", "WER"), ("cer", "CER")):
-        if result.get("after", {}).get(key) is not None:
-            value = round(100 * result["after"][key], 2)
+        if result.after is not None and getattr(result.after, key) is not None:
+            value = round(100 * getattr(result.after, key), 2)
             metrics.append(f"    - type: {key}\n      value: {value}\n      name: Test {name}")
     meta = [
         "---",
@@ -105,8 +109,8 @@ def model_card(run: RunFolder, checkpoint: Path, repo_id: str, ctranslate2: bool
         "---",
     ]
     rows = "\n".join(
-        f"| {label} | {_pct(result.get(half, {}).get('wer'))} | {_pct(result.get(half, {}).get('cer'))} |"
-        for half, label in (("before", f"{base} (zero-shot)"), ("after", f"this model ({checkpoint.name})"))
+        f"| {label} | {percent(half and half.wer)} | {percent(half and half.cer)} |"
+        for half, label in ((result.before, f"{base} (zero-shot)"), (result.after, f"this model ({checkpoint.name})"))
     )
     settings = "\n".join(
         f"| {k} | {v} |" for k, v in config.to_dict().items() if k not in ("run", "data") and v not in ("", None)
@@ -118,7 +122,7 @@ def model_card(run: RunFolder, checkpoint: Path, repo_id: str, ctranslate2: bool
 Whisper fine-tuned for **{language.name}** ({task}) from `{base}` with
 [Whisper Studio](https://github.com/) on `{dataset_id or config.data}`.
 
-## Results on the held-out test split ({result.get("after", {}).get("utterances", "–")} utterances)
+## Results on the held-out test split ({result.after.utterances if result.after else MISSING} utterances)
 
 The test split was never used for training or to choose the checkpoint (the validation split chose it).
 
@@ -141,16 +145,12 @@ Checkpoint `{checkpoint.name}` (step {checkpoint_step(checkpoint.name)}) of run 
     return "\n".join(line for line in meta if line != "") + "\n" + text
 
 
-def _result_for(run: RunFolder, checkpoint: Path) -> dict:
+def _result_for(run: RunFolder, checkpoint: Path) -> RunResult:
     result = run.result()
     name = checkpoint.name.split("-ct2-")[0]
-    if result.get("after", {}).get("checkpoint") not in (None, name):
-        return {"before": result.get("before", {})}  # the test figure is the best checkpoint's, not this one's
+    if result.after is not None and result.after.checkpoint != name:
+        return RunResult(before=result.before)  # the test figure is the best checkpoint's, not this one's
     return result
-
-
-def _pct(value) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
 
 
 def _usage(repo_id: str, language: str, task: str, ctranslate2: bool) -> str:
@@ -172,7 +172,7 @@ print(asr("audio.wav", generate_kwargs={{"language": "{language}", "task": "{tas
 
 def prepare_upload(model: str, workspace: Workspace, repo_id: str, ctranslate2: str | None = None) -> Upload:
     """Write WORKSPACE/publish/<repo name>/ (model files + README.md) for `model`: a run name (its best
-    checkpoint) or a checkpoint folder; with `ctranslate2` ("int8", "float16") its CTranslate2 export instead."""
+    checkpoint) or a checkpoint folder; with `ctranslate2` (one of QUANTIZATIONS) its CTranslate2 export instead."""
     if not REPO_ID.match(repo_id or ""):
         raise StudioError(f"repository '{repo_id}': give it as owner/name (letters, digits, '-', '_', '.')")
     run, checkpoint = _run_and_checkpoint(model, workspace)
@@ -189,7 +189,7 @@ def prepare_upload(model: str, workspace: Workspace, repo_id: str, ctranslate2: 
         raise StudioError(f"{source}: no model weights to publish (model.safetensors or model.bin)")
     card = model_card(run, checkpoint, repo_id, engine)
     folder = workspace.home / "publish" / repo_id.replace("/", "--")
-    with staged_folder(folder) as staging:
+    with staged_folder(folder, marker=CARD_FILE) as staging:
         for name in files:
             shutil.copyfile(source / name, staging / name)
         processor = read_json_if_intact(source / "processor_config.json")
@@ -200,13 +200,13 @@ def prepare_upload(model: str, workspace: Workspace, repo_id: str, ctranslate2: 
         ):
             # older transformers and faster-whisper read the feature extractor from preprocessor_config.json
             (staging / PROCESSOR_FILES[1]).write_text(json.dumps(processor["feature_extractor"], indent=2))
-        (staging / "README.md").write_text(card, encoding="utf-8")
+        (staging / CARD_FILE).write_text(card, encoding="utf-8")
     return Upload(folder, repo_id, card)
 
 
 def prepared_upload(folder: Path, repo_id: str) -> Upload:
     """An upload folder written earlier (for --push-only)."""
-    card = folder / "README.md"
+    card = folder / CARD_FILE
     if not card.is_file():
         raise StudioError(f"{folder}: no prepared upload here (no README.md); run publish without --push-only first")
     return Upload(folder, repo_id, card.read_text(encoding="utf-8"))
@@ -227,7 +227,7 @@ def push(upload: Upload, token: str | None, private: bool = False) -> str:
     api = HfApi(token=token)
     keep = (
         f"the upload is ready in {upload.folder}; push it again later with: "
-        f"python -m core publish {upload.folder} --repo {upload.repo_id} --push-only"
+        f"python -m core publish {quote(str(upload.folder))} --repo {quote(upload.repo_id)} --push-only"
     )
     try:
         url = api.create_repo(upload.repo_id, private=private, exist_ok=True, repo_type="model")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import DamagedFile
+from core.errors import DamagedFile, StudioError
 
 DEFAULT_HOME = "workspace"
 
@@ -36,7 +37,14 @@ class Workspace:
 
     @classmethod
     def open(cls, home: str | os.PathLike | None = None) -> Workspace:
-        return cls(resolve_home(home))
+        """The workspace at `home` (made on first write); a file there is refused at once, naming the fix."""
+        path = resolve_home(home)
+        for folder in (path, *path.parents):
+            if folder.exists() and not folder.is_dir():
+                raise StudioError(f"workspace {path}: {folder} is a file, not a folder; give --home a folder")
+            if folder.exists():
+                break
+        return cls(path)
 
     @property
     def datasets(self) -> Path:
@@ -59,6 +67,28 @@ class Workspace:
 
     def run(self, name: str) -> Path:
         return self.runs / name
+
+
+NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+MAX_NAME_LENGTH = 100  # characters: far below a file system's 255-byte limit, with room for suffixes
+NAME_HELP = f"use letters, digits, '-' and '_', starting with a letter or digit, at most {MAX_NAME_LENGTH} characters"
+
+
+def check_new_name(name: str, what: str) -> str:
+    """The rule for every name a user gives a new thing (a run, a dataset, a recording set): safe as a folder name,
+    in a table and pasted into a shell. Returns the name; StudioError naming the rule otherwise."""
+    if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH or not NAME_RULE.fullmatch(name):
+        shown = name if isinstance(name, str) and len(name) <= 40 else f"{str(name)[:40]}…"
+        raise StudioError(f"{what} name {shown!r}: {NAME_HELP}")
+    return name
+
+
+def folder_name(name: str, what: str) -> str:
+    """A name that may already exist (made by an earlier version, or by hand) as one folder of the workspace: any
+    single path component that stays inside it. Refuses '..', '/', a leading '.' (our temporary folders)."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+        raise StudioError(f"no {what} {name!r}: a {what} name is one folder name ({NAME_HELP})")
+    return name
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -107,23 +137,45 @@ def read_json_if_intact(path: Path) -> Any:
 
 
 @contextmanager
-def staged_folder(final: Path, tag: str = "") -> Iterator[Path]:
-    """Build a folder in a temporary sibling and rename it to `final` when the block succeeds (replacing what was
-    there), so a reader sees the old folder or the complete new one, never a half-written one. On any failure,
-    kill -9 aside, the temporary folder is removed; `tag` (a pid) lets a later run find and clean what a killed one
-    left (`.NAME.TAG.*`)."""
+def staged_folder(final: Path, marker: str, tag: str = "") -> Iterator[Path]:
+    """Build a folder in a temporary sibling and rename it to `final` when the block succeeds, so a reader sees the
+    old folder or the complete new one, never a half-written one. On any failure, kill -9 aside, the temporary
+    folder is removed; `tag` (a pid) lets a later run find and clean what a killed one left (`.NAME.TAG.*`).
+
+    An existing `final` is replaced only when it is empty or holds `marker`, the file the caller writes into every
+    folder of its kind (a dataset's manifest.json, an export's studio_export.json). Anything else is refused with
+    StudioError before the block runs: no command removes a folder it did not make."""
+    _check_replaceable(final, marker)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.{tag}." if tag else f".{final.name}.", dir=final.parent))
     os.chmod(staging, 0o755)  # mkdtemp makes it private; the finished folder is an ordinary one
     try:
         yield staging
-        if final.exists():
+        if final.exists() or final.is_symlink():
+            _check_replaceable(final, marker)  # again: someone may have written there while the block ran
             trash = final.with_name(f".{final.name}.old-{os.getpid()}")
             os.replace(final, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            if trash.is_symlink():
+                trash.unlink()  # a link to our folder: the link goes, what it points to stays
+            else:
+                shutil.rmtree(trash, ignore_errors=True)
         os.replace(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_replaceable(final: Path, marker: str) -> None:
+    """Raise StudioError unless `final` is absent, an empty folder, or a folder holding `marker`."""
+    if not (final.exists() or final.is_symlink()):
+        return
+    if not final.is_dir():
+        raise StudioError(f"{final} is a file, not a folder; choose another place or move the file away")
+    if (final / marker).is_file() or not any(final.iterdir()):
+        return
+    raise StudioError(
+        f"{final} exists and holds files Whisper Studio did not write (no {marker}); "
+        f"choose another folder, or empty that one yourself"
+    )
 
 
 def pid_alive(pid: int | None) -> bool:

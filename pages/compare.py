@@ -4,11 +4,12 @@ import pandas as pd
 import streamlit as st
 
 from app.charts import alignment_html, before_after_bars, error_rate_curves
-from app.common import percent, progress_callback, user_errors, workspace
+from app.common import progress_callback, user_errors, workspace
 from app.publish_panel import publish_panel
-from core.audio.decode import SAMPLE_RATE
-from core.data.artifact import list_artifacts, open_artifact
+from core.audio import SAMPLE_RATE
+from core.data import list_artifacts, open_artifact
 from core.errors import DamagedFile
+from core.evaluation import evaluate_model, export_with_parity
 from core.evaluation.comparison import (
     checkpoint_choices,
     config_diff,
@@ -19,8 +20,9 @@ from core.evaluation.comparison import (
     utterance_audio,
     utterance_table,
 )
-from core.evaluation.evaluate import evaluate_model, export_with_parity
-from core.training.runs import RunFolder, list_runs
+from core.formatting import percent
+from core.models import QUANTIZATIONS
+from core.training import RunFolder, list_runs
 
 ws = workspace()
 st.title("Compare")
@@ -32,19 +34,7 @@ if runs:
     bars = before_after_bars(summaries)
     if bars is not None:
         st.altair_chart(bars, width="stretch")
-    table = pd.DataFrame(summaries)
-    for column in ("baseline_wer", "best_wer", "test_before", "test_after"):
-        table[column] = table[column].map(percent)
-    table = table.rename(
-        columns={
-            "baseline_wer": "base (validation)",
-            "best_wer": "best (validation)",
-            "test_before": "test before",
-            "test_after": "test after",
-        }
-    )
-    columns = ["run", "state", "step", "test before", "test after", "best (validation)", "base (validation)"]
-    st.table(table[columns + ["best_checkpoint"]].set_index("run"))
+    st.table(pd.DataFrame([s.table_row() for s in summaries]).set_index("Run"))
     st.caption(
         "Test: the held-out split, evaluated once with the starting model and once with the best checkpoint. "
         "Validation: what picked that checkpoint."
@@ -74,10 +64,12 @@ if choices and datasets:
         bar = st.progress(0.0)
         with user_errors():
             result = evaluate_model(choices[model_label], data, ws, split=split, progress=progress_callback(bar))
-            st.success(f"{model_label} on {data}/{split}: WER {percent(result['wer'])}, CER {percent(result['cer'])}")
+            st.success(f"{model_label} on {data}/{split}: {result.shown}")
     quantization = (
-        buttons[2].segmented_control("CTranslate2", ["int8", "float16"], default="int8", key="compare_quantization")
-        or "int8"
+        buttons[2].segmented_control(
+            "CTranslate2", list(QUANTIZATIONS), default=QUANTIZATIONS[0], key="compare_quantization"
+        )
+        or QUANTIZATIONS[0]
     )
     if buttons[1].button("Export", icon=":material/bolt:", help="CTranslate2 export + WER parity check"):
         with user_errors(), st.spinner("Exporting and checking WER parity…"):
@@ -146,4 +138,7 @@ if len(runs) >= 2:
     b = cols[1].selectbox("Run B", runs[::-1], index=1, key="diff_b")
     with user_errors():
         diff = config_diff(RunFolder.of(ws, a), RunFolder.of(ws, b)) if a != b else []
-        st.dataframe(pd.DataFrame(diff).astype(str), hide_index=True) if diff else st.caption("Same config.")
+        if diff:
+            st.dataframe(pd.DataFrame(diff).astype(str), hide_index=True)
+        else:
+            st.caption("Same config.")

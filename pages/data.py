@@ -5,14 +5,21 @@ import streamlit as st
 from app.common import SELECTED_DATASET, progress_callback, user_errors, workspace
 from app.doctor_view import show_report
 from app.source_picker import KINDS, pick_source
-from core.data.artifact import list_artifacts, open_artifact, overlap_warnings
-from core.data.doctor import examine
-from core.data.features import TASKS, PrepareOptions, prepare_features
-from core.data.sources import MixedSource, open_source
+from core.data import (
+    TASKS,
+    MixedSource,
+    PrepareOptions,
+    artifact_warnings,
+    examine,
+    list_artifacts,
+    open_artifact,
+    open_source,
+    prepare_features,
+)
 from core.errors import DamagedFile
 from core.languages import LANGUAGES, PRESETS
-from core.models.resolve import BASE_MODELS
-from core.text.cleaning import CleaningOptions
+from core.models import BASE_MODELS
+from core.text import CleaningOptions
 
 ws = workspace()
 st.title("Data")
@@ -88,7 +95,7 @@ if source_args:
                 )
                 st.session_state[SELECTED_DATASET] = artifact.name
                 st.success(f"{'Reused' if artifact.reused else 'Prepared'} **{artifact.name}**")
-                for warning in overlap_warnings(artifact.manifest):
+                for warning in artifact_warnings(artifact.manifest):
                     st.warning(warning, icon=":material/warning:")
 else:
     st.info("Choose a source above to preview and prepare it.")
@@ -105,7 +112,7 @@ for name in names:
         continue
     splits = ", ".join(f"{s} {c['rows']} rows ({c['hours'] * 60:.1f} min)" for s, c in manifest["splits"].items())
     with st.expander(f"**{name}** · {manifest['language']} · {manifest['model']} · {splits}"):
-        for warning in overlap_warnings(manifest):
+        for warning in artifact_warnings(manifest):
             st.warning(warning, icon=":material/warning:")
         st.json(manifest, expanded=False)
         if st.button("Use this dataset", key=f"use-{name}"):

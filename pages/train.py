@@ -6,14 +6,30 @@ import pandas as pd
 import streamlit as st
 
 from app.charts import error_rate_curves, training_curves
-from app.common import SELECTED_DATASET, SELECTED_RUN, flash, percent, show_flash, user_errors, workspace
+from app.common import SELECTED_DATASET, SELECTED_RUN, flash, show_flash, user_errors, workspace
 from app.config_form import config_form
-from core.data.artifact import list_artifacts, open_artifact
+from core.data import list_artifacts, newest_artifact, open_artifact
 from core.errors import DamagedFile
-from core.training.config import PRESETS, TrainConfig, apply_preset, default_preset
-from core.training.jobs import resume_run, start_run, stop_run
-from core.training.monitor import eta_seconds, format_duration, phase_progress, run_warnings
-from core.training.runs import LIVE_STATES, RESUMABLE_STATES, RunFolder, list_runs
+from core.formatting import MISSING, format_duration
+from core.training import (
+    PRESETS,
+    RunFolder,
+    TrainConfig,
+    apply_preset,
+    default_preset,
+    eta_seconds,
+    free_run_name,
+    list_runs,
+    phase_progress,
+    presets_help,
+    resume_run,
+    run_warnings,
+    start_run,
+    stop_run,
+)
+
+RUN_PICKER = "train_run_picker"
+FORM_DATASET = "train_form_dataset"  # the dataset the form's run name was made for
 
 ws = workspace()
 st.title("Train")
@@ -26,7 +42,8 @@ with st.expander("New run", expanded=not runs):
     if not datasets:
         st.info("Prepare a dataset on the Data page first (or run the offline demo from the sidebar).")
     else:
-        selected = st.session_state.get(SELECTED_DATASET)
+        # the dataset this tab chose (or just prepared), else the newest
+        selected = st.session_state.get(SELECTED_DATASET) or newest_artifact(ws)
         top = st.columns(2)
         data = top[0].selectbox("Dataset", datasets, index=datasets.index(selected) if selected in datasets else 0)
         # the base model follows the dataset: its features were made by that model's processor
@@ -41,18 +58,22 @@ with st.expander("New run", expanded=not runs):
             "Preset",
             choices,
             index=choices.index(default_preset(prepared_with)),
-            help="whisper-base-cpu: the encoder frozen and run once per clip, 10 s window, the decoder trained "
-            "(the fast way on a CPU); none: the recipe's settings; demo: the 4M toy; whisper-small: the seed recipe",
+            help=presets_help(none="the recipe's settings"),
         )
         defaults = apply_preset(
-            TrainConfig(data=data, run=f"{data}-{len(runs) + 1}", model=prepared_with),
+            TrainConfig(data=data, run=free_run_name(ws, data), model=prepared_with),
             None if preset == "none" else preset,
         )
-        config, submitted = config_form(defaults, key=f"train-form-{preset}")
+        form = f"train-form-{preset}"
+        if st.session_state.get(FORM_DATASET) != data:  # a new dataset: the run name follows it
+            st.session_state[FORM_DATASET] = data
+            st.session_state.pop(f"{form}-run", None)
+        config, submitted = config_form(defaults, key=form)
         if submitted:
             with user_errors():
                 run = start_run(replace(config, data=data), ws)
-                st.session_state[SELECTED_RUN] = run.name
+                st.session_state[SELECTED_RUN] = st.session_state[RUN_PICKER] = run.name  # the view follows it
+                st.session_state.pop(f"{form}-run", None)  # the next run gets the next free name
                 flash(f"Started **{run.name}**")
                 st.rerun()  # the run list and the live view below now include it
 
@@ -60,7 +81,7 @@ if runs:
     current = st.session_state.get(SELECTED_RUN)
     newest_first = runs[::-1]
     name = st.selectbox(
-        "Run", newest_first, index=newest_first.index(current) if current in runs else 0, key="train_run_picker"
+        "Run", newest_first, index=newest_first.index(current) if current in runs else 0, key=RUN_PICKER
     )
     st.session_state[SELECTED_RUN] = name
 
@@ -68,44 +89,41 @@ if runs:
     def live_view(name: str) -> None:
         run = RunFolder.of(ws, name)
         status, metrics, summary = run.status(), run.metrics(), run.summary()
-        state = status.get("state", "unknown")
         doing, fraction = phase_progress(status)
+        eta = eta_seconds(status, metrics)
         head = st.columns([3, 1, 1])
         head[0].progress(
-            fraction or 0.0, text=f"**{state}** · {doing} · ETA {format_duration(eta_seconds(status, metrics))}"
+            fraction or 0.0, text=f"**{status.state}** · {doing}" + (f" · ETA {format_duration(eta)}" if eta else "")
         )
-        if state in LIVE_STATES and head[1].button("Stop", icon=":material/stop:", key=f"stop-{name}"):
+        if status.live and head[1].button("Stop", icon=":material/stop:", key=f"stop-{name}"):
             with user_errors():
                 stop_run(run)
-        if state in RESUMABLE_STATES and head[2].button("Resume", icon=":material/replay:", key=f"resume-{name}"):
+        if status.resumable and head[2].button("Resume", icon=":material/replay:", key=f"resume-{name}"):
             with user_errors():
                 resume_run(run, ws)
-        if status.get("error"):
-            st.error(f"{state}: {status['error']}")
-        if status.get("note"):
-            st.info(status["note"])
+        if status.error:
+            st.error(f"{status.state}: {status.error}")
+        if status.note:
+            st.info(status.note)
         for warning in run_warnings(metrics):
             st.warning(warning, icon=":material/warning:")
         last = next((r for r in reversed(metrics) if "loss" in r), {})
         cols = st.columns(5)
-        cols[0].metric("Loss", f"{last['loss']:.3f}" if "loss" in last else "–")
-        cols[1].metric("Base model WER", percent(summary["baseline_wer"]), help="zero-shot, on the validation split")
-        cols[2].metric(
-            "Best WER", percent(summary["best_wer"]), help=f"validation split; {summary['best_checkpoint'] or '–'}"
-        )
+        cols[0].metric("Loss", f"{last['loss']:.3f}" if "loss" in last else MISSING)
+        cols[1].metric("Base model WER", summary.baseline_shown, help="zero-shot, on the validation split")
+        cols[2].metric("Best WER", summary.best_shown, help=f"validation split; {summary.best_checkpoint_shown}")
         cols[3].metric(
             "Test WER",
-            percent(summary["test_after"]),
-            delta=None
-            if summary["test_after"] is None or summary["test_before"] is None
-            else f"{100 * (summary['test_after'] - summary['test_before']):+.1f} points",
+            summary.test_after_shown if summary.test_after is not None else summary.test_before_shown,
+            delta=summary.test_change,
             delta_color="inverse",
-            help=f"held-out test split, evaluated once after training; before: {percent(summary['test_before'])}",
+            help=f"held-out test split: before training (the starting model) {summary.test_before_shown}, "
+            f"after (the best checkpoint) {summary.test_after_shown}",
         )
         memory = last.get("gpu_memory_gb")
         cols[4].metric(
             "Samples/s",
-            f"{last.get('samples_per_second', 0):.1f}",
+            f"{last['samples_per_second']:.1f}" if "samples_per_second" in last else MISSING,
             help=f"GPU memory {memory:.1f} GiB" if memory else "CPU",
         )
         charts = st.columns(3)
@@ -124,9 +142,7 @@ if runs:
     @st.fragment(run_every=5)
     def all_runs() -> None:
         st.subheader("All runs")
-        table = pd.DataFrame([RunFolder.of(ws, r).summary() for r in list_runs(ws.runs)[::-1]])
-        for column in ("baseline_wer", "best_wer", "test_before", "test_after"):
-            table[column] = table[column].map(percent)
+        table = pd.DataFrame([RunFolder.of(ws, r).summary().table_row() for r in list_runs(ws.runs)[::-1]])
         st.dataframe(table, width="stretch", hide_index=True)
 
     all_runs()

@@ -9,9 +9,9 @@ from app.chat import conversation, endpoint_settings, render_history, send
 from app.common import user_errors
 from app.microphone import live_session, microphone
 from app.model_cache import model_choices, transcriber
-from core.audio.decode import load_audio
+from core.audio import AUDIO_EXTENSIONS, load_audio
 from core.languages import LANGUAGES
-from core.speech.transcripts import FORMATS, WRITERS
+from core.speech import FORMATS, WRITERS
 
 st.title("Transcribe")
 choices = model_choices()
@@ -49,7 +49,7 @@ with file_tab:
     ab = st.toggle("A/B: the same audio through two models", key="tr_ab")
     other = choices[st.selectbox("Model B", list(choices), key="tr_model_b")] if ab else None
     upload = st.file_uploader(
-        "Audio file", type=["wav", "flac", "ogg", "opus", "mp3", "webm", "m4a", "mp4"], key="tr_upload"
+        "Audio file", type=[extension.lstrip(".") for extension in AUDIO_EXTENSIONS], key="tr_upload"
     )
     recording = st.audio_input("…or record", key="tr_record")
     audio = upload or recording
@@ -77,10 +77,10 @@ with live_tab:
         @st.fragment(run_every=0.5)
         def live_text() -> None:
             snapshot = session.snapshot()
-            st.caption(f"level {snapshot['level_db']:.0f} dBFS · {'speaking…' if snapshot['speaking'] else 'quiet'}")
-            if snapshot["partial"]:
-                st.markdown(f"_{snapshot['partial']}_")
-            for utterance in reversed(snapshot["utterances"][-20:]):
+            st.caption(snapshot.shown_level)
+            if snapshot.partial:
+                st.markdown(f"_{snapshot.partial}_")
+            for utterance in reversed(snapshot.utterances[-20:]):
                 said = f"⚠ {utterance.error}" if utterance.error else f"**{utterance.text or '(nothing recognised)'}**"
                 st.markdown(
                     f"{said}  \n"

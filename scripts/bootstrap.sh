@@ -38,7 +38,7 @@ REQ="$ROOT/requirements.txt"
 [ "$DEV" = 1 ] && REQ="$ROOT/requirements-dev.txt"
 STAMP="$VENV/.installed-$(basename "$REQ")"
 # what a stamp holds: the hash of the requirements an install was made from
-requirements_hash() { cat "$ROOT/requirements.txt" "$1" | sha256sum | cut -c1-16; }
+requirements_hash() { cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" "$1" | sha256sum | cut -c1-16; }
 WANT="$(requirements_hash "$REQ")"
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating the virtual environment in .venv" >&2
@@ -48,6 +48,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "installing Python packages from $(basename "$REQ") (first run takes a few minutes)" >&2
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
   "$VENV/bin/python" -m pip install -q -r "$REQ"
+  # the project itself, editable: `core` and `app` import from anywhere and `whisper-studio` is on the venv's PATH
+  if ! out=$("$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT" 2>&1); then echo "$out" >&2; exit 1; fi
   echo "$WANT" > "$STAMP"
   # requirements-dev.txt includes requirements.txt: the app's own check (scripts/run.sh) has nothing left to do
   if [ "$DEV" = 1 ]; then

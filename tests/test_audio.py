@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import make_audio
+from helpers import make_audio
 
-from core.audio.decode import SAMPLE_RATE, load_audio
+from core.audio import SAMPLE_RATE, load_audio
 from core.errors import StudioError
 
 

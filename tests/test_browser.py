@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO
+from helpers import REPO
 from llm_standin import StandIn
 from selenium import webdriver
 from selenium.common.exceptions import (
@@ -25,7 +25,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from core.audio.decode import load_audio
+from core.audio import load_audio
+
+pytestmark = pytest.mark.browser  # Chromium against the running app
 
 ARTIFACTS = REPO / "test-artifacts"
 

@@ -6,7 +6,7 @@ import re
 import shutil
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 COMMANDS = [
     "languages",
@@ -99,6 +99,7 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path, synth_folder, args, messag
     assert not (tmp_path / "ws" / "runs" / "r").exists()  # refused before any run folder exists
 
 
+@pytest.mark.slow
 def test_synth_prepare_and_runs_through_the_cli(tmp_path):
     home = tmp_path / "ws"
     out = tmp_path / "sv"
@@ -138,7 +139,7 @@ def test_background_command_jobs_log_finish_and_refuse_a_twin(tmp_path):
     import time
 
     from core.errors import StudioError
-    from core.training.jobs import command_job, command_job_state, command_job_tail, start_command_job
+    from core.training import command_job, command_job_state, command_job_tail, start_command_job
     from core.workspace import Workspace
 
     workspace = Workspace.open(tmp_path / "ws")
@@ -158,18 +159,30 @@ def test_background_command_jobs_log_finish_and_refuse_a_twin(tmp_path):
         os.killpg(slow["pid"], signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_resume_in_the_foreground_exits_non_zero_when_the_run_fails(workspace, demo_artifact):
-    from conftest import tiny_config
+    from helpers import tiny_config
 
-    from core.training.jobs import start_run, stop_run, wait_for
+    from core.training import start_run, stop_run, wait_for
 
     run = start_run(tiny_config("doomed", max_steps=3000, eval_steps=1000, save_steps=1000), workspace)
     wait_for(run, 60, ("running",))
     stop_run(run)
-    assert wait_for(run, 60, ("stopped", "failed"))["state"] == "stopped"
+    assert wait_for(run, 60, ("stopped", "failed")).state == "stopped"
     damaged = workspace.dataset("nb-tiny") / "train.arrow"
     damaged.unlink()  # a hard link to the session's dataset: replace it, never write through it
     damaged.write_bytes(b"not arrow")  # the worker cannot read it
     result = run_cli("resume", "doomed", "--foreground", home=workspace.home)
     assert result.returncode == 2, result.stdout + result.stderr[-1500:]
     assert "error: run doomed failed:" in result.stderr
+
+
+def test_status_is_for_a_person_and_json_for_machines(populated):
+    shown = run_cli("status", "page-run", home=populated.home)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "run page-run: completed · step 4/4" and "ETA" not in shown.stdout
+    assert re.search(r"started   \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", shown.stdout) and "{" not in shown.stdout
+    assert "test WER  before" in shown.stdout and "step      0: WER" in shown.stdout
+    machine = json.loads(run_cli("status", "page-run", "--json", home=populated.home).stdout)
+    assert machine["state"] == "completed" and machine["status"]["step"] == 4 and machine["run"] == "page-run"

@@ -144,7 +144,7 @@ def chat_page(base_url: str, model: str) -> None:
     """A page that sends one message through app/chat.py (AppTest runs this function's source as the script)."""
     from app.chat import render_history, send
     from core.languages import get_language
-    from core.speech.conversation import Endpoint
+    from core.speech import Endpoint
 
     render_history()
     endpoint = Endpoint(base_url=base_url, model=model, api_key="sk-test-secret")

@@ -3,11 +3,9 @@
 import shutil
 from collections import Counter
 
-from conftest import make_audio
+from helpers import make_audio
 
-from core.data.doctor import DoctorReport, duration_histogram, examine
-from core.data.features import PrepareOptions, prepare_features
-from core.data.folders import FolderSource
+from core.data import DoctorReport, FolderSource, PrepareOptions, duration_histogram, examine, prepare_features
 from core.languages import get_language
 
 

@@ -1,7 +1,6 @@
 """The feature store: shapes, label prefixes, filters with counts, reuse by fingerprint, atomic writes."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -10,14 +9,20 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO, make_audio, run_cli
+from helpers import REPO, make_audio, run_cli
 
-from core.data.artifact import features_from_row, list_artifacts, open_artifact, overlap_warnings
-from core.data.features import PrepareOptions, prepare_features
-from core.data.folders import FolderSource
+from core.data import (
+    FolderSource,
+    PrepareOptions,
+    features_from_row,
+    list_artifacts,
+    open_artifact,
+    overlap_warnings,
+    prepare_features,
+)
 from core.errors import StudioError
 from core.languages import get_language
-from core.text.cleaning import CleaningOptions
+from core.text import CleaningOptions
 
 NB = get_language("nb")
 
@@ -95,7 +100,7 @@ def test_bad_options_and_names(workspace, synth_folder):
 
 def test_killed_prepare_leaves_nothing_that_looks_complete(tmp_path, workspace):
     # A slow source: 400 clips with the demo processor takes several seconds; kill -9 midway.
-    from core.data.synth import SynthSpec, synthesize_dataset
+    from core.data import SynthSpec, synthesize_dataset
 
     folder = synthesize_dataset(NB, tmp_path / "big", SynthSpec(language="nb", n=400, seed=3, kind="words"))
     cmd = [
@@ -114,9 +119,7 @@ def test_killed_prepare_leaves_nothing_that_looks_complete(tmp_path, workspace):
         "--home",
         str(workspace.home),
     ]
-    process = subprocess.Popen(
-        cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and not list(workspace.datasets.glob(".killed.*.*")):  # its staging folder
         time.sleep(0.05)
@@ -203,7 +206,7 @@ def test_training_subsets_are_seeded_random_not_the_first_rows(workspace, synth_
 
 
 def test_train_plus_validation_and_two_interleaved_sources(tmp_path, workspace, synth_folder):
-    from core.data.sources import MixedSource, open_source
+    from core.data import MixedSource, open_source
 
     combined = open_source(str(synth_folder), NB, train_split="train+validation")
     assert combined.splits() == ["train", "test"] and len(list(combined.examples("train"))) == 27
@@ -240,7 +243,7 @@ def test_train_plus_validation_and_two_interleaved_sources(tmp_path, workspace, 
 def test_translate_is_a_dataset_and_config_choice(workspace, synth_folder):
     from dataclasses import replace
 
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     from core.training.jobs import check_before_start
 

@@ -4,9 +4,9 @@ import json
 import shutil
 
 import pytest
-from conftest import make_audio
+from helpers import make_audio
 
-from core.data.folders import FolderSource
+from core.data import FolderSource
 from core.errors import StudioError
 
 

@@ -4,8 +4,7 @@ passed to the very same `load_dataset` call; and the one-line errors for what go
 import pytest
 from datasets import Audio, Dataset
 
-from core.data.hub import HubSource
-from core.data.sources import open_source
+from core.data import HubSource, open_source
 from core.errors import StudioError
 from core.languages import get_language
 

@@ -2,12 +2,12 @@
 
 import numpy as np
 import soundfile as sf
-from conftest import make_audio, run_cli
+from helpers import make_audio, run_cli
 
-from core.audio.decode import SAMPLE_RATE, load_audio
+from core.audio import SAMPLE_RATE, load_audio
 from core.audio.vad import PAD_S, speech_windows, split_windows
-from core.evaluation.evaluate import evaluate_model
-from core.speech.inference import Transcriber
+from core.evaluation import evaluate_model
+from core.speech import Transcriber
 
 
 def test_windows_cut_at_quiet_moments_and_cover_everything():
@@ -52,8 +52,8 @@ def test_long_file_is_transcribed_in_timed_segments(tmp_path, whisper_base, sess
 
 def test_evaluations_are_saved_and_reused(session_workspace, demo_artifact):
     first = evaluate_model("demo", "nb-tiny", session_workspace, split="test")
-    assert first["utterances"] == demo_artifact.manifest["splits"]["test"]["rows"]
-    assert len(first["rows"]) == first["utterances"] and {"wer", "cer", "wer_raw", "cer_raw"} <= set(first)
+    assert first.utterances == demo_artifact.manifest["splits"]["test"]["rows"]
+    assert len(first.rows) == first.utterances and {"wer", "cer", "wer_raw", "cer_raw"} <= set(first.to_dict())
     saved = list((session_workspace.home / "evaluations").glob("*.json"))
     assert len(saved) == 1
     stamp = saved[0].stat().st_mtime_ns

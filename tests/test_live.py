@@ -6,9 +6,8 @@ import time
 
 import numpy as np
 
-from core.audio.decode import SAMPLE_RATE, load_audio
-from core.speech.inference import Transcriber
-from core.speech.live import LiveSession
+from core.audio import SAMPLE_RATE, load_audio
+from core.speech import LiveSession, Transcriber
 
 
 def spoken(tmp_path, text: str) -> np.ndarray:
@@ -49,13 +48,13 @@ def test_two_phrases_become_two_utterances_with_latency(tmp_path, session_worksp
     session.flush()
     session.wait_idle()
     snapshot = session.snapshot()
-    utterances = snapshot["utterances"]
+    utterances = snapshot.utterances
     # the long phrase exceeds the demo's 3 s window and is cut there; then the short one
     assert 2 <= len(utterances) <= 3, [(u.start_s, u.end_s) for u in utterances]
     assert utterances[0].start_s > 0.3 and utterances[-1].end_s < len(stream) / SAMPLE_RATE
     assert all(0 < u.latency_s < 5 for u in utterances)
     assert all(isinstance(u.text, str) for u in utterances)
-    assert snapshot["partial"] == "" and not snapshot["speaking"]
+    assert snapshot.partial == "" and not snapshot.speaking
     assert len(texts_seen) > len(utterances)  # partials were transcribed while speaking
 
 
@@ -69,7 +68,7 @@ def test_silence_and_clicks_make_no_utterance(session_workspace):
     session.push(np.zeros(SAMPLE_RATE, np.float32))
     session.flush()
     session.wait_idle()
-    assert session.snapshot()["utterances"] == [] and calls == []
+    assert session.snapshot().utterances == [] and calls == []
 
 
 def test_a_closed_session_ends_its_thread_and_lets_go_of_the_model():
@@ -79,11 +78,11 @@ def test_a_closed_session_ends_its_thread_and_lets_go_of_the_model():
     session.close()
     assert not worker.is_alive() and session.closed and session._transcribe is None
     session.push(np.ones(SAMPLE_RATE, np.float32))  # frames still arriving from the browser are dropped
-    assert session.snapshot()["utterances"] == []
+    assert session.snapshot().utterances == []
 
 
 def test_changing_the_language_on_the_page_closes_the_old_session(monkeypatch, whisper_base):
-    from conftest import open_page
+    from helpers import open_page
 
     monkeypatch.setenv("STUDIO_HOME", str(whisper_base.parent.parent))
     app = open_page("pages/transcribe.py")

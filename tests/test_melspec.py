@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from transformers import WhisperFeatureExtractor
 
-from core.audio.decode import load_audio
-from core.audio.melspec import log_mel
+from core.audio import load_audio, log_mel
 
 
 @pytest.mark.parametrize("chunk_length, mels", [(30, 80), (30, 128), (3, 80)])

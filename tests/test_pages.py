@@ -2,7 +2,7 @@
 makes and prepares a synthetic set, and the Train form shows the engine's message for an invalid value."""
 
 import pytest
-from conftest import PAGES, no_trouble, open_page
+from helpers import PAGES, no_trouble, open_page
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -20,7 +20,7 @@ def test_every_page_renders_on_a_populated_workspace(monkeypatch, populated, pag
     no_trouble(app)
     if page == "pages/train.py":
         runs = app.dataframe[-1].value
-        assert runs.loc[runs["run"] == "page-run", "state"].item() == "completed"
+        assert runs.loc[runs["Run"] == "page-run", "State"].item() == "completed"
         assert any(m.label == "Best WER" and m.value.endswith("%") for m in app.metric)
     if page == "pages/compare.py":
         assert app.dataframe and "page-run/checkpoint-" in str(app.dataframe[0].value.index.tolist())

@@ -6,7 +6,7 @@ import json
 import socket
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 from hub_standin import TOKEN, HubStandIn
 
 
@@ -76,7 +76,7 @@ def test_a_refused_token_or_no_network_gives_one_line_and_keeps_the_folder(popul
 
 
 def test_compare_page_writes_the_card_and_pushes(monkeypatch, populated):
-    from conftest import no_trouble, open_page
+    from helpers import no_trouble, open_page
 
     monkeypatch.setenv("STUDIO_HOME", str(populated.home))
     monkeypatch.delenv("HF_TOKEN", raising=False)

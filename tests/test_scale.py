@@ -7,19 +7,20 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import make_audio, run_cli, tiny_config
+from helpers import make_audio, run_cli, tiny_config
 from safetensors.torch import load_file
 from transformers import WhisperForConditionalGeneration, pipeline
 
-from core.audio.decode import load_audio
-from core.data.artifact import open_artifact
+from core.audio import load_audio
+from core.data import open_artifact
 from core.errors import StudioError
-from core.evaluation.evaluate import parity
-from core.models.export import export_ctranslate2
-from core.models.resolve import is_ctranslate2
-from core.speech.inference import Transcriber
-from core.training.jobs import resume_run, start_run
+from core.evaluation import parity
+from core.models import export_ctranslate2, is_ctranslate2
+from core.speech import Transcriber
+from core.training import resume_run, start_run
 from core.workspace import Workspace
+
+pytestmark = pytest.mark.slow  # training runs, exports and DDP
 
 
 def _a_test_clip(workspace):
@@ -50,7 +51,7 @@ def test_ctranslate2_export_transcribes_and_checks_parity(populated, tmp_path):
 
 def test_lora_and_frozen_encoder_keep_checkpoints_self_contained(workspace, demo_artifact):
     run = start_run(tiny_config("lora", lora_rank=4, freeze_encoder=True), workspace, foreground=True)
-    assert run.status()["state"] == "completed", run.status()
+    assert run.status().state == "completed", run.status()
     losses = [r["loss"] for r in run.metrics() if "loss" in r]
     assert losses[-1] < losses[0]
     base = load_file(str(workspace.models / "demo" / "model.safetensors"))
@@ -74,7 +75,7 @@ def test_a_resumed_lora_run_continues_from_its_adapter(workspace, demo_artifact)
     shutil.rmtree(run.checkpoint_path(12))
     run.update_status(state="interrupted", step=6)
     resume_run(run, workspace, foreground=True)
-    assert run.status()["state"] == "completed" and run.status()["resumed_from"] == "checkpoint-6"
+    assert run.status().state == "completed" and run.status().resumed_from == "checkpoint-6"
     resumed = {r["step"]: r["loss"] for r in run.metrics() if "loss" in r}
     # the same steps from the same adapter give the same losses; a fresh adapter would start from the base's loss
     assert resumed[8] == pytest.approx(straight[8], rel=1e-3), (straight, resumed)
@@ -83,8 +84,8 @@ def test_a_resumed_lora_run_continues_from_its_adapter(workspace, demo_artifact)
 def test_lora_on_a_missing_module_fails_with_the_valid_names(workspace, demo_artifact):
     run = start_run(tiny_config("badlora", lora_rank=4, lora_target_modules="query"), workspace, foreground=True)
     status = run.status()
-    assert status["state"] == "failed" and "query not in this model" in status["error"]
-    assert "q_proj" in status["error"]
+    assert status.state == "failed" and "query not in this model" in status.error
+    assert "q_proj" in status.error
 
 
 def test_two_gloo_processes_train_and_only_rank_0_writes(workspace, demo_artifact):
@@ -94,7 +95,7 @@ def test_two_gloo_processes_train_and_only_rank_0_writes(workspace, demo_artifac
         foreground=True,
     )
     status = run.status()
-    assert status["state"] == "completed" and status["step"] == 4, run.log_tail(30)
+    assert status.state == "completed" and status.step == 4, run.log_tail(30)
     rows = run.metrics()
     train_steps = [r["step"] for r in rows if "loss" in r]
     assert train_steps == [1, 2, 3, 4]  # one row per step: rank 1 wrote nothing

@@ -7,15 +7,16 @@ import time
 from itertools import islice
 
 import pytest
-from conftest import tiny_config
 from datasets import Audio, Dataset
+from helpers import tiny_config
 
-from core.data.features import PrepareOptions, prepare_features
-from core.data.hub import HubSource
+from core.data import HubSource, PrepareOptions, prepare_features
 from core.errors import StudioError
 from core.languages import get_language
-from core.training.jobs import resume_run, start_run, wait_for
+from core.training import resume_run, start_run, wait_for
 from core.training.streaming import StreamingFeatureDataset
+
+pytestmark = pytest.mark.slow  # training from a stream
 
 NB = get_language("nb")
 
@@ -63,10 +64,10 @@ def test_train_from_the_stream_survives_kill_and_resume(streamed, session_worksp
         time.sleep(0.2)
     assert run.checkpoints(), run.log_tail(30)
     os.kill(run.raw_status()["pid"], signal.SIGKILL)
-    assert wait_for(run, 10, ("interrupted",))["state"] == "interrupted"
+    assert wait_for(run, 10, ("interrupted",)).state == "interrupted"
     resume_run(run, session_workspace, foreground=True)
     status = run.status()
-    assert status["state"] == "completed" and status["step"] == 12, run.log_tail(30)
+    assert status.state == "completed" and status.step == 12, run.log_tail(30)
     rows = run.metrics()
     kinds = [("eval" if "eval_wer" in r else "save" if "checkpoint_seconds" in r else "train") for r in rows]
     keys = list(zip([r["step"] for r in rows], kinds))

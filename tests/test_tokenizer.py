@@ -2,7 +2,7 @@
 
 from transformers import WhisperTokenizer
 
-from core.models.resolve import TOKENIZER_ASSETS
+from core.models.hf_folders import TOKENIZER_ASSETS
 
 
 def test_known_ids_and_norwegian_prefix_round_trip():

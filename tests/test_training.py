@@ -7,19 +7,20 @@ import time
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 from transformers import pipeline
 
 from core.errors import StudioError
-from core.speech.inference import Transcriber
-from core.training.jobs import resume_run, start_run, stop_run, wait_for
-from core.training.runs import RunFolder
+from core.speech import Transcriber
+from core.training import RunFolder, resume_run, start_run, stop_run, wait_for
+
+pytestmark = pytest.mark.slow  # training runs
 
 
 def test_training_lowers_the_loss_and_every_checkpoint_loads_in_the_pipeline(workspace, demo_artifact):
     run = start_run(tiny_config("basic"), workspace, foreground=True)
     status = run.status()
-    assert status["state"] == "completed" and status["step"] == 12
+    assert status.state == "completed" and status.step == 12
     rows = run.metrics()
     losses = [r["loss"] for r in rows if "loss" in r]
     assert len(losses) == 6 and losses[-1] < losses[0]
@@ -51,12 +52,12 @@ def test_kill_9_then_resume_continues_the_step_count(workspace, demo_artifact):
     assert run.checkpoints(), run.log_tail()
     os.kill(run.raw_status()["pid"], signal.SIGKILL)
     status = wait_for(run, 10, ("interrupted",))
-    assert status["state"] == "interrupted"
+    assert status.state == "interrupted"
     last = run.last_checkpoint()
     resume_run(run, workspace, foreground=True)
     status = run.status()
-    assert status["state"] == "completed" and status["step"] == 40
-    assert status["resumed_from"] == last.name
+    assert status.state == "completed" and status.step == 40
+    assert status.resumed_from == last.name
     rows = run.metrics()
     kinds = [("eval" if "eval_wer" in r else "save" if "checkpoint_seconds" in r else "train") for r in rows]
     keys = list(zip([r["step"] for r in rows], kinds))
@@ -66,17 +67,17 @@ def test_kill_9_then_resume_continues_the_step_count(workspace, demo_artifact):
 
 def test_stop_saves_and_a_second_run_is_refused_meanwhile(workspace, demo_artifact):
     run = start_run(tiny_config("long", max_steps=3000, eval_steps=1000, save_steps=1000), workspace)
-    assert wait_for(run, 60, ("running",))["state"] == "running"
+    assert wait_for(run, 60, ("running",)).state == "running"
     deadline = time.time() + 60
-    while time.time() < deadline and run.status().get("step", 0) < 3:
+    while time.time() < deadline and run.status().step < 3:
         time.sleep(0.1)
     with pytest.raises(StudioError, match="run 'long' is training.*one training at a time"):
         start_run(tiny_config("second"), workspace)
     stop_run(run)
     status = wait_for(run, 60, ("stopped", "failed"))
-    assert status["state"] == "stopped", status
-    assert run.last_checkpoint() is not None and run.last_checkpoint().name == f"checkpoint-{status['step']}"
-    assert 3 <= status["step"] < 3000
+    assert status.state == "stopped", status
+    assert run.last_checkpoint() is not None and run.last_checkpoint().name == f"checkpoint-{status.step}"
+    assert 3 <= status.step < 3000
     with pytest.raises(StudioError, match="only a live run can be stopped"):
         stop_run(run)
 
@@ -94,7 +95,7 @@ def test_early_stopping_keeps_the_best_checkpoint(workspace, demo_artifact):
     )
     run = start_run(config, workspace, foreground=True)
     status = run.status()
-    assert status["state"] == "completed" and status["step"] < 40 and "early-stopped" in status["note"]
+    assert status.state == "completed" and status.step < 40 and "early-stopped" in status.note
     best = run.best()
     assert best["checkpoint"] == "checkpoint-4" and (run.path / "checkpoint-4" / "config.json").is_file()
 
@@ -140,6 +141,6 @@ def test_unknown_dataset_and_duplicate_run(workspace, demo_artifact):
 def test_tensorboard_is_one_switch_and_logs_into_the_run_folder(workspace, demo_artifact):
     config = tiny_config("board", report_to="tensorboard", max_steps=4, logging_steps=1, eval_steps=2, save_steps=2)
     run = start_run(config, workspace, foreground=True)
-    assert run.status()["state"] == "completed"
+    assert run.status().state == "completed"
     events = list((run.path / "tensorboard").rglob("events.out.tfevents.*"))
     assert events and sum(e.stat().st_size for e in events) > 200  # scalars were written, not only a header

@@ -2,10 +2,10 @@
 checkpoint, A/B mode, and conversation mode against the local OpenAI-compatible stand-in."""
 
 import pytest
-from conftest import make_audio, no_trouble, open_page
+from helpers import make_audio, no_trouble, open_page
 from llm_standin import StandIn
 
-from core.speech.inference import Transcriber
+from core.speech import Transcriber
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ with an unreadable file skipped and reported, and the detected language with its
 
 import json
 
-from conftest import make_audio, run_cli
+from helpers import make_audio, run_cli
 
 from core.speech.transcripts import Segment, Transcript, to_json, to_srt, to_txt, to_vtt
 

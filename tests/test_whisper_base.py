@@ -8,17 +8,18 @@ import ctranslate2
 import numpy as np
 import pytest
 import torch
-from conftest import make_audio, run_cli
+from helpers import make_audio, run_cli
 
-from core.audio.decode import load_audio
-from core.audio.melspec import log_mel
+from core.audio import load_audio, log_mel
 from core.errors import StudioError
+from core.models import load_model, resolve_model
 from core.models.conversion import split_rows
 from core.models.ct2_file import read_ct2_model
 from core.models.installed import INSTALLED, MARKER, install_ct2, install_transformers
-from core.models.resolve import load_model, resolve_model
-from core.speech.inference import Transcriber
+from core.speech import Transcriber
 from core.workspace import Workspace
+
+pytestmark = pytest.mark.slow  # the real whisper-base
 
 SENTENCES = {
     "en": [

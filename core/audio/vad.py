@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.audio.decode import SAMPLE_RATE
+from core.audio.constants import SAMPLE_RATE
 
 FRAME = 320  # samples in 20 ms at 16 kHz: the detector's unit
 QUIET_SEARCH_S = 1.0  # a window longer than the model's is cut at the quietest 20 ms within this much of its end

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from core.data.examples import SPLITS
 from core.errors import StudioError
-from core.workspace import Workspace, read_json
+from core.workspace import Workspace, folder_name, read_json
 
 FEATURE_DTYPE = np.float16  # log-mel values lie in about [-1, 2]; fp16 halves the disk and page cache
 AUDIO_SPLITS = ("test", "validation")  # splits that also keep 16-bit audio, for listening and re-transcribing
@@ -70,20 +71,61 @@ class Artifact:
         return [s for s in self.manifest["splits"] if s != "train"]
 
 
+MANIFEST_FILE = "manifest.json"  # written last: a dataset folder holding it is complete
+
+
 def open_artifact(workspace: Workspace, name: str) -> Artifact:
-    path = workspace.dataset(name)
+    path = workspace.dataset(folder_name(name, "prepared dataset"))
     fix = f"prepare dataset '{name}' again (with --overwrite) or delete {path}"
-    manifest = read_json(path / "manifest.json", fix=fix)
+    manifest = read_json(path / MANIFEST_FILE, fix=fix)
     if manifest is None:
         have = ", ".join(list_artifacts(workspace)) or "none yet: run prepare"
         raise StudioError(f"no prepared dataset '{name}' in {workspace.datasets}; prepared datasets: {have}")
     return Artifact(path, manifest)
 
 
+def newest_artifact(workspace: Workspace) -> str | None:
+    """The dataset prepared last (what a new run most likely trains on)."""
+    names = list_artifacts(workspace)
+    return max(names, key=lambda name: workspace.dataset(name).stat().st_mtime) if names else None
+
+
 def list_artifacts(workspace: Workspace) -> list[str]:
     if not workspace.datasets.is_dir():
         return []
-    return sorted(p.name for p in workspace.datasets.iterdir() if (p / "manifest.json").is_file())
+    return sorted(p.name for p in workspace.datasets.iterdir() if (p / MANIFEST_FILE).is_file())
+
+
+def empty_splits(manifest: dict) -> list[str]:
+    """The splits a run needs (train, validation, test) that hold no rows or are missing (a streamed training split
+    is counted as it goes: it is not empty here)."""
+    splits = manifest.get("splits") or {}
+    wanted = list(dict.fromkeys([*SPLITS, *splits]))
+    return [s for s in wanted if not splits.get(s, {}).get("streamed") and not splits.get(s, {}).get("rows")]
+
+
+def artifact_warnings(manifest: dict) -> list[str]:
+    """Everything a person should hear after a prepare: empty splits (a run could not train or be measured on
+    them), then evaluation sentences that also occur in train."""
+    empty = empty_splits(manifest)
+    splits = manifest.get("splits") or {}
+    dropped = ", ".join(
+        f"{split}: {reason} {n}"
+        for split in empty
+        for reason, n in splits.get(split, {}).get("filtered", {}).items()
+        if n
+    )
+    warnings = (
+        [
+            f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty"
+            + (f" (rows dropped: {dropped})" if dropped else "")
+            + ": a run needs rows in train, validation and test; add data, or prepare with a --validation-fraction "
+            "and a source that has a test split"
+        ]
+        if empty
+        else []
+    )
+    return warnings + overlap_warnings(manifest)
 
 
 def overlap_warnings(manifest: dict) -> list[str]:

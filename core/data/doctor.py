@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 
-from core.audio.decode import SAMPLE_RATE
+from core.audio.constants import SAMPLE_RATE
 from core.data.examples import Source
 from core.data.features import PrepareOptions, feature_processor
 from core.data.rows import REASON_TEXT, RowLimits, decoded, row_problem, text_key
@@ -24,6 +24,8 @@ from core.workspace import Workspace
 EXAMPLES_SHOWN = 3
 ADVICE = {
     "undecodable_audio": "re-export or remove these files; prepare skips them",
+    "invalid_samples": "re-export or record these files again (their samples are NaN, infinite or absurd); prepare "
+    "drops them",
     "audio_too_long": "split them into shorter clips; prepare drops them",
     "empty_text": "fill in or remove these rows; prepare drops them",
     "labels_too_long": "shorten these transcripts or raise max_sequence_length; prepare drops them",
@@ -74,7 +76,7 @@ def _read_rows(source, language, options, tokenizer, limits: RowLimits, limit, p
     rows = []
     for split in source.splits():
         seen_ids: set[str] = set()
-        for i, (example, audio) in enumerate(decoded(islice(source.examples(split), limit)), 1):
+        for i, (example, audio) in enumerate(decoded(islice(source.examples(split), limit), limits.window_samples), 1):
             text = clean_text(example.text, options.cleaning, language)
             ids = tokenizer(text).input_ids if text else None
             reason = row_problem(text, audio, ids, limits)

@@ -24,65 +24,29 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from core.audio.decode import INT16_SCALE, SAMPLE_RATE
+from core.audio.constants import INT16_SCALE, SAMPLE_RATE
 from core.audio.melspec import log_mel
-from core.data.artifact import AUDIO_SPLITS, FEATURE_DTYPE, SCHEMA, Artifact
-from core.data.examples import Example, Source
+from core.data.artifact import AUDIO_SPLITS, FEATURE_DTYPE, MANIFEST_FILE, SCHEMA, Artifact
+from core.data.examples import SPLITS, Example, Source
+from core.data.options import PrepareOptions
 from core.data.rows import REASONS, RowLimits, in_carved_validation, in_slice, summarize_filtered, text_key, usable_rows
 from core.errors import StudioError
 from core.languages import Language
-from core.models.hf_folders import MAX_TARGET_POSITIONS
 from core.models.resolve import load_processor, model_fingerprint
-from core.text.cleaning import CleaningOptions
-from core.workspace import Workspace, pid_alive, read_json_if_intact, staged_folder, write_json_atomic
+from core.workspace import Workspace, check_new_name, pid_alive, read_json_if_intact, staged_folder, write_json_atomic
 
 FORMAT_VERSION = 2  # 2: a validation split in every artifact, task in the label prefix, overlap counts
 BATCH_SIZE = 32  # clips per log-mel call: the STFT is batched
-TASKS = ("transcribe", "translate")
 OVERLAP_EXAMPLES = 3
 STREAMED_VALIDATION_ROWS = 500  # validation carved from a streamed training split stops here (no max_eval_samples)
 ProgressCallback = Callable[[str, int, int | None], None]  # (split, rows done, rows expected or None)
-
-
-@dataclass(frozen=True)
-class PrepareOptions:
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    max_sequence_length: int = 255  # label tokens, prefix and <|endoftext|> included
-    cleaning: CleaningOptions = field(default_factory=CleaningOptions)
-    # Keep the training split at its source and make its features while training (core/streaming.py): for sets too
-    # big for the disk. Evaluation splits are always stored, so every evaluation sees the same rows.
-    stream_train: bool = False
-    task: str = "transcribe"  # or translate: speech in the language → English text
-    validation_fraction: float = 0.1  # of train, by transcript, when the source has no validation split
-    # A seeded random part of the training rows (by id): unbiased where the first N rows of a source are not (NPSC
-    # is ordered by session). With max_train_samples the rows are also taken in a seeded random order.
-    train_fraction: float | None = None
-    seed: int = 0
-
-    def validate(self) -> None:
-        if not 8 <= self.max_sequence_length <= MAX_TARGET_POSITIONS:
-            raise StudioError(
-                f"max_sequence_length {self.max_sequence_length}: choose 8–{MAX_TARGET_POSITIONS} "
-                f"(Whisper's decoder has {MAX_TARGET_POSITIONS} positions)"
-            )
-        for name in ("max_train_samples", "max_eval_samples"):
-            value = getattr(self, name)
-            if value is not None and not 1 <= value <= 10**9:
-                raise StudioError(f"{name} {value}: give a number from 1 to 10^9, or leave it out for all rows")
-        if self.task not in TASKS:
-            raise StudioError(f"task '{self.task}': choose one of {', '.join(TASKS)}")
-        if not 0 <= self.validation_fraction < 0.5:
-            raise StudioError(f"validation_fraction {self.validation_fraction}: choose 0 to 0.5 (0.1 is usual)")
-        if self.train_fraction is not None and not 0 < self.train_fraction <= 1:
-            raise StudioError(f"train_fraction {self.train_fraction}: choose a fraction above 0 and at most 1")
 
 
 def training_rows(source: Source, options: PrepareOptions) -> Iterator[Example]:
@@ -194,15 +158,14 @@ def prepare_features(
     # 1. Check the inputs and claim the name; the same inputs give the existing artifact back.
     options = options or PrepareOptions()
     options.validate()
-    if not name or "/" in name or name.startswith(".") or len(name) > 100:
-        raise StudioError(f"dataset name '{name}': use letters, digits, '-' and '_' (no '/', no leading '.')")
+    check_new_name(name, "dataset")
     with claim_name(workspace, name):
         fingerprint_ = fingerprint(source, language, model, workspace, options)
         final = workspace.dataset(name)
-        existing = read_json_if_intact(final / "manifest.json")
+        existing = read_json_if_intact(final / MANIFEST_FILE)
         if existing and existing.get("fingerprint") == fingerprint_:
             return Artifact(final, existing, reused=True)
-        if (final / "manifest.json").exists() and not overwrite:
+        if (final / MANIFEST_FILE).exists() and not overwrite:
             raise StudioError(
                 f"dataset '{name}' exists, prepared from other inputs; choose another name or overwrite it"
             )
@@ -210,9 +173,10 @@ def prepare_features(
         processor, limits = feature_processor(model, workspace, language, options)
         extractor, tokenizer = processor.feature_extractor, processor.tokenizer
         _remove_abandoned_staging(workspace.datasets, name)
-        with staged_folder(final, tag=str(os.getpid())) as staging:
+        with staged_folder(final, marker=MANIFEST_FILE, tag=str(os.getpid())) as staging:
             # 3. Each split of the source, through the one row check, into its Arrow file.
-            splits = _write_splits(source, staging, language, options, extractor, tokenizer, limits, progress)
+            context = PrepareContext(language, options, extractor, tokenizer, limits, progress)
+            splits = _write_splits(source, staging, context)
             if not any(c["rows"] for c in splits.values()):
                 raise StudioError(f"no usable rows in the source: {summarize_filtered(splits)}")
             overlap = splits.pop("_overlap")
@@ -239,13 +203,27 @@ def prepare_features(
                 "splits": splits,
                 "overlap": overlap,
             }
-            write_json_atomic(staging / "manifest.json", manifest)
+            write_json_atomic(staging / MANIFEST_FILE, manifest)
     return Artifact(final, manifest)
 
 
-def _write_splits(source, staging, language, options, extractor, tokenizer, limits, progress) -> dict:
+@dataclass(frozen=True)
+class PrepareContext:
+    """What every split of one prepare is written with: the language, the options, the model's feature extractor
+    and tokenizer, the row limits they imply, and where progress goes."""
+
+    language: Language
+    options: PrepareOptions
+    extractor: object  # the model's WhisperFeatureExtractor
+    tokenizer: object  # the model's WhisperTokenizer, prefix set for the language and task
+    limits: RowLimits
+    progress: ProgressCallback | None = None
+
+
+def _write_splits(source: Source, staging: Path, context: PrepareContext) -> dict:
     """Write every split; a source without a validation split gives one, carved from train by transcript.
     Returns the split counts plus "_overlap": test/validation sentences that also occur in train."""
+    options, extractor = context.options, context.extractor
     carve = "validation" not in source.splits() and "train" in source.splits() and options.validation_fraction > 0
     splits: dict = {}
     keys: dict[str, set[str]] = {}
@@ -262,7 +240,7 @@ def _write_splits(source, staging, language, options, extractor, tokenizer, limi
         else:
             limit = options.max_eval_samples
             rows = islice(source.examples(split), limit) if limit else source.examples(split)
-        seen = _fill(rows, writers, language, options, tokenizer, limits, progress, split, carving) if writers else 0
+        seen = _fill(rows, writers, context, split, carving) if writers else 0
         for name, writer in writers.items():
             splits[name] = writer.close(seen if name == split else writer.rows)
             keys[name] = writer.text_keys
@@ -277,14 +255,15 @@ def _write_splits(source, staging, language, options, extractor, tokenizer, limi
         else:
             shared = sorted(keys[name] & keys["train"])
             overlap[name] = {"checked": True, "sentences": len(shared), "examples": shared[:OVERLAP_EXAMPLES]}
-    ordered = {k: splits[k] for k in ("train", "validation", "test") if k in splits}
+    ordered = {k: splits[k] for k in SPLITS if k in splits}
     return {**ordered, **{k: v for k, v in splits.items() if k not in ordered}, "_overlap": overlap}
 
 
-def _fill(rows, writers, language, options, tokenizer, limits, progress, split, carve) -> int:
+def _fill(rows, writers: dict, context: PrepareContext, split: str, carve: bool) -> int:
     """Route each usable row of one source split into its writer, or into the carved validation writer; returns
     the number of source rows seen. Drop counts go to the split's own writer (the validation writer when the
     training split is streamed). A streamed training split is read only until the carved validation is full."""
+    options, progress = context.options, context.progress
     seen = 0
     validation_cap = options.max_eval_samples or (STREAMED_VALIDATION_ROWS if split not in writers else None)
 
@@ -299,7 +278,8 @@ def _fill(rows, writers, language, options, tokenizer, limits, progress, split, 
                 return
 
     counts = (writers.get(split) or writers["validation"]).filtered
-    for example, audio, ids in usable_rows(counted(rows), language, options.cleaning, tokenizer, limits, counts):
+    usable = usable_rows(counted(rows), context.language, options.cleaning, context.tokenizer, context.limits, counts)
+    for example, audio, ids in usable:
         if carve and in_carved_validation(example.text, options.validation_fraction):
             writer = writers["validation"]
             if not validation_cap or writer.rows + len(writer.batch) < validation_cap:

@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.audio.decode import AUDIO_EXTENSIONS, SAMPLE_RATE
-from core.data.examples import Example, normalize_split
+from core.audio.constants import SAMPLE_RATE
+from core.audio.decode import AUDIO_EXTENSIONS
+from core.data.examples import SPLITS, Example, normalize_split
 from core.data.rows import in_slice, text_key
 from core.errors import StudioError
 
@@ -163,7 +164,7 @@ class FolderSource:
         return read_text_file(path, self.encodings)
 
     def splits(self) -> list[str]:
-        return [s for s in ("train", "validation", "test") if self.rows.get(s)]
+        return [s for s in SPLITS if self.rows.get(s)]
 
     def examples(self, split: str) -> Iterator[Example]:
         if split not in self.rows:

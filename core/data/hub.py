@@ -98,12 +98,10 @@ class HubSource:
         dataset = self._load(hub_split)
         audio_column = _audio_column(dataset, self.dataset_id)
         text_column = self._text_column(dataset)
-        from datasets import Audio
-
-        dataset = dataset.cast_column(audio_column, Audio(decode=False))
+        dataset = _as_audio(dataset, audio_column, self.dataset_id)
         if shuffle_seed is not None:
             dataset = dataset.shuffle(seed=shuffle_seed)
-        for index, row in enumerate(dataset):
+        for index, row in enumerate(_cast_rows(dataset, audio_column, self.dataset_id)):
             audio = row[audio_column] or {}
             data = audio.get("bytes")
             if data is None and audio.get("path") and Path(audio["path"]).is_file():
@@ -193,6 +191,51 @@ def _audio_column(dataset, dataset_id: str) -> str:
     if "audio" in (dataset.column_names or []):
         return "audio"
     raise StudioError(f"{dataset_id}: no audio column (columns: {', '.join(dataset.column_names or [])})")
+
+
+AUDIO_SHAPE = "audio: {bytes, path} (the file's bytes and name) or a path string"
+AUDIO_STRINGS = ("string", "large_string", "binary", "large_binary")  # what datasets' Audio reads as a path or bytes
+
+
+def _as_audio(dataset, column: str, dataset_id: str):
+    """The dataset with `column` cast to Audio(decode=False); a column of another kind (numbers, lists, a struct of
+    the wrong types) is refused in one line naming it, not deep in pyarrow (ArrowNotImplementedError)."""
+    import pyarrow as pa
+    from datasets import Audio, Value
+
+    feature = (dataset.features or {}).get(column)
+    kind = feature.dtype if isinstance(feature, Value) else type(feature).__name__.lower()
+    readable = (
+        feature is None  # not known before reading (some streamed sets): _cast_rows catches what the cast says
+        or isinstance(feature, Audio)
+        or (isinstance(feature, Value) and feature.dtype in AUDIO_STRINGS)
+        or (isinstance(feature, dict) and bool({"bytes", "path"} & set(feature)))
+    )
+    if not readable:
+        raise StudioError(
+            f"{dataset_id}: the column '{column}' holds {kind} values, not audio; it should hold {AUDIO_SHAPE}"
+        )
+    try:
+        return dataset.cast_column(column, Audio(decode=False))
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise _cast_error(dataset_id, column, err) from None
+
+
+def _cast_rows(dataset, column: str, dataset_id: str) -> Iterator[dict]:
+    """The rows; a streamed cast fails only as rows are read, and says so in one line naming the column."""
+    import pyarrow as pa
+
+    try:
+        yield from dataset
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise _cast_error(dataset_id, column, err) from None
+
+
+def _cast_error(dataset_id: str, column: str, err: Exception) -> StudioError:
+    text = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+    return StudioError(
+        f"{dataset_id}: the column '{column}' cannot be read as audio ({text}); it should hold {AUDIO_SHAPE}"
+    )
 
 
 def explain_hub_error(dataset_id: str, config: str | None, split: str, err: Exception) -> str:

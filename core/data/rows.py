@@ -3,7 +3,8 @@ training and the dataset doctor all apply, so the doctor's "prepare drops these"
 
 A row is dropped when its cleaned text is empty, its audio cannot be decoded, its audio is longer than the model's
 window (Whisper would silently cut it), its labels are longer than `max_sequence_length`, or its id was seen before
-in the same split (a clip listed twice, `clip.wav` beside `clip.flac`). Rows are also routed: a source without a
+in the same split (a clip listed twice, `clip.wav` beside `clip.flac`). A clip whose header already says it is too
+long is dropped without decoding it (a 3-hour recording would take gigabytes). Rows are also routed: a source without a
 validation split gives a stable slice of its training rows, chosen by transcript (every reading of a sentence lands
 on the same side), so validation texts never occur in training.
 """
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.audio.constants import SAMPLE_RATE
+from core.audio.decode import audio_duration, finite_audio_problem
 from core.data.examples import Example
 from core.data.memory import RELEASE_EVERY_ROWS, release_unused_memory
 from core.errors import StudioError
@@ -27,14 +30,27 @@ from core.text.cleaning import CleaningOptions, clean_text, normalize_for_wer
 
 DECODE_WORKERS = min(4, os.cpu_count() or 2)  # threads decoding and resampling audio ahead of the STFT
 DECODE_AHEAD = 64  # rows decoded ahead at most: bounds memory on streaming sources
-REASONS = ("audio_too_long", "labels_too_long", "empty_text", "undecodable_audio", "duplicate_id")
+HEADER_SLACK_S = 1.0  # a header may be off by a frame or so (mp3 padding): only clearly too-long clips skip decoding
+REASONS = ("audio_too_long", "labels_too_long", "empty_text", "undecodable_audio", "invalid_samples", "duplicate_id")
 REASON_TEXT = {
     "audio_too_long": "audio longer than the model's window",
+    "invalid_samples": "audio holding NaN or infinite samples (a damaged float file)",
     "labels_too_long": "labels over the token limit",
     "empty_text": "empty transcripts",
     "undecodable_audio": "audio that cannot be decoded",
     "duplicate_id": "the same clip id twice",
 }
+
+
+@dataclass(frozen=True)
+class TooLong:
+    """A clip its header says is too long for the model's window, in place of its samples (never decoded): its
+    length, so the row check and the doctor's durations read it as they read decoded audio."""
+
+    samples: int  # at 16 kHz
+
+    def __len__(self) -> int:
+        return self.samples
 
 
 @dataclass(frozen=True)
@@ -47,12 +63,12 @@ class RowLimits:
 
     @property
     def window_seconds(self) -> float:
-        from core.audio.decode import SAMPLE_RATE
-
         return self.window_samples / SAMPLE_RATE
 
 
-def row_problem(text: str, audio: np.ndarray | None, label_ids: list[int] | None, limits: RowLimits) -> str | None:
+def row_problem(
+    text: str, audio: np.ndarray | TooLong | None, label_ids: list[int] | None, limits: RowLimits
+) -> str | None:
     """The reason (one of REASONS) a row cannot train, or None when it can. `text` is the cleaned transcript."""
     if not text:
         return "empty_text"
@@ -60,6 +76,8 @@ def row_problem(text: str, audio: np.ndarray | None, label_ids: list[int] | None
         return "undecodable_audio"
     if len(audio) > limits.window_samples:
         return "audio_too_long"
+    if isinstance(audio, np.ndarray) and finite_audio_problem(audio):
+        return "invalid_samples"  # every log-mel value would be NaN, and so would every weight trained on it
     if label_ids is not None and len(label_ids) > limits.max_sequence_length:
         return "labels_too_long"
     return None
@@ -81,12 +99,19 @@ def in_carved_validation(text: str, fraction: float) -> bool:
     return bool(fraction) and in_slice(text_key(text), fraction, "validation")
 
 
-def decoded(rows: Iterator[Example]) -> Iterator[tuple[Example, np.ndarray | None]]:
+def decoded(
+    rows: Iterator[Example], max_samples: int | None = None
+) -> Iterator[tuple[Example, np.ndarray | TooLong | None]]:
     """Examples with their decoded audio (None when undecodable), in order. Decoding runs in threads a bounded
     distance ahead (soundfile, PyAV and soxr release the GIL), overlapping the feature extraction; a streaming
-    source is never read further ahead than DECODE_AHEAD rows."""
+    source is never read further ahead than DECODE_AHEAD rows. With `max_samples` (the model's window), a clip whose
+    header says it is longer comes as TooLong, undecoded."""
 
-    def decode(example: Example) -> np.ndarray | None:
+    def decode(example: Example) -> np.ndarray | TooLong | None:
+        if max_samples is not None:
+            seconds = audio_duration(example.audio)
+            if seconds is not None and seconds - HEADER_SLACK_S > max_samples / SAMPLE_RATE:
+                return TooLong(round(seconds * SAMPLE_RATE))
         try:
             return example.load_audio()
         except StudioError:
@@ -117,7 +142,7 @@ def usable_rows(
     """(example with cleaned text, 16 kHz audio, label ids) for each row that can train; the others are counted in
     `filtered` by reason. `tokenizer` has the language/task prefix set."""
     seen: set[str] = set()
-    for example, audio in decoded(rows):
+    for example, audio in decoded(rows, max_samples=limits.window_samples):
         example.text = clean_text(example.text, cleaning, language)
         ids = tokenizer(example.text).input_ids if example.text else None
         reason = row_problem(example.text, audio, ids, limits)

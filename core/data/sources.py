@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.data.examples import Example, Source, normalize_split
+from core.data.examples import SPLITS, Example, Source, normalize_split
 from core.data.folders import FolderSource
 from core.data.hub import COMMON_VOICE_MOVED, MOVED, PRESETS, HubSource
 from core.errors import StudioError
@@ -106,7 +106,7 @@ class MixedSource:
 
     def splits(self) -> list[str]:
         found = [split for s in self.sources for split in s.splits()]
-        return [split for split in ("train", "validation", "test") if split in found]
+        return [split for split in SPLITS if split in found]
 
     def examples(self, split: str) -> Iterator[Example]:
         return self._rows(split, None)

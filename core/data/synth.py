@@ -45,6 +45,11 @@ class SynthSpec:
     test_fraction: float = 0.1
     validation_fraction: float = 0.1
 
+    def folder_name(self, prefix: str = "") -> str:
+        """The set's folder under WORKSPACE/synth: 'nb-sentences-300-0' (language, kind, count, seed), so two
+        different sets never share a folder; the demo puts 'demo-' before it."""
+        return f"{prefix}{self.language}-{self.kind}-{self.n}-{self.seed}"
+
     def split_sizes(self) -> dict[str, int]:
         """Utterances per split: test and validation get their fraction (at least one each when asked for)."""
         test = max(1, round(self.n * self.test_fraction)) if self.test_fraction else 0
@@ -155,7 +160,7 @@ def synthesize_dataset(language: Language, out: Path, spec: SynthSpec, progress=
         (split, f"{i:05d}", text, language.espeak + rng.choice(VARIANTS), rng.randint(*SPEED_WPM), rng.randint(*PITCH))
         for i, (split, text) in enumerate(zip(split_of, texts))
     ]
-    with staged_folder(out) as staging:
+    with staged_folder(out, marker=SPEC_FILE) as staging:
         for split, count in sizes.items():
             if count:
                 (staging / split).mkdir()

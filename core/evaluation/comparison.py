@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from core.audio.decode import INT16_SCALE
+from core.audio.constants import INT16_SCALE
 from core.data.artifact import open_artifact
 from core.errors import DamagedFile
 from core.evaluation.evaluate import workspace_evaluations
 from core.models.resolve import is_ctranslate2
 from core.training.config import TrainConfig
-from core.training.runs import RunFolder, list_runs
+from core.training.runs import BASELINE_CHECKPOINT, RunFolder, list_runs
 from core.workspace import Workspace, read_json, read_json_if_intact
 
 SUMMARY_KEYS = ("wer", "cer", "wer_raw", "cer_raw", "utterances")
@@ -30,6 +30,11 @@ def _evaluation_files(workspace: Workspace) -> list[tuple[Path, str, str | None]
     return found
 
 
+def checkpoint_label(checkpoint: str) -> str:
+    """How a run's checkpoint is named to a person: checkpoint-0 is the base model as the run started."""
+    return "base model (before)" if checkpoint == BASELINE_CHECKPOINT else checkpoint
+
+
 def list_evaluations(workspace: Workspace) -> list[dict]:
     """One row per saved evaluation: run, model, data, split and the four rates (fractions)."""
     rows = []
@@ -40,7 +45,7 @@ def list_evaluations(workspace: Workspace) -> list[dict]:
         rows.append(
             {
                 "run": run,
-                "model": f"{run}/{checkpoint}" if checkpoint else str(saved.get("model", path.stem)),
+                "model": f"{run}/{checkpoint_label(checkpoint)}" if checkpoint else str(saved.get("model", path.stem)),
                 "data": saved["data"],
                 "split": saved["split"],
                 **{k: saved.get(k) for k in SUMMARY_KEYS},

@@ -7,13 +7,15 @@ model's weights and the artifact's fingerprint, and reused while both are unchan
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-from core.audio.decode import INT16_SCALE, SAMPLE_RATE
+from core.audio.constants import INT16_SCALE, SAMPLE_RATE
 from core.data.artifact import features_from_row, open_artifact
-from core.errors import StudioError
+from core.errors import DamagedFile, StudioError
+from core.formatting import percent
 from core.models.export import export_ctranslate2
 from core.models.resolve import resolve_model
 from core.speech.inference import Transcriber
@@ -22,6 +24,41 @@ from core.training.runs import RunFolder, checkpoint_step
 from core.workspace import Workspace, read_json_if_intact, write_json_atomic
 
 PARITY_POINTS = 0.5  # WER percentage points an export may differ from its original before it is flagged
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """One model on one prepared split: corpus rates (fractions), flag counts and the per-utterance rows, as saved
+    in an evaluation file (`to_dict`) and read back (`from_dict`; files of earlier versions read the same)."""
+
+    model: str
+    data: str
+    split: str
+    wer: float
+    cer: float
+    wer_raw: float
+    cer_raw: float
+    utterances: int
+    flags: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)
+    stamp: dict = field(default_factory=dict)  # what it was made from: reused while the weights and rows are the same
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EvaluationResult:
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as err:
+            raise DamagedFile(f"the saved evaluation lacks a field ({err}); evaluate the model again") from None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def shown(self) -> str:
+        """'WER 12.3% (raw 14.0%), CER 4.1% (raw 4.5%)'"""
+        wer, cer = f"WER {percent(self.wer)} (raw {percent(self.wer_raw)})", f"CER {percent(self.cer)}"
+        return f"{wer}, {cer} (raw {percent(self.cer_raw)})"
 
 
 def evaluation_path(model: str, data: str, split: str, workspace) -> Path:
@@ -55,7 +92,7 @@ def evaluate_model(
     limit: int | None = None,
     progress=None,
     reuse: bool = True,
-) -> dict:
+) -> EvaluationResult:
     """WER/CER and per-utterance rows of `model` on a prepared dataset's split; saved and reused."""
 
     # 1. Check the request; a saved evaluation of the same weights on the same rows is the answer.
@@ -75,7 +112,10 @@ def evaluate_model(
     }
     saved = read_json_if_intact(path)  # a damaged saved evaluation is simply made again
     if reuse and saved and saved.get("stamp") == stamp:
-        return saved
+        try:
+            return EvaluationResult.from_dict(saved)
+        except DamagedFile:
+            pass  # made again below
     table = artifact.read_split(split)
     total = min(table.num_rows, limit or table.num_rows)
     if total == 0:
@@ -98,8 +138,8 @@ def evaluate_model(
         if progress:
             progress("evaluate", stop, total)
     # 3. Rates, per-utterance rows and flags, saved beside the run (or in the workspace).
-    result = {"stamp": stamp, "model": model, "data": data, "split": split, **summarize(ids, refs, hyps)}
-    write_json_atomic(path, result)
+    result = EvaluationResult(model=model, data=data, split=split, stamp=stamp, **summarize(ids, refs, hyps))
+    write_json_atomic(path, result.to_dict())
     return result
 
 
@@ -151,7 +191,7 @@ def parity(model: str, exported, data: str, workspace, split: str = "test") -> d
     """WER of the original and the export on the same split, and whether they differ by more than allowed."""
     original = evaluate_model(model, data, workspace, split=split)
     converted = evaluate_model(str(exported), data, workspace, split=split)
-    points = 100 * abs(original["wer"] - converted["wer"])
+    points = 100 * abs(original.wer - converted.wer)
     flagged = points > PARITY_POINTS
     verdict = (
         f"more than {PARITY_POINTS:g} points apart: check the export before using it"
@@ -159,14 +199,14 @@ def parity(model: str, exported, data: str, workspace, split: str = "test") -> d
         else f"within {PARITY_POINTS:g} points"
     )
     return {
-        "original_wer": original["wer"],
-        "exported_wer": converted["wer"],
+        "original_wer": original.wer,
+        "exported_wer": converted.wer,
         "difference_points": points,
         "flagged": flagged,
         "verdict": verdict,
         "summary": (
-            f"parity on {data}/{split}: original WER {100 * original['wer']:.1f}%, exported "
-            f"{100 * converted['wer']:.1f}% ({points:.2f} points, {verdict})"
+            f"parity on {data}/{split}: original WER {percent(original.wer)}, exported "
+            f"{percent(converted.wer)} ({points:.2f} points, {verdict})"
         ),
     }
 

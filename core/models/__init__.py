@@ -1,0 +1,19 @@
+"""Models: a name → a local folder (resolve), the installed whisper-base (installed), CTranslate2 → transformers
+(conversion, ct2_file), Whisper folders (hf_folders) and the CTranslate2 export (export)."""
+
+from core import lazy_api
+
+__getattr__, __all__ = lazy_api(
+    __name__,
+    {
+        "DEFAULT_MODEL": "resolve",
+        "DEMO": "resolve",
+        "BASE_MODELS": "resolve",
+        "resolve_model": "resolve",
+        "load_model": "resolve",
+        "is_ctranslate2": "resolve",
+        "whisper_processor": "hf_folders",
+        "QUANTIZATIONS": "export",
+        "export_ctranslate2": "export",
+    },
+)

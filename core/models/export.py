@@ -3,6 +3,9 @@
 The exported folder holds CTranslate2's `model.bin` plus the processor files, so core/inference.py (and with it the
 Transcribe page, the live microphone and `evaluate`) can load it like any model. `core.evaluation.parity` then
 evaluates the original and the export on the same split and flags a WER difference over PARITY_POINTS.
+
+An export writes EXPORT_MARKER into its folder: `--out` may name an earlier export (it is replaced) or a new or empty
+folder, never a folder of anything else (refused, nothing removed).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import StudioError
-from core.models.resolve import PROCESSOR_FILES, is_ctranslate2, resolve_model
+from core.models.resolve import PROCESSOR_FILES, damaged_model_error, is_ctranslate2, resolve_model
 from core.workspace import Workspace, read_json_if_intact, staged_folder, write_json_atomic
 
 QUANTIZATIONS = ("int8", "float16", "int8_float16", "float32")
@@ -30,18 +33,50 @@ def export_ctranslate2(model: str, workspace: Workspace, quantization: str = "in
     if not location.is_dir():
         raise StudioError(f"{model}: export needs a local model or checkpoint folder")
     out = Path(out) if out else location.with_name(f"{location.name}-ct2-{quantization}")
-    if out.exists() and not out.is_dir():
-        raise StudioError(f"{out} is a file; give a folder for the export (--out)")
+    _check_out(out, location)
     if is_ctranslate2(location):
         raise StudioError(f"{model} is already a CTranslate2 model; export its transformers folder instead")
-    with staged_folder(out) as staging:
+    damaged = damaged_model_error(location)
+    if damaged:
+        raise damaged
+    with staged_folder(out, marker=EXPORT_MARKER) as staging:
         files = [name for name in COPIED if (location / name).is_file()]
-        # The converter writes into a folder of its own; `force` lets it write into the staging folder.
-        converter = TransformersConverter(str(location), copy_files=files)
-        converter.convert(str(staging), quantization=quantization, force=True)
+        _convert(TransformersConverter, location, staging, files, quantization)
         processor = read_json_if_intact(location / "processor_config.json")
         if isinstance(processor, dict) and "feature_extractor" in processor:
             # faster-whisper and older tools read the feature extractor from preprocessor_config.json
             write_json_atomic(staging / "preprocessor_config.json", processor["feature_extractor"])
         write_json_atomic(staging / EXPORT_MARKER, {"source": str(location), "quantization": quantization})
     return out
+
+
+def _check_out(out: Path, location: Path) -> None:
+    """Refuse an `--out` that is a file, or a folder holding anything but an earlier export (the way `synth`
+    refuses a folder it did not make): replacing it would delete what is there."""
+    if out.exists() and not out.is_dir():
+        raise StudioError(f"{out} is a file; give a folder for the export (--out)")
+    if out.resolve() == location.resolve() or out.resolve() in location.resolve().parents:
+        raise StudioError(f"{out} holds the model being exported; give a new folder for the export (--out)")
+    if out.is_dir() and not (out / EXPORT_MARKER).is_file() and any(out.iterdir()):
+        raise StudioError(
+            f"{out} exists and is no export of ours (no {EXPORT_MARKER}); choose another --out, or empty that folder"
+        )
+
+
+def _convert(converter_class, location: Path, staging: Path, files: list[str], quantization: str) -> None:
+    """CTranslate2's converter, its failures on a model folder as one line (a damaged file named where one is)."""
+    from safetensors import SafetensorError
+
+    # The converter writes into a folder of its own; `force` lets it write into the staging folder.
+    converter = converter_class(str(location), copy_files=files)
+    try:
+        converter.convert(str(staging), quantization=quantization, force=True)
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:  # UnicodeDecodeError: a ValueError
+        damaged = damaged_model_error(location)
+        if damaged:
+            raise damaged from None
+        text = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
+        raise StudioError(
+            f"cannot convert {location} to CTranslate2 ({type(err).__name__}: {text}); "
+            f"export a Whisper checkpoint folder (config.json, model.safetensors), or pick another checkpoint"
+        ) from None

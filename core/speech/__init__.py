@@ -1,0 +1,24 @@
+"""Speech: transcription of files and windows (inference) and its formats (transcripts), the live microphone (live), and
+conversation mode with an LLM (conversation, spoken_reply)."""
+
+from core import lazy_api
+
+__getattr__, __all__ = lazy_api(
+    __name__,
+    {
+        "Transcriber": "inference",
+        "FORMATS": "transcripts",
+        "WRITERS": "transcripts",
+        "Segment": "transcripts",
+        "Transcript": "transcripts",
+        "LiveSession": "live",
+        "LiveSnapshot": "live",
+        "SILENCE_END_S": "live",
+        "frame_samples": "live",
+        "Conversation": "conversation",
+        "Endpoint": "conversation",
+        "DEFAULT_SYSTEM_PROMPT": "conversation",
+        "stream_reply": "conversation",
+        "speak": "spoken_reply",
+    },
+)

@@ -6,25 +6,35 @@ which runs with int8 compute on a CPU: the fast path for files, the live microph
 Audio is cut where there is speech (core/vad.py): stretches of speech are packed whole into windows no longer than
 the model's (30 s for Whisper, a few seconds for the demo), a stretch longer than a window is cut at its quietest
 moments, silence is skipped, and the windows are decoded in batches. Every segment keeps its times in seconds.
+
+A file is decoded in pieces (core/audio/decode.py: ten minutes each), so a recording of hours transcribes in
+bounded memory. Speech that runs on at a piece's end is carried into the next piece, never cut at the boundary; a
+file of one piece (anything under ten minutes) is windowed and decoded exactly as a whole.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
 
-from core.audio.decode import SAMPLE_RATE, AudioSource, load_audio
+from core.audio.constants import MAX_TARGET_POSITIONS, SAMPLE_RATE
+from core.audio.decode import AudioSource, audio_pieces, finite_audio_problem
 from core.audio.melspec import log_mel
-from core.audio.vad import speech_windows
-from core.models.hf_folders import MAX_TARGET_POSITIONS, language_token_ids
+from core.audio.vad import speech_regions, speech_windows
+from core.errors import StudioError
+from core.models.hf_folders import language_token_ids
 from core.models.installed import ctranslate2_twin
 from core.models.resolve import is_ctranslate2, load_model, load_processor, resolve_model
 from core.speech.transcripts import Segment, Transcript
 from core.workspace import Workspace
 
-TOKENS_PER_SECOND = 10  # more than any language's speech needs (English ~4, Norwegian ~6 tokens a second)
+# transcript tokens (text, not audio positions) a second of audio may give: more than any language's speech needs
+# (English ~4, Norwegian ~6 tokens a second), so a window that loops is cut off
+TEXT_TOKENS_PER_SECOND_CAP = 10
+OPEN_END_S = 2.0  # a window ending this close to a piece's end may go on in the next piece: decoded with that one
 
 
 class Transcriber:
@@ -112,33 +122,70 @@ class Transcriber:
         self, samples: np.ndarray, batch_size: int = 16, language: str | None = None, task: str | None = None
     ) -> list[Segment]:
         """16 kHz mono samples → segments with times; long audio is windowed and decoded in batches."""
-        spans = speech_windows(samples, self.window)
+        return self._decode_windows(samples, speech_windows(samples, self.window), 0, batch_size, language, task)
+
+    def _decode_windows(
+        self, samples: np.ndarray, spans: list[tuple[int, int]], offset: int, batch_size: int, language, task
+    ) -> list[Segment]:
+        """Decode `spans` of `samples` in batches; segment times count from `offset` samples into the file."""
         segments = []
         for i in range(0, len(spans), batch_size):
             chunk = spans[i : i + batch_size]
             longest_s = max(e - s for s, e in chunk) / SAMPLE_RATE
             # a transcript longer than speech allows is a loop (Whisper's classic failure): stop it early
-            most = min(MAX_TARGET_POSITIONS - 4, int(TOKENS_PER_SECOND * longest_s) + 16)
+            most = min(MAX_TARGET_POSITIONS - 4, int(TEXT_TOKENS_PER_SECOND_CAP * longest_s) + 16)
             features = self.features([samples[s:e] for s, e in chunk])
             texts = self.generate(features, max_new_tokens=most, language=language, task=task)
-            segments += [Segment(s / SAMPLE_RATE, e / SAMPLE_RATE, t) for (s, e), t in zip(chunk, texts)]
+            segments += [
+                Segment((offset + s) / SAMPLE_RATE, (offset + e) / SAMPLE_RATE, t) for (s, e), t in zip(chunk, texts)
+            ]
         return segments
 
     def transcribe_file(
         self, source: AudioSource, name: str | None = None, language: str | None = None, task: str | None = None
     ) -> Transcript:
         """A file path or the bytes of an audio file, in any format core/audio.py decodes → a Transcript. Without a
-        language the first stretch of speech decides it (with its probability), and every window uses it."""
-        samples = load_audio(source, name=name)
-        language = language or self.language
-        probability = None
-        spans = speech_windows(samples, self.window)
-        if language is None and spans:
-            start, end = spans[0]
-            language, probability = self.detect_language(self.features([samples[start:end]]))
-        segments = self.transcribe_array(samples, language=language, task=task)
+        language the first stretch of speech decides it (with its probability), and every window uses it. The file
+        is decoded a piece at a time (see the module's docstring); invalid (NaN/inf) samples are refused."""
         label = name or (str(source) if not isinstance(source, bytes) else "audio")
-        return Transcript(segments, language, probability, len(samples) / SAMPLE_RATE, label)
+        language = language or self.language
+        probability, segments, total = None, [], 0
+        for offset, samples, spans in self._stretches(audio_pieces(source, name=name), label):
+            total = offset + len(samples)
+            if language is None and spans:
+                start, end = spans[0]
+                language, probability = self.detect_language(self.features([samples[start:end]]))
+            segments += self._decode_windows(samples, spans, offset, 16, language, task)
+        return Transcript(segments, language, probability, total / SAMPLE_RATE, label)
+
+    def _stretches(self, pieces: Iterable[np.ndarray], label: str) -> Iterator[tuple[int, np.ndarray, list]]:
+        """(offset in samples, samples, windows to decode) per decoded piece. A window that reaches to within
+        OPEN_END_S of a piece's end is held back with the audio after it and decoded with the next piece, so
+        speech is never cut at a piece boundary; at most a window and OPEN_END_S are carried."""
+        pieces = iter(pieces)
+        carry, offset = np.zeros(0, np.float32), 0
+        piece = next(pieces, None)
+        while piece is not None:
+            problem = finite_audio_problem(piece)
+            if problem:
+                raise StudioError(f"{label}: {problem}")
+            following = next(pieces, None)
+            samples = np.concatenate([carry, piece]) if len(carry) else piece
+            spans = self._windows(samples, whole=offset == 0 and following is None)
+            cut = len(samples)
+            if following is not None:
+                open_end = max(0, len(samples) - int(OPEN_END_S * SAMPLE_RATE))
+                cut = spans.pop()[0] if spans and spans[-1][1] > open_end else open_end
+            yield offset, samples, spans
+            carry, offset, piece = samples[cut:].copy(), offset + cut, following
+
+    def _windows(self, samples: np.ndarray, whole: bool) -> list[tuple[int, int]]:
+        """speech_windows; for part of a file, audio shorter than a window still goes through the voice detector
+        (decoding it whole is for a whole clip, as the model saw in training, not for the silence after speech)."""
+        if whole or len(samples) > self.window:
+            return speech_windows(samples, self.window)
+        regions = speech_regions(samples)
+        return [(regions[0][0], regions[-1][1])] if regions else []
 
     def transcribe(
         self, source: AudioSource, name: str | None = None, language: str | None = None, task: str | None = None

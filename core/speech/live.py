@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.audio.decode import INT16_SCALE, SAMPLE_RATE, resample
+from core.audio.constants import INT16_SCALE, SAMPLE_RATE
+from core.audio.decode import resample
 from core.audio.vad import ABSOLUTE_FLOOR_DB, FRAME, SPEECH_ABOVE_FLOOR_DB, frame_db
 
 log = logging.getLogger("studio")
@@ -42,6 +43,20 @@ class Utterance:
     latency_s: float  # end of speech → final text
     audio: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.float32))
     error: str = ""  # the model failed on this utterance (logged with its traceback); text is empty then
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """What a page fragment shows of a live session, copied under its lock."""
+
+    partial: str  # the text of the utterance still being spoken
+    utterances: list[Utterance]  # the finished ones, oldest first
+    level_db: float  # the input level, dBFS
+    speaking: bool
+
+    @property
+    def shown_level(self) -> str:
+        return f"level {self.level_db:.0f} dBFS · {'speaking…' if self.speaking else 'quiet'}"
 
 
 def frame_samples(frame) -> tuple[np.ndarray, int]:
@@ -178,14 +193,9 @@ class LiveSession:
         while self._jobs.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> LiveSnapshot:
         with self._lock:
-            return {
-                "partial": self.partial,
-                "utterances": list(self.utterances),
-                "level_db": self.level_db,
-                "speaking": bool(self._speech),
-            }
+            return LiveSnapshot(self.partial, list(self.utterances), self.level_db, bool(self._speech))
 
     def take_finals(self, already: int) -> list[Utterance]:
         """Utterances after the first `already` (what a poller has not handled yet)."""

@@ -8,23 +8,32 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
-
-from transformers.models.whisper.english_normalizer import BasicTextNormalizer
+from dataclasses import asdict, dataclass, field
+from functools import cache
 
 from core.languages import Language
+from core.options import option_help
 
 _WHITESPACE = re.compile(r"\s+")
-_BASIC_NORMALIZER = BasicTextNormalizer()
+
+
+@cache
+def _basic_normalizer():
+    # imported on first use: transformers takes 1.5 s to import, and CleaningOptions is read by the CLI's parser
+    from transformers.models.whisper.english_normalizer import BasicTextNormalizer
+
+    return BasicTextNormalizer()
 
 
 @dataclass(frozen=True)
 class CleaningOptions:
     """What `clean_text` does; every field defaults to off except whitespace, so text is kept as given."""
 
-    lowercase: bool = False
-    strip_punctuation: bool = False
-    collapse_whitespace: bool = True
+    lowercase: bool = field(default=False, metadata=option_help("lowercase transcripts"))
+    strip_punctuation: bool = field(
+        default=False, metadata=option_help("remove punctuation (letters such as æøå stay)")
+    )
+    collapse_whitespace: bool = field(default=True, metadata=option_help("one space between words, none at the ends"))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,4 +70,4 @@ def foreign_characters(text: str, language: Language) -> set[str]:
 def normalize_for_wer(text: str) -> str:
     """Whisper's BasicTextNormalizer (lowercase, no punctuation, no bracketed asides; letters such as æøå kept),
     with whitespace collapsed so a trailing space is never an error."""
-    return _WHITESPACE.sub(" ", _BASIC_NORMALIZER(text)).strip()
+    return _WHITESPACE.sub(" ", _basic_normalizer()(text)).strip()

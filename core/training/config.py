@@ -10,88 +10,107 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from core.audio.constants import MAX_TARGET_POSITIONS, WINDOW_SECONDS
+from core.data.options import TASKS as DATASET_TASKS
 from core.errors import StudioError
+from core.options import option_help
+from core.workspace import check_new_name
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 REPORTERS = ("none", "tensorboard", "wandb", "mlflow")
 SCHEDULERS = ("linear", "constant_with_warmup", "cosine")
 OPTIMIZERS = ("adamw_torch", "adamw_bnb_8bit")
-TASKS = ("", "transcribe", "translate")
+TASKS = ("", *DATASET_TASKS)  # empty: the dataset's own task
 MOST = 10**9  # no count a user types is meant to be larger; bigger ones are typos
-
-
-def _help(text: str, **extra) -> dict:
-    return {"help": text, **extra}
+POSITIVE = (  # counts that must be at least 1
+    "train_batch_size",
+    "eval_batch_size",
+    "grad_accum_steps",
+    "logging_steps",
+    "eval_steps",
+    "save_steps",
+    "max_steps",
+    "generation_max_length",
+    "save_total_limit",
+)
 
 
 @dataclass
 class TrainConfig:
-    data: str = field(default="", metadata=_help("prepared dataset name (see `prepare`)"))
+    data: str = field(default="", metadata=option_help("prepared dataset name (see `prepare`)"))
     model: str = field(
         default="whisper-base",
-        metadata=_help("base model: whisper-base (installed), a Hub id, a local or checkpoint folder, or demo"),
+        metadata=option_help("base model: whisper-base (installed), a Hub id, a local or checkpoint folder, or demo"),
     )
-    run: str = field(default="", metadata=_help("run name: the folder under WORKSPACE/runs"))
-    language: str = field(default="", metadata=_help("language code; empty = the dataset's language"))
-    learning_rate: float = field(default=1e-5, metadata=_help("peak learning rate (AdamW)"))
-    train_batch_size: int = field(default=16, metadata=_help("utterances per device per step"))
-    eval_batch_size: int = field(default=8, metadata=_help("utterances per evaluation batch"))
-    grad_accum_steps: int = field(default=1, metadata=_help("batches accumulated per optimiser step"))
-    logging_steps: int = field(default=25, metadata=_help("steps between loss/lr log rows"))
-    eval_steps: int = field(default=1000, metadata=_help("steps between evaluations (WER/CER with generation)"))
-    save_steps: int = field(default=1000, metadata=_help("steps between checkpoints; a multiple of eval_steps"))
-    warmup_steps: int = field(default=500, metadata=_help("steps of linear learning-rate warm-up"))
-    max_steps: int = field(default=5000, metadata=_help("total optimiser steps"))
-    max_train_samples: int | None = field(default=None, metadata=_help("use at most N training rows"))
-    max_eval_samples: int | None = field(default=None, metadata=_help("evaluate on at most N rows"))
-    generation_max_length: int = field(default=225, metadata=_help("longest transcript generated in evaluation"))
+    run: str = field(default="", metadata=option_help("run name: the folder under WORKSPACE/runs"))
+    language: str = field(default="", metadata=option_help("language code; empty = the dataset's language"))
+    learning_rate: float = field(default=1e-5, metadata=option_help("peak learning rate (AdamW)"))
+    train_batch_size: int = field(default=16, metadata=option_help("utterances per device per step"))
+    eval_batch_size: int = field(default=8, metadata=option_help("utterances per evaluation batch"))
+    grad_accum_steps: int = field(default=1, metadata=option_help("batches accumulated per optimiser step"))
+    logging_steps: int = field(default=25, metadata=option_help("steps between loss/lr log rows"))
+    eval_steps: int = field(default=1000, metadata=option_help("steps between evaluations (WER/CER with generation)"))
+    save_steps: int = field(default=1000, metadata=option_help("steps between checkpoints; a multiple of eval_steps"))
+    warmup_steps: int = field(default=500, metadata=option_help("steps of linear learning-rate warm-up"))
+    max_steps: int = field(default=5000, metadata=option_help("total optimiser steps"))
+    max_train_samples: int | None = field(default=None, metadata=option_help("use at most N training rows"))
+    max_eval_samples: int | None = field(default=None, metadata=option_help("evaluate on at most N rows"))
+    generation_max_length: int = field(default=225, metadata=option_help("longest transcript generated in evaluation"))
     precision: str = field(
         default="auto",
-        metadata=_help("auto (bf16/fp16 on a GPU that has it, else fp32), fp32, fp16, bf16", choices=PRECISIONS),
+        metadata=option_help("auto (bf16/fp16 on a GPU that has it, else fp32), fp32, fp16, bf16", choices=PRECISIONS),
     )
     gradient_checkpointing: bool = field(
-        default=False, metadata=_help("recompute activations: less memory, ~30% slower")
+        default=False, metadata=option_help("recompute activations: less memory, ~30% slower")
     )
     early_stopping_patience: int = field(
-        default=0, metadata=_help("stop after N evaluations without a better WER; 0 = never")
+        default=0, metadata=option_help("stop after N evaluations without a better WER; 0 = never")
     )
-    save_total_limit: int = field(default=2, metadata=_help("checkpoints kept (the best one is always kept)"))
+    save_total_limit: int = field(default=2, metadata=option_help("checkpoints kept (the best one is always kept)"))
     lr_scheduler: str = field(
-        default="linear", metadata=_help("learning-rate schedule after warm-up", choices=SCHEDULERS)
+        default="linear", metadata=option_help("learning-rate schedule after warm-up", choices=SCHEDULERS)
     )
-    weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay"))
+    weight_decay: float = field(default=0.0, metadata=option_help("AdamW weight decay"))
     eval_split: str = field(
         default="validation",
-        metadata=_help("split evaluated during training: picks the best checkpoint and drives early stopping"),
+        metadata=option_help("split evaluated during training: picks the best checkpoint and drives early stopping"),
     )
     test_split: str = field(
         default="test",
-        metadata=_help("held-out split evaluated once, before and after training: the run's result; empty = none"),
+        metadata=option_help(
+            "held-out split evaluated once, before and after training: the run's result; empty = none"
+        ),
     )
     num_train_epochs: float = field(
-        default=0.0, metadata=_help("passes over the training split; 0 = train for max_steps instead")
+        default=0.0, metadata=option_help("passes over the training split; 0 = train for max_steps instead")
     )
-    dropout: float = field(default=0.0, metadata=_help("dropout probability in every layer (Whisper trains with 0)"))
+    dropout: float = field(
+        default=0.0, metadata=option_help("dropout probability in every layer (Whisper trains with 0)")
+    )
     task: str = field(
-        default="", metadata=_help("transcribe or translate (to English); empty = the dataset's task", choices=TASKS)
+        default="",
+        metadata=option_help("transcribe or translate (to English); empty = the dataset's task", choices=TASKS),
     )
-    seed: int = field(default=42, metadata=_help("random seed for shuffling and initialisation"))
+    seed: int = field(default=42, metadata=option_help("random seed for shuffling and initialisation"))
     report_to: str = field(
-        default="none", metadata=_help("also log to tensorboard, wandb or mlflow", choices=REPORTERS)
+        default="none", metadata=option_help("also log to tensorboard, wandb or mlflow", choices=REPORTERS)
     )
     lora_rank: int = field(
         default=0,
-        metadata=_help("LoRA rank: train small adapters instead of every weight (8–32 typical); 0 = full fine-tuning"),
+        metadata=option_help(
+            "LoRA rank: train small adapters instead of every weight (8–32 typical); 0 = full fine-tuning"
+        ),
     )
-    lora_alpha: int = field(default=32, metadata=_help("LoRA scaling (alpha / rank multiplies the adapter)"))
+    lora_alpha: int = field(default=32, metadata=option_help("LoRA scaling (alpha / rank multiplies the adapter)"))
     lora_target_modules: str = field(
-        default="q_proj,v_proj", metadata=_help("comma-separated module names that get LoRA adapters")
+        default="q_proj,v_proj", metadata=option_help("comma-separated module names that get LoRA adapters")
     )
     freeze_encoder: bool = field(
         default=False,
-        metadata=_help(
+        metadata=option_help(
             "train the decoder only: about half the memory "
             "for optimiser state, often enough for a new "
             "language's spelling"
@@ -99,51 +118,66 @@ class TrainConfig:
     )
     cache_encoder_states: bool = field(
         default=False,
-        metadata=_help(
+        metadata=option_help(
             "with a frozen encoder: compute its output once per clip and train the decoder from that cache "
             "(many times faster on a CPU; stored beside the dataset)"
         ),
     )
     window_seconds: int = field(
         default=0,
-        metadata=_help(
+        metadata=option_help(
             "shorter encoder window for short clips (e.g. 10 of Whisper's 30 s): ~3× less encoder work; "
             "0 = the model's own; longer clips are left out"
         ),
     )
     optimizer: str = field(
         default="adamw_torch",
-        metadata=_help(
+        metadata=option_help(
             "adamw_torch, or adamw_bnb_8bit (8-bit state, needs a CUDA GPU and bitsandbytes)", choices=OPTIMIZERS
         ),
     )
     nproc: int = field(
         default=1,
-        metadata=_help("processes for data-parallel training (torchrun): one per GPU; on a CPU, gloo processes"),
+        metadata=option_help("processes for data-parallel training (torchrun): one per GPU; on a CPU, gloo processes"),
     )
 
     def validate(self) -> TrainConfig:
-        """Raise StudioError for the first invalid value; return self so calls chain."""
+        """Raise StudioError for the first invalid value; return self so calls chain. By concern: what the run is
+        called and trains on, numbers, the schedule, the encoder, the splits, the choices, what must be installed."""
+        self._check_names()
+        self._check_numbers()
+        self._check_schedule()
+        self._check_encoder()
+        self._check_splits()
+        self._check_choices()
+        self._check_installed()
+        return self
+
+    def _check_names(self) -> None:
         if not self.data:
             raise StudioError("no dataset: choose a prepared dataset (--data NAME)")
-        if not self.run or "/" in self.run or self.run.startswith("."):
-            raise StudioError(f"run name '{self.run}': use letters, digits, '-' and '_' (no '/', no leading '.')")
+        check_new_name(self.run, "run")
+        if self.language:
+            from core.languages import get_language
+
+            get_language(self.language)  # an unknown language is refused here, with the choices
+
+    def _check_numbers(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            # NaN passes every `x < 0` check (all comparisons with it are False): refuse it first
+            if not math.isfinite(value):
+                raise StudioError(f"{f.name} {value}: give a finite number")
+            if abs(value) > MOST:
+                raise StudioError(f"{f.name} {value}: larger than any sensible value (at most {MOST:,})")
         if not 0 < self.learning_rate < 1:
             raise StudioError(
                 f"learning_rate {self.learning_rate}: choose a value between 0 and 1 "
                 f"(1e-5 for whisper-small, 1e-3 for the demo)"
             )
-        for name in (
-            "train_batch_size",
-            "eval_batch_size",
-            "grad_accum_steps",
-            "logging_steps",
-            "eval_steps",
-            "save_steps",
-            "max_steps",
-            "generation_max_length",
-            "save_total_limit",
-        ):
+        for name in POSITIVE:
             if getattr(self, name) < 1:
                 raise StudioError(f"{name} {getattr(self, name)}: must be at least 1")
         for name in ("warmup_steps", "early_stopping_patience", "weight_decay"):
@@ -152,29 +186,22 @@ class TrainConfig:
         for name in ("max_train_samples", "max_eval_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise StudioError(f"{name} {getattr(self, name)}: give a positive number, or leave it empty for all")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > MOST:
-                raise StudioError(f"{f.name} {value}: larger than any sensible value (at most {MOST:,})")
-        if self.language:
-            from core.languages import get_language
-
-            get_language(self.language)  # an unknown language is refused here, with the choices
         if not 0 <= self.dropout < 1:
             raise StudioError(f"dropout {self.dropout}: choose 0 to 0.9 (0.1 is a common regulariser)")
+        if self.generation_max_length > MAX_TARGET_POSITIONS:
+            raise StudioError(
+                f"generation_max_length {self.generation_max_length}: at most {MAX_TARGET_POSITIONS} "
+                "(Whisper's decoder positions)"
+            )
+        if self.lora_rank < 0 or self.lora_alpha < 1 or self.nproc < 1:
+            raise StudioError(
+                f"lora_rank {self.lora_rank}, lora_alpha {self.lora_alpha}, nproc {self.nproc}: "
+                f"lora_rank ≥ 0 (0 = off), lora_alpha ≥ 1 and nproc ≥ 1"
+            )
+
+    def _check_schedule(self) -> None:
         if self.num_train_epochs < 0:
             raise StudioError(f"num_train_epochs {self.num_train_epochs}: must not be negative (0 = use max_steps)")
-        if self.window_seconds and not 1 <= self.window_seconds <= 30:
-            raise StudioError(f"window_seconds {self.window_seconds}: choose 1–30, or 0 for the model's own window")
-        if self.cache_encoder_states and not self.freeze_encoder:
-            raise StudioError(
-                "cache_encoder_states needs freeze_encoder: a trained encoder's output changes every step"
-            )
-        if self.eval_split == self.test_split and self.test_split:
-            raise StudioError(
-                f"eval_split and test_split are both '{self.test_split}': the split that picks the best checkpoint "
-                f"cannot also be the held-out result; evaluate on validation"
-            )
         if self.warmup_steps >= self.max_steps and not self.num_train_epochs:
             raise StudioError(
                 f"warmup_steps {self.warmup_steps} ≥ max_steps {self.max_steps}: the learning rate "
@@ -185,8 +212,27 @@ class TrainConfig:
                 f"save_steps {self.save_steps} is not a multiple of eval_steps {self.eval_steps}: "
                 f"the best checkpoint by WER needs an evaluation at every save"
             )
-        if self.generation_max_length > 448:
-            raise StudioError(f"generation_max_length {self.generation_max_length}: at most 448 (Whisper's decoder)")
+
+    def _check_encoder(self) -> None:
+        if self.window_seconds and not 1 <= self.window_seconds <= WINDOW_SECONDS:
+            raise StudioError(
+                f"window_seconds {self.window_seconds}: choose 1–{WINDOW_SECONDS}, or 0 for the model's own window"
+            )
+        if self.cache_encoder_states and not self.freeze_encoder:
+            raise StudioError(
+                "cache_encoder_states needs freeze_encoder: a trained encoder's output changes every step"
+            )
+        if self.lora_rank and not [m for m in self.lora_target_modules.split(",") if m.strip()]:
+            raise StudioError("lora_target_modules is empty: name the layers that get adapters, e.g. q_proj,v_proj")
+
+    def _check_splits(self) -> None:
+        if self.eval_split == self.test_split and self.test_split:
+            raise StudioError(
+                f"eval_split and test_split are both '{self.test_split}': the split that picks the best checkpoint "
+                f"cannot also be the held-out result; evaluate on validation"
+            )
+
+    def _check_choices(self) -> None:
         for name, choices in (
             ("precision", PRECISIONS),
             ("report_to", REPORTERS),
@@ -196,13 +242,8 @@ class TrainConfig:
         ):
             if getattr(self, name) not in choices:
                 raise StudioError(f"{name} '{getattr(self, name)}': choose one of {', '.join(choices)}")
-        if self.lora_rank < 0 or self.lora_alpha < 1 or self.nproc < 1:
-            raise StudioError(
-                f"lora_rank {self.lora_rank}, lora_alpha {self.lora_alpha}, nproc {self.nproc}: "
-                f"lora_rank ≥ 0 (0 = off), lora_alpha ≥ 1 and nproc ≥ 1"
-            )
-        if self.lora_rank and not [m for m in self.lora_target_modules.split(",") if m.strip()]:
-            raise StudioError("lora_target_modules is empty: name the layers that get adapters, e.g. q_proj,v_proj")
+
+    def _check_installed(self) -> None:
         if self.optimizer == "adamw_bnb_8bit" and importlib.util.find_spec("bitsandbytes") is None:
             raise StudioError(
                 "optimizer adamw_bnb_8bit needs bitsandbytes and a CUDA GPU: pip install bitsandbytes "
@@ -215,7 +256,6 @@ class TrainConfig:
                     f"report_to {self.report_to}: the {package} package is not installed; "
                     f"pip install {package} into .venv, or choose none"
                 )
-        return self
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -230,16 +270,6 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
-
-
-def field_kind(f) -> str:
-    """The kind of value a TrainConfig field holds, for the CLI and the form: bool, int, float, str or optional_int
-    (annotations are strings under `from __future__ import annotations`)."""
-    kind = f.type if isinstance(f.type, str) else f.type.__name__
-    for name in ("bool", "float", "int"):
-        if name in kind:
-            return "optional_int" if name == "int" and "None" in kind else name
-    return "str"
 
 
 # The demo preset: a 4M-parameter model learns from scratch with a large learning rate. Measured on 2 CPU cores:
@@ -280,6 +310,19 @@ PRESETS: dict[str, dict] = {
     ),
     "whisper-small": dict(model="openai/whisper-small"),
 }
+# What each preset is for, in a line: the Train form's and `train --preset`'s help
+PRESET_PURPOSES = {
+    "demo": "the 4M-parameter toy, learning from scratch",
+    "whisper-base-cpu": "the encoder frozen and run once per clip, 10 s window, the decoder trained (the fast way on "
+    "a CPU)",
+    "whisper-small": "the seed recipe's model (for a GPU)",
+}
+
+
+def presets_help(none: str | None = None) -> str:
+    """'demo: …; whisper-base-cpu: …' (with `none`, what choosing no preset means first)."""
+    parts = ([f"none: {none}"] if none else []) + [f"{name}: {what}" for name, what in PRESET_PURPOSES.items()]
+    return "; ".join(parts)
 
 
 def default_preset(model: str) -> str:

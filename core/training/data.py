@@ -12,9 +12,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.audio.decode import FRAMES_PER_SECOND
+from core.audio.constants import FRAMES_PER_SECOND
 from core.data.artifact import Artifact, features_from_row
 from core.errors import StudioError
+
+
+def check_streamed_training(artifact, config) -> None:
+    """A training split read from its source as training goes has no stored features to cache or to pass over
+    epoch by epoch: refuse the options that need them (before a run folder exists, and again in the worker)."""
+    if artifact.streams("train") and (config.cache_encoder_states or config.num_train_epochs):
+        raise StudioError(
+            f"dataset '{artifact.name}' streams its training split: cache_encoder_states and num_train_epochs "
+            f"need stored training features; prepare it without --stream-train"
+        )
 
 
 class FeatureDataset(torch.utils.data.Dataset):

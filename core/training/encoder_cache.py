@@ -28,6 +28,7 @@ from core.errors import StudioError
 from core.workspace import read_json_if_intact, staged_folder, write_json_atomic
 
 CACHE_FOLDER = "encoder-states"
+META_FILE = "meta.json"  # written last: a cache folder holding it is complete, and ours to replace
 ENCODE_BATCH = 8  # clips per encoder call: enough to keep 2 cores busy, small enough for a laptop's memory
 STATES_DTYPE = np.float16
 
@@ -57,7 +58,7 @@ def cached_states(
 ) -> dict[str, np.ndarray]:
     """Split → memory-mapped states (rows, positions, d_model) for `splits`, computed on first use."""
     folder = cache_folder(artifact, encoder, frames)
-    meta = read_json_if_intact(folder / "meta.json")  # damaged: computed again
+    meta = read_json_if_intact(folder / META_FILE)  # damaged: computed again
     if not meta or not set(splits) <= set(meta["splits"]):
         _build(artifact, splits, encoder, frames, folder, progress)
     return {split: np.load(folder / f"{split}.npy", mmap_mode="r") for split in splits}
@@ -79,7 +80,7 @@ def _build(artifact, splits, encoder, frames, folder: Path, progress) -> None:
     was_training = encoder.training
     encoder.eval()
     try:
-        with staged_folder(folder) as staging, torch.inference_mode():
+        with staged_folder(folder, marker=META_FILE) as staging, torch.inference_mode():
             for split, table in tables.items():
                 states = np.lib.format.open_memmap(
                     staging / f"{split}.npy", mode="w+", dtype=STATES_DTYPE, shape=(table.num_rows, positions, d_model)
@@ -95,7 +96,7 @@ def _build(artifact, splits, encoder, frames, folder: Path, progress) -> None:
                 states.flush()
                 del states
             write_json_atomic(
-                staging / "meta.json",
+                staging / META_FILE,
                 {
                     "splits": {s: t.num_rows for s, t in tables.items()},
                     "frames": frames,

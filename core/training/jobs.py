@@ -11,52 +11,86 @@ import fcntl
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from shlex import quote
 
-from core.data.artifact import open_artifact
+from core.audio.constants import ENCODER_POSITIONS_PER_SECOND, FRAMES_PER_SECOND, WINDOW_POSITIONS
+from core.data.artifact import empty_splits, open_artifact
 from core.errors import StudioError
+from core.formatting import log_lines
+from core.models.resolve import resolve_model
 from core.training.config import TrainConfig
-from core.training.runs import LIVE_STATES, RESUMABLE_STATES, RunFolder, checkpoint_step, list_runs
-from core.workspace import Workspace, pid_alive, read_json_if_intact
+from core.training.data import check_streamed_training
+from core.training.run_records import RESUMABLE_STATES, RunState, RunStatus
+from core.training.runs import RunFolder, checkpoint_step, list_runs
+from core.workspace import Workspace, pid_alive, read_json, read_json_if_intact, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[2]
+# One training at a time on this machine, whatever the workspace: two workspaces share one GPU (or all CPU cores).
+# The lock serialises starts; the record names the run that last started, read through its own run folder. Both
+# live in the temp folder, or in $STUDIO_LOCK_DIR (machines whose accelerators are split between users).
+LOCK_DIR = Path(os.environ.get("STUDIO_LOCK_DIR") or tempfile.gettempdir())
+MACHINE_LOCK = LOCK_DIR / "whisper-studio-training.lock"
+MACHINE_RECORD = LOCK_DIR / "whisper-studio-training.json"
 
 
 @contextmanager
 def _jobs_lock(workspace: Workspace):
-    """Serialise start/resume across processes, so two clicks cannot both pass the one-at-a-time check."""
+    """Serialise start/resume across processes and workspaces, so two clicks (or two workspaces) cannot both pass
+    the one-at-a-time check."""
     workspace.runs.mkdir(parents=True, exist_ok=True)
-    with open(workspace.runs / ".jobs.lock", "w") as lock:
+    with open(workspace.runs / ".jobs.lock", "w") as lock, open(MACHINE_LOCK, "a") as machine:
+        with suppress(OSError):
+            os.chmod(MACHINE_LOCK, 0o666)  # every user's trainings take the same lock
         fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(machine, fcntl.LOCK_EX)
         yield
 
 
 def live_run(workspace: Workspace) -> RunFolder | None:
     for name in list_runs(workspace.runs):
         run = RunFolder.of(workspace, name)
-        if run.status().get("state") in LIVE_STATES:
+        if run.status().live:
             return run
     return None
 
 
+def machine_run() -> RunFolder | None:
+    """The run that is training on this machine, in any workspace (None when the last one has ended)."""
+    record = read_json_if_intact(MACHINE_RECORD)
+    if not record or not isinstance(record.get("run"), str):
+        return None
+    run = RunFolder(Path(record["run"]))
+    return run if run.exists() and run.status().live else None
+
+
 def _refuse_if_busy(workspace: Workspace) -> None:
-    busy = live_run(workspace)
+    busy = live_run(workspace) or machine_run()
     if busy:
         status = busy.status()
+        where = "" if busy.path.parent == workspace.runs else f" in workspace {busy.path.parent.parent}"
+        home = "" if not where else f" --home {quote(str(busy.path.parent.parent))}"
         raise StudioError(
-            f"run '{busy.name}' is training (step {status.get('step', 0)}/{status.get('total', '?')}); "
-            f"one training at a time: stop it or wait until it ends"
+            f"run '{busy.name}'{where} is training ({status.state}, step {status.step}/{status.total or '?'}); one "
+            f"training at a time on this machine: wait until it ends, or stop it "
+            f"(python -m core stop {quote(busy.name)}{home})"
         )
 
 
+def _claim_machine(run: RunFolder) -> None:
+    with suppress(OSError):  # a machine without a writable temp folder keeps the per-workspace rule
+        write_json_atomic(MACHINE_RECORD, {"run": str(run.path)})
+        os.chmod(MACHINE_RECORD, 0o666)
+
+
 def _detached(args: list[str], log_path: Path) -> subprocess.Popen:
-    """`python ARGS` from the repository root in a process session of its own (it outlives the caller), output
-    appended to `log_path`. The LLM key never reaches it: nothing it runs needs one."""
+    """`python ARGS` (core is installed: `pip install -e .`) in a process session of its own (it outlives the
+    caller), output appended to `log_path`. The LLM key never reaches it: nothing it runs needs one."""
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }
@@ -79,7 +113,7 @@ def _spawn(run: RunFolder, resume: bool) -> subprocess.Popen:
     # torchrun starts one worker per process and sets RANK/WORLD_SIZE; the Trainer then runs DDP (gloo on a CPU)
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
     process = _detached([*launcher, *worker], run.path / "train.log")
-    run.update_status(state="starting", pid=process.pid, heartbeat=time.time())
+    run.update_status(state=RunState.STARTING, pid=process.pid, heartbeat=time.time())
     return process
 
 
@@ -105,6 +139,16 @@ def check_before_start(config: TrainConfig, workspace: Workspace) -> None:
     config.validate()
     artifact = open_artifact(workspace, config.data)
     splits = artifact.manifest["splits"]
+    used = ["train", config.eval_split] + ([config.test_split] if config.test_split else [])
+    empty = [split for split in empty_splits(artifact.manifest) if split in used]
+    if empty:
+        raise StudioError(
+            f"dataset '{config.data}' has no rows in its {' and '.join(empty)} split{'s' if len(empty) > 1 else ''}: "
+            "nothing to "
+            + ("train on" if "train" in empty else "evaluate on")
+            + "; prepare it again with more data"
+            + ("" if "train" in empty or config.eval_split in empty else ", or leave test_split empty")
+        )
     for role, split in (("evaluation", config.eval_split), ("the held-out test", config.test_split)):
         if split and (split not in splits or artifact.streams(split)):
             raise StudioError(
@@ -116,20 +160,12 @@ def check_before_start(config: TrainConfig, workspace: Workspace) -> None:
             f"task {config.task}: dataset '{config.data}' was prepared for {artifact.task} (its labels start with "
             f"<|{artifact.task}|>); prepare it again with --task {config.task}, or leave task empty"
         )
-    if artifact.streams("train") and (config.cache_encoder_states or config.num_train_epochs):
-        raise StudioError(
-            f"dataset '{config.data}' streams its training split: cache_encoder_states and num_train_epochs need "
-            f"stored training features; prepare it without --stream-train"
-        )
+    check_streamed_training(artifact, config)
     check_model_fits_features(config, artifact, workspace)
 
 
 def check_model_fits_features(config: TrainConfig, artifact, workspace: Workspace) -> None:
     """The model's mel bins must equal the features', and its window (or window_seconds) fit in theirs."""
-    from core.audio.decode import FRAMES_PER_SECOND
-    from core.models.resolve import resolve_model
-    from core.workspace import read_json
-
     location = Path(resolve_model(config.model, workspace))
     fix = "the model folder is damaged: restore it (or delete it to have it made again)"
     model_config = read_json(location / "config.json", fix=fix) if location.is_dir() else None
@@ -137,7 +173,7 @@ def check_model_fits_features(config: TrainConfig, artifact, workspace: Workspac
         return  # a Hub model not downloaded yet: the worker checks it once loaded
     bins, frames = artifact.feature_shape()
     model_bins = model_config.get("num_mel_bins", bins)
-    model_seconds = model_config.get("max_source_positions", 1500) * 2 / FRAMES_PER_SECOND
+    model_seconds = model_config.get("max_source_positions", WINDOW_POSITIONS) / ENCODER_POSITIONS_PER_SECOND
     wanted = config.window_seconds or model_seconds
     redo = f"prepare the dataset again with --model {config.model}"
     if model_bins != bins:
@@ -166,49 +202,56 @@ def start_run(config: TrainConfig, workspace: Workspace, foreground: bool = Fals
         _refuse_if_busy(workspace)
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(config)
-        run.update_status(state="starting", step=0, total=config.max_steps, created=time.time())
+        run.update_status(state=RunState.STARTING, step=0, total=config.max_steps, created=time.time())
+        _claim_machine(run)
         process = _start(run, resume=False, foreground=foreground)
     return _follow(run, process, foreground, resume=False)
 
 
-def stop_run(run: RunFolder) -> dict:
+def stop_run(run: RunFolder) -> RunStatus:
     """Ask a live run to stop: it saves a checkpoint at the next step and ends as `stopped`."""
     status = run.require().status()
-    if status.get("state") not in LIVE_STATES:
-        why = f" ({status['error']})" if status.get("state") == "damaged" else ""
-        raise StudioError(
-            f"run '{run.name}' is {status.get('state', 'not running')}{why}; only a live run can be stopped"
-        )
+    if not status.live:
+        why = f" ({status.error})" if status.state == RunState.DAMAGED else ""
+        raise StudioError(f"run '{run.name}' is {status.state}{why}; only a live run can be stopped")
     run.request_stop()
-    return run.update_status(state="stopping")
+    return run.update_status(state=RunState.STOPPING)
 
 
 def resume_run(run: RunFolder, workspace: Workspace, foreground: bool = False) -> RunFolder:
-    """Continue a stopped, failed or interrupted run from its last complete checkpoint (same step numbering)."""
-    status = run.require().status()
-    state = status.get("state")
-    if state not in RESUMABLE_STATES:
-        why = f" ({status['error']})" if state == "damaged" else ""
-        raise StudioError(f"run '{run.name}' is {state}{why}; only {', '.join(RESUMABLE_STATES)} runs can be resumed")
+    """Continue a stopped, failed or interrupted run from its last complete checkpoint (same step numbering).
+    A run whose worker still lives (paused, frozen: `not responding`) is never resumed: two workers would write it."""
+    _refuse_unless_resumable(run)
     check_before_start(run.config(), workspace)  # the dataset or model may have changed since
     with _jobs_lock(workspace):
+        _refuse_unless_resumable(run)  # again under the lock: a second resume may have started it meanwhile
         _refuse_if_busy(workspace)
         checkpoint = run.last_checkpoint()
         # Rows past the checkpoint will be logged again by the resumed trainer: drop them so none is doubled.
         step = checkpoint_step(checkpoint) if checkpoint else 0
         run.truncate_metrics(step if checkpoint else -1)  # no checkpoint: it starts over, baseline included
         run.stop_file.unlink(missing_ok=True)
-        run.update_status(state="starting", error=None, step=step)
+        run.update_status(state=RunState.STARTING, error=None, step=step)
+        _claim_machine(run)
         process = _start(run, resume=True, foreground=foreground)
     return _follow(run, process, foreground, resume=True)
 
 
-def wait_for(run: RunFolder, timeout_s: float, states: tuple[str, ...], poll_s: float = 0.5) -> dict:
+def _refuse_unless_resumable(run: RunFolder) -> None:
+    status = run.require().status()
+    if not status.resumable:
+        why = f" ({status.error})" if status.state in (RunState.DAMAGED, RunState.NOT_RESPONDING) else ""
+        raise StudioError(
+            f"run '{run.name}' is {status.state}{why}; only {', '.join(RESUMABLE_STATES)} runs can be resumed"
+        )
+
+
+def wait_for(run: RunFolder, timeout_s: float, states: tuple[str, ...], poll_s: float = 0.5) -> RunStatus:
     """Poll until the run reaches one of `states` (tests and the CLI's --wait use this)."""
     deadline = time.time() + timeout_s
     while True:
         status = run.status()
-        if status.get("state") in states or time.time() > deadline:
+        if status.state in states or time.time() > deadline:
             return status
         time.sleep(poll_s)
 
@@ -239,9 +282,8 @@ def command_job_state(record: dict) -> str:
 
 
 def command_job_tail(record: dict, lines: int = 8) -> list[str]:
-    """The last lines of the job's log, with tqdm's carriage-return redraws reduced to their final state."""
+    """The last lines of the job's log as a person reads them (core.formatting.log_lines)."""
     path = Path(record["log"])
     if not path.is_file():
         return []
-    text = path.read_bytes()[-20000:].decode("utf-8", "replace")
-    return [line.split("\r")[-1] for line in text.splitlines() if line.strip()][-lines:]
+    return log_lines(path.read_bytes()[-20000:].decode("utf-8", "replace"))[-lines:]

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import math
 
+from core.training.run_records import RunStatus
 from core.training.runs import baseline_of
 
 PACE_ROWS = 6  # the pace is taken over the last 6 loss rows: recent enough to follow a change, long enough to be calm
 READABLE_CEILING = 200.0  # % WER: values above this (an untrained model's 1000%+) are pinned to the chart's top
 
 
-def eta_seconds(status: dict, metrics: list[dict]) -> float | None:
-    """Seconds left at the recent pace (the last few log rows), or None before there is a pace."""
+def eta_seconds(status: RunStatus, metrics: list[dict]) -> float | None:
+    """Seconds left at the recent pace (the last few log rows); None before there is a pace and once the run has
+    ended (a stopped or finished run has no time left)."""
     rows = [r for r in metrics if "loss" in r and isinstance(r.get("time"), int | float)]
-    step, total = status.get("step", 0), status.get("total", 0)
-    if len(rows) < 2 or not isinstance(total, int) or not total or step >= total:
+    step, total = status.step, status.total
+    if not status.live or len(rows) < 2 or not total or step >= total:
         return None
     recent = rows[-PACE_ROWS:]
     steps = recent[-1]["step"] - recent[0]["step"]
@@ -35,24 +37,14 @@ def chart_ceiling(values: list[float], references: list[float]) -> float:
     return max([100.0] + [1.1 * v for v in shown])
 
 
-def phase_progress(status: dict) -> tuple[str, float | None]:
+def phase_progress(status: RunStatus) -> tuple[str, float | None]:
     """(what the run is doing, fraction done or None): the step count while training, else the phase."""
-    phase = status.get("phase")
-    done, total = status.get("phase_done"), status.get("phase_total")
+    phase, done, total = status.phase, status.phase_done, status.phase_total
     if phase and phase != "training":
         fraction = done / total if isinstance(done, int) and isinstance(total, int) and total else None
         return (f"{phase} {done}/{total}" if fraction is not None else str(phase)), fraction
-    step, steps = status.get("step", 0), status.get("total", 0)
-    return f"step {step}/{steps}", (min(step / steps, 1.0) if isinstance(steps, int) and steps else None)
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+    step, steps = status.step, status.total
+    return f"step {step}/{steps}", (min(step / steps, 1.0) if steps else None)
 
 
 def run_warnings(metrics: list[dict]) -> list[str]:

@@ -20,7 +20,8 @@ import torch
 from transformers import TrainerCallback
 
 from core.errors import StudioError
-from core.training.runs import HEARTBEAT_S, RunFolder
+from core.training.run_records import RunState
+from core.training.runs import HEARTBEAT_S, RunFolder, raise_if_stop_requested
 
 
 def is_primary_process() -> bool:
@@ -35,6 +36,9 @@ def stop_requested_everywhere(run: RunFolder) -> bool:
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         stop = bool(flag.item())
     return stop
+
+
+DIVERGENCE_KEYS = ("loss", "grad_norm", "eval_loss")  # logged values that must stay finite
 
 
 class StatusWriter:
@@ -75,7 +79,7 @@ class RunFolderCallback(TrainerCallback):
         self.save_started = time.time()
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.status.update(state="running", phase="training", step=state.global_step, total=state.max_steps)
+        self.status.update(state=RunState.RUNNING, phase="training", step=state.global_step, total=state.max_steps)
         self.last_log = (time.time(), state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -96,6 +100,19 @@ class RunFolderCallback(TrainerCallback):
             row["nan_loss"] = True
         self.run.append_metrics(row)
         print(progress_line(row, state.max_steps), file=sys.stderr, flush=True)  # train.log, or the terminal
+        diverged = [k for k in DIVERGENCE_KEYS if isinstance(logs.get(k), int | float) and not math.isfinite(logs[k])]
+        if diverged:
+            # every weight is NaN from here on: a checkpoint saved now would be garbage that reads `completed`
+            raise StudioError(
+                f"training diverged at step {step}: {' and '.join(diverged)} is {logs[diverged[0]]}; check the data "
+                f"for invalid audio (the doctor on the Data page), lower the learning rate, or use fp32"
+            )
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        # an evaluation (at step 0 or every eval_steps) of a large split takes minutes: a stop ends it mid-way
+        # (unless the stop was already taken at a step's end, where it saves a checkpoint and skips evaluating)
+        if not self.stop_requested:
+            raise_if_stop_requested(self.run)
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.time()
@@ -109,8 +126,9 @@ class RunFolderCallback(TrainerCallback):
         self.save_started = time.time()  # if this step saves, on_save comes next: the save's duration is logged
         if stop_requested_everywhere(self.run) and not self.stop_requested:
             self.stop_requested = True
-            self.status.update(state="stopping", step=state.global_step)
+            self.status.update(state=RunState.STOPPING, step=state.global_step)
             control.should_save = True
+            control.should_evaluate = False  # stop means now: the checkpoint is saved without another evaluation
             control.should_training_stop = True
         return control
 

@@ -26,19 +26,31 @@ import os
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.errors import DamagedFile, StudioError
+from core.formatting import log_lines
 from core.training.config import TrainConfig
-from core.workspace import Workspace, pid_alive, read_json, write_json_atomic
+from core.training.run_records import STATUS_FIELDS, RunResult, RunState, RunStatus, RunSummary
+from core.workspace import Workspace, folder_name, pid_alive, read_json, write_json_atomic
 
-LIVE_STATES = ("starting", "running", "stopping")
-RESUMABLE_STATES = ("stopped", "failed", "interrupted")
 HEARTBEAT_S = 5  # the worker touches status.json this often
 HEARTBEAT_STALE_S = 60  # no heartbeat for this long and the run is taken as dead (a frozen or killed machine)
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+BASELINE_CHECKPOINT = "checkpoint-0"  # the run's starting model, evaluated on the test split before training
 LOG_TAIL_BYTES = 50_000  # the end of train.log that the pages and error lines look at
+
+
+class StopRequested(Exception):
+    """A stop (the Stop button, `python -m core stop`, SIGTERM) reached a phase outside the training steps: caching
+    encoder states, testing a model, an evaluation. The run ends there as `stopped`, keeping what is complete."""
+
+
+def raise_if_stop_requested(run: RunFolder) -> None:
+    """Called between batches of every phase that is not a training step: a stop ends the phase within a batch."""
+    if run.stop_file.exists():
+        raise StopRequested
 
 
 def checkpoint_step(name: str | Path) -> int | None:
@@ -63,6 +75,9 @@ class RunFolder:
         return (self.path / "config.json").is_file()
 
     def require(self) -> RunFolder:
+        # `status ../runs/r1` must not step outside the runs folder, even where that path holds a run
+        runs = next((p for p in self.path.parents if p.name == "runs"), self.path.parent)
+        folder_name(str(self.path.relative_to(runs)), "run")
         if not self.exists():
             have = ", ".join(list_runs(self.path.parent)) or "none yet"
             raise StudioError(f"no run '{self.name}'; runs: {have}")
@@ -90,22 +105,28 @@ class RunFolder:
         """status.json as written (DamagedFile when it is damaged)."""
         return read_json(self.path / "status.json", fix=f"run '{self.name}' cannot be read: {self._fix}") or {}
 
-    def status(self) -> dict:
+    def status(self) -> RunStatus:
         """status.json with dead live runs shown as `interrupted` and damaged files as `damaged`; never raises."""
         try:
-            status = self.raw_status()
+            status = RunStatus.from_dict(self.raw_status())
             self.config()  # a run whose config cannot be read cannot resume either
         except DamagedFile as err:
-            return {"state": "damaged", "error": str(err), "step": 0, "total": 0}
-        if status.get("state") in LIVE_STATES:
-            heartbeat = status.get("heartbeat")
+            return RunStatus(state=RunState.DAMAGED, error=str(err))
+        if status.live:
+            heartbeat = status.heartbeat
             stale = not isinstance(heartbeat, int | float) or time.time() - heartbeat > HEARTBEAT_STALE_S
-            if not pid_alive(status.get("pid")) or stale:
-                status = {
-                    **status,
-                    "state": "interrupted",
-                    "error": status.get("error") or self.last_error() or "the training process died",
-                }
+            if not pid_alive(status.pid):
+                error = status.error or self.last_error() or "the training process died"
+                status = replace(status, state=RunState.INTERRUPTED, error=error)
+            elif stale:
+                # alive but silent (kill -STOP, a frozen GPU driver): it may write again, so it is not resumable
+                silent = f"{time.time() - heartbeat:.0f} s" if isinstance(heartbeat, int | float) else "a while"
+                error = (
+                    f"its worker (pid {status.pid}) has written no heartbeat for {silent}: it is paused or frozen; "
+                    f"stop it with `python -m core stop {self.name}`, or end it with `kill {status.pid}` "
+                    f"(`kill -9 {status.pid}` if it does not end)"
+                )
+                status = replace(status, state=RunState.NOT_RESPONDING, error=error)
         return status
 
     @contextmanager
@@ -116,9 +137,13 @@ class RunFolder:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def update_status(self, owner: bool = False, **changes) -> dict:
-        """Merge `changes` into status.json atomically (read, merge and replace under the lock). A damaged file is
-        refused (DamagedFile), unless `owner`: the live worker, which knows its own state, writes a fresh one."""
+    def update_status(self, owner: bool = False, **changes) -> RunStatus:
+        """Merge `changes` (RunStatus fields) into status.json atomically (read, merge and replace under the lock). A
+        damaged file is refused (DamagedFile), unless `owner`: the live worker, which knows its own state, writes a
+        fresh one."""
+        unknown = set(changes) - STATUS_FIELDS
+        if unknown:
+            raise TypeError(f"not status fields: {', '.join(sorted(unknown))}")
         with self._status_lock():
             try:
                 current = self.raw_status()
@@ -129,7 +154,7 @@ class RunFolder:
             status = {**current, **changes}
             status = {k: v for k, v in status.items() if v is not None or k in ("error", "note")}
             write_json_atomic(self.path / "status.json", status)
-        return status
+        return RunStatus.from_dict(status)
 
     def last_error(self) -> str:
         """The last line that looks like an error in the log (for crashes that could not write status)."""
@@ -139,12 +164,13 @@ class RunFolder:
         return ""
 
     def log_tail(self, lines: int = 20) -> list[str]:
+        """The end of train.log as a person reads it (no terminal escapes, tqdm redraws reduced)."""
         log = self.path / "train.log"
         if not log.is_file():
             return []
         with open(log, "rb") as f:
             f.seek(max(0, log.stat().st_size - LOG_TAIL_BYTES))
-            return f.read().decode("utf-8", "replace").splitlines()[-lines:]
+            return log_lines(f.read().decode("utf-8", "replace"))[-lines:]
 
     # --- metrics
     def append_metrics(self, row: dict) -> None:
@@ -232,20 +258,23 @@ class RunFolder:
         write_json_atomic(path, record)
         return path
 
-    def result(self) -> dict:
-        """{"before": {...}, "after": {...}} on the held-out split; halves that exist (DamagedFile if damaged)."""
+    def _result_json(self) -> dict:
         return read_json(self.path / "result.json", fix=f"the run's result cannot be read: {self._fix}") or {}
+
+    def result(self) -> RunResult:
+        """The held-out split before and after; the halves that exist (DamagedFile if result.json is damaged)."""
+        return RunResult.from_dict(self._result_json())
 
     def has_result_half(self, half: str) -> bool:
         try:
-            return half in self.result()
+            return getattr(self.result(), half) is not None
         except DamagedFile:
             return False
 
     def write_result_half(self, half: str, checkpoint: str, record: dict) -> None:
         keys = ("wer", "cer", "wer_raw", "cer_raw", "utterances")
         try:
-            result = self.result()
+            result = self._result_json()
         except DamagedFile:
             result = {}
         result[half] = {"checkpoint": checkpoint, "split": record["split"], **{k: record[k] for k in keys}}
@@ -259,26 +288,26 @@ class RunFolder:
     def request_stop(self) -> None:
         self.stop_file.write_text(str(time.time()))
 
-    def summary(self) -> dict:
+    def summary(self) -> RunSummary:
         """One row for tables: never raises, whatever the state of the files."""
         status = self.status()
         best = self.best() or {}
         try:
             result = self.result()
         except DamagedFile:
-            result = {}
-        return {
-            "run": self.name,
-            "state": status.get("state", "unknown"),
-            "step": status.get("step", 0),
-            "total": status.get("total", 0),
-            "baseline_wer": self.baseline_wer(),
-            "best_wer": best.get("wer"),
-            "best_checkpoint": best.get("checkpoint"),
-            "test_before": result.get("before", {}).get("wer"),
-            "test_after": result.get("after", {}).get("wer"),
-            "error": status.get("error"),
-        }
+            result = RunResult()
+        return RunSummary(
+            run=self.name,
+            state=status.state,
+            step=status.step,
+            total=status.total,
+            baseline_wer=self.baseline_wer(),
+            best_wer=best.get("wer"),
+            best_checkpoint=best.get("checkpoint"),
+            test_before=result.wer_before,
+            test_after=result.wer_after,
+            error=status.error,
+        )
 
 
 def baseline_of(metrics: list[dict]) -> float | None:
@@ -291,6 +320,14 @@ NUMERIC_KEYS = ("epoch", "time", "loss", "learning_rate", "samples_per_second", 
 
 def _numbers_where_expected(row: dict) -> bool:
     return all(isinstance(row[k], int | float) and not isinstance(row[k], bool) for k in NUMERIC_KEYS if k in row)
+
+
+def free_run_name(workspace: Workspace, stem: str) -> str:
+    """'STEM-N' with the first N not taken: what the form offers for a new run on dataset STEM."""
+    n = 1
+    while (workspace.run(f"{stem}-{n}")).exists():
+        n += 1
+    return f"{stem}-{n}"
 
 
 def list_runs(runs_dir: Path) -> list[str]:

@@ -24,13 +24,14 @@ import torch
 from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 
+from core.audio.constants import ENCODER_POSITIONS_PER_SECOND, FRAMES_PER_SECOND
 from core.data.artifact import Artifact, open_artifact
 from core.errors import StudioError
 from core.languages import get_language
 from core.models.resolve import load_model
 from core.text.wer import error_rates, summarize
 from core.training.config import TrainConfig
-from core.training.data import FeatureDataset, SpeechCollator
+from core.training.data import FeatureDataset, SpeechCollator, check_streamed_training
 from core.training.run_recorder import (
     RunFolderCallback,
     StatusWriter,
@@ -38,7 +39,8 @@ from core.training.run_recorder import (
     is_primary_process,
     load_adapter_weights,
 )
-from core.training.runs import RunFolder
+from core.training.run_records import RunState
+from core.training.runs import BASELINE_CHECKPOINT, RunFolder, StopRequested, raise_if_stop_requested
 from core.workspace import Workspace
 
 
@@ -56,12 +58,11 @@ def apply_window(model, processor, seconds: int) -> None:
     """Listen to `seconds` instead of the model's whole window: the encoder's position table is cut to its first
     seconds × 50 rows (the stride-2 convolution gives 50 positions a second) and the processor pads to `seconds`,
     so every checkpoint of the run carries the shorter window and all code reads it from there."""
-    positions = seconds * 50
+    positions = seconds * ENCODER_POSITIONS_PER_SECOND
     encoder = model.get_encoder()
+    own_seconds = encoder.embed_positions.weight.shape[0] // ENCODER_POSITIONS_PER_SECOND
     if positions > encoder.embed_positions.weight.shape[0]:
-        raise StudioError(
-            f"window_seconds {seconds}: longer than the model's own {encoder.embed_positions.weight.shape[0] // 50} s"
-        )
+        raise StudioError(f"window_seconds {seconds}: longer than the model's own {own_seconds} s")
     with torch.no_grad():
         table = encoder.embed_positions.weight[:positions].clone()
     encoder.embed_positions = torch.nn.Embedding(positions, table.shape[1])
@@ -119,83 +120,102 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
     # 1. The config, the data and the precision.
     config = run.config().validate()
     artifact = open_artifact(workspace, config.data)
-    language = get_language(config.language or artifact.manifest["language"])
-    task = config.task or artifact.task
-    precision = resolve_precision(config.precision)
     set_seed(config.seed)
     checkpoint = run.last_checkpoint() if resume else None
     status = StatusWriter(run)
     status.start()
     try:
-        # 2. The model with the run's levers: window, dropout, frozen encoder, cached states, LoRA.
-        model, processor = load_model(
-            config.model, workspace, language=language.whisper, task=task, overrides={"dropout": config.dropout}
-        )
-        model.generation_config.max_length = config.generation_max_length
-        if config.gradient_checkpointing:
-            model.config.use_cache = False
-        if config.window_seconds:
-            apply_window(model, processor, config.window_seconds)
-        window = config.window_seconds or None
-        model = apply_memory_levers(model, config)
-        # 3. The splits; with cached encoder states the encoder runs once per clip, here, before training.
-        splits = [config.eval_split] + ([config.test_split] if config.test_split else [])
-        states = _encoder_states(model, artifact, config, splits, status) if config.cache_encoder_states else {}
-        train_set = _training_rows(artifact, workspace, config, window, states.get("train"))
-        eval_set = FeatureDataset(
-            artifact, config.eval_split, config.max_eval_samples, window, states.get(config.eval_split)
-        )
-        test_set = (
-            FeatureDataset(artifact, config.test_split, None, window, states.get(config.test_split))
-            if config.test_split
-            else None
-        )
-        _note_left_out(status, train_set, eval_set, test_set, window)
-        # 4. The Trainer, writing the run folder through its callbacks.
-        trainer, callback = _trainer(run, config, model, processor, train_set, eval_set, precision, checkpoint, status)
+        return _phases(run, workspace, config, artifact, checkpoint, status)
+    except StopRequested:
+        # a stop outside the training steps (caching, testing, an evaluation): what is complete is kept (the last
+        # checkpoint, a test result already written); the half-done phase is dropped
+        doing = run.status().phase or "starting"
         status.update(
-            state="running",
-            phase="training",
-            total=config.max_steps,
-            precision=precision,
-            resumed_from=checkpoint.name if checkpoint else None,
+            state=RunState.STOPPED,
+            phase=None,
+            phase_done=None,
+            phase_total=None,
+            finished=time.time(),
+            note=f"stopped while {doing}; the last complete checkpoint is kept",
+            error=None,
         )
-        # 5. The held-out split, before: the starting model's zero-shot result (once per run).
-        if test_set is not None and not run.has_result_half("before"):
-            status.update(phase="testing the base model")
-            _test(trainer, test_set, run, config, "before", processor.tokenizer)
-        # 6. Training.
-        status.update(phase="training")
-        if checkpoint and is_peft(model):
-            # the Trainer finds the merged model at the checkpoint's root, which does not fit a LoRA-wrapped
-            # model (none of its keys match, so nothing is loaded, and it lists every key in a warning): the
-            # adapter it continues from comes from the checkpoint's adapter/ folder
-            load_adapter_weights(model, checkpoint)
-            logging.getLogger("transformers.trainer").addFilter(_without_key_lists)
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        stopped = callback.stop_requested
-        best = trainer.state.best_model_checkpoint
-        if best and is_peft(model) and not stopped:
-            load_adapter_weights(model, Path(best))  # what load_best_model_at_end does for a model without LoRA
-        # 7. The held-out split, after: the best checkpoint by validation WER (loaded at the end of training).
-        if test_set is not None and not stopped:
-            status.update(phase="testing the best checkpoint")
-            _test(trainer, test_set, run, config, "after", processor.tokenizer)
-        # 8. The final state.
-        state = trainer.state
-        final = "stopped" if stopped else "completed"
-        note = None
-        if not stopped and state.global_step < state.max_steps:
-            note = (
-                f"early-stopped at step {state.global_step}: WER did not improve for "
-                f"{config.early_stopping_patience} evaluations"
-            )
-        status.update(state=final, phase=None, step=state.global_step, finished=time.time(), note=note, error=None)
-        return final
+        return RunState.STOPPED
     finally:
         status.close()
         if is_primary_process():
             run.stop_file.unlink(missing_ok=True)
+
+
+def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact: Artifact, checkpoint, status) -> str:
+    """Steps 2–8 of `train`: model, splits, trainer, test before, training, test after, final state."""
+    language = get_language(config.language or artifact.manifest["language"])
+    task = config.task or artifact.task
+    precision = resolve_precision(config.precision)
+    # 2. The model with the run's levers: window, dropout, frozen encoder, cached states, LoRA.
+    model, processor = load_model(
+        config.model, workspace, language=language.whisper, task=task, overrides={"dropout": config.dropout}
+    )
+    model.generation_config.max_length = config.generation_max_length
+    if config.gradient_checkpointing:
+        model.config.use_cache = False
+    if config.window_seconds:
+        apply_window(model, processor, config.window_seconds)
+    window = config.window_seconds or None
+    model = apply_memory_levers(model, config)
+    # 3. The splits; with cached encoder states the encoder runs once per clip, here, before training.
+    splits = [config.eval_split] + ([config.test_split] if config.test_split else [])
+    states = _encoder_states(model, artifact, config, splits, status) if config.cache_encoder_states else {}
+    train_set = _training_rows(artifact, workspace, config, window, states.get("train"))
+    eval_set = FeatureDataset(
+        artifact, config.eval_split, config.max_eval_samples, window, states.get(config.eval_split)
+    )
+    test_set = (
+        FeatureDataset(artifact, config.test_split, None, window, states.get(config.test_split))
+        if config.test_split
+        else None
+    )
+    _note_left_out(status, train_set, eval_set, test_set, window)
+    # 4. The Trainer, writing the run folder through its callbacks.
+    trainer, callback = _trainer(run, config, model, processor, train_set, eval_set, precision, checkpoint, status)
+    status.update(
+        state=RunState.RUNNING,
+        phase="training",
+        total=config.max_steps,
+        precision=precision,
+        resumed_from=checkpoint.name if checkpoint else None,
+    )
+    # 5. The held-out split, before: the starting model's zero-shot result (once per run).
+    if test_set is not None and not run.has_result_half("before"):
+        status.update(phase="testing the base model")
+        _test(trainer, test_set, run, config, "before", processor.tokenizer)
+    # 6. Training.
+    status.update(phase="training")
+    if checkpoint and is_peft(model):
+        # the Trainer finds the merged model at the checkpoint's root, which does not fit a LoRA-wrapped
+        # model (none of its keys match, so nothing is loaded, and it lists every key in a warning): the
+        # adapter it continues from comes from the checkpoint's adapter/ folder
+        load_adapter_weights(model, checkpoint)
+        logging.getLogger("transformers.trainer").addFilter(_without_key_lists)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    stopped = callback.stop_requested
+    best = trainer.state.best_model_checkpoint
+    if best and is_peft(model) and not stopped:
+        load_adapter_weights(model, Path(best))  # what load_best_model_at_end does for a model without LoRA
+    # 7. The held-out split, after: the best checkpoint by validation WER (loaded at the end of training).
+    if test_set is not None and not stopped:
+        status.update(phase="testing the best checkpoint")
+        _test(trainer, test_set, run, config, "after", processor.tokenizer)
+    # 8. The final state.
+    state = trainer.state
+    final = RunState.STOPPED if stopped else RunState.COMPLETED
+    note = None
+    if not stopped and state.global_step < state.max_steps:
+        note = (
+            f"early-stopped at step {state.global_step}: WER did not improve for "
+            f"{config.early_stopping_patience} evaluations"
+        )
+    status.update(state=final, phase=None, step=state.global_step, finished=time.time(), note=note, error=None)
+    return final
 
 
 def _without_key_lists(record: logging.LogRecord) -> bool:
@@ -204,11 +224,7 @@ def _without_key_lists(record: logging.LogRecord) -> bool:
 
 def _training_rows(artifact: Artifact, workspace: Workspace, config: TrainConfig, window, states):
     if artifact.streams("train"):
-        if config.cache_encoder_states or config.num_train_epochs:
-            raise StudioError(
-                f"dataset '{artifact.name}' streams its training split: cache_encoder_states and num_train_epochs "
-                f"need stored training features; prepare it without --stream-train"
-            )
+        check_streamed_training(artifact, config)
         from core.training.streaming import StreamingFeatureDataset
 
         return StreamingFeatureDataset(artifact, workspace, config.max_train_samples, config.seed)
@@ -218,11 +234,12 @@ def _training_rows(artifact: Artifact, workspace: Workspace, config: TrainConfig
 def _encoder_states(model, artifact: Artifact, config: TrainConfig, eval_splits: list[str], status) -> dict:
     from core.training.encoder_cache import cached_states, read_cached_states
 
-    frames = (config.window_seconds * 100) if config.window_seconds else artifact.feature_shape()[1]
+    frames = (config.window_seconds * FRAMES_PER_SECOND) if config.window_seconds else artifact.feature_shape()[1]
     encoder = model.get_encoder()
 
     def progress(split: str, done: int, total: int) -> None:
         status.update(phase=f"caching encoder states: {split}", phase_done=done, phase_total=total)
+        raise_if_stop_requested(status.run)  # the half-made cache is staged: nothing half-written stays
 
     states = cached_states(artifact, ["train", *eval_splits], encoder, frames, progress)
     read_cached_states(model)
@@ -311,9 +328,16 @@ def _test(trainer, test_set: FeatureDataset, run: RunFolder, config: TrainConfig
     processes); the other ranks wait for it."""
     if is_primary_process():
         model = trainer.accelerator.unwrap_model(trainer.model)
-        hypotheses = generate_texts(model, test_set, config.eval_batch_size, config.generation_max_length, tokenizer)
+        hypotheses = generate_texts(
+            model,
+            test_set,
+            config.eval_batch_size,
+            config.generation_max_length,
+            tokenizer,
+            between_batches=lambda: raise_if_stop_requested(run),
+        )
         ids, references = test_set.ids_and_texts()
-        checkpoint = "checkpoint-0" if half == "before" else run.best_checkpoint_name()
+        checkpoint = BASELINE_CHECKPOINT if half == "before" else run.best_checkpoint_name()
         record = {
             "model": f"{config.model} (as the run starts)" if half == "before" else checkpoint,
             "data": config.data,
@@ -327,13 +351,18 @@ def _test(trainer, test_set: FeatureDataset, run: RunFolder, config: TrainConfig
 
 
 @torch.inference_mode()
-def generate_texts(model, rows: FeatureDataset, batch_size: int, max_length: int, tokenizer) -> list[str]:
-    """Greedy transcripts of every row, in order, with the generation config's language and task."""
+def generate_texts(
+    model, rows: FeatureDataset, batch_size: int, max_length: int, tokenizer, between_batches=None
+) -> list[str]:
+    """Greedy transcripts of every row, in order, with the generation config's language and task
+    (`between_batches()` is called before each batch: a stop raises there)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     texts = []
     for start in range(0, len(rows), batch_size):
+        if between_batches:
+            between_batches()
         batch = [rows[i]["input_features"] for i in range(start, min(start + batch_size, len(rows)))]
         inputs = torch.from_numpy(np.stack(batch).astype(np.float32)).to(device)
         ids = model.generate(inputs, max_length=max_length)

@@ -14,16 +14,34 @@ import sys
 import time
 from pathlib import Path
 
-from core.training.runs import RunFolder
+from core.training.run_records import RunState
+from core.training.runs import RunFolder, StopRequested
 from core.workspace import Workspace
 
 
+def _stop_on_sigterm(run: RunFolder):
+    """SIGTERM asks for a stop as the Stop button does (a checkpoint at the next step, or the current phase ended
+    within a batch); a second SIGTERM ends the phase where it is."""
+    received = []
+
+    def handle(signum, frame) -> None:
+        received.append(signum)
+        run.request_stop()
+        if len(received) > 1:
+            raise StopRequested
+
+    return handle
+
+
 def run_worker(run_dir: Path, resume: bool = False) -> int:
+    run = RunFolder(run_dir)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if rank == 0:
+        # first, before the seconds of importing torch: a SIGTERM from here on is a stop, not a crash
+        signal.signal(signal.SIGTERM, _stop_on_sigterm(run))
     from core.training.trainer import describe_failure, format_traceback, train
 
-    run = RunFolder(run_dir)
     workspace = Workspace(run_dir.parent.parent)
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         print(f"worker rank {rank} of {world}", flush=True)
     if rank != 0:
@@ -31,20 +49,22 @@ def run_worker(run_dir: Path, resume: bool = False) -> int:
         return 0
     run.update_status(
         owner=True,
-        state="starting",
+        state=RunState.STARTING,
         pid=os.getpid(),
         heartbeat=time.time(),
         error=None,
         **({} if resume else {"started": time.time()}),
     )
-    signal.signal(signal.SIGTERM, lambda *_: run.request_stop())
     try:
         train(run, workspace, resume=resume)
+        return 0
+    except StopRequested:  # a second SIGTERM outside the phases train() watches
+        run.update_status(owner=True, state=RunState.STOPPED, finished=time.time(), heartbeat=time.time())
         return 0
     except BaseException as err:  # record every way of dying, then let the exit code say it
         print(format_traceback(err), file=sys.stderr, flush=True)
         run.update_status(
-            owner=True, state="failed", error=describe_failure(err), finished=time.time(), heartbeat=time.time()
+            owner=True, state=RunState.FAILED, error=describe_failure(err), finished=time.time(), heartbeat=time.time()
         )
         return 1
 

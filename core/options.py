@@ -1,0 +1,25 @@
+"""Option dataclasses as the one contract: a field's help text lives on the field, and its kind is read from its
+annotation. The command line (core/cli_arguments.py) and the app's forms are both built from these fields, so a
+default or a help text is never typed twice (as transformers' HfArgumentParser does with its dataclasses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import Field
+
+KINDS = ("bool", "int", "optional_int", "float", "optional_float", "str")
+
+
+def option_help(text: str, **extra) -> dict:
+    """A field's metadata: its help (what the CLI and the form show) and extras such as `choices`."""
+    return {"help": text, **extra}
+
+
+def field_kind(f: Field) -> str:
+    """The kind of value a field holds: bool, int, optional_int, float, optional_float or str (annotations are
+    strings under `from __future__ import annotations`)."""
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    for name in ("bool", "float", "int"):
+        if name in kind:
+            return f"optional_{name}" if "None" in kind and name != "bool" else name
+    return "str"

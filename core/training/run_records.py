@@ -1,0 +1,206 @@
+"""The records a run folder is read into: its state, its status, its held-out result and its one-row summary.
+
+These are what crosses module boundaries (the CLI, the pages, the demo, the model card), so that no caller renames
+dict keys or retypes a state string. `status.json` and `result.json` stay plain JSON on disk, so run folders written
+by earlier versions still read: unknown keys are ignored, missing ones take their defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+
+from core.formatting import MISSING, percent, points
+
+
+class RunState(StrEnum):
+    """Where a run is. A StrEnum: it is written to status.json as its value and compares equal to it."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    NOT_RESPONDING = "not responding"  # its process lives but wrote no heartbeat for a minute (paused, frozen)
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its process died (or stopped answering) without writing an end state
+    DAMAGED = "damaged"  # a run file cannot be read; it names the file
+
+    @property
+    def live(self) -> bool:
+        """A worker may be writing the run folder."""
+        return self in LIVE_STATES
+
+    @property
+    def resumable(self) -> bool:
+        return self in RESUMABLE_STATES
+
+    @classmethod
+    def read(cls, value) -> RunState | None:
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
+# live: a worker may still write the run folder (a paused one too, once it goes on), so it is never resumed
+LIVE_STATES = (RunState.STARTING, RunState.RUNNING, RunState.STOPPING, RunState.NOT_RESPONDING)
+RESUMABLE_STATES = (RunState.STOPPED, RunState.FAILED, RunState.INTERRUPTED)
+ENDED_WELL = (RunState.COMPLETED, RunState.STOPPED)  # a foreground run that ended so is no error
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """status.json: written by the worker (its heartbeat and every change) and by stop/resume."""
+
+    state: RunState = RunState.STARTING
+    step: int = 0
+    total: int = 0
+    phase: str | None = None
+    phase_done: int | None = None
+    phase_total: int | None = None
+    pid: int | None = None
+    heartbeat: float | None = None
+    created: float | None = None
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+    note: str | None = None
+    precision: str | None = None
+    resumed_from: str | None = None
+    last_checkpoint: str | None = None
+    left_out: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunStatus:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known and v is not None}
+        values["state"] = RunState.read(data.get("state")) or RunState.STARTING
+        for number in ("step", "total"):
+            if not isinstance(values.get(number), int) or isinstance(values.get(number), bool):
+                values[number] = 0
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v not in (None, {})}
+
+    @property
+    def live(self) -> bool:
+        return self.state.live
+
+    @property
+    def resumable(self) -> bool:
+        return self.state.resumable
+
+
+STATUS_FIELDS = frozenset(f.name for f in fields(RunStatus))
+
+
+@dataclass(frozen=True)
+class TestHalf:
+    """One half of a run's held-out result: a model's WER/CER on the test split."""
+
+    checkpoint: str
+    split: str
+    wer: float
+    cer: float
+    wer_raw: float | None = None
+    cer_raw: float | None = None
+    utterances: int = 0
+
+    @classmethod
+    def from_dict(cls, data) -> TestHalf | None:
+        if not isinstance(data, dict):
+            return None
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError:
+            return None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """result.json: the test split before (the starting model) and after (the best checkpoint); halves may be
+    missing while a run is young."""
+
+    before: TestHalf | None = None
+    after: TestHalf | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunResult:
+        return cls(TestHalf.from_dict(data.get("before")), TestHalf.from_dict(data.get("after")))
+
+    def to_dict(self) -> dict:
+        return {half: asdict(value) for half, value in (("before", self.before), ("after", self.after)) if value}
+
+    @property
+    def wer_before(self) -> float | None:
+        return self.before.wer if self.before else None
+
+    @property
+    def wer_after(self) -> float | None:
+        return self.after.wer if self.after else None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of a runs table: never raises, whatever the state of the run's files."""
+
+    run: str
+    state: RunState
+    step: int
+    total: int
+    baseline_wer: float | None  # the base model's zero-shot WER on the validation split (step 0)
+    best_wer: float | None  # the best checkpoint's validation WER
+    best_checkpoint: str | None
+    test_before: float | None  # held-out test WER of the starting model
+    test_after: float | None  # held-out test WER of the best checkpoint
+    error: str | None
+
+    # (attribute, the column a person reads): the one place the runs tables take their headers from
+    COLUMNS = (
+        ("run", "Run"),
+        ("state", "State"),
+        ("progress", "Step"),
+        ("test_before_shown", "Test WER before"),
+        ("test_after_shown", "Test WER after"),
+        ("best_shown", "Best validation WER"),
+        ("baseline_shown", "Base validation WER"),
+        ("best_checkpoint_shown", "Best checkpoint"),
+    )
+
+    @property
+    def progress(self) -> str:
+        return f"{self.step}/{self.total}" if self.total else str(self.step)
+
+    @property
+    def test_before_shown(self) -> str:
+        return percent(self.test_before)
+
+    @property
+    def test_after_shown(self) -> str:
+        return percent(self.test_after)
+
+    @property
+    def test_change(self) -> str | None:
+        return points(self.test_before, self.test_after)
+
+    @property
+    def best_shown(self) -> str:
+        return percent(self.best_wer)
+
+    @property
+    def baseline_shown(self) -> str:
+        return percent(self.baseline_wer)
+
+    @property
+    def best_checkpoint_shown(self) -> str:
+        return self.best_checkpoint or MISSING
+
+    def table_row(self) -> dict[str, str]:
+        """{column header: shown value}, for st.dataframe and the CLI alike."""
+        return {header: str(getattr(self, attribute)) for attribute, header in self.COLUMNS}
+
+    def to_dict(self) -> dict:
+        return asdict(self)

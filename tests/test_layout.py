@@ -1,0 +1,150 @@
+"""The house: core's rooms import only downwards and in no circle, core never imports Streamlit, nothing patches
+sys.path, and the command line's defaults are the dataclasses' own."""
+
+import ast
+from dataclasses import fields
+from pathlib import Path
+
+from helpers import REPO
+
+from core.cli import COMMANDS
+from core.cli_arguments import build_parser, dataclass_from_flags
+from core.data import PrepareOptions
+from core.text import CleaningOptions
+from core.training import TrainConfig
+
+CORE = REPO / "core"
+# bottom to top: a module may import from its own room and from rooms on a lower floor
+FLOORS = {
+    "errors": 0,
+    "workspace": 0,
+    "languages": 0,
+    "formatting": 0,
+    "options": 0,
+    "audio": 1,
+    "text": 1,
+    "models": 2,
+    "data": 3,
+    "training": 4,
+    "speech": 5,
+    "evaluation": 6,
+    "demo": 7,
+    "publish": 7,
+    "cli_arguments": 8,
+    "cli": 9,
+    "__main__": 10,
+}
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """(module, line) of every `from core.X… import` and `import core.X…` in a file, lazy ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("core."):
+            found.append((node.module, node.lineno))
+        elif isinstance(node, ast.Import):
+            found += [(a.name, node.lineno) for a in node.names if a.name.startswith("core.")]
+    return found
+
+
+def _room(path: Path) -> str:
+    return path.relative_to(CORE).with_suffix("").parts[0]
+
+
+def test_rooms_import_only_downwards():
+    upward = []
+    for path in CORE.rglob("*.py"):
+        room = _room(path)
+        if room == "__init__":
+            continue
+        for module, line in _imports(path):
+            target = module.split(".")[1]
+            same_ground_floor = FLOORS[target] == FLOORS[room] == 0
+            if target != room and not same_ground_floor and FLOORS[target] >= FLOORS[room]:
+                upward.append(f"{path.relative_to(REPO)}:{line} imports {module}")
+    assert not upward, upward
+
+
+def test_no_import_circle_between_modules():
+    graph: dict[str, set[str]] = {}
+    for path in CORE.rglob("*.py"):
+        name = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        graph[name] = {m for m, _ in _imports(path) if m != name}
+    seen, stack, circles = set(), [], []
+
+    def visit(node: str) -> None:
+        if node in stack:
+            circles.append(stack[stack.index(node) :] + [node])
+            return
+        if node in seen:
+            return
+        seen.add(node)
+        stack.append(node)
+        for target in graph.get(node, ()):
+            visit(target)
+        stack.pop()
+
+    for node in sorted(graph):
+        visit(node)
+    assert not circles, circles
+
+
+def test_core_has_few_top_level_modules_and_never_imports_streamlit():
+    top = [p.name for p in CORE.glob("*.py") if p.name != "__init__.py"]
+    assert len(top) <= 10, top
+    rooms = {p.stem for p in CORE.glob("*.py")} | {p.name for p in CORE.iterdir() if p.is_dir()}
+    assert set(FLOORS) >= rooms - {"__pycache__", "__init__"}  # every room has a floor
+    for path in CORE.rglob("*.py"):
+        assert "import streamlit" not in path.read_text(), path
+
+
+def test_nothing_patches_sys_path():
+    offenders = []
+    for folder in ("core", "app", "pages", "bench", "scripts", "tests"):
+        for path in (REPO / folder).rglob("*.py"):
+            text = path.read_text()
+            if "sys.path.insert" in text.replace('"sys.path.insert"', "") or "PYTHONPATH" in text:
+                offenders.append(str(path.relative_to(REPO)))
+    offenders = [o for o in offenders if o != "tests/test_layout.py"]
+    assert not offenders, offenders
+
+
+def test_the_prepare_flags_default_to_prepare_options():
+    args = build_parser(COMMANDS).parse_args(
+        ["prepare", "--source", "fleurs", "--language", "nb", "--model", "demo", "--name", "x"]
+    )
+    options = dataclass_from_flags(PrepareOptions, args, cleaning=dataclass_from_flags(CleaningOptions, args))
+    assert options == PrepareOptions()
+    given = build_parser(COMMANDS).parse_args(
+        ["prepare", "--source", "s", "--language", "nb", "--model", "demo", "--name", "x", "--max-sequence-length", "9"]
+        + ["--lowercase", "--no-collapse-whitespace", "--task", "translate"]
+    )
+    changed = dataclass_from_flags(PrepareOptions, given, cleaning=dataclass_from_flags(CleaningOptions, given))
+    assert changed.max_sequence_length == 9 and changed.task == "translate"
+    assert changed.cleaning == CleaningOptions(lowercase=True, collapse_whitespace=False)
+
+
+def test_every_train_config_field_is_a_flag_with_its_help():
+    parser = build_parser(COMMANDS)
+    train = parser._subparsers._group_actions[0].choices["train"]
+    flags = {action.dest: action for action in train._actions}
+    for f in fields(TrainConfig):
+        assert f.name in flags, f.name
+        assert f.metadata["help"].replace("%", "%%") in flags[f.name].help
+        assert flags[f.name].default is None  # unset: a preset's value stays unless a flag overrides it
+
+
+def test_no_page_statement_that_streamlit_magic_would_echo():
+    """Streamlit writes any bare expression statement to the page ("magic"): a conditional expression used as a
+    statement (`a.warning(x) if bad else a.success(x)`) shows the DeltaGenerator's repr, docstring and API list."""
+    echoed = []
+    for folder in ("app", "pages"):
+        for path in (REPO / folder).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            docstrings = {id(n.body[0]) for n in ast.walk(tree) if isinstance(n, ast.Module | ast.FunctionDef)}
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Expr) or id(node) in docstrings:
+                    continue
+                if not isinstance(node.value, ast.Call | ast.Await | ast.Yield | ast.YieldFrom):
+                    echoed.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)[:60]}")
+    assert not echoed, echoed
