@@ -75,18 +75,10 @@ def run_demo(
     from core.data.features import PrepareOptions, prepare_features
     from core.data.folders import FolderSource
     from core.data.synth import SynthSpec, default_kind, synthesize_dataset
-    from core.training.config import TrainConfig, apply_preset
     from core.training.jobs import start_run
     from core.training.run_records import RunState
 
-    if model not in PLANS:
-        raise StudioError(f"demo model '{model}': choose one of {', '.join(PLANS)}")
-    plan = PLANS[model]
-    n = plan.utterances if utterances is None else utterances
-    if not 20 <= n <= 100_000:
-        raise StudioError(f"--utterances {n}: choose 20 to 100000 (the demo needs train, validation and test rows)")
-    if max_steps is not None and max_steps < 1:
-        raise StudioError(f"--max-steps {max_steps}: give at least 1")
+    plan, n = _checked_request(model, utterances, max_steps)
     started = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     tag = f"demo-{language.code}" + ("" if model == DEFAULT_MODEL else f"-{model}")
@@ -111,13 +103,7 @@ def run_demo(
         FolderSource(folder), language, model, data_name, workspace, PrepareOptions(), overwrite=True, progress=progress
     )
     # 3. Fine-tuning: the test split is evaluated with the starting model first, then with the best checkpoint.
-    config = apply_preset(TrainConfig(data=data_name, run=f"{tag}-{stamp}"), plan.preset)
-    if max_steps:
-        every = min(config.eval_steps, max_steps)
-        config = replace(
-            config, max_steps=max_steps, warmup_steps=min(config.warmup_steps, max_steps // 4), eval_steps=every
-        )
-        config = replace(config, save_steps=every)
+    config = _training_config(plan, data_name, f"{tag}-{stamp}", max_steps)
     counts = artifact.manifest["splits"]
     log(
         f"3/4 training run {config.run} ({config.model}, preset {plan.preset}): {config.max_steps} steps × batch "
@@ -144,3 +130,28 @@ def run_demo(
         test_utterances=after.utterances,
         seconds=time.time() - started,
     )
+
+
+def _checked_request(model: str, utterances: int | None, max_steps: int | None) -> tuple[DemoPlan, int]:
+    """The plan for `model` and the number of utterances, or StudioError naming what to give instead."""
+    if model not in PLANS:
+        raise StudioError(f"demo model '{model}': choose one of {', '.join(PLANS)}")
+    plan = PLANS[model]
+    n = plan.utterances if utterances is None else utterances
+    if not 20 <= n <= 100_000:
+        raise StudioError(f"--utterances {n}: choose 20 to 100000 (the demo needs train, validation and test rows)")
+    if max_steps is not None and max_steps < 1:
+        raise StudioError(f"--max-steps {max_steps}: give at least 1")
+    return plan, n
+
+
+def _training_config(plan: DemoPlan, data: str, run: str, max_steps: int | None):
+    """The plan's preset; with `max_steps`, shortened so that it still evaluates and saves at its end."""
+    from core.training.config import TrainConfig, apply_preset
+
+    config = apply_preset(TrainConfig(data=data, run=run), plan.preset)
+    if not max_steps:
+        return config
+    every = min(config.eval_steps, max_steps)
+    warmup = min(config.warmup_steps, max_steps // 4)
+    return replace(config, max_steps=max_steps, warmup_steps=warmup, eval_steps=every, save_steps=every)

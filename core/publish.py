@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from shlex import quote
 
+from core.data.artifact import MANIFEST_FILE
 from core.errors import StudioError
 from core.formatting import MISSING, percent
-from core.languages import get_language
+from core.languages import Language, get_language
 from core.models.resolve import PROCESSOR_FILES, is_ctranslate2
+from core.training.config import TrainConfig
 from core.training.run_records import RunResult
 from core.training.runs import RunFolder, checkpoint_step
 from core.workspace import Workspace, read_json_if_intact, staged_folder
@@ -63,34 +65,66 @@ def _run_and_checkpoint(model: str, workspace: Workspace) -> tuple[RunFolder, Pa
     return run, run.path / best
 
 
+@dataclass(frozen=True)
+class CardFacts:
+    """What a model card says, gathered once from the run, its dataset's manifest and its held-out result."""
+
+    config: TrainConfig
+    language: Language
+    task: str
+    result: RunResult
+    source: dict  # the dataset manifest's source description
+    dataset_id: str | None  # the Hub dataset, when the data came from one
+    base: str  # the base model's Hub id (whisper-base is openai/whisper-base)
+
+    @classmethod
+    def of(cls, run: RunFolder, checkpoint: Path) -> CardFacts:
+        config = run.config()
+        dataset = Workspace(run.path.parent.parent).dataset(config.data)
+        manifest = read_json_if_intact(dataset / MANIFEST_FILE) or {}
+        source = manifest.get("source", {})
+        base = "openai/whisper-base" if config.model in ("whisper-base", "openai/whisper-base") else config.model
+        return cls(
+            config=config,
+            language=get_language(config.language or manifest.get("language", "en")),
+            task=config.task or manifest.get("task", "transcribe"),
+            result=_result_for(run, checkpoint),
+            source=source,
+            dataset_id=source.get("dataset") if source.get("kind") == "hub" else None,
+            base=base,
+        )
+
+
 def model_card(run: RunFolder, checkpoint: Path, repo_id: str, ctranslate2: bool) -> str:
     """README.md for the Hub: YAML metadata (language, base model, model-index with the test WER/CER) and the text."""
-    config = run.config()
-    manifest = read_json_if_intact(run.path.parent.parent / "datasets" / config.data / "manifest.json") or {}
-    language = get_language(config.language or manifest.get("language", "en"))
-    task = config.task or manifest.get("task", "transcribe")
-    result = _result_for(run, checkpoint)
-    source = manifest.get("source", {})
-    dataset_id = source.get("dataset") if source.get("kind") == "hub" else None
-    base = "openai/whisper-base" if config.model in ("whisper-base", "openai/whisper-base") else config.model
+    facts = CardFacts.of(run, checkpoint)
+    meta = _card_metadata(facts, repo_id, ctranslate2)
+    return (
+        "\n".join(line for line in meta if line != "") + "\n" + _card_text(facts, run, checkpoint, repo_id, ctranslate2)
+    )
+
+
+def _card_metadata(facts: CardFacts, repo_id: str, ctranslate2: bool) -> list[str]:
+    """The card's YAML front matter, line by line: what the Hub indexes (language, base model, model-index)."""
+    config, after = facts.config, facts.result.after
     metrics = []
     for key, name in (("wer", "WER"), ("cer", "CER")):
-        if result.after is not None and getattr(result.after, key) is not None:
-            value = round(100 * getattr(result.after, key), 2)
+        if after is not None and getattr(after, key) is not None:
+            value = round(100 * getattr(after, key), 2)
             metrics.append(f"    - type: {key}\n      value: {value}\n      name: Test {name}")
-    meta = [
+    return [
         "---",
         "language:",
-        f'- "{language.whisper}"',  # quoted: YAML reads a bare `no` (Norwegian) as false
+        f'- "{facts.language.whisper}"',  # quoted: YAML reads a bare `no` (Norwegian) as false
         "license: mit",
-        f"base_model: {base}" if "/" in base else "",
+        f"base_model: {facts.base}" if "/" in facts.base else "",
         "library_name: " + ("ctranslate2" if ctranslate2 else "transformers"),
         "pipeline_tag: automatic-speech-recognition",
         "tags:",
         "- whisper",
         "- whisper-studio",
-        *([f"- {task}"] if task == "translate" else []),
-        *(["datasets:", f"- {dataset_id}"] if dataset_id else []),
+        *([f"- {facts.task}"] if facts.task == "translate" else []),
+        *(["datasets:", f"- {facts.dataset_id}"] if facts.dataset_id else []),
         "metrics:",
         "- wer",
         "model-index:",
@@ -100,27 +134,35 @@ def model_card(run: RunFolder, checkpoint: Path, repo_id: str, ctranslate2: bool
         "      type: automatic-speech-recognition",
         "      name: Automatic Speech Recognition",
         "    dataset:",
-        f"      name: {dataset_id or config.data}",
-        f"      type: {dataset_id or 'local'}",
-        *([f"      config: {source['config']}"] if source.get("config") else []),
+        f"      name: {facts.dataset_id or config.data}",
+        f"      type: {facts.dataset_id or 'local'}",
+        *([f"      config: {facts.source['config']}"] if facts.source.get("config") else []),
         f"      split: {config.test_split or config.eval_split}",
         "    metrics:",
         *metrics,
         "---",
     ]
+
+
+def _card_text(facts: CardFacts, run: RunFolder, checkpoint: Path, repo_id: str, ctranslate2: bool) -> str:
+    """The card's text: the held-out result before and after, how to load the model, how it was trained."""
+    result, config = facts.result, facts.config
     rows = "\n".join(
         f"| {label} | {percent(half and half.wer)} | {percent(half and half.cer)} |"
-        for half, label in ((result.before, f"{base} (zero-shot)"), (result.after, f"this model ({checkpoint.name})"))
+        for half, label in (
+            (result.before, f"{facts.base} (zero-shot)"),
+            (result.after, f"this model ({checkpoint.name})"),
+        )
     )
     settings = "\n".join(
         f"| {k} | {v} |" for k, v in config.to_dict().items() if k not in ("run", "data") and v not in ("", None)
     )
-    use = _usage(repo_id, language.whisper, task, ctranslate2)
-    text = f"""
+    use = _usage(repo_id, facts.language.whisper, facts.task, ctranslate2)
+    return f"""
 # {repo_id.split("/")[-1]}
 
-Whisper fine-tuned for **{language.name}** ({task}) from `{base}` with
-[Whisper Studio](https://github.com/) on `{dataset_id or config.data}`.
+Whisper fine-tuned for **{facts.language.name}** ({facts.task}) from `{facts.base}` with
+[Whisper Studio](https://github.com/) on `{facts.dataset_id or config.data}`.
 
 ## Results on the held-out test split ({result.after.utterances if result.after else MISSING} utterances)
 
@@ -142,7 +184,6 @@ Checkpoint `{checkpoint.name}` (step {checkpoint_step(checkpoint.name)}) of run 
 |---|---|
 {settings}
 """
-    return "\n".join(line for line in meta if line != "") + "\n" + text
 
 
 def _result_for(run: RunFolder, checkpoint: Path) -> RunResult:

@@ -13,9 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
 
-from core.audio.constants import SAMPLE_RATE
+from core.audio.constants import SAMPLE_RATE, WINDOW_SECONDS
 from core.data.examples import Source
-from core.data.features import PrepareOptions, feature_processor
+from core.data.features import feature_processor
+from core.data.options import PrepareOptions
 from core.data.rows import REASON_TEXT, RowLimits, decoded, row_problem, text_key
 from core.languages import Language
 from core.text.cleaning import clean_text, foreign_characters
@@ -47,7 +48,7 @@ class DoctorReport:
     problems: list[Problem]
     seconds: float
     splits: dict[str, int]
-    window_seconds: float = 30.0
+    window_seconds: float = WINDOW_SECONDS
 
     @property
     def hours(self) -> float:

@@ -19,6 +19,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.audio.constants import WINDOW_SECONDS
 from core.errors import StudioError
 from core.workspace import Workspace, read_json_if_intact, staged_folder, write_json_atomic
 
@@ -156,7 +157,7 @@ def install_ct2(workspace: Workspace, item: InstalledModel) -> Path:
         for name in item.files:
             shutil.copyfile(folders[0] / name, staging / name)
         ct2_config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
-        extractor = whisper_processor(_mel_bins(staging), 30).feature_extractor
+        extractor = whisper_processor(_mel_bins(staging), WINDOW_SECONDS).feature_extractor
         extractor.save_pretrained(staging)
         write_json_atomic(
             staging / MARKER,
@@ -196,7 +197,7 @@ def install_transformers(workspace: Workspace, item: InstalledModel) -> Path:
     ct2 = read_ct2_model(source / "model.bin")
     ct2_config = json.loads((source / "config.json").read_text(encoding="utf-8"))
     sizes = model_sizes(ct2)
-    processor = whisper_processor(sizes["num_mel_bins"], 30)
+    processor = whisper_processor(sizes["num_mel_bins"], WINDOW_SECONDS)
     if len(processor.tokenizer) != sizes["vocab_size"]:
         raise StudioError(
             f"{item.name}: the model has {sizes['vocab_size']} tokens, the shipped tokenizer {len(processor.tokenizer)}"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.audio.constants import INT16_SCALE, SAMPLE_RATE
+from core.audio.constants import INT16_SCALE, SAMPLE_RATE, WINDOW_SECONDS
 from core.audio.decode import resample
 from core.audio.vad import ABSOLUTE_FLOOR_DB, FRAME, SPEECH_ABOVE_FLOOR_DB, frame_db
 
@@ -73,7 +73,7 @@ def frame_samples(frame) -> tuple[np.ndarray, int]:
 class LiveSession:
     """Feed it audio with `push(samples, rate)`; read `snapshot()`. `transcribe(samples) -> str` is the model."""
 
-    def __init__(self, transcribe, max_utterance_s: float = 30.0, silence_end_s: float = SILENCE_END_S):
+    def __init__(self, transcribe, max_utterance_s: float = WINDOW_SECONDS, silence_end_s: float = SILENCE_END_S):
         self._transcribe = transcribe
         self.max_utterance = int(max_utterance_s * SAMPLE_RATE)
         self.silence_frames = max(1, int(silence_end_s * SAMPLE_RATE / FRAME))
