@@ -18,7 +18,7 @@ def training_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
                 alt.Chart(data, title=title)
                 .mark_line(point=len(data) < 30)  # a short run has few rows: show each as a point
                 .encode(
-                    x=alt.X("step:Q", title="step", axis=alt.Axis(format="d")),
+                    x=alt.X("step:Q", title="step", axis=alt.Axis(format="d"), scale=alt.Scale(domainMin=0)),
                     y=alt.Y(f"{title}:Q", title=None),
                     tooltip=["step", alt.Tooltip(f"{title}:Q", format=".4g")],
                 )
@@ -63,12 +63,13 @@ def error_rate_curves(runs: dict[str, list[dict]], with_cer: bool = False) -> al
         base = alt.Chart(pd.DataFrame(baselines))
         layers.append(
             base.mark_rule(strokeDash=[6, 4], color="gray").encode(
-                y=alt.Y("shown:Q", scale=scale), tooltip=["label", alt.Tooltip("value:Q", format=".1f")]
+                y=alt.Y("shown:Q", scale=scale, title="error rate (%)"),
+                tooltip=["label", alt.Tooltip("value:Q", format=".1f")],
             )
         )
         layers.append(
             base.mark_text(align="left", dx=4, dy=-6, color="gray").encode(
-                y=alt.Y("shown:Q", scale=scale), x=alt.value(0), text="label:N"
+                y=alt.Y("shown:Q", scale=scale, title="error rate (%)"), x=alt.value(0), text="label:N"
             )
         )
     return alt.layer(*layers)

@@ -37,6 +37,7 @@ def user_errors():
         st.error(line, icon=":material/error:")
 
 
+DEMO_JOB = "demo"  # the offline demo as a background command job (the sidebar starts it)
 FLASH = "flash_message"
 
 

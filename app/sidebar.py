@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.common import SELECTED_DATASET, SELECTED_RUN, device_summary, user_errors, workspace
+from app.common import DEMO_JOB, SELECTED_DATASET, SELECTED_RUN, device_summary, user_errors, workspace
 from core.data import list_artifacts, newest_artifact
 from core.demo import PLANS
 from core.formatting import MISSING, format_duration
@@ -23,8 +23,6 @@ from core.training import (
     phase_progress,
     start_command_job,
 )
-
-DEMO_JOB = "demo"
 
 
 @st.fragment(run_every=3)

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.charts import error_rate_curves, training_curves
-from app.common import SELECTED_DATASET, SELECTED_RUN, flash, show_flash, user_errors, workspace
+from app.common import DEMO_JOB, SELECTED_DATASET, SELECTED_RUN, flash, show_flash, user_errors, workspace
 from app.config_form import config_form
 from core.data import list_artifacts, newest_artifact, open_artifact
 from core.errors import DamagedFile
@@ -16,6 +16,8 @@ from core.training import (
     RunFolder,
     TrainConfig,
     apply_preset,
+    command_job,
+    command_job_state,
     default_preset,
     eta_seconds,
     free_run_name,
@@ -39,7 +41,10 @@ runs = list_runs(ws.runs)
 
 with st.expander("New run", expanded=not runs):
     prepared_with = None  # the model the chosen dataset's features were made for
-    if not datasets:
+    demo = command_job(ws, DEMO_JOB)
+    if not datasets and demo and command_job_state(demo) == "running":
+        st.info("The offline demo is making its dataset: its run appears here once it starts training.")
+    elif not datasets:
         st.info("Prepare a dataset on the Data page first (or run the offline demo from the sidebar).")
     else:
         # the dataset this tab chose (or just prepared), else the newest

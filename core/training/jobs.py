@@ -8,12 +8,13 @@ this machine (one GPU, or all CPU cores): a second start is refused with the nam
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, redirect_stderr, suppress
 from pathlib import Path
 from shlex import quote
 
@@ -129,8 +130,26 @@ def _follow(run: RunFolder, process: subprocess.Popen | None, foreground: bool, 
     elif foreground:
         from core.training.worker import run_worker
 
-        run_worker(run.path, resume=resume)
+        # the progress lines go to the terminal and, as for a background job, into train.log (the pages show it)
+        with open(run.path / "train.log", "a", encoding="utf-8") as log, redirect_stderr(_Tee(sys.stderr, log)):
+            run_worker(run.path, resume=resume)
     return run
+
+
+class _Tee(io.TextIOBase):
+    """A text stream that writes to several (the terminal and a log file)."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
 
 
 def check_before_start(config: TrainConfig, workspace: Workspace) -> None:
