@@ -26,6 +26,23 @@ BASIC = (
     "early_stopping_patience",
 )
 HIDDEN = ("data",)  # chosen outside the form
+# "Advanced", by concern (every other field is in exactly one group; tests/test_pages.py checks it)
+GROUPS = {
+    "Schedule": ("lr_scheduler", "weight_decay", "num_train_epochs", "grad_accum_steps", "dropout", "seed"),
+    "Evaluation": (
+        "eval_split",
+        "test_split",
+        "eval_batch_size",
+        "max_eval_samples",
+        "generation_max_length",
+        "save_total_limit",
+    ),
+    "Data": ("language", "task", "max_train_samples"),
+    "Memory and speed": ("precision", "gradient_checkpointing", "optimizer", "nproc"),
+    "Encoder": ("freeze_encoder", "cache_encoder_states", "window_seconds"),
+    "LoRA": ("lora_rank", "lora_alpha", "lora_target_modules"),
+    "Logging": ("logging_steps", "report_to"),
+}
 
 
 def _widget(field, value, key: str):
@@ -57,11 +74,13 @@ def config_form(defaults: TrainConfig, key: str) -> tuple[TrainConfig, bool]:
         for i, field in enumerate(basic):
             with columns[i % 3]:
                 values[field.name] = _widget(field, getattr(defaults, field.name), f"{key}-{field.name}")
+        by_name = {f.name: f for f in fields(TrainConfig)}
         with st.expander("Advanced"):
-            columns = st.columns(3)
-            rest = [f for f in fields(TrainConfig) if f.name not in BASIC + HIDDEN]
-            for i, field in enumerate(rest):
-                with columns[i % 3]:
-                    values[field.name] = _widget(field, getattr(defaults, field.name), f"{key}-{field.name}")
+            for group, names in GROUPS.items():
+                st.markdown(f"**{group}**")
+                columns = st.columns(3)
+                for i, name in enumerate(names):
+                    with columns[i % 3]:
+                        values[name] = _widget(by_name[name], getattr(defaults, name), f"{key}-{name}")
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     return TrainConfig(**values), submitted

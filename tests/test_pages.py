@@ -63,3 +63,13 @@ def test_data_page_generates_and_prepares_a_synthetic_set(tmp_path, monkeypatch,
     no_trouble(app)
     assert any("Prepared **nb-synthetic**" in s.value for s in app.success)
     assert (home / "datasets" / "nb-synthetic" / "manifest.json").is_file()
+
+
+def test_the_train_form_shows_every_config_field_once():
+    from dataclasses import fields
+
+    from app.config_form import BASIC, GROUPS, HIDDEN
+    from core.training import TrainConfig
+
+    placed = [*BASIC, *HIDDEN, *(name for names in GROUPS.values() for name in names)]
+    assert sorted(placed) == sorted(f.name for f in fields(TrainConfig))

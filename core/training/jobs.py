@@ -231,8 +231,7 @@ def stop_run(run: RunFolder) -> RunStatus:
     """Ask a live run to stop: it saves a checkpoint at the next step and ends as `stopped`."""
     status = run.require().status()
     if not status.live:
-        why = f" ({status.error})" if status.state == RunState.DAMAGED else ""
-        raise StudioError(f"run '{run.name}' is {status.state}{why}; only a live run can be stopped")
+        raise StudioError(f"run '{run.name}' is {status.explained}; only a live run can be stopped")
     run.request_stop()
     return run.update_status(state=RunState.STOPPING)
 
@@ -259,9 +258,8 @@ def resume_run(run: RunFolder, workspace: Workspace, foreground: bool = False) -
 def _refuse_unless_resumable(run: RunFolder) -> None:
     status = run.require().status()
     if not status.resumable:
-        why = f" ({status.error})" if status.state in (RunState.DAMAGED, RunState.NOT_RESPONDING) else ""
         raise StudioError(
-            f"run '{run.name}' is {status.state}{why}; only {', '.join(RESUMABLE_STATES)} runs can be resumed"
+            f"run '{run.name}' is {status.explained}; only {', '.join(RESUMABLE_STATES)} runs can be resumed"
         )
 
 

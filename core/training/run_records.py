@@ -92,6 +92,12 @@ class RunStatus:
     def resumable(self) -> bool:
         return self.state.resumable
 
+    @property
+    def explained(self) -> str:
+        """The state, with its reason where the state alone does not say what to do ('damaged (status.json …)')."""
+        needs_reason = self.state in (RunState.DAMAGED, RunState.NOT_RESPONDING) and self.error
+        return f"{self.state} ({self.error})" if needs_reason else str(self.state)
+
 
 STATUS_FIELDS = frozenset(f.name for f in fields(RunStatus))
 
