@@ -1,5 +1,6 @@
 """Transcribe: upload or record into any checkpoint, stream the microphone live, or talk with an LLM."""
 
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,8 @@ from app.model_cache import model_choices, transcriber
 from core.audio import AUDIO_EXTENSIONS, load_audio
 from core.languages import LANGUAGES
 from core.speech import FORMATS, WRITERS
+
+TRANSCRIPTS = "tr_transcripts"  # (audio hash, model, language, task) → Transcript: made once per audio and model
 
 st.title("Transcribe")
 choices = model_choices()
@@ -37,6 +40,7 @@ def show_transcript(transcript, key: str) -> None:
         rows = [{"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text} for s in transcript.segments]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     stem = Path(transcript.source).stem or "transcript"
+    st.caption("Download the transcript as")
     for column, name in zip(st.columns(len(FORMATS)), FORMATS):
         column.download_button(
             name.upper(), WRITERS[name](transcript), file_name=f"{stem}.{name}", key=f"{key}-{name}", width="stretch"
@@ -47,7 +51,7 @@ file_tab, live_tab, chat_tab = st.tabs(["File or recording", "Live microphone", 
 
 with file_tab:
     ab = st.toggle("A/B: the same audio through two models", key="tr_ab")
-    other = choices[st.selectbox("Model B", list(choices), key="tr_model_b")] if ab else None
+    label_b = st.selectbox("Model B", list(choices), key="tr_model_b") if ab else None
     upload = st.file_uploader(
         "Audio file", type=[extension.lstrip(".") for extension in AUDIO_EXTENSIONS], key="tr_upload"
     )
@@ -56,14 +60,21 @@ with file_tab:
     if audio is not None:
         data, name = audio.getvalue(), getattr(audio, "name", "recording.wav")
         columns = st.columns(2 if ab else 1)
-        for index, (column, which) in enumerate(zip(columns, [model, other] if ab else [model])):
+        for index, (column, shown) in enumerate(zip(columns, [label, label_b] if ab else [label])):
             with column, user_errors():
-                st.caption(f"**{which}**")
-                with st.spinner("Transcribing…"):
-                    transcript = transcriber(which).transcribe_file(
-                        data, name=name, language=whisper_language, task=task
-                    )
-                show_transcript(transcript, key=f"download-{index}")
+                st.caption(f"**{shown}**")
+                # a rerun (a download click, another widget) shows the transcript made for this audio and model
+                done = st.session_state.setdefault(TRANSCRIPTS, {})
+                wanted = (hashlib.sha1(data).hexdigest(), choices[shown], whisper_language, task)
+                if wanted not in done:
+                    with st.spinner("Transcribing…"):
+                        transcript = transcriber(choices[shown]).transcribe_file(
+                            data, name=name, language=whisper_language, task=task
+                        )
+                    if len(done) >= 4:  # a few files' worth: session state is per tab, in memory
+                        done.clear()
+                    done[wanted] = transcript
+                show_transcript(done[wanted], key=f"download-{index}")
 
 with live_tab:
     st.caption(

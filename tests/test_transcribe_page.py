@@ -47,6 +47,18 @@ def test_upload_shows_the_checkpoints_transcript(tmp_path, page, suffix, mime):
     assert expected in page_text(app)
 
 
+def test_a_rerun_shows_the_transcript_made_for_this_audio_instead_of_transcribing_again(tmp_path, page):
+    app, _ = page
+    path = make_audio(tmp_path / "again.wav", "god natt")
+    app.file_uploader(key="tr_upload").set_value((path.name, path.read_bytes(), "audio/wav"))
+    app.run()
+    first = list(app.session_state["tr_transcripts"].values())
+    app.run()  # what a download click does
+    again = list(app.session_state["tr_transcripts"].values())
+    assert len(first) == 1 and again[0] is first[0]
+    no_trouble(app)
+
+
 def test_recording_and_ab_mode(tmp_path, page):
     app, reference = page
     path = make_audio(tmp_path / "rec.wav", "hei på deg")
@@ -57,7 +69,8 @@ def test_recording_and_ab_mode(tmp_path, page):
     app.run()
     no_trouble(app)
     captions = " ".join(str(c.value) for c in app.caption)
-    assert "**demo**" in captions and "checkpoint-" in captions  # both models, side by side
+    # both models, side by side, named as the pickers name them (not as folder paths)
+    assert "**base: demo (untrained)**" in captions and "checkpoint-" in captions and "/runs/" not in captions
     assert (" ".join(s.text for s in reference.transcribe(path)) or "(nothing recognised)") in page_text(app)
 
 

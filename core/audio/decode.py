@@ -48,13 +48,13 @@ def _check_source(source: AudioSource, label: str) -> None:
         if not path.is_file():
             raise StudioError(f"{label}: no such audio file; check the path")
         if path.stat().st_size == 0:
-            raise StudioError(f"{label}: the file is empty (0 bytes); replace it or remove it from the dataset")
+            raise StudioError(f"{label}: the file is empty (0 bytes); record or export it again, or leave it out")
 
 
 def _undecodable(label: str, err: Exception) -> StudioError:
     return StudioError(
-        f"{label}: cannot decode the audio ({type(err).__name__}); convert it to wav/flac/mp3 or remove it from the "
-        f"dataset"
+        f"{label}: cannot decode the audio ({type(err).__name__}): it is not audio, or damaged; convert it to "
+        f"wav, flac or mp3, or leave it out"
     )
 
 
@@ -70,7 +70,7 @@ def load_audio(source: AudioSource, name: str | None = None, sample_rate: int = 
         except DECODE_ERRORS as err:
             raise _undecodable(label, err) from None
     if samples.size == 0:
-        raise StudioError(f"{label}: the audio holds no samples; replace it or remove it from the dataset")
+        raise StudioError(f"{label}: the audio holds no samples; record or export it again, or leave it out")
     return resample(samples, rate, sample_rate)
 
 
@@ -169,7 +169,7 @@ def audio_pieces(
     except (sf.LibsndfileError, *DECODE_ERRORS) as err:  # damaged part-way through
         raise _undecodable(label, err) from None
     if not decoded:
-        raise StudioError(f"{label}: the audio holds no samples; replace it or remove it from the dataset")
+        raise StudioError(f"{label}: the audio holds no samples; record or export it again, or leave it out")
     yield piece(previous, last=True)
 
 
