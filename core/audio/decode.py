@@ -109,8 +109,8 @@ def finite_audio_problem(samples: np.ndarray) -> str | None:
         return None
     bad = int(finite.size - np.count_nonzero(finite))
     return (
-        f"the audio holds invalid (NaN/inf) or absurdly large samples ({bad:,} of {finite.size:,}): the file is "
-        f"damaged; export or record it again"
+        f"the audio holds invalid (NaN/inf) samples, or absurdly large ones ({bad:,} of {finite.size:,}): the file "
+        f"is damaged; export or record it again"
     )
 
 
