@@ -79,9 +79,15 @@ def workspace(tmp_path, session_workspace):
     return ws
 
 
+SLOW_FIXTURES = {
+    "whisper_base",  # converts and runs the real 74M-parameter whisper-base
+    "populated",  # trains a run first (once per session, but half a minute of the fast lane)
+}
+
+
 def pytest_collection_modifyitems(items) -> None:
-    """What a test costs, said once: every test that uses the real whisper-base is slow (it converts and runs a
-    74M-parameter model), whatever file it is in."""
+    """What a test costs, said once: every test that uses a slow fixture (directly or through another fixture) is
+    marked slow, whatever file it is in."""
     for item in items:
-        if "whisper_base" in getattr(item, "fixturenames", ()):
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
