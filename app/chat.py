@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 CHAT = "conversation"
 SPOKEN = "conversation_spoken"  # wav bytes of the last reply, when spoken replies are on
+FAILED = "conversation_failed"  # the user's message whose reply failed: kept, with a Retry button
 
 
 def conversation() -> Conversation:
@@ -74,7 +75,9 @@ def send(text: str, endpoint: Endpoint, language: Language, spoken: bool, into=N
             st.write_stream(stream_reply(conversation(), text, endpoint))
         except StudioError as err:
             st.error(str(err), icon=":material/error:")
+            st.session_state[FAILED] = text
             return False
+        st.session_state.pop(FAILED, None)
         answer = conversation().turns[-1]  # the reply as kept: within the size limit, so espeak-ng gets no more
         cut_off_caption(answer)
     st.session_state[SPOKEN] = None
@@ -82,3 +85,14 @@ def send(text: str, endpoint: Endpoint, language: Language, spoken: bool, into=N
         with user_errors():
             st.session_state[SPOKEN] = speak(answer.content, language)
     return True
+
+
+def retry_failed(endpoint: Endpoint, language: Language, spoken: bool, into=None) -> None:
+    """The message whose reply failed, kept with a Retry (the conversation itself stays as it was)."""
+    text = st.session_state.get(FAILED)
+    if not text:
+        return
+    shown = text if len(text) <= 60 else f"{text[:60]}…"
+    st.caption(f"Not answered: “{shown}”")
+    if st.button("Retry", icon=":material/replay:", key="chat_retry") and send(text, endpoint, language, spoken, into):
+        st.rerun()  # answered: the history shows it, and the Retry goes

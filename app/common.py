@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from core.errors import StudioError, os_error_line
+from core.languages import LANGUAGES, Language
 from core.workspace import Workspace
 
 SELECTED_DATASET = "selected_dataset"
@@ -79,3 +80,15 @@ def progress_callback(bar):
         bar.progress(fraction, text=f"{label}: {done}" + (f"/{total}" if total else ""))
 
     return update
+
+
+def language_picker(key: str) -> tuple[str | None, Language]:
+    """A language select box with auto-detect first: (Whisper's code or None for auto, the Language for the rest
+    of the page — English when auto, for espeak-ng and text cleaning)."""
+    code = st.selectbox(
+        "Language",
+        ["auto", *LANGUAGES],
+        key=key,
+        format_func=lambda c: "auto-detect (real Whisper models)" if c == "auto" else f"{LANGUAGES[c].name} ({c})",
+    )
+    return (None if code == "auto" else LANGUAGES[code].whisper), LANGUAGES.get(code, LANGUAGES["en"])

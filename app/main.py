@@ -18,6 +18,7 @@ PAGES = [
     st.Page(ROOT / "pages" / "train.py", title="Train", icon=":material/model_training:"),
     st.Page(ROOT / "pages" / "compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page(ROOT / "pages" / "transcribe.py", title="Transcribe", icon=":material/mic:"),
+    st.Page(ROOT / "pages" / "conversation.py", title="Conversation", icon=":material/forum:"),
 ]
 page = st.navigation(PAGES)
 render_sidebar()

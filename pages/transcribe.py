@@ -1,4 +1,5 @@
-"""Transcribe: upload or record into any checkpoint, stream the microphone live, or talk with an LLM."""
+"""Transcribe: upload or record into any checkpoint, or stream the microphone live (talking with an LLM is the
+Conversation page)."""
 
 import hashlib
 from pathlib import Path
@@ -6,12 +7,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.chat import conversation, endpoint_settings, render_history, send
-from app.common import user_errors
+from app.common import language_picker, user_errors
 from app.microphone import live_session, microphone
 from app.model_cache import model_choices, transcriber
-from core.audio import AUDIO_EXTENSIONS, load_audio
-from core.languages import LANGUAGES
+from core.audio import AUDIO_EXTENSIONS
 from core.speech import FORMATS, WRITERS
 
 TRANSCRIPTS = "tr_transcripts"  # (audio hash, model, language, task) → Transcript: made once per audio and model
@@ -21,15 +20,9 @@ choices = model_choices()
 top = st.columns([3, 2, 1])
 label = top[0].selectbox("Model", list(choices), key="tr_model", help="checkpoints of every run; ★ = best WER")
 model = choices[label]
-language_code = top[1].selectbox(
-    "Language",
-    ["auto", *LANGUAGES],
-    key="tr_language",
-    format_func=lambda c: "auto-detect (real Whisper models)" if c == "auto" else f"{LANGUAGES[c].name} ({c})",
-)
+with top[1]:
+    whisper_language, _ = language_picker("tr_language")
 task = top[2].selectbox("Task", ["transcribe", "translate"], key="tr_task")
-whisper_language = None if language_code == "auto" else LANGUAGES[language_code].whisper
-language = LANGUAGES.get(language_code, LANGUAGES["en"])
 
 
 def show_transcript(transcript, key: str) -> None:
@@ -47,7 +40,7 @@ def show_transcript(transcript, key: str) -> None:
         )
 
 
-file_tab, live_tab, chat_tab = st.tabs(["File or recording", "Live microphone", "Conversation"])
+file_tab, live_tab = st.tabs(["File or recording", "Live microphone"])
 
 with file_tab:
     ab = st.toggle("A/B: the same audio through two models", key="tr_ab")
@@ -101,50 +94,3 @@ with live_tab:
                 )
 
         live_text()
-
-with chat_tab:
-    endpoint = endpoint_settings()
-    controls = st.columns([2, 1, 1])
-    mode = (
-        controls[0].segmented_control(
-            "Input", ["Push to talk", "Hands-free", "Type"], default="Push to talk", key="chat_mode"
-        )
-        or "Push to talk"
-    )
-    spoken = controls[1].toggle("Speak replies", key="chat_spoken", help="espeak-ng, in the chosen language")
-    if controls[2].button("Clear conversation", icon=":material/delete:"):
-        conversation().clear()
-    log = st.container()  # the chat: history, then new turns, always above the inputs
-    with log:
-        render_history()
-    if mode == "Push to talk":
-        said = st.audio_input("Hold to talk", key="chat_record")
-        if said is not None:
-            with user_errors():
-                samples = load_audio(said.getvalue(), name="recording")
-                heard = transcriber(model).text(samples, language=whisper_language, task=task)
-                text = st.text_area("Transcript (edit before sending)", heard, key=f"chat_edit_{hash(heard)}")
-                if st.button("Send", type="primary", icon=":material/send:"):
-                    send(text, endpoint, language, spoken, into=log)
-    elif mode == "Type":
-        typed = st.chat_input("Type a message")
-        if typed:
-            send(typed, endpoint, language, spoken, into=log)
-    else:
-        with user_errors():
-            hands_free = live_session("chat_session", model, whisper_language, task)
-            microphone("chat-mic", hands_free)
-
-            @st.fragment(run_every=1)
-            def send_finals() -> None:
-                handled = st.session_state.setdefault("chat_handled", 0)
-                sent = False
-                for utterance in hands_free.take_finals(handled):
-                    st.session_state["chat_handled"] += 1
-                    if utterance.text:
-                        # a fragment writes only inside itself: send here, then redraw the history above
-                        sent = send(utterance.text, endpoint, language, spoken) or sent
-                if sent:
-                    st.rerun()
-
-            send_finals()

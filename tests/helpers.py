@@ -55,7 +55,7 @@ def run_cli(
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=environment)
 
 
-PAGES = ["pages/data.py", "pages/train.py", "pages/compare.py", "pages/transcribe.py"]
+PAGES = ["pages/data.py", "pages/train.py", "pages/compare.py", "pages/transcribe.py", "pages/conversation.py"]
 
 
 def open_page(page: str):

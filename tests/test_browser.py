@@ -249,7 +249,8 @@ def test_live_microphone_and_conversation_in_the_browser(app_url, browser, stand
     loopback_only = all(name == "lo" for _, name in socket.if_nameindex())
     assert ("no network interface besides loopback" in body) == loopback_only
 
-    click(browser, "//*[@role='tab' and contains(., 'Conversation')]")
+    browser.get(f"{url}/conversation")  # conversation mode has its own page
+    wait_for_text(browser, "Clear conversation")
     click(browser, "//button[.//p[normalize-space()='Type']]")
     box = find(browser, "//textarea[@data-testid='stChatInputTextArea']")
     box.send_keys("hei på deg", Keys.ENTER)

@@ -81,7 +81,7 @@ def test_conversation_keeps_history_and_survives_errors(monkeypatch, populated):
         monkeypatch.setenv("OPENAI_BASE_URL", standin.base_url)
         monkeypatch.setenv("OPENAI_MODEL", "echo")
         monkeypatch.setenv("OPENAI_API_KEY", "sk-never-shown")
-        app = open_page("pages/transcribe.py")
+        app = open_page("pages/conversation.py")
         app.segmented_control(key="chat_mode").set_value("Type")
         app.run()
         for text in ("hei", "hvordan går det"):
@@ -117,3 +117,42 @@ def test_whisper_base_is_the_default_detects_the_language_and_offers_downloads(t
     assert any("Detected language: **en**" in c.value for c in app.caption)
     assert "brown fox" in page_text(app).lower()
     assert [b.label for b in app.get("download_button")] == ["TXT", "SRT", "VTT", "JSON"]
+
+
+def test_conversation_takes_an_uploaded_spoken_turn_and_retries_a_failed_one(tmp_path, monkeypatch, populated):
+    standin = StandIn().start()
+    try:
+        monkeypatch.setenv("STUDIO_HOME", str(populated.home))
+        monkeypatch.setenv("OPENAI_BASE_URL", standin.base_url)
+        monkeypatch.setenv("OPENAI_MODEL", "echo")
+        app = open_page("pages/conversation.py")
+        app.selectbox(key="chat_language").set_value("nb")
+        app.segmented_control(key="chat_mode").set_value("Upload a clip")
+        app.run()
+        clip = make_audio(tmp_path / "turn.wav", "god morgen")
+        app.file_uploader(key="chat_upload_0").set_value((clip.name, clip.read_bytes(), "audio/wav"))
+        app.run()
+        no_trouble(app)
+        heard = app.text_area(key="chat_edit_0").value
+        app.text_area(key="chat_edit_0").set_value("god morgen")  # corrected before sending
+        app.button[[b.label for b in app.button].index("Send")].click()
+        app.run()
+        no_trouble(app)
+        assert "You said: god morgen (turn 1)" in page_text(app) and isinstance(heard, str)
+        assert not [w for w in app.file_uploader if w.key == "chat_upload_0"]  # the next turn starts empty
+        app.text_input(key="llm_model").set_value("fail-500")
+        app.segmented_control(key="chat_mode").set_value("Type")
+        app.run()
+        app.chat_input[0].set_value("andre gang")
+        app.run()
+        assert app.error
+        app.text_input(key="llm_model").set_value("echo")
+        app.run()
+        assert any("andre gang" in str(c.value) for c in app.caption)  # kept, with a Retry
+        app.button(key="chat_retry").click()
+        app.run()
+        no_trouble(app)
+        assert "You said: andre gang (turn 2)" in page_text(app)
+        assert not [b for b in app.button if b.key == "chat_retry"]
+    finally:
+        standin.shutdown()
