@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.data import DoctorReport, duration_histogram
+from core.formatting import MISSING
 
 
 def show_report(report: DoctorReport) -> None:
@@ -26,7 +27,15 @@ def show_report(report: DoctorReport) -> None:
             .encode(x=alt.X("seconds:O", title="seconds (bin start)"), y=alt.Y("rows:Q", title="rows")),
             width="stretch",
         )
-    table = pd.DataFrame([{k: v for k, v in r.items() if k != "audio"} for r in report.rows])
+    table = pd.DataFrame(
+        [
+            {
+                **{k: MISSING if v is None else v for k, v in r.items() if k != "audio"},
+                "dropped": r["dropped"] or "kept",
+            }
+            for r in report.rows
+        ]
+    )
     st.dataframe(table, width="stretch", hide_index=True, height=260)
     with st.expander("Listen to the first rows"):
         for row in report.rows[:8]:

@@ -82,6 +82,7 @@ if source_args:
                 st.session_state["doctor"] = examine(
                     chosen_source(), language, model, ws, options, limit=100, progress=progress_callback(bar)
                 )
+            bar.empty()  # done: the report below says what was read
         if st.session_state.get("doctor"):
             show_report(st.session_state["doctor"])
     with prepare:

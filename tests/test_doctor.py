@@ -57,3 +57,18 @@ def test_histogram_counts_every_decoded_clip():
     bins = duration_histogram(report)
     assert sum(b["rows"] for b in bins) == 4
     assert [b["seconds"] for b in bins if b["rows"]] == [0.5, 0.7, 1.2, 2.0]
+
+
+def test_the_progress_ends_at_what_each_split_held(synth_folder, session_workspace):
+    calls = []
+    examine(
+        FolderSource(synth_folder),
+        get_language("nb"),
+        "demo",
+        session_workspace,
+        limit=100,
+        progress=lambda *a: calls.append(a),
+    )
+    last = {split: (done, total) for split, done, total in calls}
+    assert set(last) == {"train", "validation", "test"}
+    assert all(done == total and done < 100 for done, total in last.values()), last  # never "test: 3/100"

@@ -97,6 +97,9 @@ def _read_rows(source, language, options, tokenizer, limits: RowLimits, limit, p
             )
             if progress:
                 progress(split, i, limit)
+        if progress:  # the split held fewer rows than the limit: it is done, not stuck at "10/100"
+            read = sum(1 for r in rows if r["split"] == split)
+            progress(split, read, read)
     return rows
 
 
