@@ -45,13 +45,22 @@ GROUPS = {
 }
 
 
-def _widget(field, value, key: str):
+def _widget(field, value, key: str, inherited: str | None = None):
+    """One field's widget; `inherited` is what an empty value means (the dataset's language or task)."""
     help_text = field.metadata.get("help")
     label = field.name.replace("_", " ")
     kind = field_kind(field)
     choices = field.metadata.get("choices")
+    shown = f"from the dataset: {inherited}" if inherited else ""
     if choices:
-        return st.selectbox(label, choices, index=choices.index(value), help=help_text, key=key)
+        return st.selectbox(
+            label,
+            choices,
+            index=choices.index(value),
+            help=help_text,
+            key=key,
+            format_func=lambda choice: shown if choice == "" and shown else choice,
+        )
     if kind == "bool":
         return st.checkbox(label, value=value, help=help_text, key=key)
     if kind == "float":
@@ -62,11 +71,13 @@ def _widget(field, value, key: str):
             label + (" (0 = all)" if optional else ""), value=int(value or 0), step=1, help=help_text, key=key
         )
         return (int(number) or None) if optional else int(number)
-    return st.text_input(label, value=value, help=help_text, key=key)
+    return st.text_input(label, value=value, help=help_text, key=key, placeholder=shown or None)
 
 
-def config_form(defaults: TrainConfig, key: str) -> tuple[TrainConfig, bool]:
-    """Draw the form; returns (the config as filled in, whether Start was pressed)."""
+def config_form(defaults: TrainConfig, key: str, inherited: dict[str, str] | None = None) -> tuple[TrainConfig, bool]:
+    """Draw the form; returns (the config as filled in, whether Start was pressed). `inherited` says what an empty
+    field takes from the dataset ({"language": "nb", "task": "transcribe"})."""
+    inherited = inherited or {}
     values = {"data": defaults.data}
     with st.form(key):
         columns = st.columns(3)
@@ -81,6 +92,8 @@ def config_form(defaults: TrainConfig, key: str) -> tuple[TrainConfig, bool]:
                 columns = st.columns(3)
                 for i, name in enumerate(names):
                     with columns[i % 3]:
-                        values[name] = _widget(by_name[name], getattr(defaults, name), f"{key}-{name}")
+                        values[name] = _widget(
+                            by_name[name], getattr(defaults, name), f"{key}-{name}", inherited.get(name)
+                        )
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     return TrainConfig(**values), submitted

@@ -53,7 +53,9 @@ with st.expander("New run", expanded=not runs):
         data = top[0].selectbox("Dataset", datasets, index=datasets.index(selected) if selected in datasets else 0)
         # the base model follows the dataset: its features were made by that model's processor
         try:
-            prepared_with = open_artifact(ws, data).manifest["model"]
+            artifact = open_artifact(ws, data)
+            prepared_with = artifact.manifest["model"]
+            inherited = {"language": artifact.manifest["language"], "task": artifact.task}
         except DamagedFile as err:
             st.error(str(err), icon=":material/broken_image:")
             prepared_with = None
@@ -73,7 +75,7 @@ with st.expander("New run", expanded=not runs):
         if st.session_state.get(FORM_DATASET) != data:  # a new dataset: the run name follows it
             st.session_state[FORM_DATASET] = data
             st.session_state.pop(f"{form}-run", None)
-        config, submitted = config_form(defaults, key=form)
+        config, submitted = config_form(defaults, key=form, inherited=inherited)
         if submitted:
             with user_errors():
                 run = start_run(replace(config, data=data), ws)

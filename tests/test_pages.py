@@ -73,3 +73,11 @@ def test_the_train_form_shows_every_config_field_once():
 
     placed = [*BASIC, *HIDDEN, *(name for names in GROUPS.values() for name in names)]
     assert sorted(placed) == sorted(f.name for f in fields(TrainConfig))
+
+
+def test_empty_task_and_language_say_what_they_take_from_the_dataset(monkeypatch, populated):
+    monkeypatch.setenv("STUDIO_HOME", str(populated.home))
+    app = open_page("pages/train.py")
+    no_trouble(app)
+    assert app.selectbox(key="train-form-demo-task").options[0] == "from the dataset: transcribe"
+    assert app.text_input(key="train-form-demo-language").placeholder == "from the dataset: nb"
