@@ -36,13 +36,14 @@ def error_rate_curves(runs: dict[str, list[dict]], with_cer: bool = False) -> al
                 continue
             if r.get("baseline"):
                 baselines.append({"run": run, "value": 100 * r["eval_wer"]})
-                continue
+            # step 0 (the base model) is also the curve's first point, so the curve starts where training started
             rows.append({"step": r["step"], "value": 100 * r["eval_wer"], "series": "WER" if with_cer else run})
             if with_cer and "eval_cer" in r:
                 rows.append({"step": r["step"], "value": 100 * r["eval_cer"], "series": "CER"})
     if not rows and not baselines:
         return None
-    top = chart_ceiling([r["value"] for r in rows], [b["value"] for b in baselines])
+    trained = [r["value"] for r in rows if r["step"] > 0]
+    top = chart_ceiling(trained, [b["value"] for b in baselines])
     for b in baselines:
         b["shown"] = min(b["value"], top)
         b["label"] = f"{'' if with_cer else b['run'] + ' '}base model {b['value']:.1f}%"
@@ -110,15 +111,16 @@ def alignment_html(alignment: list) -> str:
     green. Words are escaped: transcripts are user data."""
     from html import escape
 
-    parts = []
+    def span(op: str, text: str) -> str:
+        return f"<span style='{_STYLE[op]}'>{text}</span>"
+
+    parts = []  # one span per word: a run of errors reads word by word, not as one coloured sentence
     for op, ref, hyp in alignment:
-        ref_text, hyp_text = escape(" ".join(ref)), escape(" ".join(hyp))
         if op == "equal":
-            parts.append(ref_text)
-        elif op == "substitute":
-            parts.append(f"<span style='{_STYLE[op]}'>{ref_text} → {hyp_text}</span>")
-        elif op == "delete":
-            parts.append(f"<span style='{_STYLE[op]}'>{ref_text}</span>")
-        else:
-            parts.append(f"<span style='{_STYLE[op]}'>+{hyp_text}</span>")
+            parts += [escape(word) for word in ref]
+            continue
+        pairs = list(zip(ref, hyp)) if op == "substitute" else []
+        parts += [span("substitute", f"{escape(r)} → {escape(h)}") for r, h in pairs]
+        parts += [span("delete", escape(word)) for word in ref[len(pairs) :]]
+        parts += [span("insert", f"+{escape(word)}") for word in hyp[len(pairs) :]]
     return " ".join(parts)

@@ -13,6 +13,7 @@ from core.evaluation import evaluate_model, export_with_parity
 from core.evaluation.comparison import (
     checkpoint_choices,
     config_diff,
+    dataset_of,
     list_evaluations,
     load_evaluation,
     side_by_side,
@@ -24,121 +25,137 @@ from core.formatting import percent
 from core.models import QUANTIZATIONS
 from core.training import RunFolder, list_runs
 
+PICKED_FOR = "compare_data_for"  # the model the test-set picker last followed
+
 ws = workspace()
 st.title("Compare")
 runs = list_runs(ws.runs)
 
-if runs:
-    summaries = [RunFolder.of(ws, name).summary() for name in runs[::-1]]
-    st.subheader("Held-out test WER: before and after fine-tuning")
-    bars = before_after_bars(summaries)
-    if bars is not None:
-        st.altair_chart(bars, width="stretch")
-    st.table(pd.DataFrame([s.table_row() for s in summaries]).set_index("Run"))
-    st.caption(
-        "Test: the held-out split, evaluated once with the starting model and once with the best checkpoint. "
-        "Validation: what picked that checkpoint."
-    )
+runs_tab, evaluate_tab, utterances_tab = st.tabs(["Runs", "Evaluate, export, publish", "Evaluations and utterances"])
 
-st.subheader("Validation WER over training steps")
-chart = error_rate_curves({name: RunFolder.of(ws, name).metrics() for name in runs}) if runs else None
-if chart is not None:
-    st.altair_chart(chart, width="stretch")
-else:
-    st.caption("No evaluations logged yet: runs evaluate as they train.")
-
-st.subheader("Evaluate a checkpoint")
-choices, datasets = checkpoint_choices(ws), list_artifacts(ws)
-if choices and datasets:
-    cols = st.columns([3, 2, 1])
-    model_label = cols[0].selectbox("Model", list(choices), key="compare_model")
-    data = cols[1].selectbox("Test set", datasets, key="compare_data")
-    try:
-        splits = open_artifact(ws, data).eval_splits()[::-1] or ["train"]
-    except DamagedFile as err:
-        st.error(str(err), icon=":material/broken_image:")
-        splits = ["test"]
-    split = cols[2].selectbox("Split", splits, key="compare_split")
-    buttons = st.columns([1, 1, 2])
-    if buttons[0].button("Evaluate", icon=":material/fact_check:"):
-        bar = st.progress(0.0)
-        with user_errors():
-            result = evaluate_model(choices[model_label], data, ws, split=split, progress=progress_callback(bar))
-            st.success(f"{model_label} on {data}/{split}: {result.shown}")
-    quantization = (
-        buttons[2].segmented_control(
-            "CTranslate2", list(QUANTIZATIONS), default=QUANTIZATIONS[0], key="compare_quantization"
-        )
-        or QUANTIZATIONS[0]
-    )
-    if buttons[1].button("Export", icon=":material/bolt:", help="CTranslate2 export + WER parity check"):
-        with user_errors(), st.spinner("Exporting and checking WER parity…"):
-            exported, check = export_with_parity(choices[model_label], ws, quantization, data, split)
-            (st.warning if check["flagged"] else st.success)(f"Exported to `{exported.name}`; {check['summary']}")
-else:
-    st.caption("Train a run and prepare a test set to evaluate checkpoints here.")
-
-if choices:
-    publish_panel(ws, choices)
-
-st.subheader("WER / CER matrix")
-evaluations = list_evaluations(ws)
-for problem in unreadable_evaluations(ws):
-    st.error(problem, icon=":material/broken_image:")
-if evaluations:
-    table = pd.DataFrame(evaluations)
-    table["test set"] = table["data"] + "/" + table["split"]
-    metric = (
-        st.segmented_control("Metric", ["wer", "cer", "wer_raw", "cer_raw"], default="wer", key="compare_metric")
-        or "wer"
-    )
-    matrix = table.pivot_table(index="model", columns="test set", values=metric, aggfunc="last")
-    st.dataframe((matrix * 100).round(1), width="stretch")
-    st.caption("Percent. Normalised = Whisper's BasicTextNormalizer on both sides; raw = text as written.")
-
-    st.subheader("Utterances")
-    labels = {f"{e['model']} on {e['data']}/{e['split']} · WER {percent(e['wer'])}": e for e in evaluations}
-    pick = st.columns(2)
-    first_label = pick[0].selectbox("Evaluation", list(labels), key="compare_first")
-    first = labels[first_label]
-    twins = [
-        k for k, e in labels.items() if k != first_label and (e["data"], e["split"]) == (first["data"], first["split"])
-    ]
-    second_label = pick[1].selectbox("Side by side with", ["–", *twins], key="compare_second")
-    try:
-        detail = load_evaluation(first["path"])
-    except DamagedFile as err:  # damaged between listing and reading
-        st.error(str(err))
-        detail = {"rows": []}
-    if second_label != "–":
-        with user_errors():
-            pairs = pd.DataFrame(side_by_side(detail, load_evaluation(labels[second_label]["path"])))
-            st.dataframe(pairs, width="stretch", hide_index=True, height=300)
-    elif detail["rows"]:
-        rows = sorted(detail["rows"], key=lambda r: r["wer"], reverse=True)
-        st.dataframe(pd.DataFrame(utterance_table(rows)), width="stretch", hide_index=True, height=300)
-        chosen = st.selectbox("Listen to", [r["id"] for r in rows], key="compare_utterance")
-        row = next(r for r in rows if r["id"] == chosen)
-        st.markdown(alignment_html(row["alignment"]) or "(empty)", unsafe_allow_html=True)
+with runs_tab:
+    if runs:
+        summaries = [RunFolder.of(ws, name).summary() for name in runs[::-1]]
+        st.subheader("Held-out test WER: before and after fine-tuning")
+        bars = before_after_bars(summaries)
+        if bars is not None:
+            st.altair_chart(bars, width="stretch")
+        st.table(pd.DataFrame([s.table_row() for s in summaries]).set_index("Run"))
         st.caption(
-            f"reference: {row['reference']}  \nhypothesis: {row['hypothesis'] or '(empty)'}  \n"
-            f"flags: {', '.join(row['flags']) or 'none'}"
+            "Test: the held-out split, evaluated once with the starting model and once with the best checkpoint. "
+            "Validation: what picked that checkpoint."
         )
-        with user_errors():
-            audio = utterance_audio(ws, first["data"], first["split"], chosen)
-            if audio is not None:
-                st.audio(audio, sample_rate=SAMPLE_RATE)
-else:
-    st.caption("No saved evaluations yet.")
 
-if len(runs) >= 2:
-    st.subheader("Config diff")
-    cols = st.columns(2)
-    a = cols[0].selectbox("Run A", runs[::-1], key="diff_a")
-    b = cols[1].selectbox("Run B", runs[::-1], index=1, key="diff_b")
-    with user_errors():
-        diff = config_diff(RunFolder.of(ws, a), RunFolder.of(ws, b)) if a != b else []
-        if diff:
-            st.dataframe(pd.DataFrame(diff).astype(str), hide_index=True)
-        else:
-            st.caption("Same config.")
+    st.subheader("Validation WER over training steps")
+    chart = error_rate_curves({name: RunFolder.of(ws, name).metrics() for name in runs}) if runs else None
+    if chart is not None:
+        st.altair_chart(chart, width="stretch")
+    else:
+        st.caption("No evaluations logged yet: runs evaluate as they train.")
+
+    if len(runs) >= 2:
+        st.subheader("Config diff")
+        cols = st.columns(2)
+        a = cols[0].selectbox("Run A", runs[::-1], key="diff_a")
+        b = cols[1].selectbox("Run B", runs[::-1], index=1, key="diff_b")
+        with user_errors():
+            diff = config_diff(RunFolder.of(ws, a), RunFolder.of(ws, b)) if a != b else []
+            if diff:
+                st.dataframe(pd.DataFrame(diff).astype(str), hide_index=True)
+            else:
+                st.caption("Same config.")
+
+with evaluate_tab:
+    st.subheader("Evaluate a checkpoint")
+    choices, datasets = checkpoint_choices(ws), list_artifacts(ws)
+    if choices and datasets:
+        cols = st.columns([3, 2, 1])
+        model_label = cols[0].selectbox("Model", list(choices), key="compare_model")
+        # the test set follows the model: a run's checkpoint is measured on the run's own dataset unless you choose
+        own = dataset_of(choices[model_label])
+        if st.session_state.get(PICKED_FOR) != model_label:
+            st.session_state[PICKED_FOR] = model_label
+            st.session_state.pop("compare_data", None)
+        data = cols[1].selectbox(
+            "Test set", datasets, index=datasets.index(own) if own in datasets else 0, key="compare_data"
+        )
+        try:
+            splits = open_artifact(ws, data).eval_splits()[::-1] or ["train"]
+        except DamagedFile as err:
+            st.error(str(err), icon=":material/broken_image:")
+            splits = ["test"]
+        split = cols[2].selectbox("Split", splits, key="compare_split")
+        buttons = st.columns([1, 1, 2])
+        if buttons[0].button("Evaluate", icon=":material/fact_check:"):
+            bar = st.progress(0.0)
+            with user_errors():
+                result = evaluate_model(choices[model_label], data, ws, split=split, progress=progress_callback(bar))
+                st.success(f"{model_label} on {data}/{split}: {result.shown}")
+        quantization = (
+            buttons[2].segmented_control(
+                "CTranslate2", list(QUANTIZATIONS), default=QUANTIZATIONS[0], key="compare_quantization"
+            )
+            or QUANTIZATIONS[0]
+        )
+        if buttons[1].button("Export", icon=":material/bolt:", help="CTranslate2 export + WER parity check"):
+            with user_errors(), st.spinner("Exporting and checking WER parity…"):
+                exported, check = export_with_parity(choices[model_label], ws, quantization, data, split)
+                (st.warning if check["flagged"] else st.success)(f"Exported to `{exported.name}`; {check['summary']}")
+    else:
+        st.caption("Train a run and prepare a test set to evaluate checkpoints here.")
+
+    if choices:
+        publish_panel(ws, choices)
+
+with utterances_tab:
+    st.subheader("WER / CER matrix")
+    evaluations = list_evaluations(ws)
+    for problem in unreadable_evaluations(ws):
+        st.error(problem, icon=":material/broken_image:")
+    if evaluations:
+        table = pd.DataFrame(evaluations)
+        table["test set"] = table["data"] + "/" + table["split"]
+        metric = (
+            st.segmented_control("Metric", ["wer", "cer", "wer_raw", "cer_raw"], default="wer", key="compare_metric")
+            or "wer"
+        )
+        matrix = table.pivot_table(index="model", columns="test set", values=metric, aggfunc="last")
+        st.dataframe((matrix * 100).round(1), width="stretch")
+        st.caption("Percent. Normalised = Whisper's BasicTextNormalizer on both sides; raw = text as written.")
+
+        st.subheader("Utterances")
+        labels = {f"{e['model']} on {e['data']}/{e['split']} · WER {percent(e['wer'])}": e for e in evaluations}
+        pick = st.columns(2)
+        first_label = pick[0].selectbox("Evaluation", list(labels), key="compare_first")
+        first = labels[first_label]
+        twins = [
+            k
+            for k, e in labels.items()
+            if k != first_label and (e["data"], e["split"]) == (first["data"], first["split"])
+        ]
+        second_label = pick[1].selectbox("Side by side with", ["–", *twins], key="compare_second")
+        try:
+            detail = load_evaluation(first["path"])
+        except DamagedFile as err:  # damaged between listing and reading
+            st.error(str(err))
+            detail = {"rows": []}
+        if second_label != "–":
+            with user_errors():
+                pairs = pd.DataFrame(side_by_side(detail, load_evaluation(labels[second_label]["path"])))
+                st.dataframe(pairs, width="stretch", hide_index=True, height=300)
+        elif detail["rows"]:
+            rows = sorted(detail["rows"], key=lambda r: r["wer"], reverse=True)
+            st.dataframe(pd.DataFrame(utterance_table(rows)), width="stretch", hide_index=True, height=300)
+            chosen = st.selectbox("Listen to", [r["id"] for r in rows], key="compare_utterance")
+            row = next(r for r in rows if r["id"] == chosen)
+            st.markdown(alignment_html(row["alignment"]) or "(empty)", unsafe_allow_html=True)
+            st.caption(
+                f"reference: {row['reference']}  \nhypothesis: {row['hypothesis'] or '(empty)'}  \n"
+                f"flags: {', '.join(row['flags']) or 'none'}"
+            )
+            with user_errors():
+                audio = utterance_audio(ws, first["data"], first["split"], chosen)
+                if audio is not None:
+                    st.audio(audio, sample_rate=SAMPLE_RATE)
+    else:
+        st.caption("No saved evaluations yet.")

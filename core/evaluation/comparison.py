@@ -12,11 +12,11 @@ import numpy as np
 
 from core.audio.constants import INT16_SCALE
 from core.data.artifact import open_artifact
-from core.errors import DamagedFile
+from core.errors import DamagedFile, StudioError
 from core.evaluation.evaluate import workspace_evaluations
 from core.models.resolve import is_ctranslate2
 from core.training.config import TrainConfig
-from core.training.runs import BASELINE_CHECKPOINT, RunFolder, list_runs
+from core.training.runs import BASELINE_CHECKPOINT, RunFolder, checkpoint_step, list_runs
 from core.workspace import Workspace, read_json, read_json_if_intact
 
 SUMMARY_KEYS = ("wer", "cer", "wer_raw", "cer_raw", "utterances")
@@ -33,6 +33,18 @@ def _evaluation_files(workspace: Workspace) -> list[tuple[Path, str, str | None]
 def checkpoint_label(checkpoint: str) -> str:
     """How a run's checkpoint is named to a person: checkpoint-0 is the base model as the run started."""
     return "base model (before)" if checkpoint == BASELINE_CHECKPOINT else checkpoint
+
+
+def dataset_of(model: str) -> str | None:
+    """The dataset a run's checkpoint was trained on (None for a base model, an export or a folder)."""
+    location = Path(model)
+    run = RunFolder(location.parent)
+    if checkpoint_step(location.name) is None or not run.exists():
+        return None
+    try:
+        return run.config().data
+    except StudioError:
+        return None
 
 
 def list_evaluations(workspace: Workspace) -> list[dict]:
