@@ -24,6 +24,8 @@ from core.training import (
     start_command_job,
 )
 
+DEMO_SIZES = (200, 400, 800, 1600, 3200)  # sentences the demo synthesizes: split by text into train/validation/test
+
 
 @st.fragment(run_every=3)
 def live_job() -> None:
@@ -53,14 +55,17 @@ def render_sidebar() -> None:
         st.caption(f"Dataset: **{dataset or MISSING}**  \nRun: **{run or MISSING}**")
         live_job()
         if not datasets and not runs:
+            plan = PLANS[DEFAULT_MODEL]
             st.info(
                 "Empty workspace. Try the whole pipeline offline: espeak-ng Norwegian speech → OpenAI's "
                 "whisper-base measured, fine-tuned on this machine and measured again on held-out sentences "
-                f"({PLANS[DEFAULT_MODEL].estimate})."
+                f"({plan.estimate} at {plan.utterances} sentences; more take longer to make and prepare, the "
+                "training steps stay the same)."
             )
+            size = st.select_slider("Sentences", options=DEMO_SIZES, value=plan.utterances, key="sidebar_demo_size")
             if st.button("Run the offline demo", icon=":material/play_arrow:", key="sidebar_demo"):
                 with user_errors():
-                    start_command_job(ws, DEMO_JOB, ["demo", "--language", "nb"])
+                    start_command_job(ws, DEMO_JOB, ["demo", "--language", "nb", "--utterances", str(size)])
                     st.toast("Demo started: watch it on the Train page once training begins")
         st.divider()
         st.caption(f"Device: {device_summary()}  \nWorkspace: `{ws.home}`")
