@@ -141,6 +141,8 @@ if runs:
             column.altair_chart(chart, width="stretch")
         with st.expander("Last log lines"):
             st.code("\n".join(run.log_tail(15)) or "(empty)", language=None)
+        with st.expander("The same run from the command line"), user_errors():
+            st.code(run.config().command_line(), language="bash")
         if run.path.joinpath("tensorboard").is_dir():
             st.caption(f"TensorBoard logs: `tensorboard --logdir {run.path / 'tensorboard'}`")
 

@@ -148,3 +148,19 @@ def test_no_page_statement_that_streamlit_magic_would_echo():
                 if not isinstance(node.value, ast.Call | ast.Await | ast.Yield | ast.YieldFrom):
                     echoed.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)[:60]}")
     assert not echoed, echoed
+
+
+def test_a_configs_command_line_makes_the_same_config():
+    import shlex
+    from dataclasses import replace
+
+    from core.training import apply_preset
+
+    config = replace(
+        apply_preset(TrainConfig(data="nb synth", run="r-1"), "whisper-base-cpu"), gradient_checkpointing=True
+    )
+    words = shlex.split(config.command_line())
+    assert words[:4] == ["python", "-m", "core", "train"]
+    args = build_parser(COMMANDS).parse_args(words[3:])
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    assert TrainConfig(**{**TrainConfig(data="", run="").to_dict(), **given}) == config

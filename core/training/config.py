@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import shlex
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from core.audio.constants import MAX_TARGET_POSITIONS, WINDOW_SECONDS
@@ -270,6 +271,22 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+    def command_line(self) -> str:
+        """`python -m core train …` that makes this config: --data, --run and a flag per field that differs from
+        its default (what the CLI builds from the same fields), quoted for a shell."""
+        parts = ["python", "-m", "core", "train", "--data", self.data, "--run", self.run]
+        default = TrainConfig(data=self.data, run=self.run)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("data", "run") or value == getattr(default, f.name):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if isinstance(value, bool):
+                parts.append(flag if value else "--no-" + flag[2:])
+            else:
+                parts += [flag, str(value)]
+        return " ".join(shlex.quote(part) for part in parts)
 
 
 # The demo preset: a 4M-parameter model learns from scratch with a large learning rate. Measured on 2 CPU cores:
