@@ -35,7 +35,8 @@ def live_job() -> None:
         status = run.status()
         doing, fraction = phase_progress(status)
         st.markdown(f"**Training** `{run.name}` · {status.state}")
-        st.progress(fraction or 0.0, text=f"{doing} · ETA {format_duration(eta_seconds(status, run.metrics()))}")
+        eta = eta_seconds(status, run.metrics())
+        st.progress(fraction or 0.0, text=doing + (f" · ETA {format_duration(eta)}" if eta else ""))
     demo = command_job(ws, DEMO_JOB)
     if demo and command_job_state(demo) == "running":
         st.markdown("**Offline demo** running")

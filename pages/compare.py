@@ -61,7 +61,7 @@ with runs_tab:
         with user_errors():
             diff = config_diff(RunFolder.of(ws, a), RunFolder.of(ws, b)) if a != b else []
             if diff:
-                st.dataframe(pd.DataFrame(diff).astype(str), hide_index=True)
+                st.table(pd.DataFrame(diff).astype(str).set_index("field"))  # HTML: the words can be read and found
             else:
                 st.caption("Same config.")
 

@@ -4,7 +4,9 @@ finish and finds its WER on Compare. Screenshots of each page land in test-artif
 
 import json
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -26,6 +28,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from core.audio import load_audio
+from core.training import live_run
+from core.workspace import Workspace
 
 pytestmark = pytest.mark.browser  # Chromium against the running app
 
@@ -84,6 +88,9 @@ def app_url(tmp_path_factory, session_workspace, demo_artifact, standin):
     yield f"http://127.0.0.1:{port}", home
     os.killpg(server.pid, 15)
     server.wait(timeout=20)
+    live = live_run(Workspace(home))  # a run a failed test left training outlives the app: end it too
+    if live and live.status().pid:
+        os.kill(live.status().pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +197,26 @@ def set_number(driver, label: str, value: int, timeout: float = 30) -> None:
             raise AssertionError(f"could not set '{label}' to {value}; page text: {page}")
 
 
+FORBIDDEN = re.compile(r"\bnan\b|\bNone\b|DeltaGenerator|Traceback|\x1b")  # what no page may ever show
+
+
+def assert_clean(driver) -> None:
+    """No page shows Python's internals: nan, None, a DeltaGenerator's repr, a traceback, a terminal escape."""
+    text = driver.find_element(By.TAG_NAME, "body").text
+    found = FORBIDDEN.search(text)
+    assert not found, f"the page shows {found.group()!r}: …{text[max(0, found.start() - 200) : found.end() + 200]}…"
+
+
+def upload(driver, path: Path, nth: int = 0) -> None:
+    """Give a Streamlit file uploader (or audio input) a file, as choosing it in the file dialog does."""
+    inputs = []
+    deadline = time.time() + 30
+    while len(inputs) <= nth and time.time() < deadline:
+        inputs = driver.find_elements(By.XPATH, "//input[@type='file']")
+        time.sleep(0.3)
+    inputs[nth].send_keys(str(path))
+
+
 def shot(driver, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
@@ -227,9 +254,48 @@ def test_data_train_compare_in_the_browser(app_url, browser):
     best = json.loads((home / "runs" / "nb-synthetic-1" / "best.json").read_text())
     wait_for_text(browser, f"{100 * best['wer']:.1f}%")  # the run's best WER, as the Compare page prints it
     shot(browser, "compare")
+    assert_clean(browser)
 
 
-def test_live_microphone_and_conversation_in_the_browser(app_url, browser, standin):
+def test_a_second_run_is_followed_stopped_compared_and_its_audio_transcribed(app_url, browser, microphone_file):
+    url, home = app_url
+    assert (home / "runs" / "nb-synthetic-1" / "best.json").is_file(), "needs the run trained by the test above"
+    browser.get(f"{url}/train")
+    click(browser, "//summary[.//p[normalize-space()='New run']]")  # folded once a run exists
+    wait_for_text(browser, "Start training")
+    for label, value in (("max steps", 3000), ("eval steps", 1000), ("save steps", 1000), ("warmup steps", 5)):
+        set_number(browser, label, value)
+    click_button(browser, "Start training")
+    wait_for_text(browser, "Started nb-synthetic-2")
+    wait_for_text(browser, "running · step", timeout=120)  # the live view shows the run just started
+    picker = find(browser, "//div[@data-testid='stSelectbox' and .//label[normalize-space()='Run']]")
+    assert "nb-synthetic-2" in picker.get_attribute("innerHTML")  # the picker shows the run just started
+    assert_clean(browser)
+    click_button(browser, "Stop")
+    wait_for_text(browser, "stopped · step", timeout=120)
+    shot(browser, "train-stopped")
+    assert "ETA" not in find(browser, "//*[contains(., 'stopped · step')]").text.split("stopped · step")[-1][:40]
+    assert_clean(browser)
+
+    browser.get(f"{url}/compare")
+    wait_for_text(browser, "Config diff")
+    wait_for_text(browser, "warmup_steps")  # the two runs differ there (and in their steps), nowhere else
+    shot(browser, "compare-diff")
+    assert_clean(browser)
+
+    browser.get(f"{url}/transcribe")
+    wait_for_text(browser, "Audio file")
+    upload(browser, microphone_file)
+    wait_for_text(browser, "Download the transcript as", timeout=120)
+    click_button(browser, "TXT")  # a download reruns the page: the transcript is shown again, not made again
+    time.sleep(2)
+    wait_for_text(browser, "Download the transcript as")
+    assert "Transcribing" not in browser.find_element(By.TAG_NAME, "body").text
+    shot(browser, "transcribe")
+    assert_clean(browser)
+
+
+def test_live_microphone_and_conversation_in_the_browser(app_url, browser, standin, microphone_file):
     url, home = app_url
     assert (home / "runs" / "nb-synthetic-1" / "best.json").is_file(), "needs the run trained by the test above"
     browser.get(f"{url}/transcribe")
@@ -258,5 +324,12 @@ def test_live_microphone_and_conversation_in_the_browser(app_url, browser, stand
     box = find(browser, "//textarea[@data-testid='stChatInputTextArea']")
     box.send_keys("takk", Keys.ENTER)
     wait_for_text(browser, "You said: takk (turn 2)")
-    shot(browser, "conversation")
     assert standin.requests[-1]["body"]["messages"][-1] == {"role": "user", "content": "takk"}
+    click(browser, "//button[.//p[normalize-space()='Upload a clip']]")
+    wait_for_text(browser, "A spoken clip")
+    upload(browser, microphone_file)
+    wait_for_text(browser, "Transcript (edit before sending)", timeout=120)
+    click_button(browser, "Send")
+    wait_for_text(browser, "(turn 3)", timeout=60)  # the spoken turn went to the LLM with the two before it
+    shot(browser, "conversation")
+    assert_clean(browser)

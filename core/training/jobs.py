@@ -43,6 +43,7 @@ def _jobs_lock(workspace: Workspace):
     """Serialise start/resume across processes and workspaces, so two clicks (or two workspaces) cannot both pass
     the one-at-a-time check."""
     workspace.runs.mkdir(parents=True, exist_ok=True)
+    MACHINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
     with open(workspace.runs / ".jobs.lock", "w") as lock, open(MACHINE_LOCK, "a") as machine:
         with suppress(OSError):
             os.chmod(MACHINE_LOCK, 0o666)  # every user's trainings take the same lock
