@@ -48,8 +48,10 @@ class StopRequested(Exception):
 
 
 def raise_if_stop_requested(run: RunFolder) -> None:
-    """Called between batches of every phase that is not a training step: a stop ends the phase within a batch."""
-    if run.stop_file.exists():
+    """Called between batches of every phase that is not a training step: a stop ends the phase within a batch.
+    Under torchrun (WORLD_SIZE > 1) it does nothing: every rank must stop at the same point, or the others wait in
+    their next collective for one that left; there a stop is taken at the step boundary, agreed by all-reduce."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 and run.stop_file.exists():
         raise StopRequested
 
 
