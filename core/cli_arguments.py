@@ -57,6 +57,8 @@ def _models(sub, home) -> None:
 
 
 def _synth(sub, home) -> None:
+    from core.data.synth import KINDS
+
     p = sub.add_parser("synth", parents=[home], help="make a synthetic speech dataset with espeak-ng")
     p.add_argument("--language", required=True, help="language code, e.g. nb, sv, es (see `languages`)")
     p.add_argument("--out", help="output folder (default: WORKSPACE/synth/LANG-KIND-N-SEED)")
@@ -64,7 +66,7 @@ def _synth(sub, home) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for words, speed, pitch and voice")
     p.add_argument(
         "--kind",
-        choices=("sentences", "words"),
+        choices=KINDS,
         help="sentences from templates (default where a language has them) or 1–4 words from the word list",
     )
     p.add_argument("--vocabulary-size", type=int, help="words: use only the first N words of the word list")

@@ -114,7 +114,8 @@ def run_demo(
     if status.state != RunState.COMPLETED:
         raise StudioError(f"demo training ended {status.state}: {status.error}")
     # 4. The held-out result the run recorded.
-    before, after = run.result().before, run.result().after
+    result = run.result()
+    before, after = result.before, result.after
     if before is None or after is None:
         raise StudioError(f"demo run {run.name} recorded no held-out result; see {run.path / 'train.log'}")
     log(f"4/4 test split: {after.utterances} utterances, best checkpoint {after.checkpoint}")

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import Field
 
-KINDS = ("bool", "int", "optional_int", "float", "optional_float", "str")
-
 
 def option_help(text: str, **extra) -> dict:
     """A field's metadata: its help (what the CLI and the form show) and extras such as `choices`."""
