@@ -19,10 +19,19 @@ FORMATS = ("txt", "srt", "vtt", "json")
 
 
 @dataclass
+class Word:
+    start: float  # seconds into the file
+    end: float
+    word: str  # as the tokenizer spells it, with its leading space
+    probability: float  # the model's mean token probability for the word
+
+
+@dataclass
 class Segment:
     start: float  # seconds
     end: float
     text: str
+    words: list[Word] = field(default_factory=list)  # filled only when word timestamps were asked for
 
 
 @dataclass
