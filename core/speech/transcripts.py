@@ -72,6 +72,14 @@ def to_txt(transcript: Transcript) -> str:
     return transcript.text + "\n"
 
 
+def _segment_json(segment: Segment) -> dict:
+    """A segment's start, end and text; its words only when they were timed (a plain transcript stays as before)."""
+    data = asdict(segment)
+    if not segment.words:
+        del data["words"]
+    return data
+
+
 def to_json(transcript: Transcript) -> str:
     data = {
         "source": transcript.source,
@@ -79,7 +87,7 @@ def to_json(transcript: Transcript) -> str:
         "language_probability": transcript.language_probability,
         "duration": round(transcript.duration, 3),
         "text": transcript.text,
-        "segments": [asdict(s) for s in transcript.segments],
+        "segments": [_segment_json(s) for s in transcript.segments],
         **transcript.extra,
     }
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
