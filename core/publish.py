@@ -23,6 +23,7 @@ from core.errors import StudioError
 from core.formatting import MISSING, percent
 from core.languages import Language, get_language
 from core.models.resolve import PROCESSOR_FILES, is_ctranslate2
+from core.models.window import standardize_folder
 from core.training.config import TrainConfig
 from core.training.run_records import RunResult
 from core.training.runs import RunFolder, checkpoint_step
@@ -241,6 +242,7 @@ def prepare_upload(model: str, workspace: Workspace, repo_id: str, ctranslate2: 
         ):
             # older transformers and faster-whisper read the feature extractor from preprocessor_config.json
             (staging / PROCESSOR_FILES[1]).write_text(json.dumps(processor["feature_extractor"], indent=2))
+        standardize_folder(staging)  # a short-window checkpoint of an earlier run goes out as standard Whisper
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
     return Upload(folder, repo_id, card)
 

@@ -1,5 +1,6 @@
 """Models: a name → a local folder (resolve), the installed whisper-base (installed), CTranslate2 → transformers
-(conversion, ct2_file), Whisper folders (hf_folders) and the CTranslate2 export (export)."""
+(conversion, ct2_file), Whisper folders (hf_folders), the CTranslate2 export (export) and the listening window
+(window: shortened for training, standard in every saved folder)."""
 
 from core import lazy_api
 
@@ -15,5 +16,7 @@ __getattr__, __all__ = lazy_api(
         "whisper_processor": "hf_folders",
         "QUANTIZATIONS": "export",
         "export_ctranslate2": "export",
+        "apply_window": "window",
+        "standardize_folder": "window",
     },
 )

@@ -4,16 +4,22 @@ The exported folder holds CTranslate2's `model.bin` plus the processor files, so
 Transcribe page, the live microphone and `evaluate`) can load it like any model. `core.evaluation.parity` then
 evaluates the original and the export on the same split and flags a WER difference over PARITY_POINTS.
 
+An export is standard Whisper: a checkpoint of a shortened run (`window_seconds`) is saved whole already
+(core/models/window.py); a short folder written before that is converted from a restored copy, never changed itself.
+
 An export writes EXPORT_MARKER into its folder: `--out` may name an earlier export (it is replaced) or a new or empty
 folder, never a folder of anything else (refused, nothing removed).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 from core.errors import StudioError
 from core.models.resolve import PROCESSOR_FILES, damaged_model_error, is_ctranslate2, resolve_model
+from core.models.window import is_short_window, standardize_folder
 from core.workspace import Workspace, read_json_if_intact, staged_folder, write_json_atomic
 
 QUANTIZATIONS = ("int8", "float16", "int8_float16", "float32")
@@ -39,15 +45,27 @@ def export_ctranslate2(model: str, workspace: Workspace, quantization: str = "in
     damaged = damaged_model_error(location)
     if damaged:
         raise damaged
-    with staged_folder(out, marker=EXPORT_MARKER) as staging:
-        files = [name for name in COPIED if (location / name).is_file()]
-        _convert(TransformersConverter, location, staging, files, quantization)
-        processor = read_json_if_intact(location / "processor_config.json")
+    with (
+        staged_folder(out, marker=EXPORT_MARKER) as staging,
+        tempfile.TemporaryDirectory(dir=staging.parent) as scratch,
+    ):
+        source = _standard_copy(location, Path(scratch)) if is_short_window(location) else location
+        files = [name for name in COPIED if (source / name).is_file()]
+        _convert(TransformersConverter, source, staging, files, quantization)
+        processor = read_json_if_intact(source / "processor_config.json")
         if isinstance(processor, dict) and "feature_extractor" in processor:
             # faster-whisper and older tools read the feature extractor from preprocessor_config.json
             write_json_atomic(staging / "preprocessor_config.json", processor["feature_extractor"])
         write_json_atomic(staging / EXPORT_MARKER, {"source": str(location), "quantization": quantization})
     return out
+
+
+def _standard_copy(location: Path, scratch: Path) -> Path:
+    """A copy of the short-window folder `location` under `scratch`, restored to the standard window."""
+    copy = scratch / location.name
+    shutil.copytree(location, copy, ignore=shutil.ignore_patterns("optimizer.pt", "scheduler.pt", "rng_state*"))
+    standardize_folder(copy)
+    return copy
 
 
 def _check_out(out: Path, location: Path) -> None:

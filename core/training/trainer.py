@@ -24,11 +24,12 @@ import torch
 from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 
-from core.audio.constants import ENCODER_POSITIONS_PER_SECOND, FRAMES_PER_SECOND
+from core.audio.constants import FRAMES_PER_SECOND
 from core.data.artifact import Artifact, open_artifact
 from core.errors import StudioError
 from core.languages import get_language
 from core.models.resolve import load_model
+from core.models.window import StandardWindowCallback, apply_window
 from core.text.wer import error_rates, summarize
 from core.training.config import TrainConfig
 from core.training.data import FeatureDataset, SpeechCollator, check_streamed_training
@@ -52,27 +53,6 @@ def resolve_precision(choice: str) -> str:
     if choice == "fp16" and not torch.cuda.is_available():
         raise StudioError("precision fp16 needs a CUDA GPU; choose auto, fp32 or bf16 on a CPU")
     return choice
-
-
-def apply_window(model, processor, seconds: int) -> None:
-    """Listen to `seconds` instead of the model's whole window: the encoder's position table is cut to its first
-    seconds × 50 rows (the stride-2 convolution gives 50 positions a second) and the processor pads to `seconds`,
-    so every checkpoint of the run carries the shorter window and all code reads it from there."""
-    positions = seconds * ENCODER_POSITIONS_PER_SECOND
-    encoder = model.get_encoder()
-    own_seconds = encoder.embed_positions.weight.shape[0] // ENCODER_POSITIONS_PER_SECOND
-    if positions > encoder.embed_positions.weight.shape[0]:
-        raise StudioError(f"window_seconds {seconds}: longer than the model's own {own_seconds} s")
-    with torch.no_grad():
-        table = encoder.embed_positions.weight[:positions].clone()
-    encoder.embed_positions = torch.nn.Embedding(positions, table.shape[1])
-    encoder.embed_positions.weight.data.copy_(table)
-    encoder.embed_positions.requires_grad_(False)
-    model.config.max_source_positions = positions
-    extractor = processor.feature_extractor
-    extractor.chunk_length = seconds
-    extractor.n_samples = seconds * extractor.sampling_rate
-    extractor.nb_max_frames = extractor.n_samples // extractor.hop_length
 
 
 def apply_memory_levers(model, config: TrainConfig):
@@ -158,8 +138,8 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     model.generation_config.max_length = config.generation_max_length
     if config.gradient_checkpointing:
         model.config.use_cache = False
-    if config.window_seconds:
-        apply_window(model, processor, config.window_seconds)
+    # a shortened window trains on the first rows of the encoder's table; every checkpoint is saved whole (30 s)
+    full_window = apply_window(model, processor, config.window_seconds) if config.window_seconds else None
     window = config.window_seconds or None
     model = apply_memory_levers(model, config)
     # 3. The splits; with cached encoder states the encoder runs once per clip, here, before training.
@@ -177,6 +157,8 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     _note_left_out(status, train_set, eval_set, test_set, window)
     # 4. The Trainer, writing the run folder through its callbacks.
     trainer, callback = _trainer(run, config, model, processor, train_set, eval_set, precision, checkpoint, status)
+    if full_window is not None:
+        trainer.add_callback(StandardWindowCallback(full_window))  # after the run folder's: a LoRA merge is saved
     status.update(
         state=RunState.RUNNING,
         phase="training",
