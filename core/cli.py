@@ -347,6 +347,39 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_prompts(args) -> int:
+    from core.data.folders import read_text_file
+    from core.data.prompts import error_prompts, held_out_sentences, template_prompts, text_prompts, write_prompts
+    from core.evaluation.comparison import load_evaluation
+    from core.training.runs import RunFolder
+
+    workspace = Workspace.open(args.home)
+    language = get_language(args.language)
+    held = held_out_sentences(workspace, language)
+    if args.from_errors:
+        evaluation = Path(args.from_errors)
+        if evaluation.suffix != ".json":  # a run: its latest saved evaluation, as the Compare page's drill-down
+            saved = [path for path, _ in RunFolder.of(workspace, args.from_errors).require().evaluations()]
+            if not saved:
+                raise StudioError(
+                    f"run {args.from_errors} has no saved evaluation; evaluate one of its checkpoints first "
+                    f"(python -m core evaluate --model {workspace.run(args.from_errors)}/checkpoint-N --data DATA)"
+                )
+            evaluation = max(saved, key=lambda path: path.stat().st_mtime)
+        rows = load_evaluation(str(evaluation)).get("rows", [])
+        prompts = error_prompts(rows, language, args.n, held, args.seed)
+    elif args.text:
+        prompts = text_prompts(read_text_file(Path(args.text).expanduser()))[: args.n]
+    else:
+        prompts = template_prompts(language, args.n, held, args.seed)
+    if args.out:
+        write_prompts(prompts, Path(args.out).expanduser())
+        print(f"{len(prompts)} prompts → {args.out}", file=sys.stderr)
+    else:
+        print("\n".join(prompts))
+    return 0
+
+
 COMMANDS = {
     "languages": cmd_languages,
     "models": cmd_models,
@@ -362,6 +395,7 @@ COMMANDS = {
     "export": cmd_export,
     "publish": cmd_publish,
     "demo": cmd_demo,
+    "prompts": cmd_prompts,
 }
 
 

@@ -191,6 +191,21 @@ def _demo(sub, home) -> None:
     p.add_argument("--utterances", type=int, help="synthetic utterances, split by text (default: the model's plan)")
 
 
+def _prompts(sub, home) -> None:
+    p = sub.add_parser("prompts", parents=[home], help="a prompt list to record your own voice from (one a line)")
+    p.add_argument("--language", required=True, help="language code (see `languages`)")
+    p.add_argument("--n", type=int, default=100, help="number of prompts (default 100)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--from-errors",
+        metavar="RUN",
+        help="the words RUN's latest evaluation missed most, each in a sentence (or an evaluation .json file)",
+    )
+    source.add_argument("--text", metavar="FILE", help="your own text, one prompt a line (default: our sentences)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sentences drawn")
+    p.add_argument("--out", metavar="FILE", help="write the list here (default: print it)")
+
+
 SUBCOMMANDS = (
     _languages,
     _models,
@@ -203,6 +218,7 @@ SUBCOMMANDS = (
     _export,
     _publish,
     _demo,
+    _prompts,
 )
 
 

@@ -1,7 +1,8 @@
 """Data: sources → examples → rows → features, in that order.
 
-A source (sources, folders, hub, synth) yields examples per split; rows keeps or drops each one with its reason;
-features writes the artifact that artifact reads; doctor examines a source before it is prepared."""
+A source (sources, folders, hub, synth; recordings of your own voice, read from prompts) yields examples per split;
+rows keeps or drops each one with its reason; features writes the artifact that artifact reads; doctor examines a
+source before it is prepared."""
 
 from core import lazy_api
 
@@ -33,5 +34,20 @@ __getattr__, __all__ = lazy_api(
         "DoctorReport": "doctor",
         "examine": "doctor",
         "duration_histogram": "doctor",
+        "SPLIT_RULES": "options",
+        "with_split_rule": "folders",
+        "RecordingSet": "recordings",
+        "RecordingSummary": "recordings",
+        "Take": "recordings",
+        "TakeCheck": "recordings",
+        "check_take": "recordings",
+        "list_recordings": "recordings",
+        "recordings_root": "recordings",
+        "held_out_sentences": "prompts",
+        "template_prompts": "prompts",
+        "text_prompts": "prompts",
+        "missed_words": "prompts",
+        "error_prompts": "prompts",
+        "write_prompts": "prompts",
     },
 )

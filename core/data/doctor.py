@@ -16,6 +16,7 @@ from itertools import islice
 from core.audio.constants import SAMPLE_RATE, WINDOW_SECONDS
 from core.data.examples import Source
 from core.data.features import feature_processor
+from core.data.folders import with_split_rule
 from core.data.options import PrepareOptions
 from core.data.rows import REASON_TEXT, RowLimits, decoded, row_problem, text_key
 from core.languages import Language
@@ -66,6 +67,7 @@ def examine(
 ) -> DoctorReport:
     """Look at up to `limit` rows per split, as `prepare_features(source, language, model, …, options)` would."""
     options = options or PrepareOptions()
+    source = with_split_rule(source, options.split_by)  # the splits prepare will make
     processor, limits = feature_processor(model, workspace, language, options)
     rows = _read_rows(source, language, options, processor.tokenizer, limits, limit, progress)
     problems = _dropped(rows, limits) + _warnings(rows, language)

@@ -35,6 +35,7 @@ from core.audio.constants import INT16_SCALE, SAMPLE_RATE
 from core.audio.melspec import log_mel
 from core.data.artifact import AUDIO_SPLITS, FEATURE_DTYPE, MANIFEST_FILE, SCHEMA, Artifact
 from core.data.examples import SPLITS, Example, Source
+from core.data.folders import with_split_rule
 from core.data.options import PrepareOptions
 from core.data.rows import REASONS, RowLimits, in_carved_validation, in_slice, summarize_filtered, text_key, usable_rows
 from core.errors import StudioError
@@ -62,12 +63,15 @@ def training_rows(source: Source, options: PrepareOptions) -> Iterator[Example]:
 
 
 def fingerprint(source: Source, language: Language, model: str, workspace: Workspace, options: PrepareOptions) -> str:
+    chosen = asdict(options)
+    if chosen["split_by"] == "text":
+        del chosen["split_by"]  # added later: while it holds its default, earlier artifacts keep their fingerprint
     payload = {
         "format": FORMAT_VERSION,
         "source": source.describe(),
         "language": language.code,
         "model": model_fingerprint(model, workspace),
-        "options": asdict(options),
+        "options": chosen,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -159,6 +163,7 @@ def prepare_features(
     options = options or PrepareOptions()
     options.validate()
     check_new_name(name, "dataset")
+    source = with_split_rule(source, options.split_by)
     with claim_name(workspace, name):
         fingerprint_ = fingerprint(source, language, model, workspace, options)
         final = workspace.dataset(name)

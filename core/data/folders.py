@@ -5,13 +5,17 @@
     per split subfolder;
 (c) `common_voice`: a Common Voice release (`train.tsv`, `dev.tsv`, `test.tsv`, `validated.tsv`, `clips/*.mp3`);
 (d) `fleurs`: a FLEURS language folder (header-less `train.tsv`/`dev.tsv`/`test.tsv`, `audio/<split>/*.wav`).
-A folder with no split structure keeps a stable 10% of its rows as the test split.
+A folder with no split structure keeps a stable 10% of its rows as the test split: by transcript, or with
+`split_by="speaker"` (rows that name their speaker: a `speaker`/`speaker_id` column, Common Voice's `client_id`) by
+speaker, whole speakers held out for test (and validation), so the test figure is for a voice never heard in
+training.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
 import json
 import os
@@ -24,9 +28,11 @@ from pathlib import Path
 from core.audio.constants import SAMPLE_RATE
 from core.audio.decode import AUDIO_EXTENSIONS
 from core.data.examples import SPLITS, Example, normalize_split
+from core.data.options import SPLIT_RULES
 from core.data.rows import in_slice, text_key
 from core.errors import StudioError
 
+SPEAKER_COLUMNS = ("speaker", "speaker_id", "client_id")  # ours and audiofolder's, then Common Voice's
 TEXT_COLUMNS = ("sentence", "transcription", "raw_transcription", "normalized_text", "text", "transcript")
 LAYOUTS = {
     "pairs": "audio files with .txt transcripts beside them",
@@ -93,6 +99,33 @@ def _metadata_files(root: Path) -> list[Path]:
     return found
 
 
+def _hold_out_texts(rows: list[Example], split: str) -> tuple[list[Example], list[Example]]:
+    """(kept, held out) by transcript: every reading of a sentence lands on the same side, so test texts never
+    train; at least one row held out when there are two or more."""
+    held = [in_slice(text_key(e.text), HOLDOUT_FRACTION, split) for e in rows]
+    kept, out = [e for e, h in zip(rows, held) if not h], [e for e, h in zip(rows, held) if h]
+    if not out and len(rows) > 1:
+        out = [kept.pop()]
+    return kept, out
+
+
+def _speakers(rows: list[Example]) -> list[str]:
+    return sorted({e.speaker for e in rows if e.speaker})
+
+
+def with_split_rule(source, split_by: str):
+    """`source` with the splits it makes itself made by `split_by` (PrepareOptions.split_by): a local folder is
+    read again by speaker; every source splits by text already."""
+    if split_by == "text" or getattr(source, "split_by", "text") == split_by:
+        return source
+    if isinstance(source, FolderSource):
+        return source.split_by_speaker()
+    raise StudioError(
+        f"split_by {split_by}: only a local folder whose rows name their speaker (a {'/'.join(SPEAKER_COLUMNS)} "
+        f"column) is split by speaker here; a Hub dataset keeps its own splits: split by text"
+    )
+
+
 def _split_of(path: Path, root: Path) -> str | None:
     """The split named by the first folder under root, if it names one."""
     parts = path.relative_to(root).parts
@@ -123,6 +156,7 @@ class FolderSource:
     rows: dict[str, list[Example]] = field(default_factory=dict, repr=False)
     encodings: Counter = field(default_factory=Counter, repr=False)  # transcript files by the encoding found
     train_also: tuple[str, ...] = ()  # other splits that join train (train+validation), and are splits no more
+    split_by: str = "text"  # how the splits the folder lacks are made: by transcript, or by speaker
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser().resolve()
@@ -137,25 +171,49 @@ class FolderSource:
             self.rows.setdefault(split, []).append(example)
         if not any(self.rows.values()):
             raise StudioError(f"{self.root}: found the {self.layout} layout but no usable rows in it")
+        if self.split_by not in SPLIT_RULES:
+            raise StudioError(f"split_by '{self.split_by}': choose one of {', '.join(SPLIT_RULES)}")
+        hold_out = self._hold_out_speakers if self.split_by == "speaker" else _hold_out_texts
         if set(self.rows) == {"unsplit"}:
-            # by transcript: every reading of a sentence lands on the same side, so test texts never train
-            rows = self.rows.pop("unsplit")
-            held = [in_slice(text_key(e.text), HOLDOUT_FRACTION, "test") for e in rows]
-            self.rows["train"] = [e for e, h in zip(rows, held) if not h]
-            self.rows["test"] = [e for e, h in zip(rows, held) if h]
-            if not self.rows["test"] and len(rows) > 1:
-                self.rows["test"] = [self.rows["train"].pop()]
+            self.rows["train"], self.rows["test"] = hold_out(self.rows.pop("unsplit"), "test")
         elif "unsplit" in self.rows:
             self.rows.setdefault("train", []).extend(self.rows.pop("unsplit"))
         for split in self.train_also:
             if split not in self.rows:
                 raise StudioError(f"{self.root}: no '{split}' split to train on; it has {', '.join(self.splits())}")
             self.rows.setdefault("train", []).extend(self.rows.pop(split))
+        if self.split_by == "speaker" and "validation" not in self.rows and len(_speakers(self.rows["train"])) > 1:
+            # a validation voice never heard in training too; with one training speaker prepare carves by text
+            self.rows["train"], self.rows["validation"] = self._hold_out_speakers(self.rows["train"], "validation")
+
+    def _hold_out_speakers(self, rows: list[Example], split: str) -> tuple[list[Example], list[Example]]:
+        """(kept, held out): whole speakers, in a stable order by their id, until the held-out rows are
+        HOLDOUT_FRACTION of them; at least one speaker on each side."""
+        speakers = _speakers(rows)
+        if len(speakers) < 2:
+            found = f"one ({speakers[0]})" if speakers else "none that names its speaker"
+            raise StudioError(
+                f"{self.root}: splitting by speaker needs two speakers or more, and its rows have {found} (a "
+                f"{'/'.join(SPEAKER_COLUMNS)} column in the metadata); record another speaker, or split by text"
+            )
+        count = Counter(e.speaker for e in rows)
+        held: set[str] = set()
+        for speaker in sorted(speakers, key=lambda s: hashlib.sha1(f"{split}:{s}".encode()).digest())[:-1]:
+            held.add(speaker)
+            if sum(count[s] for s in held) >= HOLDOUT_FRACTION * len(rows):
+                break
+        return [e for e in rows if e.speaker not in held], [e for e in rows if e.speaker in held]
+
+    def split_by_speaker(self) -> FolderSource:
+        """This folder read again with its splits made by speaker."""
+        return FolderSource(self.root, self.text_column, train_also=self.train_also, split_by="speaker")
 
     def describe(self) -> dict:
         described = {"kind": "folder", "path": str(self.root), "layout": self.layout, "text_column": self.text_column}
         if self.train_also:
             described["train_also"] = list(self.train_also)
+        if self.split_by != "text":
+            described["split_by"] = self.split_by
         if set(self.encodings) - {"utf-8"}:
             described["text_encodings"] = dict(self.encodings)  # non-UTF-8 transcripts were read: say so
         return described
@@ -188,14 +246,14 @@ class FolderSource:
             )
         return path
 
-    def _example(self, audio: Path, text: str) -> Example:
+    def _example(self, audio: Path, text: str, speaker: str = "") -> Example:
         if not audio.is_file():
             raise StudioError(
                 f"{self.root}: the clip {audio.relative_to(self.root)} is listed but missing; "
                 f"restore it or remove its row"
             )
         rel = audio.relative_to(self.root).as_posix()
-        return Example(id=rel.rsplit(".", 1)[0], audio=audio, text=text, audio_name=rel)
+        return Example(id=rel.rsplit(".", 1)[0], audio=audio, text=text, audio_name=rel, speaker=speaker)
 
     # (a) name.wav + name.txt
     def _read_pairs(self) -> Iterator[tuple[str, Example]]:
@@ -233,11 +291,13 @@ class FolderSource:
                     f"audiofolder metadata names each clip in file_name"
                 )
             text_col = _pick_text_column(columns, self.text_column, where)
+            speaker_col = next((c for c in SPEAKER_COLUMNS if c in columns), None)
             split = _split_of(meta, self.root) or "unsplit"
             for row, rec in enumerate(records, 2 if meta.suffix == ".csv" else 1):  # csv: line 1 is the header
                 listed = str(rec.get("file_name") or "")
                 audio = self._inside(listed, meta.parent, f"{where} row {row}")
-                yield split, self._example(audio, str(rec.get(text_col) or ""))
+                speaker = str(rec.get(speaker_col) or "") if speaker_col else ""
+                yield split, self._example(audio, str(rec.get(text_col) or ""), speaker)
 
     # (c) Common Voice release
     def _read_common_voice(self) -> Iterator[tuple[str, Example]]:
@@ -265,7 +325,7 @@ class FolderSource:
                         f"(a tab inside the sentence?); fix that row"
                     )
                 audio = self._inside(rec["path"] or "", self.root / "clips", f"{name} line {line_no}")
-                yield split, self._example(audio, rec[text_col] or "")
+                yield split, self._example(audio, rec[text_col] or "", rec.get("client_id") or "")
 
     # (d) FLEURS language folder
     def _read_fleurs(self) -> Iterator[tuple[str, Example]]:

@@ -13,6 +13,7 @@ from core.options import option_help
 from core.text.cleaning import CleaningOptions
 
 TASKS = ("transcribe", "translate")
+SPLIT_RULES = ("text", "speaker")  # how a split the source lacks is made: by transcript, or whole speakers
 MOST_ROWS = 10**9  # no row count a user types is meant to be larger
 
 
@@ -50,6 +51,14 @@ class PrepareOptions:
         default=None, metadata=option_help("keep a seeded random fraction of the training rows, e.g. 0.35")
     )
     seed: int = field(default=0, metadata=option_help("seed of the random subset"))
+    split_by: str = field(
+        default="text",
+        metadata=option_help(
+            "how a local folder's missing test and validation splits are made: by transcript, or by speaker (a "
+            "test voice never heard in training; needs two speakers or more)",
+            choices=SPLIT_RULES,
+        ),
+    )
 
     def validate(self) -> None:
         if not 8 <= self.max_sequence_length <= MAX_TARGET_POSITIONS:
@@ -61,6 +70,8 @@ class PrepareOptions:
             value = getattr(self, name)
             if value is not None and not 1 <= value <= MOST_ROWS:
                 raise StudioError(f"{name} {value}: give a number from 1 to 10^9, or leave it out for all rows")
+        if self.split_by not in SPLIT_RULES:
+            raise StudioError(f"split_by '{self.split_by}': choose one of {', '.join(SPLIT_RULES)}")
         if self.task not in TASKS:
             raise StudioError(f"task '{self.task}': choose one of {', '.join(TASKS)}")
         # written so that NaN fails too (every comparison with NaN is False)

@@ -75,6 +75,7 @@ def source_from_description(description: dict) -> Source:
             Path(description["path"]),
             text_column=description.get("text_column"),
             train_also=tuple(description.get("train_also", ())),
+            split_by=description.get("split_by", "text"),
         )
     if description.get("kind") == "mixed":
         return MixedSource([source_from_description(d) for d in description["sources"]])

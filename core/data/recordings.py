@@ -1,0 +1,285 @@
+"""Your own voice as a dataset: takes recorded for prompts (or transcripts corrected on Transcribe), kept as an
+ordinary local folder that prepare, the doctor and every other path already read (the `audiofolder` layout).
+
+    WORKSPACE/recordings/NAME/
+        take-0001.wav     16 kHz mono PCM-16, trimmed to the speech (the detector's padding kept)
+        take-0001.txt     its text, beside it, for tools that read wav + txt pairs
+        metadata.jsonl    one row a take: file_name, text, speaker, seconds (what prepare reads; the speaker travels)
+        recording.json    the set's language and its prompt list, so a session can be resumed later
+
+Every take is checked before it is kept (`check_take`: clipping, too quiet, silence only, much longer or shorter
+than its text takes to say), and refused with one line saying what to do. Files are written to a temporary name and
+renamed; metadata.jsonl is rewritten last, under a lock on the folder, so a take is in the set once its row is.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from core.audio.constants import SAMPLE_RATE, WINDOW_SECONDS
+from core.audio.decode import load_audio
+from core.audio.vad import FRAME, SPEECH_ABOVE_FLOOR_DB, frame_db, speech_regions
+from core.errors import StudioError
+from core.workspace import Workspace, check_new_name, read_json, write_json_atomic
+
+METADATA_FILE = "metadata.jsonl"
+SESSION_FILE = "recording.json"
+LOCK_FILE = ".lock"
+CLIP_LEVEL = 0.99  # |sample| at or above this is full scale: the converter ran out of range
+CLIPPED_SHARE = 0.001  # more than 0.1% of samples at full scale (16 in a 1 s take) is audible distortion
+TOO_QUIET_DBFS = -35.0  # the loudest 20 ms of speech below this is buried in the noise a model trains on
+SHORTEST_TAKE_S = 0.3  # a take shorter than this holds no word
+SILENT_DBFS = -120.0  # the level of an empty take
+# How long a text takes to say: 5 to 25 characters a second spans slow reading to fast talk (espeak-ng's 130–190
+# words a minute is about 12–18). A 40-character prompt may take 1.6 s to 8 s, plus LENGTH_SLACK_S for pauses.
+CHARACTERS_PER_SECOND = (5.0, 25.0)
+LENGTH_SLACK_S = 2.0
+
+
+def recordings_root(workspace: Workspace) -> Path:
+    return workspace.home / "recordings"
+
+
+@dataclass(frozen=True)
+class TakeCheck:
+    """What the checks found in one take: the problem line (None when it can be kept) and what was measured."""
+
+    problem: str | None
+    speech_seconds: float  # from the first speech to the last, the detector's padding included
+    peak_dbfs: float  # the loudest 20 ms
+
+    @property
+    def summary(self) -> str:
+        return f"{self.speech_seconds:.1f} s of speech, loudest {self.peak_dbfs:.0f} dBFS"
+
+
+def check_take(samples: np.ndarray, text: str) -> TakeCheck:
+    """Whether a take (16 kHz mono) of `text` can be kept, in the order a person fixes things: the microphone
+    (silence, clipping, level), then the reading (length against the text)."""
+    frames = len(samples) // FRAME
+    levels = frame_db(samples[: frames * FRAME].reshape(frames, FRAME)) if frames else np.full(1, SILENT_DBFS)
+    peak = float(levels.max())
+    regions = speech_regions(samples) if len(samples) >= SHORTEST_TAKE_S * SAMPLE_RATE else []
+    speech = (regions[-1][1] - regions[0][0]) / SAMPLE_RATE if regions else 0.0
+
+    def found(problem: str | None) -> TakeCheck:
+        return TakeCheck(problem, round(float(speech), 2), round(peak, 1))
+
+    # speech below the detector's absolute floor still stands out of its own noise floor: too quiet, not silent
+    above_noise = int(np.count_nonzero(levels > np.percentile(levels, 10) + SPEECH_ABOVE_FLOOR_DB))
+    if not regions and above_noise * FRAME >= SHORTEST_TAKE_S * SAMPLE_RATE:
+        return found(
+            f"too quiet: the speech peaks at {peak:.0f} dBFS (aim above {TOO_QUIET_DBFS:.0f}); move closer to the "
+            f"microphone or turn its input level up, then record again"
+        )
+    if not regions:
+        return found(
+            f"no speech heard (the loudest moment is {peak:.0f} dBFS): check that the right microphone is chosen "
+            f"and not muted, then record again"
+        )
+    clipped = float(np.mean(np.abs(samples) >= CLIP_LEVEL))
+    if clipped > CLIPPED_SHARE:
+        return found(
+            f"clipped: {100 * clipped:.1f}% of the samples hit full scale; move back from the microphone or turn "
+            f"its input level down, then record again"
+        )
+    if peak < TOO_QUIET_DBFS:
+        return found(
+            f"too quiet: the speech peaks at {peak:.0f} dBFS (aim above {TOO_QUIET_DBFS:.0f}); move closer to the "
+            f"microphone or turn its input level up, then record again"
+        )
+    if speech > WINDOW_SECONDS:
+        return found(
+            f"{speech:.0f} s of speech: Whisper hears {WINDOW_SECONDS} s at a time and prepare drops longer clips; "
+            f"keep a take under {WINDOW_SECONDS} s"
+        )
+    characters = len(text.strip())
+    longest = characters / CHARACTERS_PER_SECOND[0] + LENGTH_SLACK_S
+    shortest = characters / CHARACTERS_PER_SECOND[1]
+    if speech > longest:
+        return found(
+            f"{speech:.1f} s of speech for {characters} characters (about {longest:.1f} s at most): read just the "
+            f"prompt, then stop the recording"
+        )
+    if speech < shortest:
+        return found(
+            f"{speech:.1f} s of speech for {characters} characters (at least {shortest:.1f} s): the take was cut "
+            f"off; read the whole prompt before you stop"
+        )
+    return found(None)
+
+
+def trimmed(samples: np.ndarray) -> np.ndarray:
+    """The take from its first speech to its last, the detector's padding kept: silence trains nothing."""
+    regions = speech_regions(samples)
+    return samples[regions[0][0] : regions[-1][1]] if regions else samples
+
+
+@dataclass(frozen=True)
+class Take:
+    """One kept take, as its metadata row says."""
+
+    file_name: str  # take-0001.wav, inside the set's folder
+    text: str
+    speaker: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RecordingSummary:
+    """A recording set as the Data page lists it."""
+
+    name: str
+    language: str
+    takes: int
+    seconds: float  # of kept audio
+    bytes: int  # on disk, every file of the folder
+    speakers: tuple[str, ...]
+
+
+class RecordingSet:
+    """The folder WORKSPACE/recordings/NAME: its prompts, its takes, and keeping and deleting one."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.name = self.root.name
+
+    @classmethod
+    def open(cls, workspace: Workspace, name: str, language: str | None = None) -> RecordingSet:
+        """The set `name`; made (empty, for `language`) when it does not exist yet and a language is given."""
+        check_new_name(name, "recording set")
+        found = cls(recordings_root(workspace) / name)
+        if not (found.root / SESSION_FILE).is_file():
+            if language is None:
+                raise StudioError(f"no recording set '{name}'; choose a language and prompts to start it")
+            if found.root.exists() and any(found.root.iterdir()):
+                raise StudioError(f"{found.root} exists and is no recording set; choose another name")
+            write_json_atomic(found.root / SESSION_FILE, {"language": language, "prompts": []})
+        return found
+
+    def _session(self) -> dict:
+        return read_json(self.root / SESSION_FILE, fix="delete it, and the set's prompts with it") or {}
+
+    @property
+    def language(self) -> str:
+        return str(self._session().get("language", ""))
+
+    @property
+    def prompts(self) -> list[str]:
+        return [str(p) for p in self._session().get("prompts", [])]
+
+    def add_prompts(self, prompts: list[str]) -> int:
+        """Append the prompts the set does not hold yet; returns how many were new."""
+        with self._locked():
+            session = self._session()
+            held = session.get("prompts", [])
+            new = [p for p in dict.fromkeys(" ".join(p.split()) for p in prompts) if p and p not in held]
+            write_json_atomic(self.root / SESSION_FILE, {**session, "prompts": held + new})
+        return len(new)
+
+    def takes(self) -> list[Take]:
+        path = self.root / METADATA_FILE
+        if not path.is_file():
+            return []
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [Take(r["file_name"], r["text"], r.get("speaker", ""), float(r.get("seconds", 0))) for r in rows]
+
+    def prompts_left(self, speaker: str) -> list[str]:
+        """The prompts `speaker` has no kept take of, in order: where a resumed session goes on."""
+        said = {t.text for t in self.takes() if t.speaker == speaker}
+        return [p for p in self.prompts if p not in said]
+
+    def keep(self, audio: bytes | np.ndarray, text: str, speaker: str) -> Take:
+        """Check the take and keep it (trimmed) with `text`; StudioError with the check's line when it cannot be."""
+        check_new_name(speaker, "speaker")
+        text = " ".join(text.split())
+        if not text:
+            raise StudioError("the text is empty: type what is said in the take, then keep it")
+        samples = load_audio(audio, name="the take") if isinstance(audio, bytes) else audio
+        check = check_take(samples, text)
+        if check.problem:
+            raise StudioError(check.problem)
+        samples = trimmed(samples)
+        with self._locked():
+            takes = self.takes()
+            stem = self._free_stem()
+            write_bytes_atomic(self.root / f"{stem}.wav", wav_bytes(samples))
+            write_bytes_atomic(self.root / f"{stem}.txt", f"{text}\n".encode())
+            take = Take(f"{stem}.wav", text, speaker, round(len(samples) / SAMPLE_RATE, 2))
+            self._write_metadata([*takes, take])  # last: the take belongs to the set from here on
+        return take
+
+    def delete(self, file_name: str) -> None:
+        with self._locked():
+            takes = self.takes()
+            if file_name not in {t.file_name for t in takes}:
+                raise StudioError(f"no take {file_name} in {self.name}; it has {len(takes)} takes")
+            self._write_metadata([t for t in takes if t.file_name != file_name])
+            stem = file_name.rsplit(".", 1)[0]
+            for suffix in (".wav", ".txt"):
+                (self.root / f"{stem}{suffix}").unlink(missing_ok=True)
+
+    def summary(self) -> RecordingSummary:
+        takes = self.takes()
+        size = sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())
+        speakers = tuple(dict.fromkeys(t.speaker for t in takes))
+        seconds = round(sum(t.seconds for t in takes), 2)
+        return RecordingSummary(self.name, self.language, len(takes), seconds, size, speakers)
+
+    def _free_stem(self) -> str:
+        """The next take's name: one past every take file in the folder, kept or left by an interrupted keep."""
+        numbers = [int(p.stem.split("-")[1]) for p in self.root.glob("take-*.wav") if p.stem.split("-")[1].isdigit()]
+        return f"take-{max(numbers, default=0) + 1:04d}"
+
+    def _write_metadata(self, takes: list[Take]) -> None:
+        lines = "".join(json.dumps(asdict(t), ensure_ascii=False) + "\n" for t in takes)
+        write_bytes_atomic(self.root / METADATA_FILE, lines.encode())
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One keep or delete at a time (two tabs on one set): metadata.jsonl is read, changed and replaced."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK_FILE, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """`data` into a temporary sibling, then renamed to `path`: a reader sees the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the file replaces an ordinary one
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def wav_bytes(samples: np.ndarray) -> bytes:
+    """16 kHz mono samples as a PCM-16 wav file's bytes."""
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, SAMPLE_RATE, "PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+def list_recordings(workspace: Workspace) -> list[RecordingSummary]:
+    root = recordings_root(workspace)
+    folders = sorted(p for p in root.iterdir() if (p / SESSION_FILE).is_file()) if root.is_dir() else []
+    return [RecordingSet(p).summary() for p in folders]
