@@ -365,6 +365,15 @@ def cmd_prompts(args) -> int:
                     f"run {args.from_errors} has no saved evaluation; evaluate one of its checkpoints first "
                     f"(python -m core evaluate --model {workspace.run(args.from_errors)}/checkpoint-N --data DATA)"
                 )
+def cmd_serve(args) -> int:
+    from core.evaluation.comparison import checkpoint_choices
+    from core.speech.server import ServeOptions, serve
+
+    workspace = Workspace.open(args.home)
+    serve(dataclass_from_flags(ServeOptions, args), workspace, checkpoints=lambda: checkpoint_choices(workspace))
+    return 0
+
+
             evaluation = max(saved, key=lambda path: path.stat().st_mtime)
         rows = load_evaluation(str(evaluation)).get("rows", [])
         prompts = error_prompts(rows, language, args.n, held, args.seed)
@@ -414,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
+    "serve": cmd_serve,
         line = os_error_line(err)
         if line is None:
             raise

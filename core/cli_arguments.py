@@ -200,6 +200,16 @@ def _prompts(sub, home) -> None:
         "--from-errors",
         metavar="RUN",
         help="the words RUN's latest evaluation missed most, each in a sentence (or an evaluation .json file)",
+def _serve(sub, home) -> None:
+    from core.speech.server import ServeOptions
+
+    p = sub.add_parser(
+        "serve", parents=[home], help="serve a model over HTTP, OpenAI-compatible (/v1/audio/transcriptions)"
+    )
+    p.add_argument("--model", required=True, help=help_of(ServeOptions, "model"))
+    add_dataclass_flags(p, ServeOptions, skip=("model",))
+
+
     )
     source.add_argument("--text", metavar="FILE", help="your own text, one prompt a line (default: our sentences)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sentences drawn")
@@ -228,6 +238,7 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
         prog="python -m core", description="Whisper Studio: fine-tune Whisper for a language, from the command line."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve,
     home = argparse.ArgumentParser(add_help=False)
     home.add_argument("--home", help="workspace folder (default: $STUDIO_HOME or ./workspace)")
     for add in SUBCOMMANDS:

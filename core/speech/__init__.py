@@ -1,5 +1,6 @@
-"""Speech: transcription of files and windows (inference) and its formats (transcripts), the live microphone (live), and
-conversation mode with an LLM (conversation, spoken_reply)."""
+"""Speech: transcription of files and windows (inference) and its formats (transcripts), the live microphone (live),
+conversation mode with an LLM (conversation, spoken_reply), and a model served over OpenAI's audio API (server,
+openai_api)."""
 
 from core import lazy_api
 
@@ -20,5 +21,9 @@ __getattr__, __all__ = lazy_api(
         "DEFAULT_SYSTEM_PROMPT": "conversation",
         "stream_reply": "conversation",
         "speak": "spoken_reply",
+        "ServeOptions": "server",
+        "create_app": "server",
+        "serve": "server",
+        "serve_command": "server",
     },
 )
