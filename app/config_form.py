@@ -42,6 +42,15 @@ GROUPS = {
     "Encoder": ("freeze_encoder", "cache_encoder_states", "window_seconds"),
     "LoRA": ("lora_rank", "lora_alpha", "lora_target_modules"),
     "Logging": ("logging_steps", "report_to"),
+    "Guards and forgetting": (
+        "guard",
+        "english_guard",
+        "guard_threshold",
+        "guard_stop",
+        "replay",
+        "replay_fraction",
+    ),
+    "SpecAugment": ("apply_spec_augment", "mask_time_prob", "mask_feature_prob"),
 }
 
 

@@ -154,7 +154,21 @@ def _report_finished(run) -> int:
     )
     if summary.test_after is not None:
         print(f"test WER before {summary.test_before_shown} → after {summary.test_after_shown}")
+    for line in _result_lines(run):
+        print(line)
+    for line in status.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     return 0
+
+
+def _result_lines(run) -> list[str]:
+    """The result's before → after lines (test interval, guard sets, probes, language ID); none when unreadable."""
+    from core.errors import DamagedFile
+
+    try:
+        return run.result().report_lines()
+    except DamagedFile:
+        return []
 
 
 def cmd_runs(args) -> int:
@@ -204,8 +218,12 @@ def cmd_status(args) -> int:
     print(f"  best      {summary.best_checkpoint_shown} (validation WER {summary.best_shown})")
     print(f"  base      validation WER {summary.baseline_shown} (the starting model, step 0)")
     print(f"  test WER  before {summary.test_before_shown} → after {summary.test_after_shown}")
+    for line in _result_lines(run):
+        print(f"  {line}")
     for line in filter(None, (status.error, status.note)):
         print(f"  {line}")
+    for line in status.warnings:
+        print(f"  warning: {line}")
     for row in (r for r in metrics if "eval_wer" in r):
         print(f"  step {row['step']:>6}: WER {percent(row['eval_wer'])}  CER {percent(row.get('eval_cer'))}")
     return 0
@@ -347,6 +365,15 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from core.evaluation.comparison import checkpoint_choices
+    from core.speech.server import ServeOptions, serve
+
+    workspace = Workspace.open(args.home)
+    serve(dataclass_from_flags(ServeOptions, args), workspace, checkpoints=lambda: checkpoint_choices(workspace))
+    return 0
+
+
 def cmd_prompts(args) -> int:
     from core.data.folders import read_text_file
     from core.data.prompts import error_prompts, held_out_sentences, template_prompts, text_prompts, write_prompts
@@ -365,15 +392,6 @@ def cmd_prompts(args) -> int:
                     f"run {args.from_errors} has no saved evaluation; evaluate one of its checkpoints first "
                     f"(python -m core evaluate --model {workspace.run(args.from_errors)}/checkpoint-N --data DATA)"
                 )
-def cmd_serve(args) -> int:
-    from core.evaluation.comparison import checkpoint_choices
-    from core.speech.server import ServeOptions, serve
-
-    workspace = Workspace.open(args.home)
-    serve(dataclass_from_flags(ServeOptions, args), workspace, checkpoints=lambda: checkpoint_choices(workspace))
-    return 0
-
-
             evaluation = max(saved, key=lambda path: path.stat().st_mtime)
         rows = load_evaluation(str(evaluation)).get("rows", [])
         prompts = error_prompts(rows, language, args.n, held, args.seed)
@@ -405,6 +423,7 @@ COMMANDS = {
     "publish": cmd_publish,
     "demo": cmd_demo,
     "prompts": cmd_prompts,
+    "serve": cmd_serve,
 }
 
 
@@ -423,7 +442,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
-    "serve": cmd_serve,
         line = os_error_line(err)
         if line is None:
             raise

@@ -111,7 +111,16 @@ def _train(sub, home) -> None:
         p.add_argument(f"--{name}", required=True, help=help_of(TrainConfig, name))
     p.add_argument("--preset", choices=tuple(PRESETS), help=f"start from a preset's settings: {presets_help()}")
     p.add_argument("--foreground", action="store_true", help="train in this process and wait for the end")
-    add_dataclass_flags(p, TrainConfig, skip=("data", "run"), unset=True)
+    add_dataclass_flags(p, TrainConfig, skip=("data", "run", "guard"), unset=True)
+    p.add_argument("--guard", action=JoinedAppend, metavar="DATASET", help=help_of(TrainConfig, "guard"))
+
+
+class JoinedAppend(argparse.Action):
+    """A repeatable flag kept as one comma-separated string (`--guard a --guard b` → 'a,b'), as the config holds it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = [v for v in (getattr(namespace, self.dest, None) or "").split(",") if v]
+        setattr(namespace, self.dest, ",".join(given + [values]))
 
 
 def _runs(sub, home) -> None:
@@ -191,15 +200,6 @@ def _demo(sub, home) -> None:
     p.add_argument("--utterances", type=int, help="synthetic utterances, split by text (default: the model's plan)")
 
 
-def _prompts(sub, home) -> None:
-    p = sub.add_parser("prompts", parents=[home], help="a prompt list to record your own voice from (one a line)")
-    p.add_argument("--language", required=True, help="language code (see `languages`)")
-    p.add_argument("--n", type=int, default=100, help="number of prompts (default 100)")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument(
-        "--from-errors",
-        metavar="RUN",
-        help="the words RUN's latest evaluation missed most, each in a sentence (or an evaluation .json file)",
 def _serve(sub, home) -> None:
     from core.speech.server import ServeOptions
 
@@ -210,6 +210,15 @@ def _serve(sub, home) -> None:
     add_dataclass_flags(p, ServeOptions, skip=("model",))
 
 
+def _prompts(sub, home) -> None:
+    p = sub.add_parser("prompts", parents=[home], help="a prompt list to record your own voice from (one a line)")
+    p.add_argument("--language", required=True, help="language code (see `languages`)")
+    p.add_argument("--n", type=int, default=100, help="number of prompts (default 100)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--from-errors",
+        metavar="RUN",
+        help="the words RUN's latest evaluation missed most, each in a sentence (or an evaluation .json file)",
     )
     source.add_argument("--text", metavar="FILE", help="your own text, one prompt a line (default: our sentences)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sentences drawn")
@@ -229,6 +238,7 @@ SUBCOMMANDS = (
     _publish,
     _demo,
     _prompts,
+    _serve,
 )
 
 
@@ -238,7 +248,6 @@ def build_parser(commands: dict[str, Callable[[argparse.Namespace], int]]) -> ar
         prog="python -m core", description="Whisper Studio: fine-tune Whisper for a language, from the command line."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _serve,
     home = argparse.ArgumentParser(add_help=False)
     home.add_argument("--home", help="workspace folder (default: $STUDIO_HOME or ./workspace)")
     for add in SUBCOMMANDS:

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from app.charts import error_rate_curves, training_curves
+from app.charts import error_rate_curves, guard_curves, training_curves
 from app.common import DEMO_JOB, SELECTED_DATASET, SELECTED_RUN, flash, show_flash, user_errors, workspace
 from app.config_form import config_form
 from core.data import list_artifacts, newest_artifact, open_artifact
@@ -112,7 +112,7 @@ if runs:
             st.error(f"{status.state}: {status.error}")
         if status.note:
             st.info(status.note)
-        for warning in run_warnings(metrics):
+        for warning in [*run_warnings(metrics), *status.warnings]:
             st.warning(warning, icon=":material/warning:")
         last = next((r for r in reversed(metrics) if "loss" in r), {})
         cols = st.columns(5)
@@ -133,11 +133,19 @@ if runs:
             f"{last['samples_per_second']:.1f}" if "samples_per_second" in last else MISSING,
             help=f"GPU memory {memory:.1f} GiB" if memory else "CPU",
         )
-        charts = st.columns(3)
+        if summary.change != MISSING or summary.guards != MISSING:
+            st.caption(
+                f"Test change {summary.change} · guards before → after: {summary.guards} · "
+                f"probe words (no speech) before → after: {summary.probes}"
+            )
+        guards = guard_curves(metrics)
+        charts = st.columns(4 if guards is not None else 3)
         wer_chart = error_rate_curves({name: metrics}, with_cer=True)
         if wer_chart is not None:
             charts[0].altair_chart(wer_chart.properties(title="validation WER / CER"), width="stretch")
-        for column, chart in zip(charts[1:], training_curves(metrics).values()):
+        if guards is not None:
+            charts[1].altair_chart(guards, width="stretch")
+        for column, chart in zip(charts[2 if guards is not None else 1 :], training_curves(metrics).values()):
             column.altair_chart(chart, width="stretch")
         with st.expander("Last log lines"):
             st.code("\n".join(run.log_tail(15)) or "(empty)", language=None)

@@ -20,5 +20,6 @@ __getattr__, __all__ = lazy_api(
         "MAX_TARGET_POSITIONS": "constants",
         "FRAME": "vad",
         "speech_windows": "vad",
+        "probe_clips": "probes",
     },
 )

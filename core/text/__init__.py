@@ -11,5 +11,9 @@ __getattr__, __all__ = lazy_api(
         "error_rates": "wer",
         "summarize": "wer",
         "align_words": "wer",
+        "WerChange": "bootstrap",
+        "probe_counts": "wer",
+        "loops": "wer",
+        "paired_bootstrap": "bootstrap",
     },
 )

@@ -105,3 +105,27 @@ def summarize(ids: list[str], references: list[str], hypotheses: list[str]) -> d
     rows = utterance_results(ids, references, hypotheses)
     flags = Counter(flag for row in rows for flag in row["flags"])
     return {**error_rates(references, hypotheses), "utterances": len(rows), "flags": dict(flags), "rows": rows}
+
+
+def loops(text: str) -> bool:
+    """A repeated n-gram loop (REPEAT_NGRAM words seen REPEAT_TIMES times), or text that compresses more than
+    openai/whisper's 2.4 compression-ratio threshold: the output of a decoder stuck in a loop."""
+    import zlib
+
+    words = normalize_for_wer(text).split()
+    grams = Counter(tuple(words[i : i + REPEAT_NGRAM]) for i in range(len(words) - REPEAT_NGRAM + 1))
+    if grams and max(grams.values()) >= REPEAT_TIMES:
+        return True
+    raw = text.encode("utf-8")
+    return len(raw) > 24 and len(raw) / len(zlib.compress(raw)) > 2.4
+
+
+def probe_counts(texts: list[str]) -> dict[str, int]:
+    """What a model wrote on clips with no speech: words in all, clips with any word, clips that loop."""
+    words = [len(normalize_for_wer(t).split()) for t in texts]
+    return {
+        "probe_words": sum(words),
+        "probe_clips_with_words": sum(1 for n in words if n),
+        "probe_loops": sum(1 for t in texts if loops(t)),
+        "probe_clips": len(texts),
+    }

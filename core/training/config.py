@@ -141,6 +141,49 @@ class TrainConfig:
         default=1,
         metadata=option_help("processes for data-parallel training (torchrun): one per GPU; on a CPU, gloo processes"),
     )
+    # What a fine-tune breaks (core/training/guards.py): sets it must not get worse on, and what to do when it does
+    guard: str = field(
+        default="",
+        metadata=option_help(
+            "prepared datasets the run must not get worse on, evaluated with the validation split (comma-separated; "
+            "--guard repeats)"
+        ),
+    )
+    english_guard: bool = field(
+        default=True,
+        metadata=option_help(
+            "for a target other than English: also guard English (espeak-ng sentences, made once per workspace)"
+        ),
+    )
+    guard_threshold: float = field(
+        default=5.0, metadata=option_help("WER points a guard set may rise above the base model's before a warning")
+    )
+    guard_stop: bool = field(
+        default=False, metadata=option_help("end training (keeping the best checkpoint) when a guard set rises")
+    )
+    replay: str = field(
+        default="",
+        metadata=option_help(
+            "prepared dataset whose training rows are mixed into every epoch (forgetting's remedy); empty = the "
+            "English reference set"
+        ),
+    )
+    replay_fraction: float = field(
+        default=0.0, metadata=option_help("share of the training rows that come from the replay set; 0 = no replay")
+    )
+    apply_spec_augment: bool = field(
+        default=False,
+        metadata=option_help(
+            "SpecAugment: mask random time steps and mel bins of the encoder's input while training (a regulariser "
+            "for small sets; slower to converge; does nothing with cached encoder states)"
+        ),
+    )
+    mask_time_prob: float = field(
+        default=0.05, metadata=option_help("SpecAugment: share of time steps masked (the HF script's 0.05)")
+    )
+    mask_feature_prob: float = field(
+        default=0.0, metadata=option_help("SpecAugment: share of mel bins masked (the HF script's 0)")
+    )
 
     def validate(self) -> TrainConfig:
         """Raise StudioError for the first invalid value; return self so calls chain. By concern: what the run is
@@ -150,6 +193,7 @@ class TrainConfig:
         self._check_schedule()
         self._check_encoder()
         self._check_splits()
+        self._check_guards()
         self._check_choices()
         self._check_installed()
         return self
@@ -225,6 +269,27 @@ class TrainConfig:
             )
         if self.lora_rank and not [m for m in self.lora_target_modules.split(",") if m.strip()]:
             raise StudioError("lora_target_modules is empty: name the layers that get adapters, e.g. q_proj,v_proj")
+
+    def _check_guards(self) -> None:
+        if not 0 <= self.replay_fraction < 1:
+            raise StudioError(
+                f"replay_fraction {self.replay_fraction}: choose 0 (off) to 0.9; 0.1 keeps a tenth of each epoch "
+                f"from the replay set"
+            )
+        for name in ("mask_time_prob", "mask_feature_prob"):
+            if not 0 <= getattr(self, name) < 1:
+                raise StudioError(f"{name} {getattr(self, name)}: choose 0 to 0.9 (0.05 is the HF script's)")
+        if self.guard_threshold <= 0:
+            raise StudioError(f"guard_threshold {self.guard_threshold}: give the WER points a guard may rise, e.g. 5")
+        if self.apply_spec_augment and self.cache_encoder_states:
+            raise StudioError(
+                "apply_spec_augment masks the encoder's input, which cached encoder states skip: turn one of them off"
+            )
+        for name in [g.strip() for g in self.guard.split(",") if g.strip()] + ([self.replay] if self.replay else []):
+            if name == self.data:
+                raise StudioError(
+                    f"'{name}' is the dataset the run trains on: a guard or replay set must be another dataset"
+                )
 
     def _check_splits(self) -> None:
         if self.eval_split == self.test_split and self.test_split:

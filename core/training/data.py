@@ -85,3 +85,24 @@ class SpeechCollator:
         for i, seq in enumerate(labels):
             padded[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         return {"input_features": features, "labels": padded}
+
+
+class ReplayMix(torch.utils.data.Dataset):
+    """The training rows plus rows of a replay set, so that `fraction` of every epoch (and, shuffled, of each batch
+    on average) comes from the replay set: the remedy for forgetting what the base model knew. Replay rows are a
+    seeded permutation of the replay set, cycled when it is smaller than its share."""
+
+    def __init__(self, train, replay, fraction: float, seed: int):
+        self.train, self.replay = train, replay
+        self.extra = round(len(train) * fraction / (1 - fraction))
+        order = np.random.default_rng(seed).permutation(len(replay))
+        self.order = np.resize(order, self.extra) if self.extra else order[:0]
+        self.too_long = getattr(train, "too_long", 0)
+
+    def __len__(self) -> int:
+        return len(self.train) + self.extra
+
+    def __getitem__(self, index: int) -> dict:
+        if index < len(self.train):
+            return self.train[index]
+        return self.replay[int(self.order[index - len(self.train)])]

@@ -71,8 +71,9 @@ class StatusWriter:
 class RunFolderCallback(TrainerCallback):
     """Writes metrics rows, status, best.json; turns a stop file into a save-and-stop."""
 
-    def __init__(self, run: RunFolder, status: StatusWriter, samples_per_step: int):
+    def __init__(self, run: RunFolder, status: StatusWriter, samples_per_step: int, harm=None):
         self.run, self.status, self.samples_per_step = run, status, samples_per_step
+        self.harm = harm  # core/training/guards.py's HarmCallback (rank 0), measured after every evaluation
         self.last_log = (None, None)  # (time, step) of the previous log row
         self.last_status = 0.0
         self.stop_requested = False
@@ -107,6 +108,14 @@ class RunFolderCallback(TrainerCallback):
                 f"training diverged at step {step}: {' and '.join(diverged)} is {logs[diverged[0]]}; check the data "
                 f"for invalid audio (the doctor on the Data page), lower the learning rate, or use fp32"
             )
+
+    def on_evaluate(self, args, state, control, model=None, **kwargs):
+        if self.harm is not None and not self.stop_requested and model is not None:
+            self.status.update(phase="guard sets and probes")
+            if self.harm.on_evaluate(model, state.global_step):
+                control.should_training_stop = True
+            self.status.update(phase="training")
+        return control
 
     def on_prediction_step(self, args, state, control, **kwargs):
         # an evaluation (at step 0 or every eval_steps) of a large split takes minutes: a stop ends it mid-way

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 
 from core.formatting import MISSING, percent, points
+from core.text.bootstrap import WerChange
 
 
 class RunState(StrEnum):
@@ -70,6 +71,7 @@ class RunStatus:
     resumed_from: str | None = None
     last_checkpoint: str | None = None
     left_out: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)  # what got worse (a guard set's rise), one line each
 
     @classmethod
     def from_dict(cls, data: dict) -> RunStatus:
@@ -82,7 +84,7 @@ class RunStatus:
         return cls(**values)
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in (None, {})}
+        return {k: v for k, v in asdict(self).items() if v not in (None, {}, [])}
 
     @property
     def live(self) -> bool:
@@ -113,6 +115,10 @@ class TestHalf:
     wer_raw: float | None = None
     cer_raw: float | None = None
     utterances: int = 0
+    language: str | None = None  # the target's Whisper code
+    language_accuracy: float | None = None  # share of the test split detected as the target language
+    guards: dict = field(default_factory=dict)  # guard set → {wer, cer, utterances, language, language_accuracy}
+    probes: dict = field(default_factory=dict)  # probe counts: probe_words, probe_clips_with_words, probe_loops …
 
     @classmethod
     def from_dict(cls, data) -> TestHalf | None:
@@ -132,13 +138,60 @@ class RunResult:
 
     before: TestHalf | None = None
     after: TestHalf | None = None
+    changes: dict = field(default_factory=dict)  # "test" or a guard set → WerChange.to_dict() (paired bootstrap)
 
     @classmethod
     def from_dict(cls, data: dict) -> RunResult:
-        return cls(TestHalf.from_dict(data.get("before")), TestHalf.from_dict(data.get("after")))
+        changes = data.get("changes") if isinstance(data.get("changes"), dict) else {}
+        return cls(TestHalf.from_dict(data.get("before")), TestHalf.from_dict(data.get("after")), changes)
 
     def to_dict(self) -> dict:
-        return {half: asdict(value) for half, value in (("before", self.before), ("after", self.after)) if value}
+        halves = {half: asdict(value) for half, value in (("before", self.before), ("after", self.after)) if value}
+        return {**halves, **({"changes": self.changes} if self.changes else {})}
+
+    def change(self, name: str = "test") -> WerChange | None:
+        """The paired-bootstrap change of the test split (or of a guard set), once both halves exist."""
+        return WerChange.from_dict(self.changes.get(name))
+
+    def guard_lines(self) -> list[str]:
+        """'english-reference-80mel: 7.7% → 16.6% (+8.9 points (95% CI …))' per guard set measured on both sides."""
+        if not (self.before and self.after):
+            return []
+        lines = []
+        for name, after in self.after.guards.items():
+            before = self.before.guards.get(name)
+            if before:
+                change = self.change(name)
+                shown = f" ({change.shown})" if change else ""
+                lines.append(f"{name}: {percent(before.get('wer'))} → {percent(after.get('wer'))}{shown}")
+        return lines
+
+    def report_lines(self) -> list[str]:
+        """What got better and what got worse, for a person: the test change with its interval, each guard set,
+        the probes and language detection (lines that cannot be said yet are left out)."""
+        change = self.change()
+        lines = [f"test change {change.shown}"] if change else []
+        lines += [f"guard {line}" for line in self.guard_lines()]
+        return lines + [line for line in (self.probe_line(), self.language_line()) if line]
+
+    def probe_line(self) -> str | None:
+        """'probe words 0 → 3 (loops 0 → 1) on 9 clips with no speech'."""
+        if not (self.before and self.after and self.before.probes and self.after.probes):
+            return None
+        a, b = self.before.probes, self.after.probes
+        return (
+            f"probe words {a.get('probe_words')} → {b.get('probe_words')} (loops {a.get('probe_loops')} → "
+            f"{b.get('probe_loops')}) on {b.get('probe_clips')} clips with no speech"
+        )
+
+    def language_line(self) -> str | None:
+        """'language ID (no) 98% → 100%' on the test split."""
+        if not (self.before and self.after) or self.after.language_accuracy is None:
+            return None
+        return (
+            f"language ID ({self.after.language}) {percent(self.before.language_accuracy, 0)} → "
+            f"{percent(self.after.language_accuracy, 0)}"
+        )
 
     @property
     def wer_before(self) -> float | None:
@@ -163,6 +216,10 @@ class RunSummary:
     test_before: float | None  # held-out test WER of the starting model
     test_after: float | None  # held-out test WER of the best checkpoint
     error: str | None
+    change: str = MISSING  # the test change with its 95% interval
+    guards: str = MISSING  # each guard set's WER before → after
+    probes: str = MISSING  # words written on clips with no speech, before → after
+    warnings: tuple = ()  # what got worse, one line each
 
     # (attribute, the column a person reads): the one place the runs tables take their headers from
     COLUMNS = (
@@ -171,6 +228,9 @@ class RunSummary:
         ("progress", "Step"),
         ("test_before_shown", "Test WER before"),
         ("test_after_shown", "Test WER after"),
+        ("change", "Test change (95% CI)"),
+        ("guards", "Guards before → after"),
+        ("probes", "Probe words before → after"),
         ("best_shown", "Best validation WER"),
         ("baseline_shown", "Base validation WER"),
         ("best_checkpoint_shown", "Best checkpoint"),

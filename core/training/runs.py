@@ -30,7 +30,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.errors import DamagedFile, StudioError
-from core.formatting import log_lines
+from core.formatting import MISSING, log_lines, percent
+from core.text.bootstrap import shown_change
 from core.training.config import TrainConfig
 from core.training.run_records import STATUS_FIELDS, RunResult, RunState, RunStatus, RunSummary
 from core.workspace import Workspace, folder_name, pid_alive, read_json, write_json_atomic
@@ -273,13 +274,23 @@ class RunFolder:
         except DamagedFile:
             return False
 
-    def write_result_half(self, half: str, checkpoint: str, record: dict) -> None:
+    def write_result_half(self, half: str, checkpoint: str, record: dict, changes: dict | None = None) -> None:
+        """One half of result.json from an evaluation record (its rows stay in evaluations/); `changes` are the
+        paired-bootstrap intervals, once both halves exist."""
         keys = ("wer", "cer", "wer_raw", "cer_raw", "utterances")
+        extra = ("language", "language_accuracy", "guards", "probes")
         try:
             result = self._result_json()
         except DamagedFile:
             result = {}
-        result[half] = {"checkpoint": checkpoint, "split": record["split"], **{k: record[k] for k in keys}}
+        result[half] = {
+            "checkpoint": checkpoint,
+            "split": record["split"],
+            **{k: record[k] for k in keys},
+            **{k: record[k] for k in extra if record.get(k) is not None},
+        }
+        if changes is not None:
+            result["changes"] = changes
         write_json_atomic(self.path / "result.json", result)
 
     # --- stop requests
@@ -309,6 +320,19 @@ class RunFolder:
             test_before=result.wer_before,
             test_after=result.wer_after,
             error=status.error,
+            change=shown_change(result.change()),
+            guards="; ".join(
+                f"{name}: {percent(result.before.guards[name].get('wer'))} → {percent(g.get('wer'))}"
+                for name, g in (result.after.guards.items() if result.after and result.before else ())
+                if name in result.before.guards
+            )
+            or MISSING,
+            probes=(
+                f"{result.before.probes.get('probe_words')} → {result.after.probes.get('probe_words')}"
+                if result.before and result.after and result.before.probes and result.after.probes
+                else MISSING
+            ),
+            warnings=tuple(status.warnings),
         )
 
 

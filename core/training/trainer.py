@@ -32,7 +32,7 @@ from core.models.resolve import load_model
 from core.models.window import StandardWindowCallback, apply_window
 from core.text.wer import error_rates, summarize
 from core.training.config import TrainConfig
-from core.training.data import FeatureDataset, SpeechCollator, check_streamed_training
+from core.training.data import FeatureDataset, ReplayMix, SpeechCollator, check_streamed_training
 from core.training.run_recorder import (
     RunFolderCallback,
     StatusWriter,
@@ -132,9 +132,12 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     task = config.task or artifact.task
     precision = resolve_precision(config.precision)
     # 2. The model with the run's levers: window, dropout, frozen encoder, cached states, LoRA.
-    model, processor = load_model(
-        config.model, workspace, language=language.whisper, task=task, overrides={"dropout": config.dropout}
-    )
+    overrides = {"dropout": config.dropout}
+    if config.apply_spec_augment:
+        overrides.update(
+            apply_spec_augment=True, mask_time_prob=config.mask_time_prob, mask_feature_prob=config.mask_feature_prob
+        )
+    model, processor = load_model(config.model, workspace, language=language.whisper, task=task, overrides=overrides)
     model.generation_config.max_length = config.generation_max_length
     if config.gradient_checkpointing:
         model.config.use_cache = False
@@ -144,8 +147,13 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     model = apply_memory_levers(model, config)
     # 3. The splits; with cached encoder states the encoder runs once per clip, here, before training.
     splits = [config.eval_split] + ([config.test_split] if config.test_split else [])
-    states = _encoder_states(model, artifact, config, splits, status) if config.cache_encoder_states else {}
+    replay = _replay_artifact(workspace, config, processor)
+    states = _encoder_states(model, artifact, config, splits, status, replay) if config.cache_encoder_states else {}
     train_set = _training_rows(artifact, workspace, config, window, states.get("train"))
+    if replay is not None:
+        replay_rows = FeatureDataset(replay, "train", None, window, states.get("replay"))
+        train_set = ReplayMix(train_set, replay_rows, config.replay_fraction, config.seed)
+        print(f"replay: {train_set.extra} rows of '{replay.name}' among {len(train_set)} per epoch", flush=True)
     eval_set = FeatureDataset(
         artifact, config.eval_split, config.max_eval_samples, window, states.get(config.eval_split)
     )
@@ -155,8 +163,12 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
         else None
     )
     _note_left_out(status, train_set, eval_set, test_set, window)
-    # 4. The Trainer, writing the run folder through its callbacks.
-    trainer, callback = _trainer(run, config, model, processor, train_set, eval_set, precision, checkpoint, status)
+    # 4. What fine-tuning may break, measured at each evaluation: guard sets, probes, language detection.
+    harm = _harm_checks(run, workspace, config, model, processor, language, window, status)
+    # 5. The Trainer, writing the run folder through its callbacks.
+    trainer, callback = _trainer(
+        run, config, model, processor, train_set, eval_set, precision, checkpoint, status, harm
+    )
     if full_window is not None:
         trainer.add_callback(StandardWindowCallback(full_window))  # after the run folder's: a LoRA merge is saved
     status.update(
@@ -166,11 +178,11 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
         precision=precision,
         resumed_from=checkpoint.name if checkpoint else None,
     )
-    # 5. The held-out split, before: the starting model's zero-shot result (once per run).
+    # 6. The held-out split, before: the starting model's zero-shot result (once per run).
     if test_set is not None and not run.has_result_half("before"):
         status.update(phase="testing the base model")
-        _test(trainer, test_set, run, config, "before", processor.tokenizer)
-    # 6. Training.
+        _test(trainer, test_set, run, config, "before", processor.tokenizer, harm, language.whisper)
+    # 7. Training.
     status.update(phase="training")
     if checkpoint and is_peft(model):
         # the Trainer finds the merged model at the checkpoint's root, which does not fit a LoRA-wrapped
@@ -183,15 +195,17 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     best = trainer.state.best_model_checkpoint
     if best and is_peft(model) and not stopped:
         load_adapter_weights(model, Path(best))  # what load_best_model_at_end does for a model without LoRA
-    # 7. The held-out split, after: the best checkpoint by validation WER (loaded at the end of training).
+    # 8. The held-out split, after: the best checkpoint by validation WER (loaded at the end of training).
     if test_set is not None and not stopped:
         status.update(phase="testing the best checkpoint")
-        _test(trainer, test_set, run, config, "after", processor.tokenizer)
-    # 8. The final state.
+        _test(trainer, test_set, run, config, "after", processor.tokenizer, harm, language.whisper)
+    # 9. The final state.
     state = trainer.state
     final = RunState.STOPPED if stopped else RunState.COMPLETED
     note = None
-    if not stopped and state.global_step < state.max_steps:
+    if harm is not None and harm.stopped_by and not stopped:
+        note = f"guard stop: {harm.stopped_by}; the best checkpoint by validation WER is kept"
+    elif not stopped and state.global_step < state.max_steps:
         note = (
             f"early-stopped at step {state.global_step}: WER did not improve for "
             f"{config.early_stopping_patience} evaluations"
@@ -213,7 +227,29 @@ def _training_rows(artifact: Artifact, workspace: Workspace, config: TrainConfig
     return FeatureDataset(artifact, "train", config.max_train_samples, window, states)
 
 
-def _encoder_states(model, artifact: Artifact, config: TrainConfig, eval_splits: list[str], status) -> dict:
+def _replay_artifact(workspace: Workspace, config: TrainConfig, processor) -> Artifact | None:
+    """The replay set (the user's, or the English reference set's training split), or None without replay."""
+    if not config.replay_fraction:
+        return None
+    if open_artifact(workspace, config.data).streams("train"):
+        raise StudioError(
+            "replay mixes stored training rows; this dataset streams its training split: prepare it without "
+            "stream_train, or set replay_fraction 0"
+        )
+    name = config.replay
+    if not name:
+        from core.training.guards import english_reference
+
+        name = english_reference(workspace, config.model, processor.feature_extractor.feature_size)
+    replay = open_artifact(workspace, name)
+    if replay.feature_shape()[0] != processor.feature_extractor.feature_size:
+        raise StudioError(f"replay dataset '{name}' was prepared for another model's mel bins: prepare it again")
+    return replay
+
+
+def _encoder_states(
+    model, artifact: Artifact, config: TrainConfig, eval_splits: list[str], status, replay=None
+) -> dict:
     from core.training.encoder_cache import cached_states, read_cached_states
 
     frames = (config.window_seconds * FRAMES_PER_SECOND) if config.window_seconds else artifact.feature_shape()[1]
@@ -224,6 +260,8 @@ def _encoder_states(model, artifact: Artifact, config: TrainConfig, eval_splits:
         raise_if_stop_requested(status.run)  # the half-made cache is staged: nothing half-written stays
 
     states = cached_states(artifact, ["train", *eval_splits], encoder, frames, progress)
+    if replay is not None:
+        states["replay"] = cached_states(replay, ["train"], encoder, frames, progress)["train"]
     read_cached_states(model)
     status.update(phase_done=None, phase_total=None)
     return states
@@ -241,7 +279,20 @@ def _note_left_out(status, train_set, eval_set, test_set, window) -> None:
         status.update(left_out=left)
 
 
-def _trainer(run, config, model, processor, train_set, eval_set, precision, checkpoint, status):
+def _harm_checks(run, workspace, config, model, processor, language, window, status):
+    """The run's guard sets and probes (rank 0 alone measures them), or None under another rank."""
+    from core.training.guards import HarmCallback, HarmChecks, guard_datasets
+
+    if not is_primary_process():
+        return None
+    status.update(phase="preparing guard sets and probes")
+    mels = processor.feature_extractor.feature_size
+    guards = guard_datasets(config, language.whisper, workspace, mels)
+    checks = HarmChecks(model, processor, guards, workspace, window, config.eval_batch_size)
+    return HarmCallback(checks, run, status, config)
+
+
+def _trainer(run, config, model, processor, train_set, eval_set, precision, checkpoint, status, harm=None):
     import os
 
     epochs = config.num_train_epochs
@@ -286,7 +337,7 @@ def _trainer(run, config, model, processor, train_set, eval_set, precision, chec
         ddp_backend="gloo" if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
     )
     samples_per_step = config.train_batch_size * config.grad_accum_steps * max(1, args.world_size)
-    callback = RunFolderCallback(run, status, samples_per_step)
+    callback = RunFolderCallback(run, status, samples_per_step, harm)
     callbacks = [callback]
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
@@ -304,10 +355,13 @@ def _trainer(run, config, model, processor, train_set, eval_set, precision, chec
     return trainer, callback
 
 
-def _test(trainer, test_set: FeatureDataset, run: RunFolder, config: TrainConfig, half: str, tokenizer) -> None:
-    """Evaluate the trainer's current model on the held-out split; saved as the run's result half and as a
-    per-utterance evaluation (the Compare page's drill-down). Rank 0 alone decodes (in order, no padding across
-    processes); the other ranks wait for it."""
+def _test(
+    trainer, test_set: FeatureDataset, run: RunFolder, config: TrainConfig, half: str, tokenizer, harm, language: str
+) -> None:
+    """Evaluate the trainer's current model on the held-out split, with its language detection, the guard sets and
+    the probes; saved as the run's result half and as per-utterance evaluations (the Compare page's drill-down).
+    After the second half, each before → after change gets its paired-bootstrap interval. Rank 0 alone decodes (in
+    order, no padding across processes); the other ranks wait for it."""
     if is_primary_process():
         model = trainer.accelerator.unwrap_model(trainer.model)
         hypotheses = generate_texts(
@@ -327,9 +381,56 @@ def _test(trainer, test_set: FeatureDataset, run: RunFolder, config: TrainConfig
             **summarize(ids, references, hypotheses),
         }
         run.write_evaluation(checkpoint, config.data, config.test_split, record)
-        run.write_result_half(half, checkpoint, record)
+        changes = None
+        if harm is not None:
+            record.update(_harm_half(harm, model, test_set, run, config, half, checkpoint, language))
+            changes = _changes(run, config, record, checkpoint) if half == "after" else None
+        run.write_result_half(half, checkpoint, record, changes)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
+
+
+LANGUAGE_ROWS = 200  # test rows whose language is detected: enough for a share, bounded for large test splits
+
+
+def _harm_half(harm, model, test_set: FeatureDataset, run: RunFolder, config, half: str, checkpoint: str, language):
+    """The test split's language-detection accuracy, the guard sets and the probes for one half of the result; the
+    guard sets' per-utterance rows are saved as evaluations of the same checkpoint."""
+    from core.training.guards import short_record
+
+    measured = harm.measure(model, 0) if half == "before" else harm.checks.measure(model, config.generation_max_length)
+    fed = torch.from_numpy(
+        np.stack([test_set[i]["input_features"] for i in range(min(len(test_set), LANGUAGE_ROWS))]).astype(np.float32)
+    )
+    was_training = model.training
+    model.eval()
+    accuracy = harm.checks.language_accuracy(model, fed, language)
+    model.train(was_training)
+    for name, guard in measured["guards"].items():
+        run.write_evaluation(checkpoint, name, guard["split"], {"model": checkpoint, "data": name, **guard})
+    return {
+        "language": language,
+        "language_accuracy": accuracy,
+        "guards": {name: short_record(g) for name, g in measured["guards"].items()},
+        "probes": measured["probes"],
+    }
+
+
+def _changes(run: RunFolder, config: TrainConfig, after: dict, checkpoint: str) -> dict:
+    """Paired-bootstrap intervals of the test split's change and of each guard set's, from the saved rows."""
+    from core.text.bootstrap import paired_bootstrap
+    from core.workspace import read_json_if_intact
+
+    changes = {}
+    pairs = [("test", config.data, config.test_split)] + [
+        (name, name, g["split"]) for name, g in after.get("guards", {}).items()
+    ]
+    for key, data, split in pairs:
+        before = read_json_if_intact(run.evaluation_file(BASELINE_CHECKPOINT, data, split))
+        now = read_json_if_intact(run.evaluation_file(checkpoint, data, split))
+        if before and now and before.get("rows") and now.get("rows"):
+            changes[key] = paired_bootstrap(before["rows"], now["rows"]).to_dict()
+    return changes
 
 
 @torch.inference_mode()
