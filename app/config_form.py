@@ -83,8 +83,11 @@ def _widget(field, value, key: str, inherited: str | None = None):
     return st.text_input(label, value=value, help=help_text, key=key, placeholder=shown or None)
 
 
-def config_form(defaults: TrainConfig, key: str, inherited: dict[str, str] | None = None) -> tuple[TrainConfig, bool]:
-    """Draw the form; returns (the config as filled in, whether Start was pressed). `inherited` says what an empty
+def config_form(
+    defaults: TrainConfig, key: str, inherited: dict[str, str] | None = None
+) -> tuple[TrainConfig, bool, bool]:
+    """Draw the form; returns (the config as filled in, whether Start was pressed, whether Preview was). `inherited`
+    says what an empty
     field takes from the dataset ({"language": "nb", "task": "transcribe"})."""
     inherited = inherited or {}
     values = {"data": defaults.data}
@@ -104,5 +107,8 @@ def config_form(defaults: TrainConfig, key: str, inherited: dict[str, str] | Non
                         values[name] = _widget(
                             by_name[name], getattr(defaults, name), f"{key}-{name}", inherited.get(name)
                         )
-        submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
-    return TrainConfig(**values), submitted
+        buttons = st.columns([1, 1, 3])
+        submitted = buttons[0].form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+        # what LlamaBoard calls "Preview command": the form's values as a command line and a time estimate
+        previewed = buttons[1].form_submit_button("Preview command", icon=":material/terminal:")
+    return TrainConfig(**values), submitted, previewed

@@ -172,7 +172,7 @@ The test split was never used for training or to choose the checkpoint (the vali
 | model | WER | CER |
 |---|---:|---:|
 {rows}
-
+{_what_changed(result)}
 ## How to use
 
 {use}
@@ -185,6 +185,19 @@ Checkpoint `{checkpoint.name}` (step {checkpoint_step(checkpoint.name)}) of run 
 |---|---|
 {settings}
 """
+
+
+def _what_changed(result: RunResult) -> str:
+    """What got better and what got worse (the change's interval, guard sets, no-speech probes, language ID)."""
+    lines = result.report_lines()
+    if not lines:
+        return ""
+    listed = "\n".join(f"- {line}" for line in lines)
+    return (
+        "\n### What fine-tuning changed besides the target\n\nBefore → after, measured by the run on sets it never "
+        "trained on: guard sets are other languages or domains the base model knew; probes are clips with no "
+        f"speech (any word there is made up); intervals are 95% paired bootstraps over utterances.\n\n{listed}\n"
+    )
 
 
 def _result_for(run: RunFolder, checkpoint: Path) -> RunResult:

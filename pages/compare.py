@@ -11,6 +11,7 @@ from core.data import list_artifacts, open_artifact
 from core.errors import DamagedFile
 from core.evaluation import evaluate_model, export_with_parity
 from core.evaluation.comparison import (
+    ab_change,
     checkpoint_choices,
     config_diff,
     dataset_of,
@@ -42,8 +43,9 @@ with runs_tab:
             st.altair_chart(bars, width="stretch")
         st.table(pd.DataFrame([s.table_row() for s in summaries]).set_index("Run"))
         st.caption(
-            "Test: the held-out split, evaluated once with the starting model and once with the best checkpoint. "
-            "Validation: what picked that checkpoint."
+            "Test: the held-out split, evaluated once with the starting model and once with the best checkpoint "
+            "(the change with its 95% paired-bootstrap interval). Guards: sets the run must not get worse on. "
+            "Probe words: words written on clips with no speech (made up). Validation: what picked the checkpoint."
         )
 
     st.subheader("Validation WER over training steps")
@@ -141,7 +143,9 @@ with utterances_tab:
             detail = {"rows": []}
         if second_label != "–":
             with user_errors():
-                pairs = pd.DataFrame(side_by_side(detail, load_evaluation(labels[second_label]["path"])))
+                other = load_evaluation(labels[second_label]["path"])
+                st.markdown(f"**{ab_change(detail, other)}**")
+                pairs = pd.DataFrame(side_by_side(detail, other))
                 st.dataframe(pairs, width="stretch", hide_index=True, height=300)
         elif detail["rows"]:
             rows = sorted(detail["rows"], key=lambda r: r["wer"], reverse=True)

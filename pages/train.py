@@ -19,6 +19,7 @@ from core.training import (
     command_job,
     command_job_state,
     default_preset,
+    estimate_from_runs,
     eta_seconds,
     free_run_name,
     list_runs,
@@ -75,7 +76,13 @@ with st.expander("New run", expanded=not runs):
         if st.session_state.get(FORM_DATASET) != data:  # a new dataset: the run name follows it
             st.session_state[FORM_DATASET] = data
             st.session_state.pop(f"{form}-run", None)
-        config, submitted = config_form(defaults, key=form, inherited=inherited)
+        config, submitted, previewed = config_form(defaults, key=form, inherited=inherited)
+        if previewed:
+            with user_errors():
+                config = replace(config, data=data).validate()
+                st.code(config.command_line(), language="bash")
+                estimate = estimate_from_runs(config, [RunFolder.of(ws, r) for r in runs])
+                st.caption(estimate or "No run like this one has trained here yet: its pace is not known.")
         if submitted:
             with user_errors():
                 run = start_run(replace(config, data=data), ws)

@@ -91,6 +91,19 @@ def side_by_side(first: dict, second: dict) -> list[dict]:
     return sorted(pairs, key=lambda p: abs(p["wer_a"] - p["wer_b"]), reverse=True)
 
 
+def ab_change(first: dict, second: dict) -> str:
+    """B's WER minus A's on the utterances both evaluations share, with its 95% paired-bootstrap interval."""
+    from core.text.bootstrap import paired_bootstrap
+
+    shared = {row["id"] for row in second.get("rows", [])} & {row["id"] for row in first.get("rows", [])}
+    if not shared:
+        return "no utterances in common: evaluate both models on the same test set"
+    change = paired_bootstrap(
+        [r for r in first["rows"] if r["id"] in shared], [r for r in second["rows"] if r["id"] in shared]
+    )
+    return f"B − A on {change.utterances} shared utterances: {change.shown}"
+
+
 def utterance_table(rows: list[dict]) -> list[dict]:
     """An evaluation's per-utterance rows as a table: WER in percent, S/D/I counts, flags, both texts."""
     return [

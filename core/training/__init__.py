@@ -30,6 +30,7 @@ __getattr__, __all__ = lazy_api(
         "command_job_state": "jobs",
         "command_job_tail": "jobs",
         "eta_seconds": "monitor",
+        "estimate_from_runs": "monitor",
         "phase_progress": "monitor",
         "run_warnings": "monitor",
         "chart_ceiling": "monitor",

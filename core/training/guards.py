@@ -32,7 +32,7 @@ from core.training.data import FeatureDataset
 from core.workspace import Workspace
 
 GUARD_ROWS = 40  # utterances per guard set: enough to see a forgotten language, cheap enough for every evaluation
-ENGLISH_SENTENCES = 400  # the English reference set: its test split guards, its train split is replay's default
+ENGLISH_SENTENCES = 200  # the English reference set: 30 test sentences guard, its train split is replay's default
 ENGLISH_SEED = 7
 DEMO_MODEL = "demo"  # the toy never knew English: no English guard for it
 
@@ -53,7 +53,7 @@ def english_reference(workspace: Workspace, model: str, n_mels: int, log=print) 
     from core.data.synth import SynthSpec, synthesize_dataset
 
     english = get_language("en")
-    spec = SynthSpec(language="en", n=ENGLISH_SENTENCES, seed=ENGLISH_SEED, test_fraction=0.1)
+    spec = SynthSpec(language="en", n=ENGLISH_SENTENCES, seed=ENGLISH_SEED, test_fraction=0.15)
     log(f"making the English reference set ({ENGLISH_SENTENCES} espeak-ng sentences): once per workspace")
     folder = synthesize_dataset(english, workspace.home / "synth" / spec.folder_name("reference-"), spec)
     prepare_features(FolderSource(folder), english, model, name, workspace, PrepareOptions())

@@ -70,3 +70,29 @@ def run_warnings(metrics: list[dict]) -> list[str]:
                 f"training loss fell: the model may be over-fitting; the best checkpoint is kept"
             )
     return warnings
+
+
+def estimate_from_runs(config, runs: list) -> str | None:
+    """How long `config` would train at the pace this machine measured for the most recent run like it (the same
+    model, encoder levers and window): 'about 4m 10s of training at the pace of run R (55.1 samples/s), plus its
+    evaluations'; None when no such run has logged a pace."""
+    from core.formatting import format_duration
+
+    levers = ("model", "freeze_encoder", "cache_encoder_states", "window_seconds", "lora_rank", "precision", "nproc")
+    for run in reversed(runs):  # newest last in list_runs: look from the newest
+        try:
+            other = run.config()
+        except Exception:  # a damaged run says nothing about pace
+            continue
+        if any(getattr(other, k) != getattr(config, k) for k in levers):
+            continue
+        paces = sorted(r["samples_per_second"] for r in run.metrics() if r.get("samples_per_second"))
+        if not paces:
+            continue
+        pace = paces[len(paces) // 2]
+        samples = config.max_steps * config.train_batch_size * config.grad_accum_steps
+        return (
+            f"about {format_duration(samples / pace)} of training at the pace run {run.name} measured here "
+            f"({pace:.1f} samples/s), plus its evaluations"
+        )
+    return None
