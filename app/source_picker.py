@@ -1,5 +1,6 @@
-"""The Data page's source chooser: synthetic speech, a local folder or a Hub dataset, as arguments for
-`core.sources.open_source`. Only widgets here; every decision (layouts, presets, where Common Voice went) is core's."""
+"""The Data page's source chooser: synthetic speech, your own voice (app/recorder.py), a local folder or a Hub
+dataset, as arguments for `core.sources.open_source`. Only widgets here; every decision (layouts, presets, where
+Common Voice went) is core's."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from pathlib import Path
 import streamlit as st
 
 from app.common import secret, user_errors
+from app.recorder import record_source
 from core.data import COMMON_VOICE_MOVED, LAYOUTS, PRESETS, SynthSpec, default_kind, detect_layout, synthesize_dataset
 from core.languages import Language
 from core.workspace import Workspace
 
-KINDS = ["Synthetic speech", "Local folder", "Hugging Face Hub"]
+KINDS = ["Synthetic speech", "Record my voice", "Local folder", "Hugging Face Hub"]
 COMMON_VOICE = "common_voice"
 
 
@@ -20,6 +22,8 @@ def pick_source(kind: str, ws: Workspace, language: Language) -> tuple[dict, boo
     """(open_source keyword arguments, or {} while none is chosen; whether to stream the training split)."""
     if kind == "Synthetic speech":
         return _synthetic(ws, language), False
+    if kind == "Record my voice":
+        return record_source(ws, language), False
     if kind == "Local folder":
         return _folder(), False
     return _hub()

@@ -1,22 +1,27 @@
 """Data: pick a source and a language, let the doctor look at it, clean the text, prepare features."""
 
+from dataclasses import fields
+
 import streamlit as st
 
 from app.common import SELECTED_DATASET, progress_callback, user_errors, workspace
 from app.doctor_view import show_report
 from app.source_picker import KINDS, pick_source
 from core.data import (
+    SPLIT_RULES,
     TASKS,
     MixedSource,
     PrepareOptions,
     artifact_warnings,
     examine,
     list_artifacts,
+    list_recordings,
     open_artifact,
     open_source,
     prepare_features,
 )
 from core.errors import DamagedFile
+from core.formatting import format_duration
 from core.languages import LANGUAGES, PRESETS
 from core.models import BASE_MODELS
 from core.text import CleaningOptions
@@ -58,7 +63,12 @@ cleaning = CleaningOptions(lowercase=c1.checkbox("Lowercase"), strip_punctuation
 max_train = c3.number_input("Max train rows (0 = all)", 0, 10**7, 0, help="a seeded random subset")
 fraction = c4.number_input("Train fraction", 0.01, 1.0, 1.0, step=0.05, help="a seeded random share of train")
 max_eval = c5.number_input("Max eval rows (0 = all)", 0, 10**7, 0)
+split_field = next(f for f in fields(PrepareOptions) if f.name == "split_by")
+split_by = st.segmented_control(
+    "Split test and validation by", SPLIT_RULES, default="text", key="data_split_by", help=split_field.metadata["help"]
+)
 options = PrepareOptions(
+    split_by=split_by or "text",
     max_train_samples=max_train or None,
     max_eval_samples=max_eval or None,
     cleaning=cleaning,
@@ -118,3 +128,14 @@ for name in names:
         st.json(manifest, expanded=False)
         if st.button("Use this dataset", key=f"use-{name}"):
             st.session_state[SELECTED_DATASET] = name
+
+st.subheader("Recordings")
+recordings = list_recordings(ws)
+if not recordings:
+    st.caption("None yet: record your voice above (Record my voice), or keep a corrected transcript on Transcribe.")
+for rec in recordings:
+    speakers = f"{len(rec.speakers)} speaker{'s' * (len(rec.speakers) != 1)}"
+    st.markdown(
+        f"**{rec.name}** · {rec.language} · {rec.takes} takes · {format_duration(rec.seconds)} of audio · {speakers}"
+        f" · {rec.bytes / 2**20:.1f} MiB"
+    )
