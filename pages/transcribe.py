@@ -7,12 +7,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.common import language_picker, user_errors
+from app.common import language_picker, user_errors, workspace
 from app.microphone import live_session, microphone
 from app.model_cache import model_choices, transcriber
-from core.audio import AUDIO_EXTENSIONS
+from core.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
+from core.data import keep_in_set
 from core.speech import FORMATS, WRITERS
+from core.speech.decoding import DecodingOptions
 
+PLAYED_S = 30  # seconds played from a chosen word
 TRANSCRIPTS = "tr_transcripts"  # (audio hash, model, language, task) → Transcript: made once per audio and model
 
 st.title("Transcribe")
@@ -23,6 +26,35 @@ model = choices[label]
 with top[1]:
     whisper_language, _ = language_picker("tr_language")
 task = top[2].selectbox("Task", ["transcribe", "translate"], key="tr_task")
+
+
+def keep_box(audio, text: str, language: str | None, key: str) -> None:
+    """Correct and keep: the audio with the corrected text into a recording set (the Data page's Record folders)."""
+    with st.expander("Correct and keep in a dataset", icon=":material/edit_note:"):
+        corrected = st.text_area("Transcript (correct it)", text, key=f"{key}-text")
+        name_column, speaker_column = st.columns(2)
+        name = name_column.text_input("Keep in dataset", "my-voice", key=f"{key}-set", help="WORKSPACE/recordings/")
+        speaker = speaker_column.text_input("Speaker", "me", key=f"{key}-speaker")
+        if st.button(f"Keep in dataset {name}", key=f"{key}-keep", icon=":material/save:"):
+            with user_errors():
+                take = keep_in_set(workspace(), name, audio, corrected, speaker, language)
+                st.success(f"Kept {take.file_name} in **{name}** ({take.seconds:.1f} s): prepare it on the Data page")
+
+
+def word_player(data: bytes, transcript, key: str) -> None:
+    """The timed words; the audio plays from the chosen one (PLAYED_S of it)."""
+    words = [w for s in transcript.segments for w in s.words]
+    if not words:
+        return
+    chosen = st.selectbox(
+        "Play from the word",
+        range(len(words)),
+        format_func=lambda i: f"{words[i].start:.2f} s · {words[i].word.strip()} (p = {words[i].probability:.2f})",
+        key=f"{key}-word",
+    )
+    # from the word itself: st.audio's start_time counts whole seconds, a word lasts a fraction of one
+    start = int(words[chosen].start * SAMPLE_RATE)
+    st.audio(load_audio(data, name=transcript.source)[start : start + PLAYED_S * SAMPLE_RATE], sample_rate=SAMPLE_RATE)
 
 
 def show_transcript(transcript, key: str) -> None:
@@ -49,6 +81,7 @@ with file_tab:
         "Audio file", type=[extension.lstrip(".") for extension in AUDIO_EXTENSIONS], key="tr_upload"
     )
     recording = st.audio_input("…or record", key="tr_record")
+    timed = st.checkbox("Time every word", key="tr_words", help="and play the audio from a chosen word")
     audio = upload or recording
     if audio is not None:
         data, name = audio.getvalue(), getattr(audio, "name", "recording.wav")
@@ -58,16 +91,20 @@ with file_tab:
                 st.caption(f"**{shown}**")
                 # a rerun (a download click, another widget) shows the transcript made for this audio and model
                 done = st.session_state.setdefault(TRANSCRIPTS, {})
-                wanted = (hashlib.sha1(data).hexdigest(), choices[shown], whisper_language, task)
+                wanted = (hashlib.sha1(data).hexdigest(), choices[shown], whisper_language, task, timed)
                 if wanted not in done:
+                    options = {"options": DecodingOptions(word_timestamps=True)} if timed else {}
                     with st.spinner("Transcribing…"):
                         transcript = transcriber(choices[shown]).transcribe_file(
-                            data, name=name, language=whisper_language, task=task
+                            data, name=name, language=whisper_language, task=task, **options
                         )
                     if len(done) >= 4:  # a few files' worth: session state is per tab, in memory
                         done.clear()
                     done[wanted] = transcript
                 show_transcript(done[wanted], key=f"download-{index}")
+                word_player(data, done[wanted], key=f"words-{index}")
+                if index == 0:  # the first model's text is the one to correct
+                    keep_box(data, done[wanted].text, whisper_language or done[wanted].language, f"keep-{wanted[0]}")
 
 with live_tab:
     st.caption(
@@ -94,3 +131,13 @@ with live_tab:
                 )
 
         live_text()
+        finished = [u for u in session.snapshot().utterances if u.text and len(u.audio)]
+        if finished:  # as of this rerun: the list above grows while you speak
+            chosen = st.selectbox(
+                "Utterance to correct",
+                range(len(finished)),
+                len(finished) - 1,
+                format_func=lambda i: f"{finished[i].start_s:.1f} s · {finished[i].text}",
+                key="tr_live_pick",
+            )
+            keep_box(finished[chosen].audio, finished[chosen].text, whisper_language, f"keep-live-{chosen}")

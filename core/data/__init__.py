@@ -42,6 +42,7 @@ __getattr__, __all__ = lazy_api(
         "TakeCheck": "recordings",
         "check_take": "recordings",
         "list_recordings": "recordings",
+        "keep_in_set": "recordings",
         "recordings_root": "recordings",
         "held_out_sentences": "prompts",
         "template_prompts": "prompts",

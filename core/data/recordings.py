@@ -31,6 +31,7 @@ from core.audio.constants import SAMPLE_RATE, WINDOW_SECONDS
 from core.audio.decode import load_audio
 from core.audio.vad import FRAME, SPEECH_ABOVE_FLOOR_DB, frame_db, speech_regions
 from core.errors import StudioError
+from core.languages import get_language
 from core.workspace import Workspace, check_new_name, read_json, write_json_atomic
 
 METADATA_FILE = "metadata.jsonl"
@@ -277,6 +278,15 @@ def wav_bytes(samples: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, samples, SAMPLE_RATE, "PCM_16", format="WAV")
     return buffer.getvalue()
+
+
+def keep_in_set(
+    workspace: Workspace, name: str, audio: bytes | np.ndarray, text: str, speaker: str, language: str | None
+) -> Take:
+    """Correct and keep: audio with its corrected transcript into the recording set `name` (made when new, for
+    `language`: our code or Whisper's, as a transcript names it; English when not known)."""
+    code = get_language(language).code if language else "en"
+    return RecordingSet.open(workspace, name, code).keep(audio, text, speaker)
 
 
 def list_recordings(workspace: Workspace) -> list[RecordingSummary]:
