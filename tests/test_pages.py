@@ -38,6 +38,20 @@ def test_train_form_shows_the_engines_message(monkeypatch, populated):
     assert any("learning_rate 5.0: choose a value between 0 and 1" in e.value for e in app.error)
 
 
+def test_train_form_previews_its_command_and_time_before_start(monkeypatch, populated):
+    monkeypatch.setenv("STUDIO_HOME", str(populated.home))
+    app = open_page("pages/train.py")
+    app.number_input(key="train-form-demo-max_steps").set_value(400)
+    app.button(key="FormSubmitter:train-form-demo-Preview command").click()
+    app.run()
+    no_trouble(app)
+    command = next(c.value for c in app.code if "--max-steps 400" in c.value)
+    assert command.startswith("python -m core train --data nb-tiny --run nb-tiny-1 --model demo")
+    # the populated run trained the demo model on this machine: its pace gives the estimate
+    assert any("at the pace run page-run measured here" in c.value for c in app.caption)
+    assert not any(b.label == "Stop" for b in app.button)  # nothing was started
+
+
 def test_data_page_generates_and_prepares_a_synthetic_set(tmp_path, monkeypatch, session_workspace):
     home = tmp_path / "fresh"
     (home / "models").mkdir(parents=True)
