@@ -13,7 +13,17 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("zero_shot", "transcribe_speed", "live_latency", "prepare_speed", "train_overhead", "memory", "demo", "levers")
+ORDER = (
+    "zero_shot",
+    "transcribe_speed",
+    "live_latency",
+    "prepare_speed",
+    "train_overhead",
+    "memory",
+    "demo",
+    "levers",
+    "serve_load",
+)
 
 
 def main() -> None:

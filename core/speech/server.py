@@ -15,6 +15,8 @@ beyond that get a 503 at once, so a burst never piles up memory. Mistakes get Op
 a missing or wrong key when one is set (compared in constant time, never logged), a 503 when full.
 """
 
+from __future__ import annotations
+
 import asyncio
 import errno
 import inspect
@@ -29,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from starlette.requests import Request
 
 from core.audio.constants import SAMPLE_RATE
 from core.errors import StudioError
@@ -47,7 +51,8 @@ from core.speech.openai_api import (
 from core.workspace import Workspace
 
 # fastapi and uvicorn (0.6 s) and the Transcriber (torch, 2.5 s) are imported where the server starts: the command
-# line builds every subcommand's flags from ServeOptions, and `python -m core languages` must stay instant.
+# line builds every subcommand's flags from ServeOptions, and `python -m core languages` must stay instant. Only
+# starlette's Request (0.09 s) is imported here: FastAPI reads the handlers' annotations from the module's globals.
 
 log = logging.getLogger("studio")
 
@@ -263,13 +268,11 @@ def create_app(options: ServeOptions, workspace: Workspace, checkpoints: Callabl
     `checkpoints` lists the workspace's checkpoints and exports (label → location) for /v1/models."""
     from contextlib import asynccontextmanager
 
-    from fastapi import APIRouter, Depends, FastAPI, Header, Request
+    from fastapi import APIRouter, Depends, FastAPI, Header
     from fastapi.responses import JSONResponse, Response
 
     from core import __version__
 
-    # no `from __future__ import annotations` in this module: FastAPI reads the handlers' annotations (Request)
-    # as objects, and these names are imported here, out of the module's globals
     pool = ModelPool(options.model, workspace, checkpoints or dict)
     pool.transcriber(options.model)
     work = WorkQueue(options.workers, options.queue)
@@ -295,7 +298,7 @@ def create_app(options: ServeOptions, workspace: Workspace, checkpoints: Callabl
     def model(identifier: str) -> dict:
         return _model_card(identifier, pool.location(identifier))
 
-    async def answer(request: Request, task: str) -> Response:
+    async def answer(request: Request, task: str):
         length = int(request.headers.get("content-length") or 0)
         if length > MAX_UPLOAD_BYTES + 2**20:  # a megabyte for the form's other fields and boundaries
             raise ApiError(
@@ -308,18 +311,18 @@ def create_app(options: ServeOptions, workspace: Workspace, checkpoints: Callabl
         return JSONResponse(body) if isinstance(body, dict) else Response(body, media_type=media_type)
 
     @v1.post("/audio/transcriptions")
-    async def transcriptions(request: Request) -> Response:
+    async def transcriptions(request: Request):
         return await answer(request, "transcribe")
 
     @v1.post("/audio/translations")
-    async def translations(request: Request) -> Response:
+    async def translations(request: Request):
         return await answer(request, "translate")
 
     app.include_router(v1)
     return app
 
 
-async def _read_form(request, task: str) -> TranscriptionRequest:
+async def _read_form(request: Request, task: str) -> TranscriptionRequest:
     """The multipart form of a starlette Request → a checked TranscriptionRequest (its temp files closed)."""
     form = await request.form(max_files=1, max_fields=32)
     try:
@@ -391,4 +394,7 @@ def serve(
         options.workers,
         options.queue,
     )
-    uvicorn_server(app).run(sockets=[sock])
+    try:
+        uvicorn_server(app).run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl+C is how a server stops: uvicorn has shut down cleanly, then raised it again
+        log.info("stopped serving %s", options.model)
