@@ -40,6 +40,7 @@ class Example:
     duration: float | None = None  # seconds, when the source knows it before decoding
     audio_name: str = ""  # how errors name the audio (file name inside the source)
     speaker: str = ""  # who speaks, when the source says (a metadata column): prepare can split by it
+    segments: tuple = ()  # ((start s, end s, text), …) when the source knows them: timestamped labels use them
 
     def load_audio(self) -> np.ndarray:
         """16 kHz mono float32; raises StudioError naming the file when it cannot be decoded."""

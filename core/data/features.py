@@ -36,6 +36,7 @@ from core.audio.melspec import log_mel
 from core.data.artifact import AUDIO_SPLITS, FEATURE_DTYPE, MANIFEST_FILE, SCHEMA, Artifact
 from core.data.examples import SPLITS, Example, Source
 from core.data.folders import with_split_rule
+from core.data.labels import TrainingLabels
 from core.data.options import PrepareOptions
 from core.data.rows import REASONS, RowLimits, in_carved_validation, in_slice, summarize_filtered, text_key, usable_rows
 from core.errors import StudioError
@@ -47,6 +48,7 @@ FORMAT_VERSION = 2  # 2: a validation split in every artifact, task in the label
 BATCH_SIZE = 32  # clips per log-mel call: the STFT is batched
 OVERLAP_EXAMPLES = 3
 STREAMED_VALIDATION_ROWS = 500  # validation carved from a streamed training split stops here (no max_eval_samples)
+LATER_OPTIONS = {"split_by": "text", "no_speech_fraction": 0.0, "timestamp_fraction": 0.0}  # option → default
 ProgressCallback = Callable[[str, int, int | None], None]  # (split, rows done, rows expected or None)
 
 
@@ -64,8 +66,9 @@ def training_rows(source: Source, options: PrepareOptions) -> Iterator[Example]:
 
 def fingerprint(source: Source, language: Language, model: str, workspace: Workspace, options: PrepareOptions) -> str:
     chosen = asdict(options)
-    if chosen["split_by"] == "text":
-        del chosen["split_by"]  # added later: while it holds its default, earlier artifacts keep their fingerprint
+    for name, default in LATER_OPTIONS.items():
+        if chosen[name] == default:
+            del chosen[name]  # added later: while it holds its default, earlier artifacts keep their fingerprint
     payload = {
         "format": FORMAT_VERSION,
         "source": source.describe(),
@@ -88,10 +91,12 @@ class SplitWriter:
         self.rows, self.seconds = 0, 0.0
         self.text_keys: set[str] = set()
         self.filtered: Counter = Counter({reason: 0 for reason in REASONS})
+        self.extra: dict = {}  # the training split's timestamped and no-speech counts, for the manifest
 
     def add(self, example: Example, audio: np.ndarray, ids: list[int]) -> None:
         self.batch.append((example, audio, ids))
-        self.text_keys.add(text_key(example.text))
+        if example.text:  # a no-speech row's empty transcript is no sentence another split could share
+            self.text_keys.add(text_key(example.text))
         if len(self.batch) >= BATCH_SIZE:
             self.flush()
 
@@ -122,7 +127,7 @@ class SplitWriter:
         self.writer.close()
         self.sink.close()
         hours = round(self.seconds / 3600, 4)
-        return {"rows": self.rows, "seen": seen, "hours": hours, "filtered": dict(self.filtered)}
+        return {"rows": self.rows, "seen": seen, "hours": hours, "filtered": dict(self.filtered), **self.extra}
 
 
 def feature_processor(model: str, workspace: Workspace, language: Language, options: PrepareOptions):
@@ -270,6 +275,7 @@ def _fill(rows, writers: dict, context: PrepareContext, split: str, carve: bool)
     training split is streamed). A streamed training split is read only until the carved validation is full."""
     options, progress = context.options, context.progress
     seen = 0
+    labels = TrainingLabels.of(context) if split == "train" and split in writers else None
     validation_cap = options.max_eval_samples or (STREAMED_VALIDATION_ROWS if split not in writers else None)
 
     def counted(rows_in):
@@ -289,8 +295,13 @@ def _fill(rows, writers: dict, context: PrepareContext, split: str, carve: bool)
             writer = writers["validation"]
             if not validation_cap or writer.rows + len(writer.batch) < validation_cap:
                 writer.add(example, audio, ids)
+        elif labels:
+            writers[split].add(example, audio, labels.ids(example, audio, ids))
+            labels.after_row(writers[split])
         elif split in writers:
             writers[split].add(example, audio, ids)
+    if labels:
+        writers[split].extra.update(labels.counts())
     if progress:
         progress(split, seen, seen)
     return seen

@@ -1,8 +1,8 @@
 """Local dataset folders in the layouts people really have, detected automatically.
 
 (a) `pairs`: `name.wav` + `name.txt` side by side, in one folder or in train/test (dev, validation) subfolders;
-(b) `audiofolder`: audio files plus `metadata.csv` or `metadata.jsonl` (`file_name` + a text column), at the root or
-    per split subfolder;
+(b) `audiofolder`: audio files plus `metadata.csv` or `metadata.jsonl` (`file_name` + a text column, optionally
+    `segments`: [[start s, end s, text], …] for timestamped labels), at the root or per split subfolder;
 (c) `common_voice`: a Common Voice release (`train.tsv`, `dev.tsv`, `test.tsv`, `validated.tsv`, `clips/*.mp3`);
 (d) `fleurs`: a FLEURS language folder (header-less `train.tsv`/`dev.tsv`/`test.tsv`, `audio/<split>/*.wav`).
 A folder with no split structure keeps a stable 10% of its rows as the test split: by transcript, or with
@@ -28,6 +28,7 @@ from pathlib import Path
 from core.audio.constants import SAMPLE_RATE
 from core.audio.decode import AUDIO_EXTENSIONS
 from core.data.examples import SPLITS, Example, normalize_split
+from core.data.labels import parse_segments
 from core.data.options import SPLIT_RULES
 from core.data.rows import in_slice, text_key
 from core.errors import StudioError
@@ -297,7 +298,9 @@ class FolderSource:
                 listed = str(rec.get("file_name") or "")
                 audio = self._inside(listed, meta.parent, f"{where} row {row}")
                 speaker = str(rec.get(speaker_col) or "") if speaker_col else ""
-                yield split, self._example(audio, str(rec.get(text_col) or ""), speaker)
+                example = self._example(audio, str(rec.get(text_col) or ""), speaker)
+                example.segments = parse_segments(rec.get("segments"), f"{where} row {row}")  # timed labels
+                yield split, example
 
     # (c) Common Voice release
     def _read_common_voice(self) -> Iterator[tuple[str, Example]]:

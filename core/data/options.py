@@ -59,6 +59,22 @@ class PrepareOptions:
             choices=SPLIT_RULES,
         ),
     )
+    # What a fine-tune must not unlearn (issue 19): to say nothing where nobody speaks (core/data/no_speech.py), and
+    # to give segment times (distil-whisper's timestamp_probability; core/data/labels.py)
+    no_speech_fraction: float = field(
+        default=0.0,
+        metadata=option_help(
+            "share of the training rows made of generated silence, quiet noise and hum with an empty transcript, "
+            "so the model learns to write nothing there, e.g. 0.05"
+        ),
+    )
+    timestamp_fraction: float = field(
+        default=0.0,
+        metadata=option_help(
+            "share of the training rows whose labels carry segment times (<|0.00|> text<|1.84|>), so the model "
+            "keeps predicting timestamps, e.g. 0.5 (distil-whisper's timestamp_probability)"
+        ),
+    )
 
     def validate(self) -> None:
         if not 8 <= self.max_sequence_length <= MAX_TARGET_POSITIONS:
@@ -79,3 +95,12 @@ class PrepareOptions:
             raise StudioError(f"validation_fraction {self.validation_fraction}: choose 0 to 0.5 (0.1 is usual)")
         if self.train_fraction is not None and not 0 < self.train_fraction <= 1:
             raise StudioError(f"train_fraction {self.train_fraction}: choose a fraction above 0 and at most 1")
+        if not 0 <= self.no_speech_fraction < 0.5:
+            raise StudioError(f"no_speech_fraction {self.no_speech_fraction}: choose 0 to 0.5 (0.05 is a start)")
+        if not 0 <= self.timestamp_fraction <= 1:
+            raise StudioError(f"timestamp_fraction {self.timestamp_fraction}: choose 0 to 1 (0.5 is a start)")
+        if self.stream_train and (self.no_speech_fraction or self.timestamp_fraction):
+            raise StudioError(
+                "no_speech_fraction and timestamp_fraction shape the stored training rows: prepare without "
+                "--stream-train to use them"
+            )

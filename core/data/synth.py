@@ -5,6 +5,11 @@ Two kinds of text: `sentences`, everyday sentences made from the language's temp
 Every text is distinct and the split is made by text, so no sentence of the test or validation split is ever heard
 in training. Each utterance is spoken with a random speed, pitch and voice variant and written as a local folder in
 the `pairs` layout (`train/00012.wav` + `train/00012.txt`, `validation/…`, `test/…`). Same spec → same folder, reused.
+
+With `sentences_per_clip` above 1 each clip holds that many texts, spoken one by one and joined by pauses of
+PAUSE_S; espeak-ng's own leading and trailing silence is trimmed from each, so every text's start and end in the clip
+is known exactly. Such a set is written in the `audiofolder` layout, with each clip's segments in its split's
+`metadata.jsonl` (`"segments": [[start s, end s, text], …]`): the times timestamped labels are made from.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from core.errors import StudioError
@@ -31,6 +36,8 @@ SPEED_WPM = (130, 190)  # espeak-ng -s: words per minute
 PITCH = (25, 75)  # espeak-ng -p: 0–99
 KINDS = ("sentences", "words")
 SPEC_FILE = "synth.json"
+PAUSE_S = (0.3, 0.9)  # silence between the texts of a multi-sentence clip, uniform
+SILENT = 1e-3  # |sample| at or below this is espeak-ng's padding silence, trimmed from each text's ends
 _SLOT = re.compile(r"\{(\w+)\}")
 
 
@@ -44,11 +51,13 @@ class SynthSpec:
     max_words: int = 4  # words: 1 to this many per utterance
     test_fraction: float = 0.1
     validation_fraction: float = 0.1
+    sentences_per_clip: int = 1  # above 1: multi-sentence clips with pauses and known segment times
 
     def folder_name(self, prefix: str = "") -> str:
-        """The set's folder under WORKSPACE/synth: 'nb-sentences-300-0' (language, kind, count, seed), so two
-        different sets never share a folder; the demo puts 'demo-' before it."""
-        return f"{prefix}{self.language}-{self.kind}-{self.n}-{self.seed}"
+        """The set's folder under WORKSPACE/synth: 'nb-sentences-300-0' (language, kind, count, seed; '-x3' for
+        three sentences a clip), so two different sets never share a folder; the demo puts 'demo-' before it."""
+        many = f"-x{self.sentences_per_clip}" if self.sentences_per_clip > 1 else ""
+        return f"{prefix}{self.language}-{self.kind}-{self.n}-{self.seed}{many}"
 
     def split_sizes(self) -> dict[str, int]:
         """Utterances per split: test and validation get their fraction (at least one each when asked for)."""
@@ -129,6 +138,8 @@ def _check(language: Language, out: Path, spec: SynthSpec) -> None:
         raise StudioError(
             f"--n {spec.n}: a synthetic set needs at least 3 utterances (train, validation and test each get one)"
         )
+    if not 1 <= spec.sentences_per_clip <= 10:
+        raise StudioError(f"sentences_per_clip {spec.sentences_per_clip}: choose 1 to 10 (more do not fit 30 s)")
     if not language.espeak:
         raise StudioError(
             f"espeak-ng has no voice for {language.name}: no synthetic speech; use a local folder or a Hub dataset"
@@ -153,30 +164,72 @@ def synthesize_dataset(language: Language, out: Path, spec: SynthSpec, progress=
             f"{out} exists and was made with other settings (or is no synthetic set); choose another --out or delete it"
         )
     rng = random.Random(spec.seed)
-    texts = _texts(language, spec, rng)
+    per_clip = spec.sentences_per_clip
+    texts = _texts(language, replace(spec, n=spec.n * per_clip), rng)
+    clips = [tuple(texts[i : i + per_clip]) for i in range(0, len(texts), per_clip)]
     sizes = spec.split_sizes()
     split_of = ["test"] * sizes["test"] + ["validation"] * sizes["validation"] + ["train"] * sizes["train"]
     jobs = [
-        (split, f"{i:05d}", text, language.espeak + rng.choice(VARIANTS), rng.randint(*SPEED_WPM), rng.randint(*PITCH))
-        for i, (split, text) in enumerate(zip(split_of, texts))
+        (split, f"{i:05d}", clip, language.espeak + rng.choice(VARIANTS), rng.randint(*SPEED_WPM), rng.randint(*PITCH))
+        for i, (split, clip) in enumerate(zip(split_of, clips))
     ]
+    pauses = [[rng.uniform(*PAUSE_S) for _ in range(per_clip - 1)] for _ in jobs]
     with staged_folder(out, marker=SPEC_FILE) as staging:
         for split, count in sizes.items():
             if count:
                 (staging / split).mkdir()
 
-        def speak(job: tuple) -> None:
-            split, stem, text, voice, speed, pitch = job
+        def speak(job: tuple, pause: list[float]) -> dict | None:
+            split, stem, clip, voice, speed, pitch = job
             wav = staging / split / f"{stem}.wav"
-            cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), text]
-            result = subprocess.run(cmd, capture_output=True, text=True)
-            if result.returncode != 0 or not wav.is_file():
-                raise StudioError(f"espeak-ng failed for voice {voice}: {result.stderr.strip()[:200]}")
-            (staging / split / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
+            if len(clip) == 1:
+                _espeak(clip[0], voice, speed, pitch, wav)
+                (staging / split / f"{stem}.txt").write_text(clip[0] + "\n", encoding="utf-8")
+                return None
+            return {"file_name": wav.name, **_spoken_in_turn(clip, voice, speed, pitch, pause, wav)}
 
+        metadata: dict[str, list[dict]] = {split: [] for split in sizes}
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            for done, _ in enumerate(pool.map(speak, jobs), 1):
+            for done, (job, row) in enumerate(zip(jobs, pool.map(speak, jobs, pauses)), 1):
+                if row:
+                    metadata[job[0]].append(row)
                 if progress:
                     progress(done, len(jobs))
+        for split, rows in metadata.items():
+            if rows:
+                lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+                (staging / split / "metadata.jsonl").write_text(lines, encoding="utf-8")
         write_json_atomic(staging / SPEC_FILE, asdict(spec))
     return out
+
+
+def _espeak(text: str, voice: str, speed: int, pitch: int, wav: Path) -> None:
+    cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), text]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 or not wav.is_file():
+        raise StudioError(f"espeak-ng failed for voice {voice}: {result.stderr.strip()[:200]}")
+
+
+def _spoken_in_turn(clip: tuple, voice: str, speed: int, pitch: int, pauses: list[float], wav: Path) -> dict:
+    """Speak each text of `clip` into `wav`, one after another with `pauses` between them; returns its metadata
+    row's text and segments (seconds from the clip's start, each text's own sound: padding silence trimmed)."""
+    import numpy as np  # here, not at the top: the command line's parser imports this module for KINDS
+    import soundfile
+
+    pieces, segments, at, rate = [], [], 0, 0
+    for i, text in enumerate(clip):
+        part = wav.with_suffix(f".{i}.part.wav")
+        _espeak(text, voice, speed, pitch, part)
+        samples, rate = soundfile.read(str(part), dtype="float32")
+        part.unlink()
+        loud = np.flatnonzero(np.abs(samples) > SILENT)
+        samples = samples[loud[0] : loud[-1] + 1] if len(loud) else samples
+        if i:
+            gap = np.zeros(round(pauses[i - 1] * rate), np.float32)
+            pieces.append(gap)
+            at += len(gap)
+        segments.append([round(at / rate, 3), round((at + len(samples)) / rate, 3), text])
+        pieces.append(samples)
+        at += len(samples)
+    soundfile.write(str(wav), np.concatenate(pieces), rate, subtype="PCM_16")
+    return {"text": " ".join(clip), "segments": segments}
