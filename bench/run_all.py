@@ -22,6 +22,7 @@ ORDER = (
     "memory",
     "demo",
     "levers",
+    "window",
     "serve_load",
 )
 

@@ -41,6 +41,7 @@ def _a_clip(workspace, data: str) -> np.ndarray:
     return np.frombuffer(table.column("audio")[0].as_py(), dtype=np.int16).astype(np.float32) / 32768
 
 
+@pytest.mark.slow  # two training runs and an export
 def test_a_short_window_run_saves_standard_whisper_that_faster_whisper_runs(whisper_shaped, workspace, tmp_path):
     from faster_whisper import WhisperModel
 
@@ -74,6 +75,7 @@ def test_a_short_window_run_saves_standard_whisper_that_faster_whisper_runs(whis
     assert run.status().state == "completed" and run.status().resumed_from == "checkpoint-2", run.log_tail(30)
 
 
+@pytest.mark.slow  # an export of a 20M-parameter model
 def test_a_short_folder_from_before_is_exported_whole_and_left_as_it_was(tmp_path):
     """A folder saved short (by a run before checkpoints were restored) is exported from a restored copy."""
     from faster_whisper import WhisperModel
