@@ -78,6 +78,7 @@ def cmd_synth(args) -> int:
         seed=args.seed,
         kind=args.kind or default_kind(language),
         vocabulary_size=args.vocabulary_size,
+        sentences_per_clip=args.sentences_per_clip,
     )
     out = Path(args.out) if args.out else Workspace.open(args.home).synth / spec.folder_name()
     bar = _progress_bar("clip")

@@ -70,6 +70,12 @@ def _synth(sub, home) -> None:
         help="sentences from templates (default where a language has them) or 1–4 words from the word list",
     )
     p.add_argument("--vocabulary-size", type=int, help="words: use only the first N words of the word list")
+    p.add_argument(
+        "--sentences-per-clip",
+        type=int,
+        default=1,
+        help="texts a clip holds, spoken with pauses between them, their segment times kept (timestamped labels)",
+    )
 
 
 def _prepare(sub, home) -> None:
