@@ -2,7 +2,7 @@
 
 The server runs as a user starts it (`python -m core serve --model whisper-base`, its own process, 127.0.0.1) with
 each `--workers` setting in turn and a queue long enough for the burst. 20 clients in threads, released together by a
-barrier, each send one 5 s espeak-ng clip (two English sentences, cut or padded to 5.0 s) with
+barrier, each send one 5 s espeak-ng clip (whole English sentences, padded with silence to 5.0 s) with
 `client.audio.transcriptions.create(model="whisper-1", language="en")`: the server's own decoding policy, as an app
 calls it. Latency is from a client's send to its answer. Each burst runs BURSTS times after one warm-up request;
 the table pools their latencies (p50, p95, max) and gives the burst's wall time (median and range), the idle
