@@ -278,20 +278,21 @@ def cmd_evaluate(args) -> int:
 
 def cmd_transcribe(args) -> int:
     from core.audio.decode import audio_files_in
+    from core.speech.decoding import DecodingOptions, parse_temperatures
     from core.speech.inference import Transcriber, format_segments
     from core.speech.transcripts import parse_formats, write_transcripts
 
     formats = parse_formats(args.format) if args.format else (["txt", "srt"] if args.out else [])
     files = audio_files_in([Path(p) for p in args.files])
     language = get_language(args.language).whisper if args.language else None
-    transcriber = Transcriber(
-        args.model, Workspace.open(args.home), language=language, task=args.task, beam_size=args.beam_size
-    )
+    ladder = parse_temperatures(args.temperatures) if args.temperatures else DecodingOptions.temperatures
+    options = dataclass_from_flags(DecodingOptions, args, temperatures=ladder)
+    transcriber = Transcriber(args.model, Workspace.open(args.home), language=language, task=args.task)
     bar = _progress_bar("file") if len(files) > 1 else None
     failed = []
     for done, path in enumerate(files, 1):
         try:
-            transcript = transcriber.transcribe_file(path)
+            transcript = transcriber.transcribe_file(path, options=options)
         except StudioError as err:  # an unreadable file is reported and skipped; the others go on
             failed.append(str(err))
             print(f"skipped: {err}", file=sys.stderr)
@@ -301,7 +302,8 @@ def cmd_transcribe(args) -> int:
                 bar("transcribe", done, len(files))
         detected = "" if language else f" (detected {transcript.language}, p={transcript.language_probability:.2f})"
         if formats:
-            for written in write_transcripts(transcript, Path(args.out or path.parent), path.stem, formats):
+            folder = Path(args.out or path.parent)
+            for written in write_transcripts(transcript, folder, path.stem, formats, words=options.word_timestamps):
                 print(written)
         else:
             print(f"== {path}{detected}" if len(files) > 1 or detected else f"== {path}")
@@ -358,9 +360,12 @@ def cmd_demo(args) -> int:
         progress=bar,
         max_steps=args.max_steps,
         utterances=args.utterances,
+        replay_fraction=args.replay_fraction,
     )
     bar.close()
     print(f"run {result.run}, {result.seconds / 60:.1f} min; best checkpoint {result.checkpoint}")
+    for line in result.report:
+        print(line)
     print(f"held-out test split, {result.test_utterances} utterances, {result.model} before and after fine-tuning:")
     print(f"WER before {percent(result.wer_before)} → after {percent(result.wer_after)}")
     return 0

@@ -154,14 +154,26 @@ def _evaluate(sub, home) -> None:
 
 
 def _transcribe(sub, home) -> None:
+    from core.speech.decoding import DecodingOptions
+
     p = sub.add_parser("transcribe", parents=[home], help="transcribe audio files or folders (long files are chunked)")
     p.add_argument("files", nargs="+", help=f"audio files ({AUDIO_FORMATS}, …) or folders of them")
     p.add_argument("--out", help="write transcripts into this folder (default: print them)")
     p.add_argument("--format", help="txt, srt, vtt, json, comma-separated (default with --out: txt,srt)")
-    p.add_argument("--beam-size", type=int, default=1, help="1 = greedy (default); 5 = Whisper's beam search")
     p.add_argument("--model", default="whisper-base", help="whisper-base (default), a checkpoint or model folder, …")
     p.add_argument("--language", help="language code; omit to let a multilingual Whisper detect it")
     p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    add_dataclass_flags(p, DecodingOptions, skip=("temperatures", "word_timestamps"))
+    ladder = ",".join(str(t) for t in DecodingOptions.temperatures)
+    p.add_argument(
+        "--temperatures", help=f"{help_of(DecodingOptions, 'temperatures')}, comma-separated (default {ladder})"
+    )
+    p.add_argument(
+        "--words",
+        action="store_true",
+        dest="word_timestamps",
+        help=f"{help_of(DecodingOptions, 'word_timestamps')}: words in JSON, one cue per word in SRT and WebVTT",
+    )
 
 
 def _export(sub, home) -> None:
@@ -204,6 +216,13 @@ def _demo(sub, home) -> None:
     )
     p.add_argument("--max-steps", type=int, help="override the preset's training steps")
     p.add_argument("--utterances", type=int, help="synthetic utterances, split by text (default: the model's plan)")
+    p.add_argument(
+        "--replay-fraction",
+        type=float,
+        help="share of each epoch from the English reference set (default: "
+        + ", ".join(f"{name} {plan.replay_fraction:g}" for name, plan in PLANS.items())
+        + ")",
+    )
 
 
 def _serve(sub, home) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from core.errors import StudioError
 from core.languages import Language
@@ -30,6 +31,8 @@ class DemoPlan:
     minutes: float  # measured on 2 CPU cores from an empty workspace (BENCHMARKS.md, bench/demo.py)
     kind: str | None = None  # synthetic text: None = sentences where the language has templates
     vocabulary: int | None = None  # words: the word list's first N
+    replay_fraction: float = 0.0  # share of each epoch from the English reference set (forgetting's remedy)
+    free_sentences: bool = False  # also test on sentences written apart from the templates (assets/free_sentences)
 
     @property
     def estimate(self) -> str:
@@ -39,7 +42,9 @@ class DemoPlan:
 
 PLANS = {
     # 800 sentences: 100 test, 60 validation, 640 train
-    DEFAULT_MODEL: DemoPlan(DEFAULT_MODEL, "whisper-base-cpu", 800, 0.125, 0.075, minutes=5.4),
+    DEFAULT_MODEL: DemoPlan(
+        DEFAULT_MODEL, "whisper-base-cpu", 800, 0.125, 0.075, minutes=5.4, replay_fraction=0.1, free_sentences=True
+    ),
     # the toy: 30 words it must learn from scratch, 1–4 per utterance
     DEMO: DemoPlan(DEMO, "demo", 1600, 0.1, 0.05, minutes=3.0, kind="words", vocabulary=30),
 }
@@ -59,6 +64,7 @@ class DemoResult:
     cer_after: float
     test_utterances: int
     seconds: float
+    report: tuple[str, ...] = ()  # what else changed: the interval, the guard sets, the probes, language ID
 
 
 def run_demo(
@@ -69,6 +75,7 @@ def run_demo(
     progress=None,
     max_steps: int | None = None,
     utterances: int | None = None,
+    replay_fraction: float | None = None,
 ) -> DemoResult:
     """Synthesize, prepare, train and evaluate in this process; returns the test WER before and after."""
     # imported here, not at the top: they take 1.8 s, and the command line's parser reads PLANS on every start
@@ -102,8 +109,14 @@ def run_demo(
     artifact = prepare_features(
         FolderSource(folder), language, model, data_name, workspace, PrepareOptions(), overwrite=True, progress=progress
     )
-    # 3. Fine-tuning: the test split is evaluated with the starting model first, then with the best checkpoint.
-    config = _training_config(plan, data_name, f"{tag}-{stamp}", max_steps)
+    # 3. Fine-tuning: the test split is evaluated with the starting model first, then with the best checkpoint;
+    # the free sentences (another domain of the same language) and English are guarded on the way.
+    free = _free_sentences(language, model, workspace, log) if plan.free_sentences else None
+    config = replace(
+        _training_config(plan, data_name, f"{tag}-{stamp}", max_steps),
+        guard=free or "",
+        replay_fraction=plan.replay_fraction if replay_fraction is None else replay_fraction,
+    )
     counts = artifact.manifest["splits"]
     log(
         f"3/4 training run {config.run} ({config.model}, preset {plan.preset}): {config.max_steps} steps × batch "
@@ -130,7 +143,29 @@ def run_demo(
         cer_after=after.cer,
         test_utterances=after.utterances,
         seconds=time.time() - started,
+        report=tuple(result.report_lines()),
     )
+
+
+FREE_SENTENCES = Path(__file__).resolve().parents[1] / "assets" / "free_sentences"
+
+
+def _free_sentences(language: Language, model: str, workspace: Workspace, log) -> str | None:
+    """The language's free sentences (written apart from the templates, so they share few words with training),
+    spoken by espeak-ng and prepared as a test set; None where the language has none."""
+    from core.data.features import PrepareOptions, prepare_features
+    from core.data.folders import FolderSource
+    from core.data.synth import speak_texts
+
+    path = FREE_SENTENCES / f"{language.code}.txt"
+    if not path.is_file():
+        return None
+    texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    name = f"demo-{language.code}-free-{len(texts)}"
+    log(f"   the {len(texts)} free sentences (another domain than the templates) → dataset {name}")
+    folder = speak_texts(language, texts, workspace.synth / name)
+    prepare_features(FolderSource(folder), language, model, name, workspace, PrepareOptions())
+    return name
 
 
 def _checked_request(model: str, utterances: int | None, max_steps: int | None) -> tuple[DemoPlan, int]:

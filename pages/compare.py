@@ -24,6 +24,7 @@ from core.evaluation.comparison import (
 )
 from core.formatting import percent
 from core.models import QUANTIZATIONS
+from core.speech.server import serve_command
 from core.training import RunFolder, list_runs
 
 PICKED_FOR = "compare_data_for"  # the model the test-set picker last followed
@@ -103,6 +104,12 @@ with evaluate_tab:
             with user_errors(), st.spinner("Exporting and checking WER parity…"):
                 exported, check = export_with_parity(choices[model_label], ws, quantization, data, split)
                 (st.warning if check["flagged"] else st.success)(f"Exported to `{exported.name}`; {check['summary']}")
+        with st.expander("Serve this model to other apps (OpenAI-compatible)"):
+            st.code(serve_command(choices[model_label]), language="bash")
+            st.caption(
+                "Any OpenAI client then transcribes with it: base_url `http://127.0.0.1:8000/v1`, "
+                "`client.audio.transcriptions.create(model=…, file=…)`; see the README's serving section."
+            )
     else:
         st.caption("Train a run and prepare a test set to evaluate checkpoints here.")
 

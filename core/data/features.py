@@ -187,9 +187,9 @@ def prepare_features(
             # 3. Each split of the source, through the one row check, into its Arrow file.
             context = PrepareContext(language, options, extractor, tokenizer, limits, progress)
             splits = _write_splits(source, staging, context)
+            overlap = splits.pop("_overlap")
             if not any(c["rows"] for c in splits.values()):
                 raise StudioError(f"no usable rows in the source: {summarize_filtered(splits)}")
-            overlap = splits.pop("_overlap")
             # 4. The manifest, written last: its presence means complete.
             manifest = {
                 "name": name,

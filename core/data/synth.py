@@ -233,3 +233,36 @@ def _spoken_in_turn(clip: tuple, voice: str, speed: int, pitch: int, pauses: lis
         at += len(samples)
     soundfile.write(str(wav), np.concatenate(pieces), rate, subtype="PCM_16")
     return {"text": " ".join(clip), "segments": segments}
+
+
+def speak_texts(language: Language, texts: list[str], out: Path, split: str = "test", seed: int = 0) -> Path:
+    """Write (or reuse) a pairs folder of `texts` spoken by espeak-ng into one split, each with a seeded voice
+    variant, speed and pitch: a held-out set of sentences written apart from the templates (the demo's free
+    sentences)."""
+    out = Path(out)
+    if not language.espeak:
+        raise StudioError(f"espeak-ng has no voice for {language.name}: no synthetic speech")
+    if not espeak_available():
+        raise StudioError("espeak-ng is not installed; install it (apt-get install espeak-ng)")
+    stamp = {"language": language.code, "texts": texts, "split": split, "seed": seed}
+    if read_json_if_intact(out / SPEC_FILE) == stamp:
+        return out
+    if out.exists():
+        raise StudioError(f"{out} exists and holds other texts; choose another folder or delete it")
+    rng = random.Random(seed)
+    jobs = [
+        (f"{i:05d}", text, language.espeak + rng.choice(VARIANTS), rng.randint(*SPEED_WPM), rng.randint(*PITCH))
+        for i, text in enumerate(texts)
+    ]
+    with staged_folder(out, marker=SPEC_FILE) as staging:
+        (staging / split).mkdir()
+
+        def speak(job: tuple) -> None:
+            stem, text, voice, speed, pitch = job
+            _espeak(text, voice, speed, pitch, staging / split / f"{stem}.wav")
+            (staging / split / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            list(pool.map(speak, jobs))
+        write_json_atomic(staging / SPEC_FILE, stamp)
+    return out
