@@ -20,6 +20,7 @@ from core.data import (
     template_prompts,
     text_prompts,
 )
+from core.formatting import format_duration
 from core.languages import Language
 from core.workspace import Workspace
 
@@ -80,8 +81,9 @@ def _record_next(recordings: RecordingSet, speaker: str) -> None:
     takes = recordings.takes()
     skipped = st.session_state.setdefault(SKIPPED, set())
     left = recordings.prompts_left(speaker)
-    minutes = sum(t.seconds for t in takes) / 60
-    st.markdown(f"**{len(takes)}** takes kept · **{minutes:.1f}** min of speech · **{len(left)}** prompts left")
+    speech = format_duration(sum(t.seconds for t in takes))
+    counts = f"**{len(takes)}** take{'s' * (len(takes) != 1)} kept · **{speech}** of speech"
+    st.markdown(f"{counts} · **{len(left)}** prompt{'s' * (len(left) != 1)} left")
     waiting = [p for p in left if p not in skipped]
     if not waiting:
         st.success("Every prompt is read." if not left else "The prompts left were skipped.")

@@ -63,12 +63,17 @@ cleaning = CleaningOptions(lowercase=c1.checkbox("Lowercase"), strip_punctuation
 max_train = c3.number_input("Max train rows (0 = all)", 0, 10**7, 0, help="a seeded random subset")
 fraction = c4.number_input("Train fraction", 0.01, 1.0, 1.0, step=0.05, help="a seeded random share of train")
 max_eval = c5.number_input("Max eval rows (0 = all)", 0, 10**7, 0)
-split_field = next(f for f in fields(PrepareOptions) if f.name == "split_by")
-split_by = st.segmented_control(
-    "Split test and validation by", SPLIT_RULES, default="text", key="data_split_by", help=split_field.metadata["help"]
+help_of = {f.name: f.metadata.get("help", "") for f in fields(PrepareOptions)}
+s1, s2 = st.columns(2)
+split_by = s1.segmented_control(
+    "Split test and validation by", SPLIT_RULES, default="text", key="data_split_by", help=help_of["split_by"]
+)
+validation = s2.number_input(
+    "Validation share", 0.0, 0.49, PrepareOptions.validation_fraction, 0.05, help=help_of["validation_fraction"]
 )
 options = PrepareOptions(
     split_by=split_by or "text",
+    validation_fraction=validation,
     max_train_samples=max_train or None,
     max_eval_samples=max_eval or None,
     cleaning=cleaning,
@@ -114,7 +119,7 @@ else:
 st.subheader("Prepared datasets")
 names = list_artifacts(ws)
 if not names:
-    st.caption("None yet.")
+    st.caption("No dataset prepared yet.")
 for name in names:
     try:
         manifest = open_artifact(ws, name).manifest
@@ -132,10 +137,10 @@ for name in names:
 st.subheader("Recordings")
 recordings = list_recordings(ws)
 if not recordings:
-    st.caption("None yet: record your voice above (Record my voice), or keep a corrected transcript on Transcribe.")
-for rec in recordings:
-    speakers = f"{len(rec.speakers)} speaker{'s' * (len(rec.speakers) != 1)}"
-    st.markdown(
-        f"**{rec.name}** · {rec.language} · {rec.takes} takes · {format_duration(rec.seconds)} of audio · {speakers}"
-        f" · {rec.bytes / 2**20:.1f} MiB"
+    st.caption(
+        "No recording set yet: record your voice (Record my voice), or keep a corrected transcript on Transcribe."
     )
+for rec in recordings:
+    takes = f"{rec.takes} take{'s' * (rec.takes != 1)} · {format_duration(rec.seconds)} of audio"
+    speakers = f"{len(rec.speakers)} speaker{'s' * (len(rec.speakers) != 1)}"
+    st.markdown(f"**{rec.name}** · {rec.language} · {takes} · {speakers} · {rec.bytes / 2**20:.1f} MiB")
