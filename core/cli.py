@@ -383,7 +383,6 @@ def cmd_serve(args) -> int:
 def cmd_prompts(args) -> int:
     from core.data.folders import read_text_file
     from core.data.prompts import error_prompts, held_out_sentences, template_prompts, text_prompts, write_prompts
-    from core.evaluation.comparison import load_evaluation
     from core.training.runs import RunFolder
 
     workspace = Workspace.open(args.home)
@@ -399,6 +398,8 @@ def cmd_prompts(args) -> int:
                     f"(python -m core evaluate --model {workspace.run(args.from_errors)}/checkpoint-N --data DATA)"
                 )
             evaluation = max(saved, key=lambda path: path.stat().st_mtime)
+        from core.evaluation.comparison import load_evaluation  # here: it brings the models' engines (seconds)
+
         rows = load_evaluation(str(evaluation)).get("rows", [])
         prompts = error_prompts(rows, language, args.n, held, args.seed)
     elif args.text:

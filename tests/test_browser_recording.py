@@ -28,7 +28,7 @@ from core.workspace import Workspace
 
 pytestmark = pytest.mark.browser
 
-# short, so that any 2.5 s of the microphone's loop holds one whole "god morgen"; chosen so that the split by text
+# short, so that any 2 s of the microphone's loop holds one whole "god morgen"; chosen so that the split by text
 # leaves one test row and, with a validation share of 0.3, two validation rows (in_slice is stable)
 PROMPTS = ["God morgen.", "Hei på deg.", "Takk for i dag.", "Kom hit nå.", "Det er fint."]
 # a muted microphone: the browser's own stream with its track disabled, which sends silence (zeros)
@@ -113,7 +113,7 @@ def replace_text(driver, xpath: str, text: str) -> None:
         time.sleep(0.5)
 
 
-def record(driver, seconds: float = 2.5) -> None:
+def record(driver, seconds: float = 2.0) -> None:
     click(driver, "//button[@aria-label='Record']")
     time.sleep(seconds)  # the length of the take, not a wait for the app
     click(driver, "//button[@aria-label='Stop recording']")

@@ -10,6 +10,7 @@ import pytest
 from helpers import make_audio, run_cli
 
 from core.audio import SAMPLE_RATE, load_audio
+from core.cli import main
 from core.data import (
     FolderSource,
     PrepareOptions,
@@ -26,6 +27,7 @@ from core.data import (
 from core.data.rows import text_key
 from core.errors import StudioError
 from core.languages import get_language
+from core.workspace import Workspace
 
 NB = get_language("nb")
 PROMPTS = ["Bestemor liker å fiske hver dag.", "Vi møtes foran kinoen klokka åtte.", "Hvorfor kjøpte du en rød bil?"]
@@ -143,11 +145,12 @@ def test_prompts_hold_out_test_sentences_and_follow_the_errors(workspace, synth_
         text_prompts("ok\n" + "a" * 301)
 
 
-def test_the_prompts_command(tmp_path):
+def test_the_prompts_command(tmp_path, capsys):
     out = tmp_path / "prompts.txt"
     done = run_cli("prompts", "--language", "nb", "--n", "5", "--out", str(out), home=tmp_path / "ws")
     assert done.returncode == 0, done.stderr
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 5 and all(line.endswith((".", "?")) for line in lines)
-    missing = run_cli("prompts", "--language", "nb", "--from-errors", "nb-1", home=tmp_path / "ws")
-    assert missing.returncode == 2 and missing.stderr.strip().startswith("error: no run 'nb-1'")
+    assert lines == template_prompts(NB, 5, held_out_sentences(Workspace.open(tmp_path / "ws"), NB))
+    code = main(["prompts", "--language", "nb", "--from-errors", "nb-1", "--home", str(tmp_path / "ws")])
+    assert code == 2 and capsys.readouterr().err.strip().startswith("error: no run 'nb-1'")
