@@ -2,6 +2,7 @@
 Conversation page)."""
 
 import hashlib
+import inspect
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ from app.microphone import live_session, microphone
 from app.model_cache import model_choices, transcriber
 from core.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
 from core.data import keep_in_set
-from core.speech import FORMATS, WRITERS
+from core.speech import FORMATS, WRITERS, Transcriber
 from core.speech.decoding import DecodingOptions
 
 PLAYED_S = 30  # seconds played from a chosen word
@@ -81,7 +82,10 @@ with file_tab:
         "Audio file", type=[extension.lstrip(".") for extension in AUDIO_EXTENSIONS], key="tr_upload"
     )
     recording = st.audio_input("…or record", key="tr_record")
-    timed = st.checkbox("Time every word", key="tr_words", help="and play the audio from a chosen word")
+    # issue 20 brings word timestamps to transcribe_file (options=DecodingOptions(...)): offered once it takes them
+    timed = "options" in inspect.signature(Transcriber.transcribe_file).parameters and st.checkbox(
+        "Time every word", key="tr_words", help="and play the audio from a chosen word"
+    )
     audio = upload or recording
     if audio is not None:
         data, name = audio.getvalue(), getattr(audio, "name", "recording.wav")

@@ -2,6 +2,7 @@
 take, prompts that never repeat a held-out sentence, a split by speaker, and `python -m core prompts`. Real
 espeak-ng speech stands in for the person at the microphone."""
 
+import inspect
 import json
 import subprocess
 
@@ -154,3 +155,26 @@ def test_the_prompts_command(tmp_path, capsys):
     assert lines == template_prompts(NB, 5, held_out_sentences(Workspace.open(tmp_path / "ws"), NB))
     code = main(["prompts", "--language", "nb", "--from-errors", "nb-1", "--home", str(tmp_path / "ws")])
     assert code == 2 and capsys.readouterr().err.strip().startswith("error: no run 'nb-1'")
+
+
+@pytest.mark.slow  # the page and word timing through the alignment path: a minute on 2 busy cores
+def test_transcribe_lists_the_timed_words_to_play_from(monkeypatch, workspace, tmp_path):
+    from helpers import no_trouble, open_page
+
+    from core.speech import Transcriber
+
+    if "options" not in inspect.signature(Transcriber.transcribe_file).parameters:
+        pytest.skip("word timestamps (issue 20) are not in core/speech/inference.py yet")
+    monkeypatch.setenv("STUDIO_HOME", str(workspace.home))
+    app = open_page("pages/transcribe.py")
+    app.selectbox(key="tr_model").set_value("base: demo (untrained)")
+    app.checkbox(key="tr_words").check()
+    clip = make_audio(tmp_path / "clip.wav", "god morgen alle sammen")
+    app.file_uploader(key="tr_upload").set_value((clip.name, clip.read_bytes(), "audio/wav"))
+    app.run()
+    no_trouble(app)
+    transcript = next(iter(app.session_state["tr_transcripts"].values()))
+    words = [w for s in transcript.segments for w in s.words]
+    picker = app.selectbox(key="words-0-word")
+    assert words and len(picker.options) == len(words)
+    assert picker.options[-1].startswith(f"{words[-1].start:.2f} s · {words[-1].word.strip()}")
