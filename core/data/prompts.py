@@ -39,7 +39,11 @@ def held_out_sentences(workspace: Workspace, language: Language) -> set[str]:
     """Sentences (as text keys) no prompt may repeat: the test and validation texts of every synthetic set of the
     language in the workspace, and the first texts the default seed draws (what the demo holds out)."""
     kind = default_kind(language)
-    held = {text_key(t) for t in _texts(language, SynthSpec(language.code, HELD_OUT_DRAWS, 0, kind), random.Random(0))}
+    try:
+        drawn = _texts(language, SynthSpec(language.code, HELD_OUT_DRAWS, 0, kind), random.Random(0))
+    except StudioError:
+        drawn = []  # no templates or word list (or too few texts): no synthetic set of the language to protect
+    held = {text_key(t) for t in drawn}
     for folder in sorted(workspace.synth.glob("*")) if workspace.synth.is_dir() else []:
         spec = read_json_if_intact(folder / SPEC_FILE)
         if not spec or spec.get("language") != language.code:
