@@ -1,4 +1,5 @@
-"""Audio: any file or bytes → 16 kHz mono float32 (decode), log-mel features (melspec), speech regions (vad)."""
+"""Audio: any file or bytes → 16 kHz mono float32 (decode), log-mel features (melspec), speech regions (vad, with
+the Silero detector in silero)."""
 
 from core import lazy_api
 
@@ -20,6 +21,10 @@ __getattr__, __all__ = lazy_api(
         "MAX_TARGET_POSITIONS": "constants",
         "FRAME": "vad",
         "speech_windows": "vad",
+        "speech_regions": "vad",
+        "DETECTORS": "vad",
+        "SileroStream": "silero",
+        "speech_probabilities": "silero",
         "probe_clips": "probes",
     },
 )

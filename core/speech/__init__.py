@@ -1,4 +1,5 @@
-"""Speech: transcription of files and windows (inference) and its formats (transcripts), the live microphone (live),
+"""Speech: transcription of files and windows (inference) by one decoding policy (decoding) on two engines (engines),
+with word timestamps (words), and its formats (transcripts), the live microphone (live),
 conversation mode with an LLM (conversation, spoken_reply), and a model served over OpenAI's audio API (server,
 openai_api)."""
 
@@ -8,9 +9,12 @@ __getattr__, __all__ = lazy_api(
     __name__,
     {
         "Transcriber": "inference",
+        "DecodingOptions": "decoding",
+        "WindowDecoder": "decoding",
         "FORMATS": "transcripts",
         "WRITERS": "transcripts",
         "Segment": "transcripts",
+        "Word": "transcripts",
         "Transcript": "transcripts",
         "LiveSession": "live",
         "LiveSnapshot": "live",

@@ -4,15 +4,25 @@
 `Transcriber.transcribe_file` share. Its defaults are those of openai/whisper's `transcribe` and faster-whisper
 (beam 5 for files, temperature fallback 0 → 0.2 … 1.0 on a compression ratio above 2.4 or an average
 log-probability below −1.0, silence when the no-speech probability is above 0.6 with a low log-probability).
+
+The policy (`WindowDecoder`) asks an engine for two things only: `encode(features)` (the audio encoder, once per
+window) and `decode(encoded, prompt, temperature, beams, best_of, max_new_tokens)` (hypotheses with their average
+log-probability and no-speech probability). Windows are decoded in batches at temperature 0; only the windows
+that fail are decoded again, at the next temperature, so a clean recording costs one pass.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from core.errors import StudioError
 from core.options import option_help
 
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+VAD_CHOICES = ("silero", "energy")
+PROMPT_RESET_TEMPERATURE = 0.5  # a window decoded hotter than this is not trusted as the next window's prompt
 
 
 @dataclass(frozen=True)
@@ -38,4 +48,160 @@ class DecodingOptions:
     )
     hotwords: str | None = field(default=None, metadata=option_help("words to favour (names, jargon), space-separated"))
     word_timestamps: bool = field(default=False, metadata=option_help("time every word (cross-attention alignment)"))
-    vad: str = field(default="silero", metadata=option_help("voice detector: silero (neural) or energy"))
+    vad: str = field(
+        default="silero", metadata=option_help("voice detector: silero (neural) or energy", choices=VAD_CHOICES)
+    )
+    best_of: int = field(default=5, metadata=option_help("samples drawn per window at a temperature above 0"))
+
+
+@dataclass
+class Hypothesis:
+    """What an engine returns for one window at one temperature."""
+
+    tokens: list[int]  # text tokens only: no prompt, no end-of-text
+    text: str
+    avg_log_prob: float  # sum of the tokens' log-probabilities (end-of-text included) / (tokens + 1), as whisper
+    no_speech_prob: float  # probability of <|nospeech|> at the <|startoftranscript|> position
+
+
+@dataclass
+class WindowResult:
+    tokens: list[int]
+    text: str
+    avg_log_prob: float
+    no_speech_prob: float
+    temperature: float  # the temperature whose output was kept
+    compression_ratio: float
+    silent: bool = False  # judged silence: yields no text
+
+
+class Engine(Protocol):
+    """What the policy needs from a model: CTranslate2Whisper and TransformersWhisper (core/speech/engines.py)."""
+
+    def encode(self, features): ...
+
+    def decode(
+        self, encoded, prompt: list[int], temperature: float, beams: int, best_of: int, max_new_tokens: int
+    ) -> list[Hypothesis]: ...
+
+
+def parse_temperatures(value: str) -> tuple[float, ...]:
+    """'0,0.2,0.4' → (0.0, 0.2, 0.4); refused unless they are numbers from 0 to 2, rising."""
+    try:
+        ladder = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        ladder = ()
+    if not ladder or any(not 0 <= t <= 2 for t in ladder) or list(ladder) != sorted(ladder):
+        raise StudioError(f"temperatures '{value}': give rising numbers from 0 to 2, comma-separated (e.g. 0,0.2,0.4)")
+    return ladder
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of UTF-8 over bytes after zlib: ~1.5 for speech, above 2.4 when a phrase repeats (a decoding loop)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _judged(
+    hypothesis: Hypothesis, temperature: float, options: DecodingOptions, max_new_tokens: int
+) -> tuple[WindowResult, bool, bool]:
+    """(result, whether it needs the next temperature, whether it looped): openai/whisper's rules, and one more: an
+    output that reaches the token cap (more text than the audio's length allows) is a loop that was cut off, too
+    short for its compression ratio to show it."""
+    ratio = compression_ratio(hypothesis.text)
+    result = WindowResult(
+        hypothesis.tokens, hypothesis.text, hypothesis.avg_log_prob, hypothesis.no_speech_prob, temperature, ratio
+    )
+    low_log_prob = options.log_prob_threshold is not None and result.avg_log_prob < options.log_prob_threshold
+    looping = options.compression_ratio_threshold is not None and (
+        ratio > options.compression_ratio_threshold or len(hypothesis.tokens) >= max_new_tokens
+    )
+    result.silent = (
+        options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold and low_log_prob
+    )
+    return result, (looping or low_log_prob) and not result.silent, looping
+
+
+def decode_with_fallback(engine: Engine, encoded, prompt: list[int], options: DecodingOptions, max_new_tokens: int):
+    """One result per window of `encoded` (all with the same prompt). Each window climbs the temperature ladder
+    until its output passes; one that never passes keeps its best attempt (highest log-probability, preferring
+    those that did not loop), as openai/whisper does."""
+    count = len(encoded)
+    final: list[WindowResult | None] = [None] * count
+    attempts: list[list[tuple[WindowResult, bool]]] = [[] for _ in range(count)]
+    pending = list(range(count))
+    for temperature in options.temperatures or (0.0,):
+        if not pending:
+            break
+        beams = options.beam_size if temperature == 0 else 1
+        best_of = 1 if temperature == 0 else options.best_of
+        subset = encoded if len(pending) == count else encoded[pending]
+        hypotheses = engine.decode(subset, prompt, temperature, beams, best_of, max_new_tokens)
+        failed = []
+        for index, hypothesis in zip(pending, hypotheses):
+            result, retry, looped = _judged(hypothesis, temperature, options, max_new_tokens)
+            if retry:
+                attempts[index].append((result, looped))
+                failed.append(index)
+            else:
+                final[index] = result
+        pending = failed
+    for index in pending:
+        tried = attempts[index]
+        kept = [r for r, looped in tried if not looped] or [r for r, _ in tried]
+        best = max(kept, key=lambda r: r.avg_log_prob)
+        best.temperature = tried[-1][0].temperature  # the hottest tried: the next window's prompt is then reset
+        final[index] = best
+    for result in final:
+        if result.silent:
+            result.tokens, result.text = [], ""
+    return final
+
+
+class WindowDecoder:
+    """The policy for one file (or one live utterance): prompts, fallback, and the text carried between windows.
+
+    A prompt is `<|startofprev|> hotwords previous-text` before the start sequence (faster-whisper's layout). The
+    initial prompt is the first window's previous text; with `condition_on_previous_text` every window gets the
+    text of the one before it (so windows are decoded one at a time), reset after a window decoded hotter than
+    PROMPT_RESET_TEMPERATURE (its text is not trusted)."""
+
+    def __init__(self, engine: Engine, tokenizer, options: DecodingOptions, language: str, task: str):
+        self.engine, self.tokenizer, self.options = engine, tokenizer, options
+        ids = tokenizer.convert_tokens_to_ids
+        self.start_sequence = ids(["<|startoftranscript|>", f"<|{language}|>", f"<|{task}|>"])
+        self.no_timestamps, self.start_of_previous = ids("<|notimestamps|>"), ids("<|startofprev|>")
+        self.hotwords = self._tokens(options.hotwords)
+        self.previous = self._tokens(options.initial_prompt)
+
+    def _tokens(self, text: str | None) -> list[int]:
+        return self.tokenizer.encode(" " + text.strip(), add_special_tokens=False) if text and text.strip() else []
+
+    def prompt(self, previous: list[int]) -> list[int]:
+        """The decoder's first tokens; hotwords and previous text share half the decoder's 448 positions."""
+        half = 448 // 2 - 1
+        context = (self.hotwords[:half] + previous[-half:])[-half:] if self.hotwords or previous else []
+        lead = [self.start_of_previous, *context] if context else []
+        return [*lead, *self.start_sequence, self.no_timestamps]
+
+    def decode(self, encoded, max_new_tokens: int) -> list[WindowResult]:
+        """Results for a batch of encoded windows, in order."""
+        options = self.options
+        if options.condition_on_previous_text:
+            results = []
+            for index in range(len(encoded)):
+                result = decode_with_fallback(
+                    self.engine, encoded[index : index + 1], self.prompt(self.previous), options, max_new_tokens
+                )[0]
+                trusted = result.temperature <= PROMPT_RESET_TEMPERATURE
+                self.previous = (self.previous + result.tokens) if trusted else []
+                results.append(result)
+            return results
+        results = []
+        if self.previous:  # the initial prompt: only the first window of the file has it
+            first, encoded = encoded[:1], encoded[1:]
+            results += decode_with_fallback(self.engine, first, self.prompt(self.previous), options, max_new_tokens)
+            self.previous = []
+        if len(encoded):
+            results += decode_with_fallback(self.engine, encoded, self.prompt([]), options, max_new_tokens)
+        return results

@@ -1,11 +1,14 @@
 """Transcription: one loaded model turns features, audio arrays or files into text.
 
-Two engines: transformers (any checkpoint) and CTranslate2 (an export, or the installed whisper-base's own file,
-which runs with int8 compute on a CPU: the fast path for files, the live microphone and conversation).
+Two engines (core/speech/engines.py): transformers (any checkpoint) and CTranslate2 (an export, or the installed
+whisper-base's own file, which runs with int8 compute on a CPU: the fast path for files, the live microphone and
+conversation). Both decode a window by one policy (core/speech/decoding.py): beam search at temperature 0, the
+temperature ladder for a window that loops or is unsure, no text for a window that is silence.
 
-Audio is cut where there is speech (core/vad.py): stretches of speech are packed whole into windows no longer than
-the model's (30 s for Whisper, a few seconds for the demo), a stretch longer than a window is cut at its quietest
-moments, silence is skipped, and the windows are decoded in batches. Every segment keeps its times in seconds.
+Audio is cut where there is speech (core/audio/vad.py: Silero by default, or the energy detector): stretches of
+speech are packed whole into windows no longer than the model's (30 s for Whisper, a few seconds for the demo), a
+stretch longer than a window is cut at its quietest moments, silence is skipped, and the windows are decoded in
+batches. Every segment keeps its times in seconds; with word timestamps its words too (core/speech/words.py).
 
 A file is decoded in pieces (core/audio/decode.py: ten minutes each), so a recording of hours transcribes in
 bounded memory. Speech that runs on at a piece's end is carried into the next piece, never cut at the boundary; a
@@ -14,13 +17,12 @@ file of one piece (anything under ten minutes) is windowed and decoded exactly a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
 
-from core.audio.constants import MAX_TARGET_POSITIONS, SAMPLE_RATE
+from core.audio.constants import HOP_LENGTH, MAX_TARGET_POSITIONS, SAMPLE_RATE
 from core.audio.decode import AudioSource, audio_pieces, finite_audio_problem
 from core.audio.melspec import log_mel
 from core.audio.vad import speech_regions, speech_windows
@@ -28,7 +30,10 @@ from core.errors import StudioError
 from core.models.hf_folders import language_token_ids
 from core.models.installed import ctranslate2_twin
 from core.models.resolve import is_ctranslate2, load_model, load_processor, resolve_model
+from core.speech.decoding import DecodingOptions, WindowDecoder
+from core.speech.engines import CTranslate2Whisper, TransformersWhisper
 from core.speech.transcripts import Segment, Transcript
+from core.speech.words import placed_words, window_words
 from core.workspace import Workspace
 
 # transcript tokens (text, not audio positions) a second of audio may give: more than any language's speech needs
@@ -42,7 +47,9 @@ class Transcriber:
 
     With `prefer_ctranslate2` a transformers folder that has a CTranslate2 twin (the installed whisper-base) runs on
     the twin with int8 compute on a CPU (float16 on a GPU); evaluation turns it off to measure the very weights that
-    training starts from. `beam_size` 1 is greedy decoding (what evaluation and the live microphone use)."""
+    training starts from. `beam_size` is the beams of a call that passes no DecodingOptions (which also decodes
+    each window once, at temperature 0): 1, greedy, is what evaluation and the live microphone use; files get
+    DecodingOptions' 5 beams and its temperature fallback from the command line and the server."""
 
     def __init__(
         self,
@@ -62,12 +69,19 @@ class Transcriber:
         self.processor = load_processor(location, workspace)
         if twin is not None:
             compute = "float16" if self.device == "cuda" else "int8"
-            self.model = CTranslate2Whisper(str(twin), self.device, compute)
+            self.model = CTranslate2Whisper(str(twin), self.device, compute, self.processor.tokenizer)
         elif is_ctranslate2(location):
-            self.model = CTranslate2Whisper(location, self.device)
+            self.model = CTranslate2Whisper(location, self.device, tokenizer=self.processor.tokenizer)
         else:
             self.model, _ = load_model(location, workspace, language=language, task=task)
             self.model.to(self.device).eval()
+        # what the decoding policy talks to: the CTranslate2 model itself, or the transformers one behind an adapter
+        self.backend = (
+            self.model if self.engine == "ctranslate2" else TransformersWhisper(self.model, self.processor.tokenizer)
+        )
+        # a call that passes no options (the live microphone, conversation, evaluation's long rows) decodes once per
+        # window: a temperature ladder would multiply the live microphone's latency when the model is unsure
+        self.options = DecodingOptions(beam_size=beam_size, temperatures=(0.0,))
         extractor = self.processor.feature_extractor
         self.window = extractor.n_samples  # samples per window: the processor says how long the model listens
         self.language_ids = language_token_ids(self.processor.tokenizer)
@@ -119,46 +133,96 @@ class Transcriber:
         return log_mel(clips, self.processor.feature_extractor)
 
     def transcribe_array(
-        self, samples: np.ndarray, batch_size: int = 16, language: str | None = None, task: str | None = None
+        self,
+        samples: np.ndarray,
+        batch_size: int = 16,
+        language: str | None = None,
+        task: str | None = None,
+        options: DecodingOptions | None = None,
     ) -> list[Segment]:
         """16 kHz mono samples → segments with times; long audio is windowed and decoded in batches."""
-        return self._decode_windows(samples, speech_windows(samples, self.window), 0, batch_size, language, task)
+        options = options or self.options
+        spans = speech_windows(samples, self.window, options.vad)
+        language = language or self.language
+        if language is None and spans:
+            language = self.detect_language(self.features([samples[spans[0][0] : spans[0][1]]]))[0]
+        policy = self._policy(language, task, options)
+        return self._decode_windows(samples, spans, 0, batch_size, policy)
 
+    def _policy(self, language: str | None, task: str | None, options: DecodingOptions) -> WindowDecoder:
+        tokenizer = self.processor.tokenizer
+        return WindowDecoder(self.backend, tokenizer, options, language or "en", task or self.task)
+
+    @torch.inference_mode()
     def _decode_windows(
-        self, samples: np.ndarray, spans: list[tuple[int, int]], offset: int, batch_size: int, language, task
+        self, samples: np.ndarray, spans: list[tuple[int, int]], offset: int, batch_size: int, policy: WindowDecoder
     ) -> list[Segment]:
-        """Decode `spans` of `samples` in batches; segment times count from `offset` samples into the file."""
-        segments = []
+        """Decode `spans` of `samples` in batches; segment times count from `offset` samples into the file. A window
+        judged silence gives no segment."""
+        segments, speech = [], None
         for i in range(0, len(spans), batch_size):
             chunk = spans[i : i + batch_size]
             longest_s = max(e - s for s, e in chunk) / SAMPLE_RATE
             # a transcript longer than speech allows is a loop (Whisper's classic failure): stop it early
-            most = min(MAX_TARGET_POSITIONS - 4, int(TEXT_TOKENS_PER_SECOND_CAP * longest_s) + 16)
-            features = self.features([samples[s:e] for s, e in chunk])
-            texts = self.generate(features, max_new_tokens=most, language=language, task=task)
-            segments += [
-                Segment((offset + s) / SAMPLE_RATE, (offset + e) / SAMPLE_RATE, t) for (s, e), t in zip(chunk, texts)
-            ]
+            # (224 at most: openai/whisper's sample_len, half the decoder's positions, as CTranslate2 enforces)
+            most = min(MAX_TARGET_POSITIONS // 2, int(TEXT_TOKENS_PER_SECOND_CAP * longest_s) + 16)
+            encoded = self.backend.encode(self.features([samples[s:e] for s, e in chunk]))
+            results = policy.decode(encoded, most)
+            words = self._words(policy, encoded, chunk, results) if policy.options.word_timestamps else {}
+            if words and speech is None:  # onsets for the words that follow a pause: unpadded speech regions
+                regions = speech_regions(samples, pad_s=0.0, detector=policy.options.vad)
+                speech = [((offset + a) / SAMPLE_RATE, (offset + b) / SAMPLE_RATE) for a, b in regions]
+            for k, ((s, e), result) in enumerate(zip(chunk, results)):
+                if result.silent:
+                    continue
+                start, end = (offset + s) / SAMPLE_RATE, (offset + e) / SAMPLE_RATE
+                timed = placed_words(words.get(k, []), start, end, speech or [])
+                segments.append(Segment(start, end, result.text, timed))
         return segments
 
+    def _words(self, policy: WindowDecoder, encoded, chunk, results) -> dict[int, list[dict]]:
+        """{index in the batch: words timed within its window} for the windows that have text."""
+        timed = [k for k, r in enumerate(results) if r.tokens]
+        if not timed:
+            return {}
+        frames_most = self.processor.feature_extractor.nb_max_frames
+        frames = [min(frames_most, (chunk[k][1] - chunk[k][0]) // HOP_LENGTH) for k in timed]
+        alignments = self.backend.align(
+            encoded[timed], policy.start_sequence, [results[k].tokens for k in timed], frames
+        )
+        tokenizer = self.processor.tokenizer
+        return {k: window_words(tokenizer, results[k].tokens, a) for k, a in zip(timed, alignments)}
+
     def transcribe_file(
-        self, source: AudioSource, name: str | None = None, language: str | None = None, task: str | None = None
+        self,
+        source: AudioSource,
+        name: str | None = None,
+        language: str | None = None,
+        task: str | None = None,
+        options: DecodingOptions | None = None,
     ) -> Transcript:
         """A file path or the bytes of an audio file, in any format core/audio.py decodes → a Transcript. Without a
         language the first stretch of speech decides it (with its probability), and every window uses it. The file
-        is decoded a piece at a time (see the module's docstring); invalid (NaN/inf) samples are refused."""
+        is decoded a piece at a time (see the module's docstring); invalid (NaN/inf) samples are refused. `options`
+        (DecodingOptions) say how each window is decoded; without them, the transcriber's beams and the defaults."""
+        options = options or self.options
         label = name or (str(source) if not isinstance(source, bytes) else "audio")
         language = language or self.language
-        probability, segments, total = None, [], 0
-        for offset, samples, spans in self._stretches(audio_pieces(source, name=name), label):
+        probability, segments, total, policy = None, [], 0, None
+        pieces = audio_pieces(source, name=name)
+        for offset, samples, spans in self._stretches(pieces, label, options.vad):
             total = offset + len(samples)
             if language is None and spans:
                 start, end = spans[0]
                 language, probability = self.detect_language(self.features([samples[start:end]]))
-            segments += self._decode_windows(samples, spans, offset, 16, language, task)
+            if spans:
+                policy = policy or self._policy(language, task, options)  # one per file: it carries the prompt
+                segments += self._decode_windows(samples, spans, offset, 16, policy)
         return Transcript(segments, language, probability, total / SAMPLE_RATE, label)
 
-    def _stretches(self, pieces: Iterable[np.ndarray], label: str) -> Iterator[tuple[int, np.ndarray, list]]:
+    def _stretches(
+        self, pieces: Iterable[np.ndarray], label: str, detector: str
+    ) -> Iterator[tuple[int, np.ndarray, list]]:
         """(offset in samples, samples, windows to decode) per decoded piece. A window that reaches to within
         OPEN_END_S of a piece's end is held back with the audio after it and decoded with the next piece, so
         speech is never cut at a piece boundary; at most a window and OPEN_END_S are carried."""
@@ -171,7 +235,7 @@ class Transcriber:
                 raise StudioError(f"{label}: {problem}")
             following = next(pieces, None)
             samples = np.concatenate([carry, piece]) if len(carry) else piece
-            spans = self._windows(samples, whole=offset == 0 and following is None)
+            spans = self._windows(samples, offset == 0 and following is None, detector)
             cut = len(samples)
             if following is not None:
                 open_end = max(0, len(samples) - int(OPEN_END_S * SAMPLE_RATE))
@@ -179,58 +243,28 @@ class Transcriber:
             yield offset, samples, spans
             carry, offset, piece = samples[cut:].copy(), offset + cut, following
 
-    def _windows(self, samples: np.ndarray, whole: bool) -> list[tuple[int, int]]:
+    def _windows(self, samples: np.ndarray, whole: bool, detector: str) -> list[tuple[int, int]]:
         """speech_windows; for part of a file, audio shorter than a window still goes through the voice detector
         (decoding it whole is for a whole clip, as the model saw in training, not for the silence after speech)."""
         if whole or len(samples) > self.window:
-            return speech_windows(samples, self.window)
-        regions = speech_regions(samples)
+            return speech_windows(samples, self.window, detector)
+        regions = speech_regions(samples, detector=detector)
         return [(regions[0][0], regions[-1][1])] if regions else []
 
     def transcribe(
-        self, source: AudioSource, name: str | None = None, language: str | None = None, task: str | None = None
+        self,
+        source: AudioSource,
+        name: str | None = None,
+        language: str | None = None,
+        task: str | None = None,
+        options: DecodingOptions | None = None,
     ) -> list[Segment]:
         """The segments of `transcribe_file`."""
-        return self.transcribe_file(source, name=name, language=language, task=task).segments
+        return self.transcribe_file(source, name=name, language=language, task=task, options=options).segments
 
     def text(self, samples: np.ndarray, language: str | None = None, task: str | None = None) -> str:
         """All segments' text joined: what the live and conversation paths need."""
         return " ".join(s.text for s in self.transcribe_array(samples, language=language, task=task)).strip()
-
-
-class CTranslate2Whisper:
-    """A CTranslate2 model (an export, or the installed whisper-base's file): the engine faster-whisper runs on."""
-
-    def __init__(self, folder: str, device: str, compute_type: str = "default"):
-        import ctranslate2
-
-        self.engine = ctranslate2.models.Whisper(
-            folder, device=device, compute_type=compute_type, intra_threads=os.cpu_count() or 1
-        )
-
-    def detect_language(self, features: np.ndarray) -> tuple[str, float]:
-        import ctranslate2
-
-        token, probability = self.engine.detect_language(ctranslate2.StorageView.from_array(features))[0][0]
-        return token.strip("<|>"), probability
-
-    def generate(
-        self, features: np.ndarray, tokenizer, language: str, task: str, max_new_tokens: int | None, beam_size: int = 1
-    ) -> list[str]:
-        import ctranslate2
-
-        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(features))
-        prompt = tokenizer.convert_tokens_to_ids(
-            ["<|startoftranscript|>", f"<|{language}|>", f"<|{task}|>", "<|notimestamps|>"]
-        )
-        results = self.engine.generate(
-            batch,
-            [prompt] * len(features),
-            beam_size=beam_size,
-            max_length=max_new_tokens or MAX_TARGET_POSITIONS,
-            return_scores=False,
-        )
-        return [tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in results]
 
 
 def format_segments(segments: list[Segment]) -> str:

@@ -1,8 +1,10 @@
 """Transcripts to keep: one transcribed file as SRT, WebVTT, plain text or JSON.
 
-A `Transcript` is what `Transcriber.transcribe_file` returns: timed segments, the language (and, when it was
-detected rather than given, the model's probability for it) and the audio's length. The writers here are pure
-functions of it; `write_transcripts` puts the chosen formats beside each other, each file written atomically.
+A `Transcript` is what `Transcriber.transcribe_file` returns: timed segments (with their timed words when word
+timestamps were asked for), the language (and, when it was detected rather than given, the model's probability for
+it) and the audio's length. The writers here are pure functions of it: SRT and WebVTT with a cue per segment, or a
+cue per word (`to_word_srt`, `to_word_vtt`); `write_transcripts` puts the chosen formats beside each other, each
+file written atomically.
 """
 
 from __future__ import annotations
@@ -68,6 +70,28 @@ def to_vtt(transcript: Transcript) -> str:
     return "WEBVTT\n\n" + "\n".join(cues)
 
 
+def _word_cues(transcript: Transcript) -> list[Word]:
+    return [w for s in transcript.segments for w in s.words if w.word.strip()]
+
+
+def to_word_srt(transcript: Transcript) -> str:
+    """One cue per timed word (a segment without timed words is one cue, as in `to_srt`)."""
+    cues = [(w.start, w.end, w.word.strip()) for w in _word_cues(transcript)] or [
+        (s.start, s.end, s.text) for s in transcript.segments if s.text
+    ]
+    return "\n".join(
+        f"{i}\n{_clock(a, ',')} --> {_clock(b, ',')}\n{text}\n" for i, (a, b, text) in enumerate(cues, start=1)
+    )
+
+
+def to_word_vtt(transcript: Transcript) -> str:
+    """WebVTT with one cue per timed word."""
+    cues = [(w.start, w.end, w.word.strip()) for w in _word_cues(transcript)] or [
+        (s.start, s.end, s.text) for s in transcript.segments if s.text
+    ]
+    return "WEBVTT\n\n" + "\n".join(f"{_clock(a, '.')} --> {_clock(b, '.')}\n{text}\n" for a, b, text in cues)
+
+
 def to_txt(transcript: Transcript) -> str:
     return transcript.text + "\n"
 
@@ -94,6 +118,7 @@ def to_json(transcript: Transcript) -> str:
 
 
 WRITERS = {"txt": to_txt, "srt": to_srt, "vtt": to_vtt, "json": to_json}
+WORD_WRITERS = {**WRITERS, "srt": to_word_srt, "vtt": to_word_vtt}  # --words: a cue per word
 
 
 def parse_formats(value: str) -> list[str]:
@@ -105,15 +130,19 @@ def parse_formats(value: str) -> list[str]:
     return formats
 
 
-def write_transcripts(transcript: Transcript, folder: Path, stem: str, formats: list[str]) -> list[Path]:
-    """Write `folder/stem.FORMAT` for each format (temp file + rename: never half a file)."""
+def write_transcripts(
+    transcript: Transcript, folder: Path, stem: str, formats: list[str], words: bool = False
+) -> list[Path]:
+    """Write `folder/stem.FORMAT` for each format (temp file + rename: never half a file); with `words`, SRT and
+    WebVTT get a cue per word."""
+    writers = WORD_WRITERS if words else WRITERS
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name in formats:
         path = folder / f"{stem}.{name}"
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(WRITERS[name](transcript))
+            f.write(writers[name](transcript))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
         written.append(path)
