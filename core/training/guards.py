@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.audio.constants import SAMPLE_RATE, WINDOW_SECONDS
 from core.audio.probes import probe_clips
 from core.data.artifact import Artifact, open_artifact
 from core.errors import StudioError
@@ -31,7 +32,9 @@ from core.text.wer import probe_counts, summarize
 from core.training.data import FeatureDataset
 from core.workspace import Workspace
 
-GUARD_ROWS = 40  # utterances per guard set: enough to see a forgotten language, cheap enough for every evaluation
+PREFIX_TOKENS = 4  # <|startoftranscript|><|lang|><|transcribe|><|notimestamps|>
+TEXT_TOKENS_PER_SECOND_CAP = 10  # as core/speech/inference.py: more than any language's speech needs
+GUARD_ROWS = 30  # utterances per guard set: enough to see a forgotten language, cheap enough for every evaluation
 ENGLISH_SENTENCES = 200  # the English reference set: 30 test sentences guard, its train split is replay's default
 ENGLISH_SEED = 7
 DEMO_MODEL = "demo"  # the toy never knew English: no English guard for it
@@ -86,6 +89,7 @@ class Inputs:
     ids: list[str]
     texts: list[str]
     split: str = "test"
+    seconds: list[float] | None = None  # each row's duration: a row's transcript is capped by it
     states: torch.Tensor | None = None
 
 
@@ -146,6 +150,7 @@ class HarmChecks:
             torch.from_numpy(self._mel(processor, [samples for _, samples in clips])),
             [name for name, _ in clips],
             ["" for _ in clips],
+            seconds=[len(samples) / SAMPLE_RATE for _, samples in clips],
         )
         self.frozen = _frozen(model)
         self.base: dict | None = None  # the step-0 results, measured once (before training or at step 0)
@@ -168,7 +173,8 @@ class HarmChecks:
         rows = FeatureDataset(artifact, split, GUARD_ROWS, window_s)
         ids, texts = rows.ids_and_texts()
         mel = torch.from_numpy(np.stack([rows[i]["input_features"] for i in range(len(rows))]).astype(np.float32))
-        return Inputs(name, artifact.manifest["whisper_language"], mel, ids, texts, split)
+        seconds = rows.table.column("duration").take(rows.rows).to_pylist()
+        return Inputs(name, artifact.manifest["whisper_language"], mel, ids, texts, split, seconds)
 
     def _inputs(self, model, inputs: Inputs) -> torch.Tensor:
         if not self.frozen:
@@ -185,7 +191,11 @@ class HarmChecks:
         kwargs = {"language": language, "task": "transcribe"} if language else {}
         with _states_passed_through(model) if self.frozen else _nothing():
             for start in range(0, len(fed), self.batch):
-                ids = model.generate(fed[start : start + self.batch].to(device), max_length=max_length, **kwargs)
+                # a transcript longer than its speech allows is a loop: capped by the batch's longest row, as
+                # transcription caps it (core/speech/inference.py), so one looping clip does not decode to the end
+                longest = max((inputs.seconds or [WINDOW_SECONDS])[start : start + self.batch])
+                most = min(max_length, PREFIX_TOKENS + int(TEXT_TOKENS_PER_SECOND_CAP * longest) + 8)
+                ids = model.generate(fed[start : start + self.batch].to(device), max_length=most, **kwargs)
                 ids = ids.cpu().numpy()
                 texts += [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
         return texts
@@ -286,6 +296,7 @@ class HarmCallback:
     def __init__(self, checks: HarmChecks, run, status, config):
         self.checks, self.run, self.status, self.config = checks, run, status, config
         self.stopped_by: str | None = None
+        self.by_step: dict[int, dict] = {}  # this process's measurements: the best step's is the "after" half's
         if checks.base is None:  # a resumed run: the base model's figures are in its step-0 rows
             base = {r["guard"]: {"wer": r["guard_wer"]} for r in run.metrics() if r["step"] == 0 and "guard" in r}
             checks.base = {"guards": base, "probes": {}} if base else None
@@ -293,6 +304,7 @@ class HarmCallback:
     def measure(self, model, step: int) -> dict:
         """Measure the model as it is at `step`, into metrics.jsonl and train.log (step 0: the base model)."""
         measured = self.checks.measure(model, self.config.generation_max_length)
+        self.by_step[step] = measured
         if step == 0:
             self.checks.base = measured
         for row in metric_rows(step, measured):

@@ -41,7 +41,7 @@ from core.training.run_recorder import (
     load_adapter_weights,
 )
 from core.training.run_records import RunState
-from core.training.runs import BASELINE_CHECKPOINT, RunFolder, StopRequested, raise_if_stop_requested
+from core.training.runs import BASELINE_CHECKPOINT, RunFolder, StopRequested, checkpoint_step, raise_if_stop_requested
 from core.workspace import Workspace
 
 
@@ -398,7 +398,12 @@ def _harm_half(harm, model, test_set: FeatureDataset, run: RunFolder, config, ha
     guard sets' per-utterance rows are saved as evaluations of the same checkpoint."""
     from core.training.guards import short_record
 
-    measured = harm.measure(model, 0) if half == "before" else harm.checks.measure(model, config.generation_max_length)
+    if half == "before":
+        measured = harm.measure(model, 0)
+    else:  # the best checkpoint's weights were measured at its step, in this process (unless it resumed since)
+        measured = harm.by_step.get(checkpoint_step(checkpoint) or -1) or harm.checks.measure(
+            model, config.generation_max_length
+        )
     fed = torch.from_numpy(
         np.stack([test_set[i]["input_features"] for i in range(min(len(test_set), LANGUAGE_ROWS))]).astype(np.float32)
     )
