@@ -19,7 +19,6 @@ from pathlib import Path
 
 from core.errors import StudioError
 from core.models.resolve import PROCESSOR_FILES, damaged_model_error, is_ctranslate2, resolve_model
-from core.models.window import is_short_window, standardize_folder
 from core.workspace import Workspace, read_json_if_intact, staged_folder, write_json_atomic
 
 QUANTIZATIONS = ("int8", "float16", "int8_float16", "float32")
@@ -45,6 +44,9 @@ def export_ctranslate2(model: str, workspace: Workspace, quantization: str = "in
     damaged = damaged_model_error(location)
     if damaged:
         raise damaged
+    # here, not at the top: window.py imports torch, and the command line's parser reads QUANTIZATIONS on every start
+    from core.models.window import is_short_window
+
     with (
         staged_folder(out, marker=EXPORT_MARKER) as staging,
         tempfile.TemporaryDirectory(dir=staging.parent) as scratch,
@@ -62,6 +64,8 @@ def export_ctranslate2(model: str, workspace: Workspace, quantization: str = "in
 
 def _standard_copy(location: Path, scratch: Path) -> Path:
     """A copy of the short-window folder `location` under `scratch`, restored to the standard window."""
+    from core.models.window import standardize_folder
+
     copy = scratch / location.name
     shutil.copytree(location, copy, ignore=shutil.ignore_patterns("optimizer.pt", "scheduler.pt", "rng_state*"))
     standardize_folder(copy)
