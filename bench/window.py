@@ -6,7 +6,7 @@ Both evaluations decode as `python -m core evaluate` does (greedy, up to Whisper
 what every other tool runs (transformers' pipeline, faster-whisper, openai-whisper); the short form is what the
 run itself measured.
 
-    python bench/window.py [--language nb]
+    python bench/window.py [--language nb] [--max-steps N] [--checkpoint RUN/checkpoint-N]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from core.demo import run_demo
 from core.evaluation import evaluate_model
 from core.languages import get_language
 from core.models import apply_window, load_model
+from core.text.bootstrap import paired_bootstrap
 from core.workspace import Workspace
 
 
@@ -33,38 +34,55 @@ def short_copy(checkpoint: Path, seconds: int, workspace: Workspace, out: Path) 
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--language", default="nb")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        workspace = Workspace.open(Path(tmp) / "ws")
-        demo = run_demo(get_language(args.language), workspace)
-        checkpoint = Path(demo.checkpoint)
-        config = json.loads((checkpoint.parent / "config.json").read_text())
-        positions = json.loads((checkpoint / "config.json").read_text())["max_source_positions"]
-        standard = evaluate_model(str(checkpoint), config["data"], workspace, split="test")
-        short_folder = short_copy(checkpoint, config["window_seconds"], workspace, Path(tmp) / "short")
-        short = evaluate_model(str(short_folder), config["data"], workspace, split="test")
-    difference = 100 * (standard.wer - short.wer)
-    body = f"""## A short-window fine-tune in standard form (`bench/window.py`)
+def measure(checkpoint: Path, workspace: Workspace, trained: str) -> str:
+    """The section's text: `checkpoint` (of a short-window run) evaluated on its test split in both forms."""
+    config = json.loads((checkpoint.parent / "config.json").read_text())
+    window = config["window_seconds"]
+    positions = json.loads((checkpoint / "config.json").read_text())["max_source_positions"]
+    standard = evaluate_model(str(checkpoint), config["data"], workspace, split="test")
+    short_folder = workspace.home / "window-short" / f"{checkpoint.parent.name}--{checkpoint.name}"
+    if not (short_folder / "model.safetensors").is_file():  # kept: its evaluation is reused while it is unchanged
+        short_copy(checkpoint, window, workspace, short_folder)
+    short = evaluate_model(str(short_folder), config["data"], workspace, split="test")
+    change = paired_bootstrap(short.rows, standard.rows)
+    return f"""## A short-window fine-tune in standard form (`bench/window.py`)
 
-The demo's best checkpoint (whisper-base fine-tuned by `python -m core demo --language {args.language}`: the
-`whisper-base-cpu` preset, a {config["window_seconds"]} s window, frozen encoder) on its held-out test split
-({standard.utterances} sentences), decoded as `python -m core evaluate` does. The checkpoint is saved as standard
-Whisper ({positions} encoder positions, a 30 s window: what transformers' pipeline, faster-whisper and openai-whisper
-load); the short form is the same weights cut back to the {config["window_seconds"]} s the run trained at.
+{trained}: whisper-base with the `whisper-base-cpu` preset (a {window} s window, frozen
+encoder), evaluated on the demo's held-out test split ({standard.utterances} sentences) as `python -m core evaluate`
+decodes (greedy, up to 448 tokens). The checkpoint is saved as standard Whisper ({positions} encoder positions, a
+30 s window: what transformers' pipeline, faster-whisper and openai-whisper load); the short form is the same
+weights cut back to the {window} s the run trained at.
 
 | form | encoder window | test WER | test CER |
 |---|---:|---:|---:|
-| as trained (short) | {config["window_seconds"]} s | {100 * short.wer:.1f}% | {100 * short.cer:.1f}% |
+| as trained (short) | {window} s | {100 * short.wer:.1f}% | {100 * short.cer:.1f}% |
 | as saved (standard Whisper) | 30 s | {100 * standard.wer:.1f}% | {100 * standard.cer:.1f}% |
 
-Standard minus short: {difference:+.1f} WER points. The encoder is frozen and its positions are fixed sinusoids, so
-the two forms differ only in the padding the decoder attends over (20 s more of silence's log-mel in the standard
-form). The run's own result (WER {100 * demo.wer_before:.1f}% → {100 * demo.wer_after:.1f}%) is the short form with
-transcripts capped at the preset's {config["generation_max_length"]} tokens; the demo took {demo.seconds / 60:.1f} min
-here."""
+Standard minus short, WER: {change.shown} (a paired bootstrap over the {change.utterances}
+sentences, 1,000 resamples). The encoder is frozen and its positions are fixed sinusoids, so the two forms differ
+only in what the decoder attends over: the standard form adds {30 - window} s of padding's log-mel, which the
+decoder never saw in training."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--language", default="nb")
+    parser.add_argument("--max-steps", type=int, help="train the demo this many steps (default: its plan's)")
+    parser.add_argument("--checkpoint", type=Path, help="measure this checkpoint of a short-window run instead")
+    args = parser.parse_args()
+    if args.checkpoint:
+        workspace = Workspace(args.checkpoint.resolve().parents[2])
+        step = args.checkpoint.name.rsplit("-", 1)[-1]
+        body = measure(args.checkpoint, workspace, f"Checkpoint {step} of a demo run (`--checkpoint`)")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            workspace = Workspace.open(Path(tmp) / "ws")
+            demo = run_demo(get_language(args.language), workspace, max_steps=args.max_steps)
+            trained = (
+                f"The best checkpoint of `python -m core demo --language {args.language}` (WER "
+                f"{100 * demo.wer_before:.1f}% → {100 * demo.wer_after:.1f}% in the run's own short-form test)"
+            )
+            body = measure(Path(demo.checkpoint), workspace, trained)
     write_section("window", body)
     print(body)
 
