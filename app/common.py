@@ -13,6 +13,7 @@ import streamlit as st
 
 from core.errors import StudioError, os_error_line
 from core.languages import LANGUAGES, Language
+from core.options import in_labels
 from core.workspace import Workspace
 
 SELECTED_DATASET = "selected_dataset"
@@ -25,12 +26,14 @@ def workspace() -> Workspace:
 
 
 @contextmanager
-def user_errors():
-    """Show a StudioError (or a file-system error a user can fix) as one st.error line instead of a traceback."""
+def user_errors(labels: type | None = None):
+    """Show a StudioError (or a file-system error a user can fix) as one st.error line instead of a traceback; with
+    `labels` (an options dataclass), the fields it names read as the form's labels ('learning rate', not
+    'learning_rate')."""
     try:
         yield
     except StudioError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(in_labels(str(err), labels) if labels else str(err), icon=":material/error:")
     except OSError as err:
         line = os_error_line(err)
         if line is None:

@@ -11,7 +11,7 @@ from dataclasses import fields
 
 import streamlit as st
 
-from core.options import field_kind
+from core.options import field_kind, field_label
 from core.training import TrainConfig
 
 BASIC = (
@@ -57,7 +57,7 @@ GROUPS = {
 def _widget(field, value, key: str, inherited: str | None = None):
     """One field's widget; `inherited` is what an empty value means (the dataset's language or task)."""
     help_text = field.metadata.get("help")
-    label = field.name.replace("_", " ")
+    label = field_label(field.name)
     kind = field_kind(field)
     choices = field.metadata.get("choices")
     shown = f"from the dataset: {inherited}" if inherited else ""

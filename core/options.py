@@ -21,3 +21,21 @@ def field_kind(f: Field) -> str:
         if name in kind:
             return f"optional_{name}" if "None" in kind and name != "bool" else name
     return "str"
+
+
+def field_label(name: str) -> str:
+    """What a form calls a field: 'learning_rate' → 'learning rate'."""
+    return name.replace("_", " ")
+
+
+def in_labels(message: str, options: type) -> str:
+    """A message that names fields (`learning_rate 5.0: …`, as the engine writes it for the CLI's flags) in the
+    words a form shows ('learning rate 5.0: …'): each field name of the `options` dataclass, whole words only."""
+    import re
+    from dataclasses import fields
+
+    names = sorted((f.name for f in fields(options) if "_" in f.name), key=len, reverse=True)
+    if not names:
+        return message
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])")
+    return pattern.sub(lambda m: field_label(m.group(1)), message)

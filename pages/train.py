@@ -78,13 +78,13 @@ with st.expander("New run", expanded=not runs):
             st.session_state.pop(f"{form}-run", None)
         config, submitted, previewed = config_form(defaults, key=form, inherited=inherited)
         if previewed:
-            with user_errors():
+            with user_errors(labels=TrainConfig):
                 config = replace(config, data=data).validate()
                 st.code(config.command_line(), language="bash")
                 estimate = estimate_from_runs(config, [RunFolder.of(ws, r) for r in runs])
                 st.caption(estimate or "No run like this one has trained here yet: its pace is not known.")
         if submitted:
-            with user_errors():
+            with user_errors(labels=TrainConfig):
                 run = start_run(replace(config, data=data), ws)
                 st.session_state[SELECTED_RUN] = st.session_state[RUN_PICKER] = run.name  # the view follows it
                 st.session_state.pop(f"{form}-run", None)  # the next run gets the next free name

@@ -35,7 +35,7 @@ def test_train_form_shows_the_engines_message(monkeypatch, populated):
     app.button(key="FormSubmitter:train-form-demo-Start training").click()
     app.run()
     no_trouble(app)
-    assert any("learning_rate 5.0: choose a value between 0 and 1" in e.value for e in app.error)
+    assert any("learning rate 5.0: choose a value between 0 and 1" in e.value for e in app.error)
 
 
 def test_train_form_previews_its_command_and_time_before_start(monkeypatch, populated):
