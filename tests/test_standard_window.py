@@ -6,7 +6,6 @@ for whisper-base: faster-whisper pads every window to 3,000 frames, so only a 1,
 """
 
 import json
-import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -21,7 +20,7 @@ from core.languages import get_language
 from core.models import export_ctranslate2
 from core.models.hf_folders import DemoSpec, build_demo_model
 from core.models.window import TABLE_KEY, apply_window, is_short_window, standardize_folder
-from core.training import resume_run, start_run
+from core.training import start_run
 
 SHORT_S = 3  # the run's window: 150 of the model's 1,500 encoder positions
 SILENCE = np.zeros(16000, np.float32)
@@ -41,13 +40,13 @@ def _a_clip(workspace, data: str) -> np.ndarray:
     return np.frombuffer(table.column("audio")[0].as_py(), dtype=np.int16).astype(np.float32) / 32768
 
 
-@pytest.mark.slow  # two training runs and an export
+@pytest.mark.slow  # a training run and an export
 def test_a_short_window_run_saves_standard_whisper_that_faster_whisper_runs(whisper_shaped, workspace, tmp_path):
     from faster_whisper import WhisperModel
 
     model, data = whisper_shaped
     config = tiny_config(
-        "short", data=data, model=str(model), window_seconds=SHORT_S, max_steps=4, eval_steps=2, save_steps=2
+        "short", data=data, model=str(model), window_seconds=SHORT_S, max_steps=2, eval_steps=2, save_steps=2
     )
     run = start_run(replace(config, logging_steps=1, generation_max_length=8), workspace, foreground=True)
     # the run ends by loading its best (standard) checkpoint into its shortened model: that load must take the
@@ -67,12 +66,6 @@ def test_a_short_window_run_saves_standard_whisper_that_faster_whisper_runs(whis
     segments, info = WhisperModel(str(exported), device="cpu", compute_type="int8").transcribe(clip, **FEW_TOKENS)
     list(segments)  # decoding runs the encoder: a 150-position export fails here on faster-whisper's 3,000 frames
     assert info.duration == pytest.approx(len(clip) / 16000, abs=0.01)
-    # a resume loads a standard checkpoint into the shortened model too
-    run.update_status(state="interrupted", step=2)
-    for later in run.checkpoints()[1:]:
-        shutil.rmtree(later)
-    resume_run(run, workspace, foreground=True)
-    assert run.status().state == "completed" and run.status().resumed_from == "checkpoint-2", run.log_tail(30)
 
 
 @pytest.mark.slow  # an export of a 20M-parameter model
