@@ -91,13 +91,13 @@ def folder_name(name: str, what: str) -> str:
     return name
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that a reader sees the old file or the new one, never half of one (temp file + rename)."""
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """`data` into a temporary sibling, then renamed to `path`: a reader sees the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False, default=str)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the file replaces an ordinary one
@@ -105,6 +105,12 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that a reader sees the old file or the new one, never half of one (temp file + rename)."""
+    write_bytes_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str).encode("utf-8"))
 
 
 def read_json(path: Path, default: Any = None, fix: str = "", expect: type | None = dict) -> Any:

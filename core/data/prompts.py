@@ -14,12 +14,11 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from core.data.recordings import write_bytes_atomic
 from core.data.rows import text_key
 from core.data.synth import SPEC_FILE, SynthSpec, _texts, default_kind
 from core.errors import StudioError
 from core.languages import Language
-from core.workspace import Workspace, read_json_if_intact
+from core.workspace import Workspace, read_json_if_intact, write_bytes_atomic
 
 # The demo draws its texts with seed 0 and holds out its first test + validation texts (20% of at most 3,200):
 # the first 1,000 texts of that seed cover every seed-0 set up to 5,000 utterances.

@@ -17,8 +17,6 @@ from __future__ import annotations
 import fcntl
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -32,7 +30,7 @@ from core.audio.decode import load_audio
 from core.audio.vad import FRAME, SPEECH_ABOVE_FLOOR_DB, frame_db, speech_regions
 from core.errors import StudioError
 from core.languages import get_language
-from core.workspace import Workspace, check_new_name, read_json, write_json_atomic
+from core.workspace import Workspace, check_new_name, read_json, write_bytes_atomic, write_json_atomic
 
 METADATA_FILE = "metadata.jsonl"
 SESSION_FILE = "recording.json"
@@ -254,23 +252,6 @@ class RecordingSet:
         with open(self.root / LOCK_FILE, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """`data` into a temporary sibling, then renamed to `path`: a reader sees the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the file replaces an ordinary one
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def wav_bytes(samples: np.ndarray) -> bytes:
