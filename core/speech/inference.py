@@ -39,6 +39,7 @@ from core.workspace import Workspace
 # transcript tokens (text, not audio positions) a second of audio may give: more than any language's speech needs
 # (English ~4, Norwegian ~6 tokens a second), so a window that loops is cut off
 TEXT_TOKENS_PER_SECOND_CAP = 10
+WORD_PAUSE_S = 0.06  # seconds: a quieter stretch this long between words is a pause a word's start may follow
 OPEN_END_S = 2.0  # a window ending this close to a piece's end may go on in the next piece: decoded with that one
 
 
@@ -169,9 +170,10 @@ class Transcriber:
             encoded = self.backend.encode(self.features([samples[s:e] for s, e in chunk]))
             results = policy.decode(encoded, most)
             words = self._words(policy, encoded, chunk, results) if policy.options.word_timestamps else {}
-            if words and speech is None:  # onsets for the words that follow a pause: unpadded speech regions
-                regions = speech_regions(samples, pad_s=0.0, detector=policy.options.vad)
-                speech = [((offset + a) / SAMPLE_RATE, (offset + b) / SAMPLE_RATE) for a, b in regions]
+            if words and speech is None:
+                speech = [
+                    ((offset + a) / SAMPLE_RATE, (offset + b) / SAMPLE_RATE) for a, b in self._onsets(samples, policy)
+                ]
             for k, ((s, e), result) in enumerate(zip(chunk, results)):
                 if result.silent:
                     continue
@@ -179,6 +181,13 @@ class Transcriber:
                 timed = placed_words(words.get(k, []), start, end, speech or [])
                 segments.append(Segment(start, end, result.text, timed))
         return segments
+
+    def _onsets(self, samples: np.ndarray, policy: WindowDecoder) -> list[tuple[int, int]]:
+        """Unpadded speech regions whose starts the words after a pause are moved to: the alignment gives a pause
+        to the word after it (0.18 s early, measured). Energy regions with pauses down to WORD_PAUSE_S find the
+        gaps between words where the audio is clean; where noise hides them all, the file's voice detector's."""
+        fine = speech_regions(samples, min_gap_s=WORD_PAUSE_S, pad_s=0.0, detector="energy")
+        return fine or speech_regions(samples, pad_s=0.0, detector=policy.options.vad)
 
     def _words(self, policy: WindowDecoder, encoded, chunk, results) -> dict[int, list[dict]]:
         """{index in the batch: words timed within its window} for the windows that have text."""

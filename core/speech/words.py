@@ -132,8 +132,8 @@ def _shorten_long_words(words: list[dict]) -> list[dict]:
 
 def placed_words(words: list[dict], start_s: float, end_s: float, speech: list[tuple[float, float]] = ()) -> list[Word]:
     """A window's words in file time: offset by the window's start, inside [start_s, end_s], in order. A word
-    that starts in a pause the voice detector found (`speech`: (start, end) seconds of speech) starts where the
-    speech after that pause starts, if that is before the word's end."""
+    that starts in a pause, or whose first half holds the onset of a stretch of speech (`speech`: (start, end)
+    seconds), starts at that onset."""
     placed, previous = [], start_s
     for w in words:
         begin = _snapped(start_s + w["start"], start_s + w["end"], speech)
@@ -145,10 +145,15 @@ def placed_words(words: list[dict], start_s: float, end_s: float, speech: list[t
 
 
 def _snapped(start: float, end: float, speech: list[tuple[float, float]]) -> float:
-    """`start` moved to the onset of the speech region it precedes, when it lies in a pause before it."""
+    """`start` moved to the first speech onset inside the word when `start` lies in a pause, or when that onset
+    comes in the word's first half (the stretch before it is the previous word's tail the alignment gave it)."""
+    in_speech = False
     for region_start, region_end in speech:
+        if region_start >= end:
+            break
         if region_start <= start < region_end:
-            return start  # already in speech
-        if start < region_start < end:
-            return float(region_start)
+            in_speech = True
+        elif start < region_start:
+            first_half = region_start - start < end - region_start
+            return float(region_start) if first_half or not in_speech else start
     return start
