@@ -64,13 +64,15 @@ max_train = c3.number_input("Max train rows (0 = all)", 0, 10**7, 0, help="a see
 fraction = c4.number_input("Train fraction", 0.01, 1.0, 1.0, step=0.05, help="a seeded random share of train")
 max_eval = c5.number_input("Max eval rows (0 = all)", 0, 10**7, 0)
 help_of = {f.name: f.metadata.get("help", "") for f in fields(PrepareOptions)}
-s1, s2 = st.columns(2)
+s1, s2, s3, s4 = st.columns(4)
 split_by = s1.segmented_control(
     "Split test and validation by", SPLIT_RULES, default="text", key="data_split_by", help=help_of["split_by"]
 )
 validation = s2.number_input(
     "Validation share", 0.0, 0.49, PrepareOptions.validation_fraction, 0.05, help=help_of["validation_fraction"]
 )
+no_speech = s3.number_input("No-speech rows (share of train)", 0.0, 0.45, 0.0, 0.05, help=help_of["no_speech_fraction"])
+timestamped = s4.number_input("Timestamped labels (share)", 0.0, 1.0, 0.0, 0.1, help=help_of["timestamp_fraction"])
 options = PrepareOptions(
     split_by=split_by or "text",
     validation_fraction=validation,
@@ -80,6 +82,8 @@ options = PrepareOptions(
     stream_train=stream_train,
     task=task or "transcribe",
     train_fraction=fraction if fraction < 1 else None,
+    no_speech_fraction=no_speech,
+    timestamp_fraction=timestamped,
 )
 
 

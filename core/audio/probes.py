@@ -19,7 +19,7 @@ def _white(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.standard_normal(n)
 
 
-def _pink(rng: np.random.Generator, n: int) -> np.ndarray:
+def pink_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     """1/f noise: white noise shaped in the frequency domain."""
     spectrum = np.fft.rfft(rng.standard_normal(n))
     frequencies = np.fft.rfftfreq(n)
@@ -47,8 +47,8 @@ def probe_clips(seconds: float = PROBE_SECONDS) -> list[tuple[str, np.ndarray]]:
         ("silence", np.zeros(n, np.float32)),
         ("white noise, quiet", _peak(_white(rng, n), 0.01)),
         ("white noise, loud", _peak(_white(rng, n), 0.5)),
-        ("pink noise, quiet", _peak(_pink(rng, n), 0.02)),
-        ("pink noise, loud", _peak(_pink(rng, n), 0.6)),
+        ("pink noise, quiet", _peak(pink_noise(rng, n), 0.02)),
+        ("pink noise, loud", _peak(pink_noise(rng, n), 0.6)),
         ("mains hum", _peak(hum, 0.3)),
         ("clicks", _peak(clicks, 0.8)),
         ("tone melody", _peak(melody, 0.4)),

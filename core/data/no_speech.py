@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.audio.constants import SAMPLE_RATE
+from core.audio.probes import pink_noise
 from core.data.examples import Example
 
 KINDS = ("silence", "white noise", "pink noise", "hum")
@@ -23,14 +24,6 @@ SECONDS = (1.0, 10.0)  # clip lengths, uniform: as long as short utterances (cap
 NOISE_PEAK = (0.002, 0.03)  # −54 to −30 dBFS: a quiet room or a quiet line, not a loud one
 HUM_HZ = (50, 60)  # mains frequency
 ID_PREFIX = "no-speech-"
-
-
-def _pink(rng: np.random.Generator, n: int) -> np.ndarray:
-    """1/f noise: white noise shaped in the frequency domain."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    spectrum[1:] /= np.sqrt(np.fft.rfftfreq(n)[1:])
-    spectrum[0] = 0
-    return np.fft.irfft(spectrum, n)
 
 
 def no_speech_clip(index: int, seed: int, max_seconds: float) -> tuple[str, np.ndarray]:
@@ -46,7 +39,7 @@ def no_speech_clip(index: int, seed: int, max_seconds: float) -> tuple[str, np.n
         f = rng.choice(HUM_HZ)
         samples = np.sin(2 * np.pi * f * t) + 0.3 * np.sin(2 * np.pi * 3 * f * t) + 0.1 * rng.standard_normal(n)
     else:
-        samples = rng.standard_normal(n) if kind == "white noise" else _pink(rng, n)
+        samples = rng.standard_normal(n) if kind == "white noise" else pink_noise(rng, n)
     peak = rng.uniform(*NOISE_PEAK)
     return kind, (peak * samples / max(float(np.abs(samples).max()), 1e-9)).astype(np.float32)
 
