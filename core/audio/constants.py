@@ -12,3 +12,6 @@ WINDOW_SECONDS = 30  # every openai/whisper-* model listens to 30 s at a time
 WINDOW_POSITIONS = WINDOW_SECONDS * ENCODER_POSITIONS_PER_SECOND  # 1500 encoder positions in a 30 s window
 MAX_TARGET_POSITIONS = 448  # decoder positions of every openai/whisper-* checkpoint: the longest label or output
 INT16_SCALE = 32767  # 16-bit PCM full scale: float ±1.0 ↔ int16 ±32767 (stored test audio, WebRTC frames)
+# transcript tokens (text, not audio positions) a second of audio may give: more than any language's speech needs
+# (English ~4, Norwegian ~6 tokens a second), so a window that loops is cut off
+TEXT_TOKENS_PER_SECOND_CAP = 10

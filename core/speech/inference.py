@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
-from core.audio.constants import HOP_LENGTH, MAX_TARGET_POSITIONS, SAMPLE_RATE
+from core.audio.constants import HOP_LENGTH, MAX_TARGET_POSITIONS, SAMPLE_RATE, TEXT_TOKENS_PER_SECOND_CAP
 from core.audio.decode import AudioSource, audio_pieces, finite_audio_problem
 from core.audio.melspec import log_mel
 from core.audio.vad import speech_regions, speech_windows
@@ -36,9 +36,6 @@ from core.speech.transcripts import Segment, Transcript
 from core.speech.words import placed_words, window_words
 from core.workspace import Workspace
 
-# transcript tokens (text, not audio positions) a second of audio may give: more than any language's speech needs
-# (English ~4, Norwegian ~6 tokens a second), so a window that loops is cut off
-TEXT_TOKENS_PER_SECOND_CAP = 10
 WORD_PAUSE_S = 0.06  # seconds: a quieter stretch this long between words is a pause a word's start may follow
 OPEN_END_S = 2.0  # a window ending this close to a piece's end may go on in the next piece: decoded with that one
 

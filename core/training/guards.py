@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.audio.constants import SAMPLE_RATE, WINDOW_SECONDS
+from core.audio.constants import SAMPLE_RATE, TEXT_TOKENS_PER_SECOND_CAP, WINDOW_SECONDS
 from core.audio.probes import probe_clips
 from core.data.artifact import Artifact, open_artifact
 from core.errors import StudioError
@@ -33,7 +33,6 @@ from core.training.data import FeatureDataset
 from core.workspace import Workspace
 
 PREFIX_TOKENS = 4  # <|startoftranscript|><|lang|><|transcribe|><|notimestamps|>
-TEXT_TOKENS_PER_SECOND_CAP = 10  # as core/speech/inference.py: more than any language's speech needs
 GUARD_ROWS = 30  # utterances per guard set: enough to see a forgotten language, cheap enough for every evaluation
 ENGLISH_SENTENCES = 200  # the English reference set: 30 test sentences guard, its train split is replay's default
 ENGLISH_SEED = 7
