@@ -391,7 +391,9 @@ def cmd_prompts(args) -> int:
     if args.from_errors:
         evaluation = Path(args.from_errors)
         if evaluation.suffix != ".json":  # a run: its latest saved evaluation, as the Compare page's drill-down
-            saved = [path for path, _ in RunFolder.of(workspace, args.from_errors).require().evaluations()]
+            run = RunFolder.of(workspace, args.from_errors).require()
+            own = f"__{run.config().data}__"  # not a guard set's: their words are another language or domain
+            saved = [path for path, _ in run.evaluations() if own in path.name]
             if not saved:
                 raise StudioError(
                     f"run {args.from_errors} has no saved evaluation; evaluate one of its checkpoints first "

@@ -115,7 +115,10 @@ def run_demo(
     config = replace(
         _training_config(plan, data_name, f"{tag}-{stamp}", max_steps),
         guard=free or "",
-        replay_fraction=plan.replay_fraction if replay_fraction is None else replay_fraction,
+        # replay's English set shares templates with an English target's sentences: none by default there
+        replay_fraction=(plan.replay_fraction if language.whisper != "en" else 0.0)
+        if replay_fraction is None
+        else replay_fraction,
     )
     counts = artifact.manifest["splits"]
     log(

@@ -2,7 +2,6 @@
 Conversation page)."""
 
 import hashlib
-import inspect
 from pathlib import Path
 
 import pandas as pd
@@ -13,8 +12,8 @@ from app.microphone import live_session, microphone
 from app.model_cache import model_choices, transcriber
 from core.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
 from core.data import keep_in_set
-from core.speech import FORMATS, WRITERS, Transcriber
-from core.speech.decoding import DecodingOptions
+from core.speech import FORMATS, WRITERS
+from core.speech.decoding import file_options, is_toy
 
 PLAYED_S = 30  # seconds played from a chosen word
 TRANSCRIPTS = "tr_transcripts"  # (audio hash, model, language, task) → Transcript: made once per audio and model
@@ -82,9 +81,14 @@ with file_tab:
         "Audio file", type=[extension.lstrip(".") for extension in AUDIO_EXTENSIONS], key="tr_upload"
     )
     recording = st.audio_input("…or record", key="tr_record")
-    # issue 20 brings word timestamps to transcribe_file (options=DecodingOptions(...)): offered once it takes them
-    timed = "options" in inspect.signature(Transcriber.transcribe_file).parameters and st.checkbox(
-        "Time every word", key="tr_words", help="and play the audio from a chosen word"
+    settings = st.columns(2)
+    timed = settings[0].checkbox("Time every word", key="tr_words", help="and play the audio from a chosen word")
+    accurate = settings[1].checkbox(
+        "Beam search with temperature fallback",
+        value=not is_toy(choices[label]),
+        key="tr_accurate",
+        help="faster-whisper's defaults for files: 5 beams, a window that loops or is unsure is decoded again at a "
+        "higher temperature; off: greedy, one pass (faster; what the microphone uses)",
     )
     audio = upload or recording
     if audio is not None:
@@ -95,12 +99,12 @@ with file_tab:
                 st.caption(f"**{shown}**")
                 # a rerun (a download click, another widget) shows the transcript made for this audio and model
                 done = st.session_state.setdefault(TRANSCRIPTS, {})
-                wanted = (hashlib.sha1(data).hexdigest(), choices[shown], whisper_language, task, timed)
+                wanted = (hashlib.sha1(data).hexdigest(), choices[shown], whisper_language, task, timed, accurate)
                 if wanted not in done:
-                    options = {"options": DecodingOptions(word_timestamps=True)} if timed else {}
+                    options = file_options(accurate, word_timestamps=timed)
                     with st.spinner("Transcribing…"):
                         transcript = transcriber(choices[shown]).transcribe_file(
-                            data, name=name, language=whisper_language, task=task, **options
+                            data, name=name, language=whisper_language, task=task, options=options
                         )
                     if len(done) >= 4:  # a few files' worth: session state is per tab, in memory
                         done.clear()

@@ -58,6 +58,10 @@ def test_guard_and_replay_settings_are_checked_before_anything_starts():
         tiny_config("r", replay_fraction=1.0).validate()
     with pytest.raises(StudioError, match="cached encoder states"):
         tiny_config("r", apply_spec_augment=True, freeze_encoder=True, cache_encoder_states=True).validate()
+    with pytest.raises(StudioError, match="both a guard and the replay set"):
+        tiny_config("r", guard="a,b", replay="b", replay_fraction=0.1).validate()
+    with pytest.raises(StudioError, match="with nproc > 1"):
+        tiny_config("r", guard_stop=True, nproc=2).validate()
     config = tiny_config("r", guard="a,b", replay="c", replay_fraction=0.1, apply_spec_augment=True)
     assert "--guard a,b" in config.command_line() and "--apply-spec-augment" in config.command_line()
 

@@ -59,9 +59,13 @@ def wants_timestamps(example_id: str, fraction: float, seed: int) -> bool:
     return fraction >= 1 or (fraction > 0 and in_slice(example_id, fraction, f"timestamps-{seed}"))
 
 
+WINDOW_STEPS = 1500  # <|30.00|>: the last timestamp token; a time past the window has no token
+
+
 def timestamp_id(tokenizer, seconds: float) -> int:
-    """The token of `seconds` on the 0.02 s grid (`<|1.84|>`)."""
-    return tokenizer.convert_tokens_to_ids(FIRST_TIMESTAMP) + max(0, round(seconds / TIME_STEP_S))
+    """The token of `seconds` on the 0.02 s grid (`<|1.84|>`), held inside the 30 s window (a time past it would
+    index beyond the vocabulary and crash training)."""
+    return tokenizer.convert_tokens_to_ids(FIRST_TIMESTAMP) + min(WINDOW_STEPS, max(0, round(seconds / TIME_STEP_S)))
 
 
 def segments_of(

@@ -274,7 +274,10 @@ def create_app(options: ServeOptions, workspace: Workspace, checkpoints: Callabl
     from core import __version__
 
     pool = ModelPool(options.model, workspace, checkpoints or dict)
-    pool.transcriber(options.model)
+    try:
+        pool.transcriber(options.model)
+    except ApiError as err:  # the command line's one line, not a traceback: the server never started
+        raise StudioError(f"--model {options.model}: {err}") from None
     work = WorkQueue(options.workers, options.queue)
 
     @asynccontextmanager

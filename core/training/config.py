@@ -145,8 +145,8 @@ class TrainConfig:
     guard: str = field(
         default="",
         metadata=option_help(
-            "prepared datasets the run must not get worse on, evaluated with the validation split (comma-separated; "
-            "--guard repeats)"
+            "prepared datasets the run must not get worse on, measured at every evaluation on their test split (else "
+            "validation, else train; comma-separated, --guard repeats)"
         ),
     )
     english_guard: bool = field(
@@ -271,16 +271,25 @@ class TrainConfig:
             raise StudioError("lora_target_modules is empty: name the layers that get adapters, e.g. q_proj,v_proj")
 
     def _check_guards(self) -> None:
-        if not 0 <= self.replay_fraction < 1:
+        if not 0 <= self.replay_fraction <= 0.9:
             raise StudioError(
                 f"replay_fraction {self.replay_fraction}: choose 0 (off) to 0.9; 0.1 keeps a tenth of each epoch "
                 f"from the replay set"
             )
         for name in ("mask_time_prob", "mask_feature_prob"):
-            if not 0 <= getattr(self, name) < 1:
+            if not 0 <= getattr(self, name) <= 0.9:
                 raise StudioError(f"{name} {getattr(self, name)}: choose 0 to 0.9 (0.05 is the HF script's)")
         if self.guard_threshold <= 0:
             raise StudioError(f"guard_threshold {self.guard_threshold}: give the WER points a guard may rise, e.g. 5")
+        if self.guard_stop and self.nproc > 1:
+            raise StudioError(
+                "guard_stop ends training from the process that measures the guards; with nproc > 1 the others would "
+                "wait for it: train with nproc 1 or without guard_stop (the warning still shows)"
+            )
+        if self.replay and self.replay in [g.strip() for g in self.guard.split(",")]:
+            raise StudioError(
+                f"'{self.replay}' is both a guard and the replay set: a guard must be a set the run never trains on"
+            )
         if self.apply_spec_augment and self.cache_encoder_states:
             raise StudioError(
                 "apply_spec_augment masks the encoder's input, which cached encoder states skip: turn one of them off"

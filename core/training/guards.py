@@ -15,6 +15,7 @@ decoder alone runs at each evaluation.
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +51,12 @@ def english_reference(workspace: Workspace, model: str, n_mels: int, log=print) 
     name = english_reference_name(n_mels)
     if (workspace.dataset(name) / "manifest.json").is_file():
         return name
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 makes it; the others wait for its manifest
+        for _ in range(1800):
+            time.sleep(1)
+            if (workspace.dataset(name) / "manifest.json").is_file():
+                return name
+        raise StudioError("the English reference set was not made within 30 minutes: see rank 0's train.log")
     from core.data.features import PrepareOptions, prepare_features
     from core.data.folders import FolderSource
     from core.data.synth import SynthSpec, synthesize_dataset
@@ -64,9 +71,14 @@ def english_reference(workspace: Workspace, model: str, n_mels: int, log=print) 
 
 def guard_datasets(config, target_language: str, workspace: Workspace, n_mels: int, log=print) -> list[str]:
     """The run's guard sets: the English reference (when it applies) and the user's, in that order."""
+    from core.data.synth import espeak_available
+
     names = [g.strip() for g in config.guard.split(",") if g.strip()]
     if config.english_guard and target_language != "en" and config.model != DEMO_MODEL:
-        names.insert(0, english_reference(workspace, config.model, n_mels, log))
+        if espeak_available():
+            names.insert(0, english_reference(workspace, config.model, n_mels, log))
+        else:
+            log("no English guard: espeak-ng is not installed (apt-get install espeak-ng), or add --guard DATASET")
     return list(dict.fromkeys(names))
 
 

@@ -227,6 +227,10 @@ def _training_rows(artifact: Artifact, workspace: Workspace, config: TrainConfig
     return FeatureDataset(artifact, "train", config.max_train_samples, window, states)
 
 
+def artifact_language(workspace: Workspace, data: str) -> str:
+    return open_artifact(workspace, data).manifest.get("language", "")
+
+
 def _replay_artifact(workspace: Workspace, config: TrainConfig, processor) -> Artifact | None:
     """The replay set (the user's, or the English reference set's training split), or None without replay."""
     if not config.replay_fraction:
@@ -237,6 +241,11 @@ def _replay_artifact(workspace: Workspace, config: TrainConfig, processor) -> Ar
             "stream_train, or set replay_fraction 0"
         )
     name = config.replay
+    if not name and (config.language or artifact_language(workspace, config.data)) in ("en", "eng"):
+        raise StudioError(
+            "replay's default is the English reference set, drawn from the same templates as an English target's "
+            "sentences: give another dataset (--replay DATASET) or set replay_fraction 0"
+        )
     if not name:
         from core.training.guards import english_reference
 
