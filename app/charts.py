@@ -76,28 +76,36 @@ def error_rate_curves(runs: dict[str, list[dict]], with_cer: bool = False) -> al
     return alt.layer(*layers)
 
 
-def guard_curves(metrics: list[dict]) -> alt.Chart | None:
-    """Each guard set's WER over steps (step 0 is the base model), and the words written on the no-speech probes."""
-    rows = [
-        {"step": r["step"], "value": 100 * r["guard_wer"], "series": f"{r['guard']} WER (%)"}
-        for r in metrics
-        if "guard_wer" in r
+def guard_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
+    """Each guard set's WER over steps (step 0 is the base model), and the words written on the no-speech probes:
+    {"guard sets": chart, "probe words": chart}, each only when logged."""
+    charts = {}
+    guards = [
+        {"step": r["step"], "WER (%)": 100 * r["guard_wer"], "set": r["guard"]} for r in metrics if "guard_wer" in r
     ]
-    rows += [
-        {"step": r["step"], "value": r["probe_words"], "series": "probe words"} for r in metrics if "probe_words" in r
-    ]
-    if not rows:
-        return None
-    return (
-        alt.Chart(pd.DataFrame(rows), title="guard sets and probes (step 0: the base model)")
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("step:Q", title="step", axis=alt.Axis(format="d"), scale=alt.Scale(domainMin=0)),
-            y=alt.Y("value:Q", title=None),
-            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom", labelLimit=260)),
-            tooltip=["series", "step", alt.Tooltip("value:Q", format=".1f")],
+    if guards:
+        charts["guard sets"] = (
+            alt.Chart(pd.DataFrame(guards), title="guard sets: WER (step 0 = base model)")
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("step:Q", title="step", axis=alt.Axis(format="d"), scale=alt.Scale(domainMin=0)),
+                y=alt.Y("WER (%):Q", title=None, scale=alt.Scale(domainMin=0)),
+                color=alt.Color("set:N", title=None, legend=alt.Legend(orient="bottom", direction="vertical")),
+                tooltip=["set", "step", alt.Tooltip("WER (%):Q", format=".1f")],
+            )
         )
-    )
+    probes = [{"step": r["step"], "words": r["probe_words"]} for r in metrics if "probe_words" in r]
+    if probes:
+        charts["probe words"] = (
+            alt.Chart(pd.DataFrame(probes), title="words made up on 9 no-speech clips")
+            .mark_line(point=True, color="#d62728")
+            .encode(
+                x=alt.X("step:Q", title="step", axis=alt.Axis(format="d"), scale=alt.Scale(domainMin=0)),
+                y=alt.Y("words:Q", title=None, scale=alt.Scale(domainMin=0)),
+                tooltip=["step", "words"],
+            )
+        )
+    return charts
 
 
 def before_after_bars(summaries: list[RunSummary]) -> alt.Chart | None:

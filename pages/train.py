@@ -145,15 +145,16 @@ if runs:
                 f"Test change {summary.change} · guards before → after: {summary.guards} · "
                 f"probe words (no speech) before → after: {summary.probes}"
             )
-        guards = guard_curves(metrics)
-        charts = st.columns(4 if guards is not None else 3)
+        charts = st.columns(3)
         wer_chart = error_rate_curves({name: metrics}, with_cer=True)
         if wer_chart is not None:
             charts[0].altair_chart(wer_chart.properties(title="validation WER / CER"), width="stretch")
-        if guards is not None:
-            charts[1].altair_chart(guards, width="stretch")
-        for column, chart in zip(charts[2 if guards is not None else 1 :], training_curves(metrics).values()):
+        for column, chart in zip(charts[1:], training_curves(metrics).values()):
             column.altair_chart(chart, width="stretch")
+        harm = guard_curves(metrics)  # what the fine-tune may break, beside what it mends
+        if harm:
+            for column, chart in zip(st.columns(3), harm.values()):
+                column.altair_chart(chart, width="stretch")
         with st.expander("Last log lines"):
             st.code("\n".join(run.log_tail(15)) or "(empty)", language=None)
         with st.expander("The same run from the command line"), user_errors():

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from core.data.examples import SPLITS
 from core.errors import StudioError
-from core.workspace import Workspace, folder_name, read_json
+from core.workspace import Workspace, folder_name, read_json, read_json_if_intact
 
 FEATURE_DTYPE = np.float16  # log-mel values lie in about [-1, 2]; fp16 halves the disk and page cache
 AUDIO_SPLITS = ("test", "validation")  # splits that also keep 16-bit audio, for listening and re-transcribing
@@ -84,9 +84,19 @@ def open_artifact(workspace: Workspace, name: str) -> Artifact:
     return Artifact(path, manifest)
 
 
+REFERENCE_PREFIX = "english-reference-"  # the English guard and replay set a run makes itself (core/training/guards)
+
+
 def newest_artifact(workspace: Workspace) -> str | None:
-    """The dataset prepared last (what a new run most likely trains on)."""
-    names = list_artifacts(workspace)
+    """The dataset prepared last that a new run could train on (what it most likely trains on): not a set the
+    product made for itself (the English reference) nor one with no training rows (a held-out test set)."""
+    candidates = []
+    for name in list_artifacts(workspace):
+        manifest = read_json_if_intact(workspace.dataset(name) / MANIFEST_FILE) or {}
+        train = (manifest.get("splits") or {}).get("train") or {}
+        if not name.startswith(REFERENCE_PREFIX) and (train.get("rows") or train.get("streamed")):
+            candidates.append(name)
+    names = candidates or list_artifacts(workspace)
     return max(names, key=lambda name: workspace.dataset(name).stat().st_mtime) if names else None
 
 

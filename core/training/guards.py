@@ -25,7 +25,7 @@ import torch
 
 from core.audio.constants import SAMPLE_RATE, TEXT_TOKENS_PER_SECOND_CAP, WINDOW_SECONDS
 from core.audio.probes import probe_clips
-from core.data.artifact import Artifact, open_artifact
+from core.data.artifact import REFERENCE_PREFIX, Artifact, open_artifact
 from core.errors import StudioError
 from core.languages import get_language
 from core.models.hf_folders import language_token_ids
@@ -41,7 +41,7 @@ DEMO_MODEL = "demo"  # the toy never knew English: no English guard for it
 
 
 def english_reference_name(n_mels: int) -> str:
-    return f"english-reference-{n_mels}mel"
+    return f"{REFERENCE_PREFIX}{n_mels}mel"
 
 
 def english_reference(workspace: Workspace, model: str, n_mels: int, log=print) -> str:
