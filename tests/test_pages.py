@@ -48,7 +48,7 @@ def test_train_form_previews_its_command_and_time_before_start(monkeypatch, popu
     app.run()
     no_trouble(app)
     command = next(c.value for c in app.code if "--max-steps 400" in c.value)
-    assert re.match(r"python -m core train --data nb-tiny --run nb-tiny-\d+ --model demo", command)
+    assert re.match(r"python -m core train --data (\S+) --run \1-\d+ --model demo", command)  # the newest dataset
     # the populated run (or another demo-model run of the session) trained here: its pace gives the estimate
     assert any(
         re.search(r"of training at the pace run \S+ measured here \([\d.]+ samples/s\)", c.value) for c in app.caption

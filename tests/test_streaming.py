@@ -14,6 +14,7 @@ from core.data import HubSource, PrepareOptions, prepare_features
 from core.errors import StudioError
 from core.languages import get_language
 from core.training import resume_run, start_run, wait_for
+from core.training.runs import row_kind
 from core.training.streaming import StreamingFeatureDataset
 
 pytestmark = pytest.mark.slow  # training from a stream
@@ -69,7 +70,7 @@ def test_train_from_the_stream_survives_kill_and_resume(streamed, session_worksp
     status = run.status()
     assert status.state == "completed" and status.step == 12, run.log_tail(30)
     rows = run.metrics()
-    kinds = [("eval" if "eval_wer" in r else "save" if "checkpoint_seconds" in r else "train") for r in rows]
+    kinds = [row_kind(r) for r in rows]
     keys = list(zip([r["step"] for r in rows], kinds))
     assert len(keys) == len(set(keys)) and [s for s, k in keys if k == "train"] == list(range(2, 13, 2))
     losses = [r["loss"] for r in rows if "loss" in r]

@@ -13,6 +13,7 @@ from transformers import pipeline
 from core.errors import StudioError
 from core.speech import Transcriber
 from core.training import RunFolder, resume_run, start_run, stop_run, wait_for
+from core.training.runs import row_kind
 
 pytestmark = pytest.mark.slow  # training runs
 
@@ -59,7 +60,7 @@ def test_kill_9_then_resume_continues_the_step_count(workspace, demo_artifact):
     assert status.state == "completed" and status.step == 40
     assert status.resumed_from == last.name
     rows = run.metrics()
-    kinds = [("eval" if "eval_wer" in r else "save" if "checkpoint_seconds" in r else "train") for r in rows]
+    kinds = [row_kind(r) for r in rows]
     keys = list(zip([r["step"] for r in rows], kinds))
     assert len(keys) == len(set(keys)), "a resumed run must not duplicate metric rows"
     assert [s for s, kind in keys if kind == "train"] == list(range(5, 41, 5))

@@ -336,6 +336,16 @@ class RunFolder:
         )
 
 
+def row_kind(row: dict) -> str:
+    """What a metrics.jsonl row records: 'eval' (validation), 'save' (a checkpoint's save time), 'guard:NAME' (a
+    guard set), 'probes' (the no-speech probes) or 'train' (loss and learning rate); one row of each kind a step."""
+    if "guard" in row:
+        return f"guard:{row['guard']}"
+    if "probe_words" in row:
+        return "probes"
+    return "eval" if "eval_wer" in row else "save" if "checkpoint_seconds" in row else "train"
+
+
 def baseline_of(metrics: list[dict]) -> float | None:
     """The base model's zero-shot WER in a run's metric rows (the row marked baseline, at step 0)."""
     return next((r["eval_wer"] for r in metrics if r.get("baseline") and "eval_wer" in r), None)
