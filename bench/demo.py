@@ -124,6 +124,14 @@ Goal with replay on (target after ≤ ½ before, English within +5 points of the
 model's, within {GOAL_MINUTES} minutes): **{"met" if met else "missed"}** ({"; ".join(lines)}). Replay off:
 {"; ".join(lines_off)}.
 
+Read the English column with care: replay's sentences and the English guard's come from the same English templates
+and the same synthesizer (split by text, so no sentence is shared), so with replay on the model is trained on the
+guard's own domain and its English figure improves far past the base model's; that shows replay stops the drift the
+replay-off run shows, not that English on other voices and texts is kept. A guard
+of real English recordings (`--guard DATASET`) is the test of that. The wall times were measured with the test suite
+running beside the bench (load average about 5 on 2 cores): they are not quiet-machine figures, and the 15-minute goal
+is reported missed as measured.
+
 For context, whisper-base at its native 30 s window, decoded as `python -m core evaluate` does, scores
 {100 * native.wer:.1f}% WER on the same template test split; the demo's "before" is the run's own starting model at its
 10 s window with transcripts capped at the preset's 96 tokens. The template test sentences are new, their words are
