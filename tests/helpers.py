@@ -72,3 +72,26 @@ def open_page(page: str):
 def no_trouble(app) -> None:
     assert not app.exception, [e.value for e in app.exception]
     assert not any("Traceback" in str(e.value) for e in app.error)
+
+
+def chromium(microphone: Path, *extra: str):
+    """Headless Chromium at 1400 px whose fake microphone plays `microphone` (a wav file); the caller quits it."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1800",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone}",
+        *extra,
+    ):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)

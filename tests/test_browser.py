@@ -15,15 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import REPO
+from helpers import REPO, chromium
 from llm_standin import StandIn
-from selenium import webdriver
 from selenium.common.exceptions import (
     ElementClickInterceptedException,
     NoSuchElementException,
     StaleElementReferenceException,
 )
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -106,21 +104,8 @@ def microphone_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(microphone_file):
-    options = webdriver.ChromeOptions()
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1800",
-        "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
-        f"--use-file-for-fake-audio-capture={microphone_file}",
-        # where loopback is the only interface (CI's sandbox), WebRTC can connect only over loopback
-        "--allow-loopback-in-peer-connection",
-    ):
-        options.add_argument(arg)
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
+    # where loopback is the only interface (CI's sandbox), WebRTC can connect only over loopback
+    driver = chromium(microphone_file, "--allow-loopback-in-peer-connection")
     yield driver
     driver.quit()
 

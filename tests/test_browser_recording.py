@@ -13,9 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import REPO, make_audio, tiny_config
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from helpers import REPO, chromium, make_audio, tiny_config
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from test_browser import ARTIFACTS, assert_clean, choose, click, click_button, find, free_port, shot, upload
@@ -77,20 +75,7 @@ def browser(tmp_path_factory):
     speech = load_audio(make_audio(folder / "speech.wav", "god morgen"), sample_rate=48000)
     pause = np.zeros(int(0.6 * 48000), np.float32)
     sf.write(folder / "mic.wav", np.concatenate([pause[:14400], speech, pause]), 48000, subtype="PCM_16")
-    options = webdriver.ChromeOptions()
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1800",
-        "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
-        f"--use-file-for-fake-audio-capture={folder / 'mic.wav'}",
-        "--autoplay-policy=no-user-gesture-required",
-    ):
-        options.add_argument(arg)
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
+    driver = chromium(folder / "mic.wav", "--autoplay-policy=no-user-gesture-required")
     yield driver
     driver.quit()
 
