@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -200,7 +200,7 @@ class HarmChecks:
         fed = self._inputs(model, inputs)
         texts = []
         kwargs = {"language": language, "task": "transcribe"} if language else {}
-        with _states_passed_through(model) if self.frozen else _nothing():
+        with _states_passed_through(model) if self.frozen else nullcontext():
             for start in range(0, len(fed), self.batch):
                 # a transcript longer than its speech allows is a loop: capped by the batch's longest row, as
                 # transcription caps it (core/speech/inference.py), so one looping clip does not decode to the end
@@ -227,7 +227,7 @@ class HarmChecks:
         return found
 
     def language_accuracy(self, model, fed: torch.Tensor, expected: str, states: bool = False) -> float:
-        with _states_passed_through(model) if states else _nothing():
+        with _states_passed_through(model) if states else nullcontext():
             found = self.detected_languages(model, fed)
         return sum(code == expected for code in found) / max(len(found), 1)
 
@@ -253,11 +253,6 @@ class HarmChecks:
         finally:
             model.train(was_training)
         return {"guards": guards, "probes": probes}
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 def metric_rows(step: int, measured: dict) -> list[dict]:

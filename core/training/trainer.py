@@ -147,7 +147,7 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     model = apply_memory_levers(model, config)
     # 3. The splits; with cached encoder states the encoder runs once per clip, here, before training.
     splits = [config.eval_split] + ([config.test_split] if config.test_split else [])
-    replay = _replay_artifact(workspace, config, processor)
+    replay = _replay_artifact(workspace, config, processor, artifact, language)
     states = _encoder_states(model, artifact, config, splits, status, replay) if config.cache_encoder_states else {}
     train_set = _training_rows(artifact, workspace, config, window, states.get("train"))
     if replay is not None:
@@ -227,21 +227,17 @@ def _training_rows(artifact: Artifact, workspace: Workspace, config: TrainConfig
     return FeatureDataset(artifact, "train", config.max_train_samples, window, states)
 
 
-def artifact_language(workspace: Workspace, data: str) -> str:
-    return open_artifact(workspace, data).manifest.get("language", "")
-
-
-def _replay_artifact(workspace: Workspace, config: TrainConfig, processor) -> Artifact | None:
+def _replay_artifact(workspace: Workspace, config: TrainConfig, processor, artifact: Artifact, language):
     """The replay set (the user's, or the English reference set's training split), or None without replay."""
     if not config.replay_fraction:
         return None
-    if open_artifact(workspace, config.data).streams("train"):
+    if artifact.streams("train"):
         raise StudioError(
             "replay mixes stored training rows; this dataset streams its training split: prepare it without "
             "stream_train, or set replay_fraction 0"
         )
     name = config.replay
-    if not name and (config.language or artifact_language(workspace, config.data)) in ("en", "eng"):
+    if not name and language.whisper == "en":
         raise StudioError(
             "replay's default is the English reference set, drawn from the same templates as an English target's "
             "sentences: give another dataset (--replay DATASET) or set replay_fraction 0"
