@@ -11,7 +11,8 @@ DEV=0
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
-ldconfig -p 2>/dev/null | grep -q 'libsndfile\.so\.1' || missing+=(libsndfile1)
+# grep reads all of ldconfig's output (no -q): with pipefail an early exit would fail ldconfig with SIGPIPE
+ldconfig -p 2>/dev/null | grep 'libsndfile\.so\.1' >/dev/null || missing+=(libsndfile1)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ "$DEV" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
