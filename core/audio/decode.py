@@ -6,7 +6,8 @@ datasets are loaded with `Audio(decode=False)` and their bytes come here.
 
 `load_audio` decodes a clip whole. A recording of hours goes through `audio_pieces` instead: PIECE_SECONDS at a
 time, resampled by one soxr stream (bit-identical to resampling the whole), so memory stays bounded whatever the
-length; `audio_duration` reads the length from the header without decoding (prepare drops a too-long clip unread).
+length; `audio_duration` reads the length from the header without decoding (prepare drops a too-long clip unread),
+and is None when the header holds none (a streamed FLAC): that length is counted while decoding.
 """
 
 from __future__ import annotations
@@ -114,25 +115,36 @@ def finite_audio_problem(samples: np.ndarray) -> str | None:
     )
 
 
+# A header claiming more than a year is a placeholder, not a length: a streaming encoder leaves a FLAC's
+# total_samples 0, which libsndfile reports as 2^63 - 1 frames (576,460,752,303,424 s at 16 kHz).
+BELIEVED_HEADER_S = 365 * 24 * 3600
+
+
+def _believed(seconds: float) -> float | None:
+    return seconds if 0 < seconds <= BELIEVED_HEADER_S else None
+
+
 def audio_duration(source: AudioSource) -> float | None:
-    """Seconds of audio according to the file's header, without decoding it; None when no header says (or the
-    file cannot be opened: decoding it will say why). A header can be off by a frame or so (mp3 padding)."""
+    """Seconds of audio according to the file's header, without decoding it; None when no header says, when it
+    says something unbelievable (no length, or over BELIEVED_HEADER_S), or when the file cannot be opened: then the
+    length is unknown, and is counted while decoding (`audio_pieces`, prepare's row check, the server's limit). A
+    header can be off by a frame or so (mp3 padding)."""
     data = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         info = sf.info(data)
-        if info.frames > 0 and info.samplerate > 0:
+        if info.frames > 0 and info.samplerate > 0 and _believed(info.frames / info.samplerate):
             return info.frames / info.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-        pass  # a format libsndfile does not read: ask FFmpeg
+        pass  # a format libsndfile does not read (or a header without a length): ask FFmpeg
     if isinstance(data, io.BytesIO):
         data.seek(0)
     try:
         with av.open(data if isinstance(data, io.BytesIO) else str(data)) as container:
-            if container.duration:
-                return container.duration / av.time_base
+            if container.duration and container.duration > 0:
+                return _believed(container.duration / av.time_base)
             streams = container.streams.audio
             if streams and streams[0].duration and streams[0].time_base:
-                return float(streams[0].duration * streams[0].time_base)
+                return _believed(float(streams[0].duration * streams[0].time_base))
     except DECODE_ERRORS:
         pass
     return None
