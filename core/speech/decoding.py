@@ -13,6 +13,7 @@ that fail are decoded again, at the next temperature, so a clean recording costs
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -23,6 +24,9 @@ from core.options import option_help
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 VAD_CHOICES = ("silero", "energy")
 PROMPT_RESET_TEMPERATURE = 0.5  # a window decoded hotter than this is not trusted as the next window's prompt
+MAX_CANDIDATES = 20  # beams or samples per window: a batch of 16 windows × 20 = 320 hypotheses at once; openai/whisper
+# and faster-whisper use 5, and more costs memory and time with no gain measured
+MAX_TEMPERATURE = 2.0  # above 2 the sampled text is noise: the ladder's last rung is 1.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,46 @@ class DecodingOptions:
         default="silero", metadata=option_help("voice detector: silero (neural) or energy", choices=VAD_CHOICES)
     )
     best_of: int = field(default=5, metadata=option_help("samples drawn per window at a temperature above 0"))
+
+    def __post_init__(self) -> None:
+        self.validate()  # every way in (the CLI's flags, the page, the server, a test) is checked before any work
+
+    def validate(self) -> DecodingOptions:
+        """Raise StudioError naming the first invalid value and its valid range; returns self. NaN is refused
+        before any comparison (every comparison with it is False, so it would switch a check off unseen)."""
+        for name in ("beam_size", "best_of"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CANDIDATES:
+                raise StudioError(f"{name} {value}: give a whole number from 1 to {MAX_CANDIDATES} (5 is the default)")
+        _check_ladder(self.temperatures, ",".join(map(str, self.temperatures)) if _iterable(self.temperatures) else "")
+        for name, fits, meaning in (  # None switches a check off, on purpose; NaN or a value out of range never does
+            ("compression_ratio_threshold", lambda v: v > 0, "above 0 (2.4 is the default)"),
+            ("log_prob_threshold", lambda v: v <= 0, "at most 0, a log-probability (-1 is the default)"),
+            ("no_speech_threshold", lambda v: 0 <= v <= 1, "from 0 to 1, a probability (0.6 is the default)"),
+        ):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and math.isfinite(value) and fits(value)):
+                raise StudioError(f"{name} {value}: give a finite number {meaning}")
+        if self.vad not in VAD_CHOICES:
+            raise StudioError(f"vad '{self.vad}': choose one of {', '.join(VAD_CHOICES)}")
+        return self
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _iterable(value) -> bool:
+    return isinstance(value, tuple | list)
+
+
+def _check_ladder(ladder, shown: str) -> None:
+    """The temperature ladder: numbers from 0 to MAX_TEMPERATURE, rising, at least one."""
+    numbers = _iterable(ladder) and all(_is_number(t) and 0 <= t <= MAX_TEMPERATURE for t in ladder)
+    if not numbers or not ladder or list(ladder) != sorted(ladder):
+        raise StudioError(
+            f"temperatures '{shown}': give rising numbers from 0 to {MAX_TEMPERATURE:g}, comma-separated (e.g. 0,0.4)"
+        )
 
 
 @dataclass
@@ -86,13 +130,12 @@ class Engine(Protocol):
 
 
 def parse_temperatures(value: str) -> tuple[float, ...]:
-    """'0,0.2,0.4' → (0.0, 0.2, 0.4); refused unless they are numbers from 0 to 2, rising."""
+    """'0,0.2,0.4' → (0.0, 0.2, 0.4); refused unless they are numbers from 0 to MAX_TEMPERATURE, rising."""
     try:
         ladder = tuple(float(part) for part in value.split(",") if part.strip())
     except ValueError:
         ladder = ()
-    if not ladder or any(not 0 <= t <= 2 for t in ladder) or list(ladder) != sorted(ladder):
-        raise StudioError(f"temperatures '{value}': give rising numbers from 0 to 2, comma-separated (e.g. 0,0.2,0.4)")
+    _check_ladder(ladder, value)
     return ladder
 
 
