@@ -62,6 +62,7 @@ def test_filters_are_counted_in_the_manifest(tmp_path, workspace, synth_folder):
     counts = artifact.manifest["splits"]["train"]
     assert counts["filtered"] == {
         "audio_too_long": 1,
+        "audio_too_short": 0,  # under 20 ms a character (issue 26): none of the synthetic words
         "labels_too_long": 1,
         "empty_text": 1,
         "undecodable_audio": 1,

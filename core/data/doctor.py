@@ -29,6 +29,7 @@ ADVICE = {
     "invalid_samples": "re-export or record these files again (their samples are NaN, infinite or absurd); prepare "
     "drops them",
     "audio_too_long": "split them into shorter clips; prepare drops them",
+    "audio_too_short": "check that each clip holds its whole transcript (and is the right file); prepare drops them",
     "empty_text": "fill in or remove these rows; prepare drops them",
     "labels_too_long": "shorten these transcripts or raise max_sequence_length; prepare drops them",
     "duplicate_id": "remove the second copy (prepare keeps the first and drops the rest)",
@@ -106,8 +107,8 @@ def _read_rows(source, language, options, tokenizer, limits: RowLimits, limit, p
 
 
 def _example(row: dict, reason: str) -> str:
-    if reason == "audio_too_long":
-        return f"{row['id']} ({row['duration']:.1f} s)"
+    if reason in ("audio_too_long", "audio_too_short"):
+        return f"{row['id']} ({row['duration']:.2f} s)"
     if reason == "labels_too_long":
         return f"{row['id']} ({row['tokens']} tokens)"
     return row["id"]

@@ -2,8 +2,9 @@
 training and the dataset doctor all apply, so the doctor's "prepare drops these" is what prepare drops.
 
 A row is dropped when its cleaned text is empty, its audio cannot be decoded, its audio is longer than the model's
-window (Whisper would silently cut it), its labels are longer than `max_sequence_length`, or its id was seen before
-in the same split (a clip listed twice, `clip.wav` beside `clip.flac`). A clip whose header already says it is too
+window (Whisper would silently cut it) or too short to say its text in (a clip cut off, or the wrong file), its
+labels are longer than `max_sequence_length`, or its id was seen before in the same split (a clip listed twice,
+`clip.wav` beside `clip.flac`). A clip whose header already says it is too
 long is dropped without decoding it (a 3-hour recording would take gigabytes). Rows are also routed: a source without a
 validation split gives a stable slice of its training rows, chosen by transcript (every reading of a sentence lands
 on the same side), so validation texts never occur in training.
@@ -24,6 +25,7 @@ from core.audio.constants import SAMPLE_RATE
 from core.audio.decode import audio_duration, finite_audio_problem
 from core.data.examples import Example
 from core.data.memory import RELEASE_EVERY_ROWS, release_unused_memory
+from core.data.recordings import CHARACTERS_PER_SECOND
 from core.errors import StudioError
 from core.languages import Language
 from core.text.cleaning import CleaningOptions, clean_text, normalize_for_wer
@@ -31,9 +33,25 @@ from core.text.cleaning import CleaningOptions, clean_text, normalize_for_wer
 DECODE_WORKERS = min(4, os.cpu_count() or 2)  # threads decoding and resampling audio ahead of the STFT
 DECODE_AHEAD = 64  # rows decoded ahead at most: bounds memory on streaming sources
 HEADER_SLACK_S = 1.0  # a header may be off by a frame or so (mp3 padding): only clearly too-long clips skip decoding
-REASONS = ("audio_too_long", "labels_too_long", "empty_text", "undecodable_audio", "invalid_samples", "duplicate_id")
+# No one says more than 50 characters a second: twice the fastest reading a recorded take may have (recordings'
+# CHARACTERS_PER_SECOND, 25/s: 130-190 words a minute is 12-18/s). So a clip needs 20 ms of audio per character of
+# its cleaned text: a 40-character sentence at least 0.8 s, a 3-letter word 60 ms (espeak-ng says one in ~0.3 s).
+MIN_SECONDS_PER_CHARACTER = 1 / (2 * CHARACTERS_PER_SECOND[1])
+REASONS = (
+    "audio_too_long",
+    "audio_too_short",
+    "labels_too_long",
+    "empty_text",
+    "undecodable_audio",
+    "invalid_samples",
+    "duplicate_id",
+)
 REASON_TEXT = {
     "audio_too_long": "audio longer than the model's window",
+    "audio_too_short": (
+        f"audio too short to hold its transcript (under {1000 * MIN_SECONDS_PER_CHARACTER:.0f} ms a character: "
+        "cut off, or paired with the wrong text)"
+    ),
     "invalid_samples": "audio holding NaN or infinite samples (a damaged float file)",
     "labels_too_long": "labels over the token limit",
     "empty_text": "empty transcripts",
@@ -80,6 +98,8 @@ def row_problem(
         return "invalid_samples"  # every log-mel value would be NaN, and so would every weight trained on it
     if label_ids is not None and len(label_ids) > limits.max_sequence_length:
         return "labels_too_long"
+    if len(audio) < len(text) * MIN_SECONDS_PER_CHARACTER * SAMPLE_RATE:
+        return "audio_too_short"  # a 28-sample wav labelled with a sentence: cut off, or the wrong file
     return None
 
 
