@@ -216,7 +216,7 @@ def test_a_paused_worker_reads_not_responding_and_is_never_resumed(home):
     try:
         run.update_status(heartbeat=time.time() - 600)  # a minute of silence, without waiting a minute
         status = run.status()
-        assert status.state == "not responding" and f"kill {pid}" in status.error, status
+        assert status.state == "not responding" and f"kill -9 {pid}" in status.error, status
         with pytest.raises(StudioError, match="paused-run|only stopped, failed, interrupted runs can be resumed"):
             resume_run(run, home)
         with pytest.raises(StudioError, match="one training at a time"):

@@ -276,9 +276,12 @@ class TrainConfig:
                 f"replay_fraction {self.replay_fraction}: choose 0 (off) to 0.9; 0.1 keeps a tenth of each epoch "
                 f"from the replay set"
             )
-        for name in ("mask_time_prob", "mask_feature_prob"):
-            if not 0 <= getattr(self, name) <= 0.9:
-                raise StudioError(f"{name} {getattr(self, name)}: choose 0 to 0.9 (0.05 is the HF script's)")
+        for f in fields(self):
+            if f.name in ("mask_time_prob", "mask_feature_prob") and not 0 <= getattr(self, f.name) <= 0.9:
+                # the default is the HF script's, as the field's help says: one home for the number
+                raise StudioError(
+                    f"{f.name} {getattr(self, f.name)}: choose 0 to 0.9 ({f.default:g} is the HF script's)"
+                )
         if self.guard_threshold <= 0:
             raise StudioError(f"guard_threshold {self.guard_threshold}: give the WER points a guard may rise, e.g. 5")
         if self.guard_stop and self.nproc > 1:

@@ -75,10 +75,15 @@ def _refuse_if_busy(workspace: Workspace) -> None:
         status = busy.status()
         where = "" if busy.path.parent == workspace.runs else f" in workspace {busy.path.parent.parent}"
         home = "" if not where else f" --home {quote(str(busy.path.parent.parent))}"
+        # a paused or frozen worker reads no stop request: status's own advice (kill) is the way to end it
+        end = (
+            status.error
+            if status.state == RunState.NOT_RESPONDING
+            else f"wait until it ends, or stop it (python -m core stop {quote(busy.name)}{home})"
+        )
         raise StudioError(
             f"run '{busy.name}'{where} is training ({status.state}, step {status.step}/{status.total or '?'}); one "
-            f"training at a time on this machine: wait until it ends, or stop it "
-            f"(python -m core stop {quote(busy.name)}{home})"
+            f"training at a time on this machine: {end}"
         )
 
 
@@ -182,10 +187,13 @@ def check_before_start(config: TrainConfig, workspace: Workspace) -> None:
         )
     check_streamed_training(artifact, config)
     check_model_fits_features(config, artifact, workspace)
+    check_side_sets(config, workspace)
 
 
-def check_model_fits_features(config: TrainConfig, artifact, workspace: Workspace) -> None:
-    """The model's mel bins must equal the features', and its window (or window_seconds) fit in theirs."""
+def check_model_fits_features(config: TrainConfig, artifact, workspace: Workspace, role: str = "dataset") -> None:
+    """The model's mel bins must equal the features' of `artifact` (the run's dataset, or a guard or replay set:
+    `role`), and its window (or window_seconds) fit in theirs; without window_seconds the features are fed whole,
+    so they must be as long as the model's window."""
     location = Path(resolve_model(config.model, workspace))
     fix = "the model folder is damaged: restore it (or delete it to have it made again)"
     model_config = read_json(location / "config.json", fix=fix) if location.is_dir() else None
@@ -195,21 +203,36 @@ def check_model_fits_features(config: TrainConfig, artifact, workspace: Workspac
     model_bins = model_config.get("num_mel_bins", bins)
     model_seconds = model_config.get("max_source_positions", WINDOW_POSITIONS) / ENCODER_POSITIONS_PER_SECOND
     wanted = config.window_seconds or model_seconds
-    redo = f"prepare the dataset again with --model {config.model}"
+    held = frames / FRAMES_PER_SECOND
+    what = f"{role} '{artifact.name}'"
+    redo = f"prepare {artifact.name} again with --model {config.model}"
     if model_bins != bins:
         raise StudioError(
-            f"model {config.model} takes {model_bins} mel bins, dataset '{config.data}' holds {bins} "
+            f"model {config.model} takes {model_bins} mel bins, {what} holds {bins} "
             f"(prepared with {artifact.manifest['model']}); {redo}"
         )
     if config.window_seconds and config.window_seconds > model_seconds:
         raise StudioError(
             f"window_seconds {config.window_seconds}: model {config.model} listens to {model_seconds:g} s"
         )
-    if wanted > frames / FRAMES_PER_SECOND + 1e-6:
+    if wanted > held + 1e-6 or (not config.window_seconds and abs(held - model_seconds) > 1e-6):
         raise StudioError(
-            f"model {config.model} listens to {wanted:g} s, dataset '{config.data}' holds "
-            f"{frames / FRAMES_PER_SECOND:g} s features (prepared with {artifact.manifest['model']}); {redo}"
+            f"model {config.model} listens to {wanted:g} s, {what} holds {held:g} s features (prepared with "
+            f"{artifact.manifest['model']}); {redo}"
         )
+
+
+def check_side_sets(config: TrainConfig, workspace: Workspace) -> None:
+    """The guard and replay sets the user named (--guard, --replay), before a run folder exists: each a prepared
+    dataset of that name (one folder name: '../x' is refused), with features this model hears."""
+    named = [("guard", g.strip()) for g in config.guard.split(",") if g.strip()]
+    named += [("replay", config.replay)] if config.replay else []
+    for role, name in named:
+        try:
+            artifact = open_artifact(workspace, name)
+        except StudioError as err:
+            raise StudioError(f"--{role} {name}: {err}") from None
+        check_model_fits_features(config, artifact, workspace, role=f"{role} dataset")
 
 
 def start_run(config: TrainConfig, workspace: Workspace, foreground: bool = False) -> RunFolder:

@@ -124,10 +124,11 @@ class RunFolder:
             elif stale:
                 # alive but silent (kill -STOP, a frozen GPU driver): it may write again, so it is not resumable
                 silent = f"{time.time() - heartbeat:.0f} s" if isinstance(heartbeat, int | float) else "a while"
+                # a stopped process reads no stop request and runs no SIGTERM handler until it is continued
                 error = (
                     f"its worker (pid {status.pid}) has written no heartbeat for {silent}: it is paused or frozen; "
-                    f"stop it with `python -m core stop {self.name}`, or end it with `kill {status.pid}` "
-                    f"(`kill -9 {status.pid}` if it does not end)"
+                    f"let a paused one go on with `kill -CONT {status.pid}` (then `python -m core stop {self.name}` "
+                    f"works), or end it at once with `kill -9 {status.pid}`"
                 )
                 status = replace(status, state=RunState.NOT_RESPONDING, error=error)
         return status
