@@ -145,6 +145,9 @@ if not recordings:
         "No recording set yet: record your voice (Record my voice), or keep a corrected transcript on Transcribe."
     )
 for rec in recordings:
+    if rec.damaged:
+        st.error(f"**{rec.name}** · damaged: {rec.damaged}", icon=":material/broken_image:")
+        continue
     takes = f"{rec.takes} take{'s' * (rec.takes != 1)} · {format_duration(rec.seconds)} of audio"
     speakers = f"{len(rec.speakers)} speaker{'s' * (len(rec.speakers) != 1)}"
     st.markdown(f"**{rec.name}** · {rec.language} · {takes} · {speakers} · {rec.bytes / 2**20:.1f} MiB")

@@ -28,7 +28,7 @@ import soundfile as sf
 from core.audio.constants import SAMPLE_RATE, WINDOW_SECONDS
 from core.audio.decode import load_audio
 from core.audio.vad import FRAME, SPEECH_ABOVE_FLOOR_DB, frame_db, speech_regions
-from core.errors import StudioError
+from core.errors import DamagedFile, StudioError
 from core.languages import get_language
 from core.workspace import Workspace, check_new_name, read_json, write_bytes_atomic, write_json_atomic
 
@@ -145,6 +145,7 @@ class RecordingSummary:
     seconds: float  # of kept audio
     bytes: int  # on disk, every file of the folder
     speakers: tuple[str, ...]
+    damaged: str | None = None  # why the set cannot be read (a damaged metadata line), or None
 
 
 class RecordingSet:
@@ -188,11 +189,43 @@ class RecordingSet:
         return len(new)
 
     def takes(self) -> list[Take]:
+        """The kept takes, as metadata.jsonl lists them; DamagedFile naming the line when one cannot be read (not
+        JSON, no file_name or text) or names a file outside the set: nothing then acts on a path read from it."""
         path = self.root / METADATA_FILE
         if not path.is_file():
             return []
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [Take(r["file_name"], r["text"], r.get("speaker", ""), float(r.get("seconds", 0))) for r in rows]
+        takes = []
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if line.strip():
+                takes.append(self._take(line, f"{path} line {number}"))
+        return takes
+
+    def _take(self, line: str, where: str) -> Take:
+        fix = "correct or remove that line by hand (the set is left as it is)"
+        try:
+            row = json.loads(line)
+            take = Take(
+                str(row["file_name"]), str(row["text"]), str(row.get("speaker", "")), float(row.get("seconds", 0))
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            why = f"no {err}" if isinstance(err, KeyError) else "not a JSON row with file_name and text"
+            raise DamagedFile(f"{where} is damaged ({why}); {fix}") from None
+        if self._inside(take.file_name) is None:
+            raise DamagedFile(f"{where} names {take.file_name!r}, a file outside the set {self.root}; {fix}")
+        return take
+
+    def _inside(self, file_name: str) -> Path | None:
+        """The file a metadata row names, when it lies inside the set's folder (links resolved); else None."""
+        root = self.root.resolve()
+        path = (root / file_name).resolve()
+        return path if path != root and path.is_relative_to(root) else None
+
+    def path_of(self, take: Take) -> Path:
+        """Where a take's audio is, once checked to lie inside the set (the player and delete use this, never the
+        raw name); the path itself, not a link's target, so that delete removes a link and not what it points to."""
+        if self._inside(take.file_name) is None:
+            raise DamagedFile(f"{self.root / METADATA_FILE} names {take.file_name!r}, a file outside the set")
+        return self.root / take.file_name
 
     def prompts_left(self, speaker: str) -> list[str]:
         """The prompts `speaker` has no kept take of, in order: where a resumed session goes on."""
@@ -220,21 +253,28 @@ class RecordingSet:
         return take
 
     def delete(self, file_name: str) -> None:
+        """Remove a take's row, then its audio and text: only files inside the set, named by a row of it."""
         with self._locked():
             takes = self.takes()
-            if file_name not in {t.file_name for t in takes}:
+            take = next((t for t in takes if t.file_name == file_name), None)
+            if take is None:
                 raise StudioError(f"no take {file_name} in {self.name}; it has {len(takes)} takes")
+            audio = self.path_of(take)
             self._write_metadata([t for t in takes if t.file_name != file_name])
-            stem = file_name.rsplit(".", 1)[0]
-            for suffix in (".wav", ".txt"):
-                (self.root / f"{stem}{suffix}").unlink(missing_ok=True)
+            for path in (audio, audio.with_suffix(".txt")):
+                path.unlink(missing_ok=True)
 
     def summary(self) -> RecordingSummary:
-        takes = self.takes()
+        """What the Data page lists; a set whose metadata cannot be read is listed as damaged, with the reason."""
         size = sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())
+        try:
+            takes = self.takes()
+            language = self.language
+        except DamagedFile as err:
+            return RecordingSummary(self.name, "", 0, 0.0, size, (), damaged=str(err))
         speakers = tuple(dict.fromkeys(t.speaker for t in takes))
         seconds = round(sum(t.seconds for t in takes), 2)
-        return RecordingSummary(self.name, self.language, len(takes), seconds, size, speakers)
+        return RecordingSummary(self.name, language, len(takes), seconds, size, speakers)
 
     def _free_stem(self) -> str:
         """The next take's name: one past every take file in the folder, kept or left by an interrupted keep."""
