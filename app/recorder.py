@@ -15,6 +15,7 @@ from core.data import (
     RecordingSet,
     check_take,
     error_prompts,
+    evaluated_language,
     held_out_sentences,
     recordings_root,
     template_prompts,
@@ -72,7 +73,7 @@ def _prompt_list(ws: Workspace, language: Language) -> list[str]:
             shown = [f"{e['model']} on {e['data']}/{e['split']} (WER {100 * e['wer']:.1f}%)" for e in evaluations]
             index = st.selectbox("Evaluation", range(len(shown)), len(shown) - 1, format_func=shown.__getitem__)
             rows = load_evaluation(evaluations[index]["path"]).get("rows", [])
-            return error_prompts(rows, language, n, held)
+            return error_prompts(rows, language, n, held, evaluated=evaluated_language(ws, evaluations[index]))
         return template_prompts(language, n, held)
     return []
 
@@ -126,7 +127,7 @@ def _kept_takes(recordings: RecordingSet, takes) -> None:
         for take in reversed(takes[-20:]):
             text, audio, delete = st.columns([3, 3, 1])
             text.caption(f"{take.file_name} · {take.speaker} · {take.seconds:.1f} s  \n{take.text}")
-            audio.audio(str(recordings.root / take.file_name))
+            audio.audio(str(recordings.path_of(take)))  # checked: inside the set
             if delete.button("Delete", key=f"rec_delete_{take.file_name}", help="delete this take"):
                 recordings.delete(take.file_name)
                 st.rerun()

@@ -280,17 +280,22 @@ def cmd_transcribe(args) -> int:
     from core.audio.decode import audio_files_in
     from core.speech.decoding import DecodingOptions, parse_temperatures
     from core.speech.inference import Transcriber, format_segments
-    from core.speech.transcripts import parse_formats, write_transcripts
+    from core.speech.transcripts import destinations, parse_formats, write_transcripts
 
     formats = parse_formats(args.format) if args.format else (["txt", "srt"] if args.out else [])
-    files = audio_files_in([Path(p) for p in args.files])
+    arguments = [Path(p) for p in args.files]
+    files = audio_files_in(arguments)
     language = get_language(args.language).whisper if args.language else None
     ladder = parse_temperatures(args.temperatures) if args.temperatures else DecodingOptions.temperatures
     options = dataclass_from_flags(DecodingOptions, args, temperatures=ladder)
+    out = Path(args.out).expanduser() if args.out else None
+    # where each file's transcripts go, checked before the model loads: a file is never written over unless ours
+    targets = destinations(arguments, files, out, formats) if formats else [None] * len(files)
+    files = [t.audio for t in targets] if formats else files  # a file given twice (and in its folder) is done once
     transcriber = Transcriber(args.model, Workspace.open(args.home), language=language, task=args.task)
     bar = _progress_bar("file") if len(files) > 1 else None
     failed = []
-    for done, path in enumerate(files, 1):
+    for done, (path, target) in enumerate(zip(files, targets), 1):
         try:
             transcript = transcriber.transcribe_file(path, options=options)
         except StudioError as err:  # an unreadable file is reported and skipped; the others go on
@@ -300,19 +305,25 @@ def cmd_transcribe(args) -> int:
         finally:
             if bar:
                 bar("transcribe", done, len(files))
-        detected = "" if language else f" (detected {transcript.language}, p={transcript.language_probability:.2f})"
-        if formats:
-            folder = Path(args.out or path.parent)
-            for written in write_transcripts(transcript, folder, path.stem, formats, words=options.word_timestamps):
+        if target is not None:
+            for written in write_transcripts(transcript, target, formats, words=options.word_timestamps):
                 print(written)
         else:
-            print(f"== {path}{detected}" if len(files) > 1 or detected else f"== {path}")
+            heard = "" if language else _detected(transcript)
+            print(f"== {path}{heard}" if len(files) > 1 or heard else f"== {path}")
             print(format_segments(transcript.segments))
     if bar:
         bar.close()
     if failed:
         raise StudioError(f"{len(failed)} of {len(files)} files could not be transcribed (listed above as skipped)")
     return 0
+
+
+def _detected(transcript) -> str:
+    """' (detected no, p=0.97)', or what was heard when no language could be detected (no speech in the file)."""
+    if transcript.language_probability is None:
+        return " (no speech heard: no language detected)"
+    return f" (detected {transcript.language}, p={transcript.language_probability:.2f})"
 
 
 def cmd_publish(args) -> int:
@@ -381,12 +392,20 @@ def cmd_serve(args) -> int:
 
 
 def cmd_prompts(args) -> int:
-    from core.data.folders import read_text_file
-    from core.data.prompts import error_prompts, held_out_sentences, template_prompts, text_prompts, write_prompts
+    from core.data.prompts import (
+        error_prompts,
+        evaluated_language,
+        file_prompts,
+        held_out_sentences,
+        prompt_list_path,
+        template_prompts,
+        write_prompts,
+    )
     from core.training.runs import RunFolder
 
     workspace = Workspace.open(args.home)
     language = get_language(args.language)
+    out = prompt_list_path(Path(args.out).expanduser()) if args.out else None  # checked before any prompt is drawn
     held = held_out_sentences(workspace, language)
     if args.from_errors:
         evaluation = Path(args.from_errors)
@@ -402,15 +421,16 @@ def cmd_prompts(args) -> int:
             evaluation = max(saved, key=lambda path: path.stat().st_mtime)
         from core.evaluation.comparison import load_evaluation  # here: it brings the models' engines (seconds)
 
-        rows = load_evaluation(str(evaluation)).get("rows", [])
-        prompts = error_prompts(rows, language, args.n, held, args.seed)
+        scored = load_evaluation(str(evaluation))
+        evaluated = evaluated_language(workspace, scored)
+        prompts = error_prompts(scored.get("rows", []), language, args.n, held, args.seed, evaluated=evaluated)
     elif args.text:
-        prompts = text_prompts(read_text_file(Path(args.text).expanduser()))[: args.n]
+        prompts = file_prompts(Path(args.text).expanduser())[: args.n]
     else:
         prompts = template_prompts(language, args.n, held, args.seed)
-    if args.out:
-        write_prompts(prompts, Path(args.out).expanduser())
-        print(f"{len(prompts)} prompts → {args.out}", file=sys.stderr)
+    if out:
+        write_prompts(prompts, out)
+        print(f"{len(prompts)} prompts → {out}", file=sys.stderr)
     else:
         print("\n".join(prompts))
     return 0

@@ -158,7 +158,12 @@ def _transcribe(sub, home) -> None:
 
     p = sub.add_parser("transcribe", parents=[home], help="transcribe audio files or folders (long files are chunked)")
     p.add_argument("files", nargs="+", help=f"audio files ({AUDIO_FORMATS}, …) or folders of them")
-    p.add_argument("--out", help="write transcripts into this folder (default: print them)")
+    p.add_argument(
+        "--out",
+        help="write transcripts into this folder, keeping the inputs' sub-folders (default: print them; with "
+        "--format, beside a file, and for a folder DIR into a new DIR-transcripts beside it). Inputs that share a "
+        "name keep their suffix (x.wav.txt, x.mp3.txt); a file transcribe did not write is never replaced",
+    )
     p.add_argument("--format", help="txt, srt, vtt, json, comma-separated (default with --out: txt,srt)")
     p.add_argument("--model", default="whisper-base", help="whisper-base (default), a checkpoint or model folder, …")
     p.add_argument("--language", help="language code; omit to let a multilingual Whisper detect it")
@@ -247,7 +252,11 @@ def _prompts(sub, home) -> None:
     )
     source.add_argument("--text", metavar="FILE", help="your own text, one prompt a line (default: our sentences)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sentences drawn")
-    p.add_argument("--out", metavar="FILE", help="write the list here (default: print it)")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the list here (default: print it); a file that is not a prompt list we wrote is never replaced",
+    )
 
 
 SUBCOMMANDS = (

@@ -3,10 +3,15 @@
 Resolved from `--home`, else the `STUDIO_HOME` environment variable, else `./workspace`. Inside it:
 `datasets/<name>/` (prepared feature artifacts), `models/<name>/` (local models such as `demo`), `runs/<run>/`
 (training runs), `synth/<name>/` (generated speech folders).
+
+Outside it, in folders of the user's (transcripts, a prompt list), a file is written only where none stands or where
+one we wrote stands unchanged: each such folder keeps a small record of the files we wrote there, with their sha256
+(`write_owned`, LEDGER_FILE).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -199,3 +204,76 @@ def pid_alive(pid: int | None) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+LEDGER_FILE = ".whisper-studio-files.json"  # in a folder of the user's: the files we wrote there, with their sha256
+LEDGER_MARK = "Whisper Studio"  # a ledger holds {"written_by": LEDGER_MARK, "files": {name: sha256}}
+
+
+def _ledger(folder: Path) -> dict[str, str]:
+    """The files we wrote into `folder` (name → sha256 of what we wrote); StudioError when a file of that name is
+    not our ledger (it is the user's: we neither read nor replace it)."""
+    path = folder / LEDGER_FILE
+    if not (path.exists() or path.is_symlink()):
+        return {}
+    data = read_json_if_intact(path) if path.is_file() and not path.is_symlink() else None
+    if not isinstance(data, dict) or data.get("written_by") != LEDGER_MARK or not isinstance(data.get("files"), dict):
+        raise StudioError(
+            f"{path} is not Whisper Studio's record of the files it wrote; move it away, or write elsewhere"
+        )
+    return {str(k): str(v) for k, v in data["files"].items()}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def written_by_us(path: Path) -> bool:
+    """Whether `path` is a file we wrote (`write_owned`) that nobody has changed since: one we may replace. A file
+    we wrote and the user then edited is theirs."""
+    recorded = _ledger(path.parent).get(path.name)
+    return recorded is not None and path.is_file() and not path.is_symlink() and _sha256(path) == recorded
+
+
+def check_free(paths: list[Path], fix: str) -> None:
+    """Refuse, in one line naming the first, when any of `paths` exists and is not a file we wrote: called before
+    any long work, so nothing is decoded or generated for a write that would be refused."""
+    foreign = [p for p in dict.fromkeys(paths) if (p.exists() or p.is_symlink()) and not written_by_us(p)]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more like it)" if len(foreign) > 1 else ""
+        raise StudioError(f"{foreign[0]} exists and Whisper Studio did not write it{more}; {fix}")
+
+
+def write_owned(path: Path, data: bytes, fix: str = "choose another place, or move the file away") -> Path:
+    """`data` to `path` atomically, recorded in the folder's ledger so that a later run may replace it, and only it.
+    A file that stands there and is not ours is refused (checked again here: it may have appeared meanwhile)."""
+    check_free([path], fix)
+    ledger = _ledger(path.parent)
+    write_bytes_atomic(path, data)
+    ledger = {name: sha for name, sha in ledger.items() if (path.parent / name).is_file()}  # forget removed ones
+    ledger[path.name] = hashlib.sha256(data).hexdigest()
+    # two writers into one folder at once may lose each other's entry: the file is then refused later, never lost
+    write_json_atomic(path.parent / LEDGER_FILE, {"written_by": LEDGER_MARK, "files": ledger})
+    return path
+
+
+def writable_folder(folder: Path, flag: str = "--out") -> Path:
+    """`folder`, made when missing; StudioError in one line when it cannot be made or written (a file in the way, a
+    read-only or virtual file system, no permission): checked before long work, not after it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StudioError(f"{flag} {folder}: a file stands there, not a folder; give {flag} a folder") from None
+    except OSError as err:
+        raise StudioError(
+            f"{flag} {folder}: cannot make this folder ({err.strerror}); give {flag} a folder you can write to"
+        ) from None
+    if not folder.is_dir():
+        raise StudioError(f"{flag} {folder}: a file stands there, not a folder; give {flag} a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StudioError(f"{flag} {folder}: cannot write there (read-only or not yours); give {flag} another folder")
+    return folder

@@ -50,5 +50,8 @@ __getattr__, __all__ = lazy_api(
         "missed_words": "prompts",
         "error_prompts": "prompts",
         "write_prompts": "prompts",
+        "evaluated_language": "prompts",
+        "file_prompts": "prompts",
+        "prompt_list_path": "prompts",
     },
 )

@@ -14,11 +14,13 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from core.data.artifact import open_artifact
+from core.data.folders import read_text_file
 from core.data.rows import text_key
 from core.data.synth import SPEC_FILE, SynthSpec, _texts, default_kind
 from core.errors import StudioError
-from core.languages import Language
-from core.workspace import Workspace, read_json_if_intact, write_bytes_atomic
+from core.languages import Language, get_language
+from core.workspace import Workspace, check_free, read_json_if_intact, writable_folder, write_owned
 
 # The demo draws its texts with seed 0 and holds out its first test + validation texts (20% of at most 3,200):
 # the first 1,000 texts of that seed cover every seed-0 set up to 5,000 utterances.
@@ -27,6 +29,7 @@ PROMPT_SEED_OFFSET = 1_000_003  # prompts are drawn from seeds no synthetic set 
 MAX_PROMPT_CHARACTERS = 300  # about 20 s of reading: a longer line will not fit Whisper's 30 s window spoken slowly
 MAX_PROMPTS = 10_000
 CANDIDATES_PER_WORD = 40  # template sentences drawn per missed word when looking for one that holds it
+FOREIGN_FIX = "choose another --out file (prompts replaces only a prompt list it wrote)"
 
 
 def _check_count(n: int) -> None:
@@ -77,6 +80,13 @@ def text_prompts(text: str) -> list[str]:
     return found
 
 
+def file_prompts(path: Path) -> list[str]:
+    """Prompts from a text file of one prompt a line (`text_prompts`); a missing file is one line."""
+    if not path.is_file():
+        raise StudioError(f"--text {path}: no such file; give a text file of one prompt a line")
+    return text_prompts(read_text_file(path))
+
+
 def missed_words(rows: list[dict]) -> list[tuple[str, int]]:
     """(reference word, times missed) from an evaluation's per-utterance rows, most missed first: the words of the
     reference that the model substituted or deleted (the alignment is on normalised text)."""
@@ -88,9 +98,25 @@ def missed_words(rows: list[dict]) -> list[tuple[str, int]]:
     return sorted(missed.items(), key=lambda item: (-item[1], item[0]))
 
 
-def error_prompts(rows: list[dict], language: Language, n: int, held_out: set[str], seed: int = 0) -> list[str]:
+def evaluated_language(workspace: Workspace, evaluation: dict) -> Language | None:
+    """The language of the dataset a saved evaluation scored (its manifest's), or None when that dataset is gone."""
+    try:
+        return get_language(open_artifact(workspace, str(evaluation.get("data", ""))).manifest["language"])
+    except (StudioError, KeyError):
+        return None
+
+
+def error_prompts(
+    rows: list[dict], language: Language, n: int, held_out: set[str], seed: int = 0, evaluated: Language | None = None
+) -> list[str]:
     """Prompts for the words the model misses most: for each, a template sentence that holds it (never one the
-    evaluation scored, nor a held-out one), else the word alone; at most `n`, most missed word first."""
+    evaluation scored, nor a held-out one), else the word alone; at most `n`, most missed word first. An evaluation
+    of another language (`evaluated`) is refused: its words would be read aloud, and kept, as `language`'s."""
+    if evaluated is not None and evaluated.whisper != language.whisper:
+        raise StudioError(
+            f"the evaluation is of {evaluated.name} ({evaluated.code}): its missed words are {evaluated.name} words, "
+            f"not {language.name}; ask for prompts in {evaluated.code} (--language {evaluated.code})"
+        )
     _check_count(n)
     words = [word for word, _ in missed_words(rows)][:n]
     if not words:
@@ -114,6 +140,15 @@ def error_prompts(rows: list[dict], language: Language, n: int, held_out: set[st
     return chosen
 
 
+def prompt_list_path(path: Path) -> Path:
+    """Where a prompt list may go, checked before any prompt is drawn: a writable folder, and no file there that is
+    not a prompt list we wrote (a wav, the user's notes)."""
+    writable_folder(path.parent, "--out")
+    check_free([path], FOREIGN_FIX)
+    return path
+
+
 def write_prompts(prompts: list[str], path: Path) -> Path:
-    """The list as a text file, one prompt a line (what `text_prompts` reads back)."""
-    return write_bytes_atomic(Path(path), "".join(f"{p}\n" for p in prompts).encode())
+    """The list as a text file, one prompt a line (what `text_prompts` reads back), never over a file we did not
+    write (its folder's record of our files tells a list of ours)."""
+    return write_owned(Path(path), "".join(f"{p}\n" for p in prompts).encode(), FOREIGN_FIX)

@@ -3,19 +3,20 @@
 A `Transcript` is what `Transcriber.transcribe_file` returns: timed segments (with their timed words when word
 timestamps were asked for), the language (and, when it was detected rather than given, the model's probability for
 it) and the audio's length. The writers here are pure functions of it: SRT and WebVTT with a cue per segment, or a
-cue per word (`to_word_srt`, `to_word_vtt`); `write_transcripts` puts the chosen formats beside each other, each
-file written atomically.
+cue per word (`to_word_srt`, `to_word_vtt`). `destinations` says where each input's transcripts go (one name per
+input, never over a file we did not write), and `write_transcripts` writes the chosen formats there atomically.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.errors import StudioError
+from core.workspace import check_free, writable_folder, write_owned
 
 FORMATS = ("txt", "srt", "vtt", "json")
 
@@ -130,20 +131,74 @@ def parse_formats(value: str) -> list[str]:
     return formats
 
 
+OUT_SUFFIX = "-transcripts"  # a folder argument's transcripts go to a new folder beside it: talks/ → talks-transcripts/
+FOREIGN_FIX = "choose another --out folder, or move the file away (transcribe replaces only transcripts it wrote)"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where one input file's transcripts go: `stem` plus each format's suffix (O/talks/day1 → O/talks/day1.srt)."""
+
+    audio: Path
+    stem: Path
+
+    def path(self, fmt: str) -> Path:
+        return self.stem.with_name(f"{self.stem.name}.{fmt}")
+
+
+def _below(path: Path, folder: Path) -> bool:
+    return os.path.commonpath([path, folder]) == str(folder)
+
+
+def destinations(arguments: list[Path], files: list[Path], out: Path | None, formats: list[str]) -> list[Destination]:
+    """One destination per audio file (`files`, found from the command's `arguments`), checked before any decoding:
+
+    - with `out`, the transcripts mirror the inputs' paths below the folder the arguments share (`talks/ --out T`
+      writes T/day1.txt, T/sub/day2.txt; `a/x.wav b/ --out T` writes T/a/x.txt, T/b/…);
+    - without it, a file's go beside it (clip.wav → clip.txt) and a folder's into a new folder beside it
+      (talks/ → talks-transcripts/), never among the inputs (a folder of clip.wav + clip.txt pairs is a dataset);
+    - where two inputs would share a name (same.wav and same.mp3), each keeps its audio suffix: same.wav.txt;
+    - an existing file is replaced only when we wrote it and nobody changed it since; anything else is refused in
+      one line, and a folder that cannot be written is refused too."""
+    given = [Path(os.path.abspath(a)) for a in arguments]
+    shared = Path(os.path.commonpath([a if a.is_dir() else a.parent for a in given])) if out is not None else None
+    planned, seen = [], set()
+    for audio in files:
+        path = Path(os.path.abspath(audio))
+        if path.resolve() in seen:
+            continue  # given twice (a file and its folder): transcribed once
+        seen.add(path.resolve())
+        folder = next((a for a in given if a.is_dir() and _below(path, a)), None)  # the folder argument it is from
+        if shared is not None:
+            base, root = shared, out
+        elif folder is not None:
+            base, root = folder, folder.parent / f"{folder.name}{OUT_SUFFIX}"
+        else:
+            base = root = path.parent
+        planned.append(Destination(audio, Path(root) / path.relative_to(base).with_suffix("")))
+    stems = Counter(d.stem for d in planned)
+    planned = [d if stems[d.stem] == 1 else Destination(d.audio, d.stem.with_name(d.audio.name)) for d in planned]
+    clashing = [d for d, n in Counter(d.stem for d in planned).items() if n > 1]
+    if clashing:
+        raise StudioError(f"two inputs would be written to {clashing[0]}.*; give --out a folder, or rename one")
+    return _checked(planned, formats)
+
+
+def _checked(planned: list[Destination], formats: list[str]) -> list[Destination]:
+    """The destinations, once every folder they need can be written (made now, before decoding) and no file they
+    name is someone else's."""
+    for folder in dict.fromkeys(d.stem.parent for d in planned):
+        writable_folder(folder, "--out")  # without --out the fix is the same: give it a folder you can write to
+    check_free([d.path(fmt) for d in planned for fmt in formats], FOREIGN_FIX)
+    return planned
+
+
 def write_transcripts(
-    transcript: Transcript, folder: Path, stem: str, formats: list[str], words: bool = False
+    transcript: Transcript, destination: Destination, formats: list[str], words: bool = False
 ) -> list[Path]:
-    """Write `folder/stem.FORMAT` for each format (temp file + rename: never half a file); with `words`, SRT and
-    WebVTT get a cue per word."""
+    """Write each format's file for `destination` (temp file + rename: never half a file; recorded as ours, so a
+    later run may replace it); with `words`, SRT and WebVTT get a cue per word. Returns the paths written."""
     writers = WORD_WRITERS if words else WRITERS
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in formats:
-        path = folder / f"{stem}.{name}"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(writers[name](transcript))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        written.append(path)
-    return written
+    return [
+        write_owned(destination.path(name), writers[name](transcript).encode("utf-8"), FOREIGN_FIX) for name in formats
+    ]
