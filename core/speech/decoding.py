@@ -31,7 +31,10 @@ MAX_TEMPERATURE = 2.0  # above 2 the sampled text is noise: the ladder's last ru
 
 @dataclass(frozen=True)
 class DecodingOptions:
-    beam_size: int = field(default=5, metadata=option_help("beams per window (1 = greedy, what the microphone uses)"))
+    beam_size: int = field(
+        default=5,
+        metadata=option_help(f"beams per window, 1 to {MAX_CANDIDATES} (1 = greedy, what the microphone uses)"),
+    )
     temperatures: tuple[float, ...] = field(
         default=TEMPERATURES, metadata=option_help("temperature ladder: the next is tried when a window fails")
     )
@@ -55,7 +58,9 @@ class DecodingOptions:
     vad: str = field(
         default="silero", metadata=option_help("voice detector: silero (neural) or energy", choices=VAD_CHOICES)
     )
-    best_of: int = field(default=5, metadata=option_help("samples drawn per window at a temperature above 0"))
+    best_of: int = field(
+        default=5, metadata=option_help(f"samples drawn per window at a temperature above 0, 1 to {MAX_CANDIDATES}")
+    )
 
     def __post_init__(self) -> None:
         self.validate()  # every way in (the CLI's flags, the page, the server, a test) is checked before any work
