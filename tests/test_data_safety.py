@@ -114,19 +114,23 @@ def test_every_input_gets_a_transcript_of_its_own(tmp_path, given, out, expected
 
 
 def test_inputs_that_share_a_name_are_all_written(capsys, workspace, demo_artifact, tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    make_audio(tmp_path / "a" / "same.wav", "hei")
-    make_audio(tmp_path / "b" / "same.wav", "deg")
-    make_audio(tmp_path / "b" / "same.mp3", "god")
+    lengths = {"a/same.wav": 1.0, "b/same.wav": 1.5, "b/same.mp3": 2.0}  # seconds: each transcript says whose it is
+    for name, seconds in lengths.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        hiss = np.random.default_rng(len(name)).standard_normal(int(seconds * SAMPLE_RATE)) * 1e-4  # no speech:
+        sf.write(tmp_path / "hiss.wav", hiss.astype(np.float32), SAMPLE_RATE)  # nothing to decode, files all the same
+        subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-i", str(tmp_path / "hiss.wav"), str(tmp_path / name)], check=True
+        )
     out = tmp_path / "O"
     args = [str(tmp_path / "a" / "same.wav"), str(tmp_path / "b"), "--out", str(out), "--format", "txt,json"]
     code, printed, err = cli(capsys, workspace.home, "transcribe", *args, "--language", "nb", *GREEDY)
     assert code == 0, err[-2000:]
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*.*") if p.is_file() and p.name != LEDGER_FILE)
     assert written == sorted(f"{s}.{f}" for s in ("a/same", "b/same.mp3", "b/same.wav") for f in ("txt", "json"))
-    sources = {json.loads(p.read_text())["source"] for p in out.rglob("*.json") if p.name != LEDGER_FILE}
-    assert len(sources) == 3  # three inputs, three transcripts: none lost
+    for name, seconds in lengths.items():  # three inputs, three transcripts, none written over another
+        stem = "a/same" if name.startswith("a/") else name
+        assert json.loads((out / f"{stem}.json").read_text())["duration"] == pytest.approx(seconds, abs=0.06)
 
 
 # --- 3, 20: a recording set's metadata never reaches outside the set, and one damaged set stays one
