@@ -332,20 +332,26 @@ def cmd_publish(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core.evaluation.evaluate import export_with_parity
+    from core.evaluation.parity import export_with_parity
 
-    out, check = export_with_parity(
+    exports = export_with_parity(
         args.model,
         Workspace.open(args.home),
         args.quantization,
         data=args.data,
         split=args.split,
-        out=Path(args.out) if args.out else None,
+        out=Path(args.out).expanduser() if args.out else None,
+        formats=args.formats,
     )
-    print(f"exported {args.model} → {out} ({args.quantization})")
-    if check:
-        print(check["summary"])
-    return 0
+    failed = 0
+    for exported, checks in exports:
+        print(exported.summary)
+        for check in checks:
+            print(f"  {check.summary}")
+            failed += check.failed
+    if failed:
+        print(f"{failed} export file(s) FAILED parity: kept, and marked in their parity.json", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_demo(args) -> int:

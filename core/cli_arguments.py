@@ -177,13 +177,23 @@ def _transcribe(sub, home) -> None:
 
 
 def _export(sub, home) -> None:
-    from core.models.export import QUANTIZATIONS
+    from core.models.export import FORMATS, QUANTIZATIONS, RUNTIMES
 
-    p = sub.add_parser("export", parents=[home], help="export a checkpoint to CTranslate2, with a WER parity check")
+    p = sub.add_parser(
+        "export", parents=[home], help="export a checkpoint to CTranslate2, ggml, openai-whisper or ONNX, checked"
+    )
     p.add_argument("--model", required=True, help="checkpoint folder, model folder, or demo")
-    p.add_argument("--quantization", default=QUANTIZATIONS[0], choices=QUANTIZATIONS)
-    p.add_argument("--out", help="output folder (default: beside the checkpoint, NAME-ct2-QUANTIZATION)")
-    p.add_argument("--data", help="prepared dataset for the parity check (WER of original vs export)")
+    p.add_argument(
+        "--format",
+        action="append",
+        dest="formats",
+        help="; ".join(f"{f}: {r}" for f, r in RUNTIMES.items()) + f"; repeat it, or all (default {FORMATS[0]})",
+    )
+    p.add_argument("--quantization", default=QUANTIZATIONS[0], choices=QUANTIZATIONS, help="CTranslate2's weights")
+    p.add_argument(
+        "--out", help="output folder (default: beside the checkpoint, NAME-FORMAT; with several formats OUT/FORMAT)"
+    )
+    p.add_argument("--data", help="prepared dataset: each export transcribes it in its own runtime (WER parity)")
     p.add_argument("--split", default="test", help="split for the parity check")
 
 
