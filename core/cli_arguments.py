@@ -197,6 +197,18 @@ def _export(sub, home) -> None:
     p.add_argument("--split", default="test", help="split for the parity check")
 
 
+def _align_heads(sub, home) -> None:
+    p = sub.add_parser(
+        "align-heads",
+        parents=[home],
+        help="find a checkpoint's alignment heads again (word timestamps after fine-tuning)",
+    )
+    p.add_argument("--model", required=True, help="checkpoint folder; its generation_config.json gets the heads")
+    p.add_argument("--language", default="en", help="language of the timing clips spoken by espeak-ng (default en)")
+    p.add_argument("--text", action="append", help="a sentence for the timing clips (repeat; default: 8 templates)")
+    p.add_argument("--dry-run", action="store_true", help="only measure; write nothing")
+
+
 def _publish(sub, home) -> None:
     from core.models.export import QUANTIZATIONS
 
@@ -205,6 +217,13 @@ def _publish(sub, home) -> None:
     p.add_argument("--repo", required=True, help="Hub repository, owner/name")
     p.add_argument("--private", action="store_true", help="create the repository private")
     p.add_argument("--ctranslate2", choices=QUANTIZATIONS, help="publish the CTranslate2 export")
+    p.add_argument(
+        "--format",
+        action="append",
+        dest="formats",
+        help="also publish this export beside the model (ct2, ggml, openai, onnx; repeat it, or all), each with its "
+        "runtime's lines and parity on the card",
+    )
     p.add_argument("--no-push", action="store_true", help="only write the model card and files, locally")
     p.add_argument("--push-only", action="store_true", help="push a folder written earlier by publish")
 
@@ -270,6 +289,7 @@ SUBCOMMANDS = (
     _evaluate,
     _transcribe,
     _export,
+    _align_heads,
     _publish,
     _demo,
     _prompts,

@@ -14,7 +14,7 @@ runtime package that is missing is one line naming the pip command.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import time
@@ -45,10 +45,12 @@ class RuntimeResult:
 def check_runtime(fmt: str) -> None:
     """One line naming the pip command when `fmt`'s runtime package is not installed."""
     module, requirement = RUNTIME_PACKAGES[fmt]
-    if importlib.util.find_spec(module) is None:
+    try:
+        importlib.import_module(module)  # imported, not only found: a broken install counts as missing
+    except ImportError:
         raise StudioError(
             f"checking the {fmt} export needs its runtime, which is not installed: .venv/bin/pip install {requirement}"
-        )
+        ) from None
 
 
 def _words_from_tokens(tokens: list[str], starts: list[float]) -> list[tuple[str, float]]:

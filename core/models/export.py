@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import StudioError
+from core.models.export_loader import EXPORT_MARKER
 from core.models.resolve import PROCESSOR_FILES, damaged_model_error, is_ctranslate2, resolve_model
 from core.workspace import (
     Workspace,
@@ -45,8 +46,8 @@ RUNTIMES = {
     "onnx": "sherpa-onnx (onnxruntime)",
 }
 QUANTIZATIONS = ("int8", "float16", "int8_float16", "float32")  # CTranslate2's; the other formats write their own
-EXPORT_MARKER = "studio_export.json"
 HEADS_FILE = "alignment_heads.json"
+PARITY_FILE = "parity.json"  # written by core.evaluation.parity after the export: the last check in its runtime
 COPIED = ("tokenizer.json", "tokenizer_config.json", "generation_config.json", "config.json", *PROCESSOR_FILES)
 CT2_FILES = ("model.bin", "config.json", "vocabulary.json", "vocabulary.txt", "tokenizer.json",
              "tokenizer_config.json", "generation_config.json", *PROCESSOR_FILES)  # fmt: skip
@@ -152,7 +153,7 @@ def _export_one(fmt: str, source_folder: Path, source, target: Path, facts: dict
                 written.append(name)
         heads = source.alignment_heads if source is not None else _heads_of(source_folder)
         if heads and fmt != "ct2":  # CTranslate2 keeps them in its own config.json
-            write_json_atomic(staging / HEADS_FILE, {"alignment_heads": [list(h) for h in heads]})
+            write_json_atomic(staging / HEADS_FILE, _heads_record(heads, source.config))
             written.append(HEADS_FILE)
         _carry_users_files(target, users, staging)
         variants = {"ct2": {facts["quantization"]: "."}}.get(fmt) or dict(VARIANT_FILES[fmt])
@@ -177,6 +178,14 @@ def _write_format(fmt: str, source_folder: Path, source, staging: Path, quantiza
     from core.models.export_onnx import write_onnx
 
     return write_onnx(source, staging)
+
+
+def _heads_record(heads: list, config) -> dict:
+    """alignment_heads.json: the (layer, head) pairs, and openai/whisper's `set_alignment_heads` form of them."""
+    from core.models.export_openai import alignment_heads_dump
+
+    dump = alignment_heads_dump(heads, config.decoder_layers, config.decoder_attention_heads)
+    return {"alignment_heads": [list(h) for h in heads], "dump": dump}
 
 
 def _heads_of(folder: Path) -> list:
@@ -221,7 +230,7 @@ def earlier_export(folder: Path) -> tuple[list[str], list[str]]:
     marker = read_json_if_intact(folder / EXPORT_MARKER)
     if not isinstance(marker, dict):
         return [], []
-    ours = set(marker.get("files") or CT2_FILES) | {EXPORT_MARKER}
+    ours = set(marker.get("files") or CT2_FILES) | {EXPORT_MARKER, PARITY_FILE}
     present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     return [n for n in present if n in ours and n != EXPORT_MARKER], [n for n in present if n not in ours]
 
