@@ -228,9 +228,9 @@ def runtime_sections(exports: list, repo_id: str, language: str, task: str) -> s
             or "- parity not measured (export with --data to measure it in this runtime)"
         )
         heads = (read_json_if_intact(exported.folder / HEADS_FILE) or {}).get("alignment_heads")
-        lines = usage(exported.format, repo_id, exported.folder.name, language, task, heads)
+        lines = usage(exported.format, repo_id, _where(exported), language, task, heads)
         parts.append(
-            f"### {RUNTIMES[exported.format]}: `{exported.folder.name}/`\n\n{lines}\n\n"
+            f"### {RUNTIMES[exported.format]}: `{_where(exported)}/`\n\n{lines}\n\n"
             f"WER parity on the held-out test split, in this runtime:\n\n{measured}\n"
         )
     return "\n".join(parts)
@@ -268,7 +268,7 @@ def prepare_upload(
         for name in files:
             shutil.copyfile(source / name, staging / name)
         for exported in exports:
-            _copy_export(exported, staging / exported.folder.name)
+            _copy_export(exported, staging / _where(exported))
         processor = read_json_if_intact(source / "processor_config.json")
         if (
             isinstance(processor, dict)
@@ -282,6 +282,11 @@ def prepare_upload(
         listed = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         (staging / PUBLISH_MARKER).write_text(json.dumps({"repo": repo_id, "files": listed}, indent=2))
     return Upload(folder, repo_id, card)
+
+
+def _where(exported) -> str:
+    """The export's folder inside the repository: its format's name (ggml/, openai/, onnx/, ct2/)."""
+    return exported.format
 
 
 def _check_publish_folder(folder: Path) -> None:
