@@ -208,15 +208,14 @@ def test_bad_input_gets_one_line_and_removes_nothing(session_workspace, tmp_path
 
 
 def test_a_missing_runtime_is_one_line_naming_pip_before_anything_is_written(demo_artifact, tmp_path):
-    shadow = tmp_path / "shadow" / "sherpa_onnx"
-    shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text("raise ImportError('not installed')\n")  # as a missing or broken install
-    env = {"PYTHONPATH": f"{shadow.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    # the command line as a user runs it, in a Python where sherpa-onnx cannot be imported (not installed)
+    hide = "import sys; sys.modules['sherpa_onnx'] = None; from core.cli import main; sys.exit(main(sys.argv[1:]))"
     out = tmp_path / "onnx"
-    result = run_cli(
-        "export", "--model", "demo", "--format", "onnx", "--out", str(out), "--data", "nb-tiny",
-        home=demo_artifact.path.parent.parent, env=env,
-    )  # fmt: skip
+    args = ["export", "--model", "demo", "--format", "onnx", "--out", str(out), "--data", "nb-tiny"]
+    home = ["--home", str(demo_artifact.path.parent.parent)]
+    result = subprocess.run(
+        [sys.executable, "-c", hide, *args, *home], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert "pip install sherpa-onnx==2.0.1" in one_error_line(result) and not out.exists()
 
 
