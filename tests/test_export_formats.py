@@ -166,7 +166,7 @@ def test_export_with_data_checks_parity_in_the_runtime_and_records_it(demo_artif
     out = tmp_path / "openai"
     result = run_cli(
         "export", "--model", "demo", "--format", "openai", "--out", str(out), "--data", "nb-tiny",
-        home=session_workspace.home,
+        home=session_workspace.home, timeout=900,
     )  # fmt: skip
     records = json.loads((out / "parity.json").read_text())["results"]
     assert [r["variant"] for r in records] == ["float16"] and records[0]["change"]["utterances"] == 3
