@@ -327,13 +327,15 @@ def _detected(transcript) -> str:
 
 
 def cmd_publish(args) -> int:
+    from core.models.export import parse_formats
     from core.publish import prepare_upload, prepared_upload, push
 
     workspace = Workspace.open(args.home)
     if args.push_only:
         upload = prepared_upload(Path(args.model), args.repo)
     else:
-        upload = prepare_upload(args.model, workspace, args.repo, ctranslate2=args.ctranslate2)
+        formats = parse_formats(args.formats) if args.formats else ()
+        upload = prepare_upload(args.model, workspace, args.repo, ctranslate2=args.ctranslate2, formats=formats)
         print(f"model card and files written to {upload.folder}")
     if args.no_push:
         return 0
@@ -343,19 +345,38 @@ def cmd_publish(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core.evaluation.evaluate import export_with_parity
+    from core.evaluation.parity import export_with_parity
 
-    out, check = export_with_parity(
+    exports = export_with_parity(
         args.model,
         Workspace.open(args.home),
         args.quantization,
         data=args.data,
         split=args.split,
-        out=Path(args.out) if args.out else None,
+        out=Path(args.out).expanduser() if args.out else None,
+        formats=args.formats,
     )
-    print(f"exported {args.model} → {out} ({args.quantization})")
-    if check:
-        print(check["summary"])
+    failed = 0
+    for exported, checks in exports:
+        print(exported.summary)
+        for check in checks:
+            print(f"  {check.summary}")
+            failed += check.failed
+    if failed:
+        print(f"{failed} export file(s) FAILED parity: kept, and marked in their parity.json", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_align_heads(args) -> int:
+    from core.data.prompts import template_prompts
+    from core.evaluation.alignment import find_alignment_heads
+
+    workspace, language = Workspace.open(args.home), get_language(args.language)
+    texts = args.text or template_prompts(language, 8, set())
+    found = find_alignment_heads(args.model, workspace, language, texts, write=not args.dry_run)
+    print(found.shown)
+    if not args.dry_run:
+        print(f"written into {Path(args.model) / 'generation_config.json'}; export again to carry them")
     return 0
 
 
@@ -449,6 +470,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "transcribe": cmd_transcribe,
     "export": cmd_export,
+    "align-heads": cmd_align_heads,
     "publish": cmd_publish,
     "demo": cmd_demo,
     "prompts": cmd_prompts,

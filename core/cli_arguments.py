@@ -182,14 +182,36 @@ def _transcribe(sub, home) -> None:
 
 
 def _export(sub, home) -> None:
-    from core.models.export import QUANTIZATIONS
+    from core.models.export import FORMATS, QUANTIZATIONS, RUNTIMES
 
-    p = sub.add_parser("export", parents=[home], help="export a checkpoint to CTranslate2, with a WER parity check")
+    p = sub.add_parser(
+        "export", parents=[home], help="export a checkpoint to CTranslate2, ggml, openai-whisper or ONNX, checked"
+    )
     p.add_argument("--model", required=True, help="checkpoint folder, model folder, or demo")
-    p.add_argument("--quantization", default=QUANTIZATIONS[0], choices=QUANTIZATIONS)
-    p.add_argument("--out", help="output folder (default: beside the checkpoint, NAME-ct2-QUANTIZATION)")
-    p.add_argument("--data", help="prepared dataset for the parity check (WER of original vs export)")
+    p.add_argument(
+        "--format",
+        action="append",
+        dest="formats",
+        help="; ".join(f"{f}: {r}" for f, r in RUNTIMES.items()) + f"; repeat it, or all (default {FORMATS[0]})",
+    )
+    p.add_argument("--quantization", default=QUANTIZATIONS[0], choices=QUANTIZATIONS, help="CTranslate2's weights")
+    p.add_argument(
+        "--out", help="output folder (default: beside the checkpoint, NAME-FORMAT; with several formats OUT/FORMAT)"
+    )
+    p.add_argument("--data", help="prepared dataset: each export transcribes it in its own runtime (WER parity)")
     p.add_argument("--split", default="test", help="split for the parity check")
+
+
+def _align_heads(sub, home) -> None:
+    p = sub.add_parser(
+        "align-heads",
+        parents=[home],
+        help="find a checkpoint's alignment heads again (word timestamps after fine-tuning)",
+    )
+    p.add_argument("--model", required=True, help="checkpoint folder; its generation_config.json gets the heads")
+    p.add_argument("--language", default="en", help="language of the timing clips spoken by espeak-ng (default en)")
+    p.add_argument("--text", action="append", help="a sentence for the timing clips (repeat; default: 8 templates)")
+    p.add_argument("--dry-run", action="store_true", help="only measure; write nothing")
 
 
 def _publish(sub, home) -> None:
@@ -200,6 +222,13 @@ def _publish(sub, home) -> None:
     p.add_argument("--repo", required=True, help="Hub repository, owner/name")
     p.add_argument("--private", action="store_true", help="create the repository private")
     p.add_argument("--ctranslate2", choices=QUANTIZATIONS, help="publish the CTranslate2 export")
+    p.add_argument(
+        "--format",
+        action="append",
+        dest="formats",
+        help="also publish this export beside the model (ct2, ggml, openai, onnx; repeat it, or all), each with its "
+        "runtime's lines and parity on the card",
+    )
     p.add_argument("--no-push", action="store_true", help="only write the model card and files, locally")
     p.add_argument("--push-only", action="store_true", help="push a folder written earlier by publish")
 
@@ -269,6 +298,7 @@ SUBCOMMANDS = (
     _evaluate,
     _transcribe,
     _export,
+    _align_heads,
     _publish,
     _demo,
     _prompts,

@@ -22,6 +22,8 @@ from core.data.artifact import MANIFEST_FILE
 from core.errors import StudioError
 from core.formatting import MISSING, percent
 from core.languages import Language, get_language
+from core.models.export import EXPORT_MARKER, HEADS_FILE, PARITY_FILE, RUNTIMES, export_model
+from core.models.export_usage import usage
 from core.models.resolve import PROCESSOR_FILES, is_ctranslate2
 from core.models.window import standardize_folder
 from core.training.config import TrainConfig
@@ -38,7 +40,10 @@ MODEL_FILES = (
     *PROCESSOR_FILES,
 )
 CT2_FILES = ("model.bin", "config.json", "vocabulary.txt", "vocabulary.json", "tokenizer.json", *PROCESSOR_FILES)
-CARD_FILE = "README.md"  # the model card, written last into every prepared upload
+CARD_FILE = "README.md"  # the model card
+# Our own mark on a prepared upload (never uploaded): which files are ours. A README.md proves nothing: a person's
+# folder may have one, and replacing such a folder would delete their files.
+PUBLISH_MARKER = ".studio_publish.json"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
 
@@ -209,28 +214,40 @@ def _result_for(run: RunFolder, checkpoint: Path) -> RunResult:
 
 
 def _usage(repo_id: str, language: str, task: str, ctranslate2: bool) -> str:
-    if ctranslate2:
-        return f"""```python
-from faster_whisper import WhisperModel
-
-model = WhisperModel("{repo_id}", compute_type="int8")
-segments, info = model.transcribe("audio.wav", language="{language}", task="{task}")
-print(" ".join(s.text for s in segments))
-```"""
-    return f"""```python
-from transformers import pipeline
-
-asr = pipeline("automatic-speech-recognition", model="{repo_id}")
-print(asr("audio.wav", generate_kwargs={{"language": "{language}", "task": "{task}"}})["text"])
-```"""
+    return usage("ct2" if ctranslate2 else "transformers", repo_id, "", language, task)
 
 
-def prepare_upload(model: str, workspace: Workspace, repo_id: str, ctranslate2: str | None = None) -> Upload:
+def runtime_sections(exports: list, repo_id: str, language: str, task: str) -> str:
+    """Per runtime: where its files are in the repository, the exact lines that load and run them, and the WER
+    parity measured in that runtime (from the export's parity.json), or that none was measured."""
+    parts = []
+    for exported in exports:
+        checks = (read_json_if_intact(exported.folder / PARITY_FILE) or {}).get("results", [])
+        measured = (
+            "\n".join(f"- {c['summary']}" for c in checks if isinstance(c, dict) and "summary" in c)
+            or "- parity not measured (export with --data to measure it in this runtime)"
+        )
+        heads = (read_json_if_intact(exported.folder / HEADS_FILE) or {}).get("alignment_heads")
+        lines = usage(exported.format, repo_id, _where(exported), language, task, heads)
+        parts.append(
+            f"### {RUNTIMES[exported.format]}: `{_where(exported)}/`\n\n{lines}\n\n"
+            f"WER parity on the held-out test split, in this runtime:\n\n{measured}\n"
+        )
+    return "\n".join(parts)
+
+
+def prepare_upload(
+    model: str, workspace: Workspace, repo_id: str, ctranslate2: str | None = None, formats: tuple[str, ...] = ()
+) -> Upload:
     """Write WORKSPACE/publish/<repo name>/ (model files + README.md) for `model`: a run name (its best
-    checkpoint) or a checkpoint folder; with `ctranslate2` (one of QUANTIZATIONS) its CTranslate2 export instead."""
+    checkpoint) or a checkpoint folder; with `ctranslate2` (one of QUANTIZATIONS) its CTranslate2 export instead.
+    Each of `formats` (ggml, openai, onnx, ct2) is exported (or its export beside the checkpoint reused) and goes
+    into a folder of its name beside the model, with its runtime's lines and parity figure on the card."""
     if not REPO_ID.match(repo_id or ""):
         raise StudioError(f"repository '{repo_id}': give it as owner/name (letters, digits, '-', '_', '.')")
     run, checkpoint = _run_and_checkpoint(model, workspace)
+    folder = workspace.home / "publish" / repo_id.replace("/", "--")
+    _check_publish_folder(folder)
     source = checkpoint
     if ctranslate2:
         from core.models.export import export_ctranslate2
@@ -242,11 +259,16 @@ def prepare_upload(model: str, workspace: Workspace, repo_id: str, ctranslate2: 
     files = [name for name in (CT2_FILES if engine else MODEL_FILES) if (source / name).is_file()]
     if "model.safetensors" not in files and "model.bin" not in files:
         raise StudioError(f"{source}: no model weights to publish (model.safetensors or model.bin)")
+    exports = _exports(checkpoint, workspace, formats)
     card = model_card(run, checkpoint, repo_id, engine)
-    folder = workspace.home / "publish" / repo_id.replace("/", "--")
-    with staged_folder(folder, marker=CARD_FILE) as staging:
+    if exports:
+        facts = CardFacts.of(run, checkpoint)
+        card += "\n## Other runtimes\n\n" + runtime_sections(exports, repo_id, facts.language.whisper, facts.task)
+    with staged_folder(folder, marker=PUBLISH_MARKER) as staging:
         for name in files:
             shutil.copyfile(source / name, staging / name)
+        for exported in exports:
+            _copy_export(exported, staging / _where(exported))
         processor = read_json_if_intact(source / "processor_config.json")
         if (
             isinstance(processor, dict)
@@ -257,14 +279,63 @@ def prepare_upload(model: str, workspace: Workspace, repo_id: str, ctranslate2: 
             (staging / PROCESSOR_FILES[1]).write_text(json.dumps(processor["feature_extractor"], indent=2))
         standardize_folder(staging)  # a short-window checkpoint of an earlier run goes out as standard Whisper
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
+        listed = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        (staging / PUBLISH_MARKER).write_text(json.dumps({"repo": repo_id, "files": listed}, indent=2))
     return Upload(folder, repo_id, card)
+
+
+def _where(exported) -> str:
+    """The export's folder inside the repository: its format's name (ggml/, openai/, onnx/, ct2/)."""
+    return exported.format
+
+
+def _check_publish_folder(folder: Path) -> None:
+    """A prepared upload is replaced only when every file in it is one publish wrote (listed in PUBLISH_MARKER);
+    a folder of anything else, or one a person added files to, is refused before any work."""
+    if not folder.exists():
+        return
+    marker = read_json_if_intact(folder / PUBLISH_MARKER)
+    present = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    ours = set((marker or {}).get("files", [])) | {PUBLISH_MARKER} if isinstance(marker, dict) else set()
+    theirs = [name for name in present if name not in ours]
+    if theirs:
+        raise StudioError(
+            f"{folder} holds files publish did not write ({', '.join(theirs[:5])}); "
+            f"move them away or choose another --repo name; nothing was changed"
+        )
+
+
+def _exports(checkpoint: Path, workspace: Workspace, formats: tuple[str, ...]) -> list:
+    """Each format's export of `checkpoint`: the one beside it when it is an export of this checkpoint (its
+    parity.json then travels too), else made now."""
+    from core.models.export import ExportedModel, export_folder
+
+    exports = []
+    for fmt in formats:
+        beside = export_folder(checkpoint, fmt, "int8", None, False)
+        marker = read_json_if_intact(beside / EXPORT_MARKER)
+        if isinstance(marker, dict) and marker.get("source") == str(checkpoint) and marker.get("files"):
+            exports.append(ExportedModel(fmt, beside, tuple(marker["files"]), marker.get("variants", {})))
+        else:
+            exports += export_model(str(checkpoint), workspace, (fmt,), "int8")
+    return exports
+
+
+def _copy_export(exported, target: Path) -> None:
+    """The export's runtime files (not our marker) into `target` inside the upload."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (*exported.files, PARITY_FILE, HEADS_FILE):
+        if (exported.folder / name).is_file() and name != EXPORT_MARKER:
+            shutil.copyfile(exported.folder / name, target / name)
 
 
 def prepared_upload(folder: Path, repo_id: str) -> Upload:
     """An upload folder written earlier (for --push-only)."""
     card = folder / CARD_FILE
-    if not card.is_file():
-        raise StudioError(f"{folder}: no prepared upload here (no README.md); run publish without --push-only first")
+    if not card.is_file() or not (folder / PUBLISH_MARKER).is_file():
+        raise StudioError(
+            f"{folder}: no prepared upload of ours here (no {PUBLISH_MARKER}); run publish without --push-only first"
+        )
     return Upload(folder, repo_id, card.read_text(encoding="utf-8"))
 
 
@@ -288,7 +359,10 @@ def push(upload: Upload, token: str | None, private: bool = False) -> str:
     try:
         url = api.create_repo(upload.repo_id, private=private, exist_ok=True, repo_type="model")
         api.upload_folder(
-            repo_id=upload.repo_id, folder_path=str(upload.folder), commit_message="Upload from Whisper Studio"
+            repo_id=upload.repo_id,
+            folder_path=str(upload.folder),
+            commit_message="Upload from Whisper Studio",
+            ignore_patterns=[PUBLISH_MARKER],
         )
     except HfHubHTTPError as err:
         status = getattr(err.response, "status_code", None)

@@ -277,3 +277,15 @@ def writable_folder(folder: Path, flag: str = "--out") -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise StudioError(f"{flag} {folder}: cannot write there (read-only or not yours); give {flag} another folder")
     return folder
+
+
+def remove_abandoned_staging(parent: Path, name: str) -> list[Path]:
+    """Delete the staging folders `.NAME.PID.*` that `staged_folder(…, tag=PID)` left in `parent` for a process that
+    is gone (killed, crashed); a live process's are left alone. Returns what was removed."""
+    removed = []
+    for folder in parent.glob(f".{name}.*.*") if parent.is_dir() else []:
+        pid = folder.name[len(name) + 2 :].split(".", 1)[0]
+        if folder.is_dir() and not folder.is_symlink() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed

@@ -24,6 +24,8 @@ from core.evaluation.comparison import (
 )
 from core.formatting import percent
 from core.models import QUANTIZATIONS
+from core.models.export import FORMATS as EXPORT_FORMATS
+from core.models.export import RUNTIMES as EXPORT_RUNTIMES
 from core.speech.server import serve_command
 from core.training import RunFolder, list_runs
 
@@ -100,10 +102,21 @@ with evaluate_tab:
             )
             or QUANTIZATIONS[0]
         )
-        if buttons[1].button("Export", icon=":material/bolt:", help="CTranslate2 export + WER parity check"):
-            with user_errors(), st.spinner("Exporting and checking WER parity…"):
-                exported, check = export_with_parity(choices[model_label], ws, quantization, data, split)
-                (st.warning if check["flagged"] else st.success)(f"Exported to `{exported.name}`; {check['summary']}")
+        formats = st.multiselect(
+            "Export formats",
+            list(EXPORT_FORMATS),
+            default=[EXPORT_FORMATS[0]],
+            format_func=lambda f: f"{f}: {EXPORT_RUNTIMES[f]}",
+            key="compare_export_formats",
+        )
+        if buttons[1].button("Export", icon=":material/bolt:", help="export, then WER parity in each format's runtime"):
+            with user_errors(), st.spinner("Exporting and checking WER parity in each runtime…"):
+                for exported, checks in export_with_parity(
+                    choices[model_label], ws, quantization, data, split, formats=formats or EXPORT_FORMATS[:1]
+                ):
+                    st.success(exported.summary)
+                    for check in checks:
+                        (st.error if check.failed else st.success)(check.summary)
         with st.expander("Serve this model to other apps (OpenAI-compatible)"):
             st.code(serve_command(choices[model_label]), language="bash")
             st.caption(

@@ -9,6 +9,8 @@ import pytest
 from helpers import run_cli
 from hub_standin import TOKEN, HubStandIn
 
+from core.publish import PUBLISH_MARKER
+
 
 @pytest.fixture
 def hub():
@@ -50,8 +52,8 @@ def test_publish_writes_a_card_then_pushes_a_private_repo(populated, hub):
     assert "published (private)" in pushed.stdout
     repo = hub.repos["me/nb-tiny-whisper"]
     assert repo["private"] is True
-    local = {p.name: p.read_bytes() for p in folder.iterdir()}
-    assert repo["files"] == local  # every byte arrived, the weights through LFS
+    local = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != PUBLISH_MARKER}
+    assert repo["files"] == local  # every byte arrived, the weights through LFS; our marker stays home
     assert any(method == "PUT" and path.startswith("/lfs/") for method, path in hub.log)  # the weights, via LFS
     meta = hub.cards[-1]  # the card's metadata as the Hub parses it
     result = meta["model-index"][0]["results"][0]
@@ -88,3 +90,30 @@ def test_compare_page_writes_the_card_and_pushes(monkeypatch, populated):
     assert any("Ready in" in s.value and "me--from-the-page" in s.value for s in app.success)
     assert app.button(key="publish_push").disabled  # no token: written, not pushable
     assert any("Results on the held-out test split" in m.value for m in app.markdown)
+
+
+def test_publish_never_replaces_a_folder_of_someone_elses_files(populated):
+    """Issue 26 case 4: a staging folder holding the user's README.md and data.bin is refused, nothing touched."""
+    home = populated.home
+    folder = home / "publish" / "me--theirs"
+    folder.mkdir(parents=True)
+    (folder / "README.md").write_text("my own notes")
+    (folder / "data.bin").write_bytes(b"precious")
+    result = run_cli("publish", "page-run", "--repo", "me/theirs", "--no-push", home=home)
+    assert result.returncode == 2 and "holds files publish did not write" in result.stderr
+    assert (folder / "README.md").read_text() == "my own notes" and (folder / "data.bin").read_bytes() == b"precious"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "data.bin"]
+
+
+def test_publish_puts_each_format_beside_the_model_with_its_runtime_lines(populated):
+    home = populated.home
+    result = run_cli("publish", "page-run", "--repo", "me/formats", "--no-push", "--format", "ggml", home=home)
+    assert result.returncode == 0, result.stderr[-1500:]
+    folder = home / "publish" / "me--formats"
+    assert (folder / "ggml" / "ggml-model-q8_0.bin").is_file() and (folder / "model.safetensors").is_file()
+    card = (folder / "README.md").read_text()
+    assert "### whisper.cpp (pywhispercpp): `" in card and 'hf_hub_download("me/formats", "' in card
+    assert "ggml-model-q8_0.bin" in card and "parity not measured" in card
+    (folder / "added-by-me.txt").write_text("x")
+    again = run_cli("publish", "page-run", "--repo", "me/formats", "--no-push", home=home)
+    assert again.returncode == 2 and "added-by-me.txt" in again.stderr and (folder / "added-by-me.txt").exists()

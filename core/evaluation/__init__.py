@@ -1,5 +1,5 @@
-"""Evaluation: a model on a prepared split, saved and reused, and an export's parity (evaluate); what the Compare
-page lines up from saved evaluations (comparison)."""
+"""Evaluation: a model on a prepared split, saved and reused (evaluate); an export checked in its own runtime
+(parity, runtimes); what the Compare page lines up from saved evaluations (comparison)."""
 
 from core import lazy_api
 
@@ -7,8 +7,8 @@ __getattr__, __all__ = lazy_api(
     __name__,
     {
         "evaluate_model": "evaluate",
-        "export_with_parity": "evaluate",
-        "parity": "evaluate",
+        "export_with_parity": "parity",
+        "runtime_parity": "parity",
         "checkpoint_choices": "comparison",
         "config_diff": "comparison",
         "list_evaluations": "comparison",

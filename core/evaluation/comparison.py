@@ -14,6 +14,7 @@ from core.audio.constants import INT16_SCALE
 from core.data.artifact import open_artifact
 from core.errors import DamagedFile, StudioError
 from core.evaluation.evaluate import workspace_evaluations
+from core.models.export_loader import export_format
 from core.models.resolve import is_ctranslate2
 from core.training.config import TrainConfig
 from core.training.runs import BASELINE_CHECKPOINT, RunFolder, checkpoint_step, list_runs
@@ -141,6 +142,10 @@ def config_diff(first: RunFolder, second: RunFolder) -> list[dict]:
     ]
 
 
+# the exports our own engine runs (an ONNX export runs in onnxruntime or sherpa-onnx only): format → label
+RUNNABLE_EXPORTS = {"ct2": "CTranslate2", "ggml": "ggml", "openai": "openai-whisper"}
+
+
 def checkpoint_choices(workspace: Workspace) -> dict[str, str]:
     """Label → model location for every checkpoint of every run, plus each run's base model."""
     choices = {}
@@ -151,9 +156,10 @@ def checkpoint_choices(workspace: Workspace) -> dict[str, str]:
         for checkpoint in sorted(run.checkpoints(), key=lambda c: c.name != best):
             star = " ★ best" if checkpoint.name == best else ""
             choices[f"{name}/{checkpoint.name}{star}"] = str(checkpoint)
-            for export in sorted(run.path.glob(f"{checkpoint.name}-ct2-*")):
-                if is_ctranslate2(export):
-                    choices[f"{name}/{export.name} (CTranslate2)"] = str(export)
+            for export in sorted(run.path.glob(f"{checkpoint.name}-*")):
+                kind = RUNNABLE_EXPORTS.get(export_format(export) or "")
+                if kind and (kind != "CTranslate2" or is_ctranslate2(export)):
+                    choices[f"{name}/{export.name} ({kind})"] = str(export)
         try:
             base = run.config().model
         except DamagedFile:

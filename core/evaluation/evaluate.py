@@ -1,4 +1,4 @@
-"""Evaluating a model on a prepared split: WER/CER and per-utterance rows, saved and reused; export parity.
+"""Evaluating a model on a prepared split: WER/CER and per-utterance rows, saved and reused.
 
 The text side (rates, alignments, flags) is core/text/wer.py; this module runs the model. An evaluation is saved
 inside the run for a checkpoint of a run (runs/R/evaluations/), else in WORKSPACE/evaluations/, stamped with the
@@ -16,14 +16,11 @@ from core.audio.constants import INT16_SCALE, SAMPLE_RATE
 from core.data.artifact import features_from_row, open_artifact
 from core.errors import DamagedFile, StudioError
 from core.formatting import percent
-from core.models.export import export_ctranslate2
 from core.models.resolve import resolve_model
 from core.speech.inference import Transcriber
 from core.text.wer import summarize
 from core.training.runs import RunFolder, checkpoint_step
-from core.workspace import Workspace, read_json_if_intact, write_json_atomic
-
-PARITY_POINTS = 0.5  # WER percentage points an export may differ from its original before it is flagged
+from core.workspace import read_json_if_intact, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -185,41 +182,3 @@ class ModelInputs:
                     raise StudioError("a row longer than the model's window keeps no audio to transcribe in windows")
                 texts[r] = self.transcriber.text(audio)
         return [texts[r] for r in rows]
-
-
-def parity(model: str, exported, data: str, workspace, split: str = "test") -> dict:
-    """WER of the original and the export on the same split, and whether they differ by more than allowed."""
-    original = evaluate_model(model, data, workspace, split=split)
-    converted = evaluate_model(str(exported), data, workspace, split=split)
-    points = 100 * abs(original.wer - converted.wer)
-    flagged = points > PARITY_POINTS
-    verdict = (
-        f"more than {PARITY_POINTS:g} points apart: check the export before using it"
-        if flagged
-        else f"within {PARITY_POINTS:g} points"
-    )
-    return {
-        "original_wer": original.wer,
-        "exported_wer": converted.wer,
-        "difference_points": points,
-        "flagged": flagged,
-        "verdict": verdict,
-        "summary": (
-            f"parity on {data}/{split}: original WER {percent(original.wer)}, exported "
-            f"{percent(converted.wer)} ({points:.2f} points, {verdict})"
-        ),
-    }
-
-
-def export_with_parity(
-    model: str,
-    workspace: Workspace,
-    quantization: str,
-    data: str | None = None,
-    split: str = "test",
-    out: Path | None = None,
-) -> tuple[Path, dict | None]:
-    """Export, then (given a prepared dataset) compare the export's WER with the original's on the same rows:
-    the one place the CLI and the Compare page both call."""
-    exported = export_ctranslate2(model, workspace, quantization, out)
-    return exported, parity(model, exported, data, workspace, split) if data else None

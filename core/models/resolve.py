@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from core.errors import StudioError
+from core.models.export_loader import export_format, network_from_export
 from core.models.hf_folders import build_demo_model
 from core.workspace import Workspace, read_json_if_intact
 
@@ -202,8 +203,12 @@ def load_model(
     if is_ctranslate2(location):
         raise StudioError(f"{model}: a CTranslate2 model runs inference only; train from its transformers folder")
     processor = load_processor(model, workspace)
+    exported = export_format(location)
     try:
-        network = WhisperForConditionalGeneration.from_pretrained(location, **(overrides or {}))
+        if exported:  # a ggml or openai-whisper export of ours, read back into transformers
+            network = network_from_export(Path(location), exported)
+        else:
+            network = WhisperForConditionalGeneration.from_pretrained(location, **(overrides or {}))
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:  # RuntimeError: mismatched shapes
         raise _load_error(model, location, err) from None
     generation = network.generation_config
