@@ -66,6 +66,9 @@ class HubSource:
     text_column: str | None = None
     token: str | None = field(default=None, repr=False)
     revision: str | None = None
+    # (rank, world size) of a training process that reads only its share (datasets' split_dataset_by_node); not
+    # part of what the source is (describe)
+    node: tuple[int, int] | None = None
 
     def describe(self) -> dict:
         return {
@@ -101,6 +104,12 @@ class HubSource:
         dataset = _as_audio(dataset, audio_column, self.dataset_id)
         if shuffle_seed is not None:
             dataset = dataset.shuffle(seed=shuffle_seed)
+        if self.node is not None:
+            from datasets.distributed import split_dataset_by_node
+
+            # after the seeded shuffle, the same on every rank: each rank takes its own files (whole files when
+            # their count divides by the world size, else every world-th row)
+            dataset = split_dataset_by_node(dataset, rank=self.node[0], world_size=self.node[1])
         for index, row in enumerate(_cast_rows(dataset, audio_column, self.dataset_id)):
             audio = row[audio_column] or {}
             data = audio.get("bytes")
