@@ -19,6 +19,7 @@ from core.errors import StudioError
 from core.training import RunFolder, resume_run, start_run, wait_for
 from core.training.parallel import FSDP_LAYERS, sharding_arguments
 from core.training.runs import row_kind
+from core.training.streaming import node_rows
 
 ENDED = ("completed", "stopped", "failed", "interrupted")
 
@@ -213,3 +214,13 @@ def test_fsdp_arguments_are_read_by_the_trainer_as_meant():
     assert plugin["transformer_cls_names_to_wrap"] == ",".join(FSDP_LAYERS) and plugin["activation_checkpointing"]
     assert plugin["reshard_after_forward"] is True
     assert sharding_arguments(quick("plain")) == {}
+
+
+def test_a_folder_stream_is_shared_out_by_rank(synth_folder):
+    """A local folder streamed per rank: every other row each, none twice, none lost."""
+    from core.data import FolderSource, PrepareOptions
+
+    options = PrepareOptions()
+    whole = [e.id for e in node_rows(FolderSource(synth_folder), options, 0, 1)]
+    shares = [[e.id for e in node_rows(FolderSource(synth_folder), options, rank, 2)] for rank in (0, 1)]
+    assert shares == [whole[0::2], whole[1::2]] and len(whole) == 24

@@ -87,5 +87,7 @@ class StudioTrainer(Seq2SeqTrainer):
         loader = super().get_train_dataloader()
         shard = getattr(loader, "dataset", None)
         if isinstance(shard, IterableDatasetShard) and getattr(shard.dataset, "per_rank", False):
+            rank, world = shard.dataset.node
+            print(f"streamed rows: rank {rank} of {world} reads its own share of the source", flush=True)
             shard.num_processes, shard.process_index = 1, 0
         return loader
