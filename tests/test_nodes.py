@@ -224,3 +224,18 @@ def test_a_folder_stream_is_shared_out_by_rank(synth_folder):
     whole = [e.id for e in node_rows(FolderSource(synth_folder), options, 0, 1)]
     shares = [[e.id for e in node_rows(FolderSource(synth_folder), options, rank, 2)] for rank in (0, 1)]
     assert shares == [whole[0::2], whole[1::2]] and len(whole) == 24
+
+
+def test_a_rank_0_on_another_host_is_judged_by_its_heartbeat(workspace):
+    """On several nodes, rank 0's pid may belong to another machine: there only its heartbeat tells whether it lives."""
+    run = RunFolder.of(workspace, "remote")
+    run.path.mkdir(parents=True)
+    run.write_config(quick("remote"))
+    dead_here = 2**22 + 1  # above Linux's default pid_max: no process here has it
+    run.update_status(state="running", pid=dead_here, host="node-7.cluster", heartbeat=time.time())
+    assert run.status().state == "running"  # a pid on another host is not looked up here
+    run.update_status(heartbeat=time.time() - 120)
+    status = run.status()
+    assert status.state == "interrupted" and status.resumable and "node-7.cluster" in status.error
+    run.update_status(host=None, heartbeat=time.time())  # a run folder from before hosts were recorded: the pid rules
+    assert run.status().state == "interrupted"
