@@ -327,9 +327,9 @@ class TrainConfig:
             raise StudioError(f"guard_threshold {self.guard_threshold}: give the WER points a guard may rise, e.g. 5")
         if self.guard_stop and self.processes > 1:
             raise StudioError(
-                "guard_stop ends training from the process that measures the guards; with more than one process the "
-                "others would wait for it: train with nproc 1 (and nnodes 1) or without guard_stop (the warning still "
-                "shows)"
+                "guard_stop ends training from the process that measures the guards; with nproc > 1 (or nnodes > 1) "
+                "the others would wait for it: train with nproc 1 on one node or without guard_stop (the warning "
+                "still shows)"
             )
         if self.replay and self.replay in [g.strip() for g in self.guard.split(",")]:
             raise StudioError(

@@ -315,7 +315,8 @@ def _trainer(run, config, model, processor, train_set, eval_set, precision, chec
         lr_scheduler_type=config.lr_scheduler,
         weight_decay=config.weight_decay,
         optim=config.optimizer,
-        activation_checkpointing=config.gradient_checkpointing,
+        # under FSDP its own recomputation does it (core/training/parallel.py), without an extra all-gather
+        activation_checkpointing=config.gradient_checkpointing and config.sharding != "fsdp",
         fp16=precision == "fp16",
         bf16=precision == "bf16",
         eval_strategy="steps",
@@ -477,7 +478,7 @@ def generate_texts(
             between_batches()
         batch = [rows[i]["input_features"] for i in range(start, min(start + batch_size, len(rows)))]
         inputs = torch.from_numpy(np.stack(batch).astype(np.float32)).to(device)
-        ids = model.generate(inputs, max_length=max_length)
+        ids = model.generate(inputs, max_length=max_length, synced_gpus=False)  # one process decodes, alone
         texts += decoded_texts(tokenizer, ids.cpu().numpy())
     model.train(was_training)
     return texts
