@@ -11,6 +11,13 @@ FLOPs per sample, forward + backward = 6 × (encoder parameters × 1500 position
 + attention scores (12 × layers × positions² × d_model for self-attention, the same with encoder positions for
 cross-attention). Goals (issue 31): MFU ≥ 40% for whisper-small bf16 at its best batch size, ≥ 1.5× the recipe's
 samples/s. Run on a machine with a CUDA GPU (bench/gpu_check.sh runs it): `python -m bench.gpu_train`.
+
+Sharded training (FSDP2, DeepSpeed ZeRO) is not measured here: it needs two GPUs (NCCL refuses two ranks on one
+device) and cannot run on CPU processes (core/training/parallel.py says why). On a machine with two, after
+`pip install -r requirements-gpu.txt`, tests/test_gpu.py checks it, and a real run is:
+
+    python -m core train --data D --run R-fsdp --preset whisper-small --nproc 2 --sharding fsdp --foreground
+    python -m core train --data D --run R-zero3 --preset whisper-small --nproc 2 --sharding zero3 --foreground
 """
 
 from __future__ import annotations
