@@ -135,9 +135,21 @@ def cmd_train(args) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     config = replace(config, **overrides)
     run = start_run(config, workspace, foreground=args.foreground)
+    if config.node_rank > 0:
+        return _report_joined(run, config.node_rank)
     if args.foreground:
         return _report_finished(run)
     print(f"started run {run.name} (pid {run.status().pid}); follow it with: python -m core status {quote(run.name)}")
+    return 0
+
+
+def _report_joined(run, node_rank: int) -> int:
+    """After node R > 0 joined a run: where its processes write (node 0 reports the run itself)."""
+    node = run.node(node_rank) or {}
+    print(
+        f"node {node_rank} joined run {run.name} (pid {node.get('pid')}); its output: {run.log_path(node_rank)}; "
+        f"follow the run with: python -m core status {quote(run.name)}"
+    )
     return 0
 
 
@@ -247,7 +259,9 @@ def cmd_resume(args) -> int:
     workspace = Workspace.open(args.home)
     run = RunFolder.of(workspace, args.run)
     checkpoint = run.last_checkpoint()
-    run = resume_run(run, workspace, foreground=args.foreground)
+    run = resume_run(run, workspace, foreground=args.foreground, node_rank=args.node_rank)
+    if args.node_rank > 0:
+        return _report_joined(run, args.node_rank)
     if args.foreground:
         return _report_finished(run)
     print(f"resumed run {run.name} from {checkpoint.name if checkpoint else 'the start'}")

@@ -142,6 +142,12 @@ def _runs(sub, home) -> None:
             p.add_argument("--json", action="store_true", help="the run's summary and status as JSON, for machines")
         if name == "resume":
             p.add_argument("--foreground", action="store_true", help="train in this process and wait")
+            p.add_argument(
+                "--node-rank",
+                type=int,
+                default=0,
+                help="on several nodes: this machine's node rank (node 0 resumes the run, the others join it)",
+            )
 
 
 def _evaluate(sub, home) -> None:

@@ -11,11 +11,12 @@ from datasets import Audio, Dataset
 from helpers import tiny_config
 
 from core.data import HubSource, PrepareOptions, prepare_features
+from core.data.sources import source_from_description
 from core.errors import StudioError
 from core.languages import get_language
 from core.training import resume_run, start_run, wait_for
 from core.training.runs import row_kind
-from core.training.streaming import StreamingFeatureDataset
+from core.training.streaming import StreamingFeatureDataset, node_rows
 
 pytestmark = pytest.mark.slow  # training from a stream
 
@@ -75,3 +76,29 @@ def test_train_from_the_stream_survives_kill_and_resume(streamed, session_worksp
     assert len(keys) == len(set(keys)) and [s for s, k in keys if k == "train"] == list(range(2, 13, 2))
     losses = [r["loss"] for r in rows if "loss" in r]
     assert losses[-1] < losses[0]
+
+
+def test_each_rank_reads_its_own_share_of_the_stream(streamed, session_workspace):
+    """Under torchrun a streamed split is read per rank (datasets' split_dataset_by_node): the two ranks' rows are
+    disjoint and together are the whole split."""
+    artifact, train_rows = streamed
+    options = StreamingFeatureDataset(artifact, session_workspace).options
+    source = source_from_description(artifact.manifest["source"])
+    whole = [e.id for e in node_rows(source, options, 0, 1)]
+    shares = [[e.id for e in node_rows(source, options, rank, 2)] for rank in (0, 1)]
+    assert len(whole) == train_rows and not set(shares[0]) & set(shares[1])
+    assert sorted(shares[0] + shares[1]) == sorted(whole) and abs(len(shares[0]) - len(shares[1])) <= 1
+    assert StreamingFeatureDataset(artifact, session_workspace, node=(1, 2)).per_rank  # the Trainer is told so
+
+
+def test_two_gloo_processes_train_from_their_own_shares_of_the_stream(streamed, session_workspace):
+    config = tiny_config(
+        "stream-ddp", data="streamed", nproc=2, max_steps=2, logging_steps=1, eval_steps=2, save_steps=2,
+        warmup_steps=1, train_batch_size=4, test_split="", english_guard=False, max_eval_samples=4,
+    )  # fmt: skip
+    run = start_run(config, session_workspace, foreground=True)
+    status = run.status()
+    assert status.state == "completed" and status.step == 2, run.log_tail(30)
+    assert [r["step"] for r in run.metrics() if "loss" in r] == [1, 2]
+    log = "\n".join(run.log_tail(400))  # each rank read its own rows, rather than rank 0 reading them all
+    assert all(f"streamed rows: rank {rank} of 2 reads its own share" in log for rank in (0, 1)), log[-3000:]

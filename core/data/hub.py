@@ -66,6 +66,9 @@ class HubSource:
     text_column: str | None = None
     token: str | None = field(default=None, repr=False)
     revision: str | None = None
+    # (rank, world size) of a training process that reads only its share (datasets' split_dataset_by_node); not
+    # part of what the source is (describe)
+    node: tuple[int, int] | None = None
 
     def describe(self) -> dict:
         return {
@@ -101,7 +104,9 @@ class HubSource:
         dataset = _as_audio(dataset, audio_column, self.dataset_id)
         if shuffle_seed is not None:
             dataset = dataset.shuffle(seed=shuffle_seed)
+        dataset, position = self._share(dataset)
         for index, row in enumerate(_cast_rows(dataset, audio_column, self.dataset_id)):
+            index = position(index)
             audio = row[audio_column] or {}
             data = audio.get("bytes")
             if data is None and audio.get("path") and Path(audio["path"]).is_file():
@@ -113,6 +118,25 @@ class HubSource:
                 text=str(row[text_column] or ""),
                 audio_name=f"{self.dataset_id}:{name}",
             )
+
+    def _share(self, dataset):
+        """This rank's share of the rows (datasets' split_dataset_by_node, after the seeded shuffle that is the same
+        on every rank), and how a row's place in it maps to its place in the whole split. Rows with an id column
+        split by files (each rank reads only its own, when their count divides by the world size); rows named by
+        their place take every world-th row, so that each keeps the id prepare gave it."""
+        if self.node is None:
+            return dataset, lambda index: index
+        from datasets import IterableDataset
+        from datasets.distributed import split_dataset_by_node
+
+        rank, world = self.node
+        if {"id", "path"} & set(dataset.column_names or []):
+            return split_dataset_by_node(dataset, rank=rank, world_size=world), lambda index: index
+        if isinstance(dataset, IterableDataset):
+            shared = split_dataset_by_node(dataset, rank=rank, world_size=world, strategy="examples")
+        else:  # a downloaded split: the same every world-th rows
+            shared = dataset.shard(num_shards=world, index=rank, contiguous=False)
+        return shared, lambda index: index * world + rank
 
     def _text_column(self, dataset) -> str:
         columns = list(dataset.column_names or [])

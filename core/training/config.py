@@ -24,6 +24,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 REPORTERS = ("none", "tensorboard", "wandb", "mlflow")
 SCHEDULERS = ("linear", "constant_with_warmup", "cosine")
 OPTIMIZERS = ("adamw_torch", "adamw_bnb_8bit")
+SHARDINGS = ("none", "fsdp", "zero2", "zero3")  # core/training/parallel.py writes each one's config
 TASKS = ("", *DATASET_TASKS)  # empty: the dataset's own task
 MOST = 10**9  # no count a user types is meant to be larger; bigger ones are typos
 POSITIVE = (  # counts that must be at least 1
@@ -36,6 +37,8 @@ POSITIVE = (  # counts that must be at least 1
     "max_steps",
     "generation_max_length",
     "save_total_limit",
+    "nnodes",
+    "rdzv_timeout",
 )
 
 
@@ -141,6 +144,41 @@ class TrainConfig:
         default=1,
         metadata=option_help("processes for data-parallel training (torchrun): one per GPU; on a CPU, gloo processes"),
     )
+    # Several machines (core/training/nodes.py): each runs the same command but for --node-rank; the workspace, and
+    # so the run folder, lives on storage every node sees
+    nnodes: int = field(
+        default=1,
+        metadata=option_help(
+            "machines (nodes) training together, each with nproc processes; every node runs the same command with "
+            "its own node_rank"
+        ),
+    )
+    node_rank: int = field(
+        default=0,
+        metadata=option_help(
+            "this machine's place among the nodes: 0 creates the run folder and hosts the rendezvous, 1 to nnodes-1 "
+            "join it"
+        ),
+    )
+    rdzv_endpoint: str = field(
+        default="",
+        metadata=option_help(
+            "HOST:PORT where the nodes meet (torchrun's c10d rendezvous): node 0's address and a free port every "
+            "node can reach; needed with nnodes > 1"
+        ),
+    )
+    rdzv_timeout: int = field(
+        default=300,
+        metadata=option_help("seconds a node waits for the others (and for the rendezvous to answer) before it fails"),
+    )
+    sharding: str = field(
+        default="none",
+        metadata=option_help(
+            "split weights, gradients and optimiser state across the processes, for models that do not fit one GPU: "
+            "fsdp (PyTorch FSDP2), zero2 or zero3 (DeepSpeed ZeRO); needs CUDA GPUs and more than one process",
+            choices=SHARDINGS,
+        ),
+    )
     # What a fine-tune breaks (core/training/guards.py): sets it must not get worse on, and what to do when it does
     guard: str = field(
         default="",
@@ -195,8 +233,14 @@ class TrainConfig:
         self._check_splits()
         self._check_guards()
         self._check_choices()
+        self._check_nodes()
         self._check_installed()
         return self
+
+    @property
+    def processes(self) -> int:
+        """Training processes in all: nproc on each of nnodes machines (torchrun's world size)."""
+        return self.nproc * self.nnodes
 
     def _check_names(self) -> None:
         if not self.data:
@@ -284,10 +328,11 @@ class TrainConfig:
                 )
         if self.guard_threshold <= 0:
             raise StudioError(f"guard_threshold {self.guard_threshold}: give the WER points a guard may rise, e.g. 5")
-        if self.guard_stop and self.nproc > 1:
+        if self.guard_stop and self.processes > 1:
             raise StudioError(
-                "guard_stop ends training from the process that measures the guards; with nproc > 1 the others would "
-                "wait for it: train with nproc 1 or without guard_stop (the warning still shows)"
+                "guard_stop ends training from the process that measures the guards; with nproc > 1 (or nnodes > 1) "
+                "the others would wait for it: train with nproc 1 on one node or without guard_stop (the warning "
+                "still shows)"
             )
         if self.replay and self.replay in [g.strip() for g in self.guard.split(",")]:
             raise StudioError(
@@ -317,11 +362,51 @@ class TrainConfig:
             ("lr_scheduler", SCHEDULERS),
             ("optimizer", OPTIMIZERS),
             ("task", TASKS),
+            ("sharding", SHARDINGS),
         ):
             if getattr(self, name) not in choices:
                 raise StudioError(f"{name} '{getattr(self, name)}': choose one of {', '.join(choices)}")
 
+    def _check_nodes(self) -> None:
+        if not 0 <= self.node_rank < self.nnodes:
+            raise StudioError(
+                f"node_rank {self.node_rank} with nnodes {self.nnodes}: give 0 to {self.nnodes - 1}, one per machine "
+                "(node 0 creates the run folder and hosts the rendezvous)"
+            )
+        if self.nnodes > 1:
+            parse_endpoint(self.rdzv_endpoint)
+        elif self.rdzv_endpoint:
+            raise StudioError(
+                f"rdzv_endpoint {self.rdzv_endpoint}: the rendezvous is where several nodes meet; set nnodes to the "
+                "number of machines, or leave rdzv_endpoint empty"
+            )
+        if self.sharding == "none":
+            return
+        if self.processes == 1:
+            raise StudioError(
+                f"sharding {self.sharding} splits the model across processes, and this run has one: set nproc (one "
+                "per GPU) or nnodes above 1, or sharding none"
+            )
+        if self.lora_rank:
+            raise StudioError(
+                f"sharding {self.sharding} with lora_rank {self.lora_rank}: LoRA trains a few million weights, which "
+                "fit one GPU; sharding is for full fine-tuning: set lora_rank 0 or sharding none"
+            )
+
     def _check_installed(self) -> None:
+        if self.sharding.startswith("zero") and importlib.util.find_spec("deepspeed") is None:
+            raise StudioError(
+                f"sharding {self.sharding} is DeepSpeed ZeRO, and the deepspeed package is not installed: pip install "
+                f"deepspeed (requirements-gpu.txt pins it) on the GPU machines, or choose fsdp (in PyTorch)"
+            )
+        if self.sharding != "none":
+            import torch  # here, not at the top: the pages import this module, and torch takes seconds to import
+
+            if not torch.cuda.is_available():
+                raise StudioError(
+                    f"sharding {self.sharding} needs CUDA GPUs: accelerate applies FSDP and DeepSpeed only to GPU "
+                    "processes, and on a CPU the run would train unsharded; on this machine choose sharding none"
+                )
         if self.optimizer == "adamw_bnb_8bit" and importlib.util.find_spec("bitsandbytes") is None:
             raise StudioError(
                 "optimizer adamw_bnb_8bit needs bitsandbytes and a CUDA GPU: pip install bitsandbytes "
@@ -364,6 +449,18 @@ class TrainConfig:
             else:
                 parts += [flag, str(value)]
         return " ".join(shlex.quote(part) for part in parts)
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, int]:
+    """('10.0.0.1', 29400) from '10.0.0.1:29400' (an IPv6 host in brackets: '[fd00::1]:29400')."""
+    host, _, port = endpoint.strip().rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise StudioError(
+            f"rdzv_endpoint '{endpoint}': give HOST:PORT, node 0's address and a free port every node can reach "
+            "(e.g. 10.0.0.1:29400)"
+        )
+    return host, int(port)
 
 
 # The demo preset: a 4M-parameter model learns from scratch with a large learning rate. Measured on 2 CPU cores:

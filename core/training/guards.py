@@ -206,7 +206,9 @@ class HarmChecks:
                 # transcription caps it (core/speech/inference.py), so one looping clip does not decode to the end
                 longest = max((inputs.seconds or [WINDOW_SECONDS])[start : start + self.batch])
                 most = min(max_length, PREFIX_TOKENS + int(TEXT_TOKENS_PER_SECOND_CAP * longest) + 8)
-                ids = model.generate(fed[start : start + self.batch].to(device), max_length=most, **kwargs)
+                # rank 0 decodes alone: never in step with the other ranks (as generate() may be under ZeRO-3)
+                batch = fed[start : start + self.batch].to(device)
+                ids = model.generate(batch, max_length=most, synced_gpus=False, **kwargs)
                 ids = ids.cpu().numpy()
                 texts += [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
         return texts

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager, redirect_stderr, suppress
+from dataclasses import replace
 from pathlib import Path
 from shlex import quote
 
@@ -25,8 +26,9 @@ from core.formatting import log_lines
 from core.models.resolve import resolve_model
 from core.training.config import TrainConfig
 from core.training.data import check_streamed_training
+from core.training.nodes import check_endpoint_here, join_run, launcher_args
 from core.training.run_records import RESUMABLE_STATES, RunState, RunStatus
-from core.training.runs import RunFolder, checkpoint_step, list_runs
+from core.training.runs import HOST, RunFolder, checkpoint_step, list_runs
 from core.workspace import Workspace, pid_alive, read_json, read_json_if_intact, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,9 +71,10 @@ def machine_run() -> RunFolder | None:
     return run if run.exists() and run.status().live else None
 
 
-def _refuse_if_busy(workspace: Workspace) -> None:
+def _refuse_if_busy(workspace: Workspace, joining: RunFolder | None = None) -> None:
+    """Refuse while another run trains here (a node joining `joining` is the same training, not another)."""
     busy = live_run(workspace) or machine_run()
-    if busy:
+    if busy and (joining is None or busy.path != joining.path):
         status = busy.status()
         where = "" if busy.path.parent == workspace.runs else f" in workspace {busy.path.parent.parent}"
         home = "" if not where else f" --home {quote(str(busy.path.parent.parent))}"
@@ -115,18 +118,20 @@ def _detached(args: list[str], log_path: Path) -> subprocess.Popen:
 
 
 def _spawn(run: RunFolder, resume: bool) -> subprocess.Popen:
-    worker = ["-m", "core.training.worker", str(run.path)] + (["--resume"] if resume else [])
-    nproc = run.config().nproc
-    # torchrun starts one worker per process and sets RANK/WORLD_SIZE; the Trainer then runs DDP (gloo on a CPU)
-    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
-    process = _detached([*launcher, *worker], run.path / "train.log")
-    run.update_status(state=RunState.STARTING, pid=process.pid, heartbeat=time.time())
+    """Node 0's processes: the worker itself, or (more than one process) this node's torchrun launcher, which starts
+    one worker per process and sets RANK/WORLD_SIZE; the Trainer then runs DDP (gloo on a CPU)."""
+    if run.config().processes > 1:
+        args = launcher_args(run, 0, resume)
+    else:
+        args = ["-m", "core.training.worker", str(run.path)] + (["--resume"] if resume else [])
+    process = _detached(args, run.log_path())
+    run.update_status(state=RunState.STARTING, pid=process.pid, host=HOST, heartbeat=time.time())
     return process
 
 
 def _start(run: RunFolder, resume: bool, foreground: bool) -> subprocess.Popen | None:
     """Spawn the worker unless it runs in this process (foreground, one process); call under the jobs lock."""
-    return _spawn(run, resume) if not foreground or run.config().nproc > 1 else None
+    return _spawn(run, resume) if not foreground or run.config().processes > 1 else None
 
 
 def _follow(run: RunFolder, process: subprocess.Popen | None, foreground: bool, resume: bool) -> RunFolder:
@@ -236,9 +241,14 @@ def check_side_sets(config: TrainConfig, workspace: Workspace) -> None:
 
 
 def start_run(config: TrainConfig, workspace: Workspace, foreground: bool = False) -> RunFolder:
-    """Validate, write the run folder and start training (in this process when `foreground`)."""
+    """Validate, write the run folder and start training (in this process when `foreground`); a node of rank > 0
+    joins the run node 0 started instead."""
     check_before_start(config, workspace)
     run = RunFolder.of(workspace, config.run)
+    if config.node_rank > 0:
+        return _join(config, run, workspace, foreground, compare=True)
+    if config.nnodes > 1:
+        check_endpoint_here(config.rdzv_endpoint)
     with _jobs_lock(workspace):
         if run.exists():
             raise StudioError(f"run '{config.run}' exists; choose another name, or resume it")
@@ -260,11 +270,19 @@ def stop_run(run: RunFolder) -> RunStatus:
     return run.update_status(state=RunState.STOPPING)
 
 
-def resume_run(run: RunFolder, workspace: Workspace, foreground: bool = False) -> RunFolder:
+def resume_run(run: RunFolder, workspace: Workspace, foreground: bool = False, node_rank: int = 0) -> RunFolder:
     """Continue a stopped, failed or interrupted run from its last complete checkpoint (same step numbering).
-    A run whose worker still lives (paused, frozen: `not responding`) is never resumed: two workers would write it."""
+    A run whose worker still lives (paused, frozen: `not responding`) is never resumed: two workers would write it.
+    On several nodes, node 0 resumes it and the others (`node_rank` > 0) join it, each from its own machine."""
+    if node_rank > 0:
+        config = replace(run.require().config(), node_rank=node_rank)
+        check_before_start(config, workspace)
+        return _join(config, run, workspace, foreground, compare=False)
     _refuse_unless_resumable(run)
-    check_before_start(run.config(), workspace)  # the dataset or model may have changed since
+    config = run.config()
+    check_before_start(config, workspace)  # the dataset or model may have changed since
+    if config.nnodes > 1:
+        check_endpoint_here(config.rdzv_endpoint)
     with _jobs_lock(workspace):
         _refuse_unless_resumable(run)  # again under the lock: a second resume may have started it meanwhile
         _refuse_if_busy(workspace)
@@ -277,6 +295,21 @@ def resume_run(run: RunFolder, workspace: Workspace, foreground: bool = False) -
         _claim_machine(run)
         process = _start(run, resume=True, foreground=foreground)
     return _follow(run, process, foreground, resume=True)
+
+
+def _join(config: TrainConfig, run: RunFolder, workspace: Workspace, foreground: bool, compare: bool) -> RunFolder:
+    """Node `config.node_rank` > 0: wait for node 0's rendezvous and run folder (core/training/nodes.py), then start
+    this node's processes, recorded in the run folder's node-R.json; with `foreground`, wait for them."""
+    joined = join_run(config, run, compare)
+    with _jobs_lock(workspace):
+        _refuse_if_busy(workspace, joining=run)
+        _claim_machine(run)
+        # the worker continues from the run folder's last checkpoint: none for a new run, node 0's for a resumed one
+        process = _detached(launcher_args(run, joined.node_rank, resume=True), run.log_path(joined.node_rank))
+        run.write_node(joined.node_rank, process.pid, HOST)
+    if foreground:
+        process.wait()
+    return run
 
 
 def _refuse_unless_resumable(run: RunFolder) -> None:

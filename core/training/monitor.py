@@ -78,7 +78,17 @@ def estimate_from_runs(config, runs: list) -> str | None:
     evaluations'; None when no such run has logged a pace."""
     from core.formatting import format_duration
 
-    levers = ("model", "freeze_encoder", "cache_encoder_states", "window_seconds", "lora_rank", "precision", "nproc")
+    levers = (
+        "model",
+        "freeze_encoder",
+        "cache_encoder_states",
+        "window_seconds",
+        "lora_rank",
+        "precision",
+        "nproc",
+        "nnodes",
+        "sharding",
+    )
     for run in reversed(runs):  # newest last in list_runs: look from the newest
         try:
             other = run.config()

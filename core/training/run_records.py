@@ -61,6 +61,7 @@ class RunStatus:
     phase_done: int | None = None
     phase_total: int | None = None
     pid: int | None = None
+    host: str | None = None  # the machine `pid` runs on: on several nodes, rank 0 may run on another than this one
     heartbeat: float | None = None
     created: float | None = None
     started: float | None = None

@@ -3,7 +3,9 @@
     runs/<run>/config.json        the TrainConfig (no secrets)
     runs/<run>/status.json        state, step, total, phase, started, heartbeat, pid, error: replaced atomically
     runs/<run>/metrics.jsonl      append-only rows: {step, loss, learning_rate, eval_wer, eval_cer, …}
-    runs/<run>/train.log          the worker's stdout/stderr
+    runs/<run>/train.log          the worker's stdout/stderr (node 0's, on several nodes)
+    runs/<run>/train-node<R>.log  node R's output, on several nodes (core/training/nodes.py)
+    runs/<run>/node-<R>.json      node R's launcher: {pid, host, started}
     runs/<run>/checkpoint-<step>/ self-contained HF folders (model, processor, generation config)
     runs/<run>/best.json          the best checkpoint by validation WER
     runs/<run>/result.json        the held-out test split, before (the starting model) and after (the best checkpoint)
@@ -24,6 +26,7 @@ import fcntl
 import json
 import os
 import re
+import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -34,13 +37,14 @@ from core.formatting import MISSING, log_lines, percent
 from core.text.bootstrap import shown_change
 from core.training.config import TrainConfig
 from core.training.run_records import STATUS_FIELDS, RunResult, RunState, RunStatus, RunSummary
-from core.workspace import Workspace, folder_name, pid_alive, read_json, write_json_atomic
+from core.workspace import Workspace, folder_name, pid_alive, read_json, read_json_if_intact, write_json_atomic
 
 HEARTBEAT_S = 5  # the worker touches status.json this often
 HEARTBEAT_STALE_S = 60  # no heartbeat for this long and the run is taken as dead (a frozen or killed machine)
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 BASELINE_CHECKPOINT = "checkpoint-0"  # the run's starting model, evaluated on the test split before training
 LOG_TAIL_BYTES = 50_000  # the end of train.log that the pages and error lines look at
+HOST = socket.gethostname()  # a status's pid is looked up only on its own host; elsewhere its heartbeat tells
 
 
 class StopRequested(Exception):
@@ -118,7 +122,11 @@ class RunFolder:
         if status.live:
             heartbeat = status.heartbeat
             stale = not isinstance(heartbeat, int | float) or time.time() - heartbeat > HEARTBEAT_STALE_S
-            if not pid_alive(status.pid):
+            if status.host not in (None, HOST):  # another node's process: only its heartbeat can be seen here
+                if stale:
+                    error = f"no heartbeat from its rank-0 process on {status.host} for a minute: that node died"
+                    status = replace(status, state=RunState.INTERRUPTED, error=status.error or error)
+            elif not pid_alive(status.pid):
                 error = status.error or self.last_error() or "the training process died"
                 status = replace(status, state=RunState.INTERRUPTED, error=error)
             elif stale:
@@ -166,6 +174,17 @@ class RunFolder:
             if "Error" in line or "Killed" in line or "error:" in line:
                 return line.strip()[:300]
         return ""
+
+    def log_path(self, node_rank: int = 0) -> Path:
+        """Where a node's processes write: train.log for node 0 (and for a run on one machine)."""
+        return self.path / ("train.log" if node_rank == 0 else f"train-node{node_rank}.log")
+
+    def write_node(self, node_rank: int, pid: int, host: str) -> None:
+        write_json_atomic(self.path / f"node-{node_rank}.json", {"pid": pid, "host": host, "started": time.time()})
+
+    def node(self, node_rank: int) -> dict | None:
+        """Node R's launcher, as it joined: {pid, host, started}; None if it never joined."""
+        return read_json_if_intact(self.path / f"node-{node_rank}.json")
 
     def log_tail(self, lines: int = 20) -> list[str]:
         """The end of train.log as a person reads it (no terminal escapes, tqdm redraws reduced)."""

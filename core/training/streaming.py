@@ -5,20 +5,28 @@ evaluation splits; this IterableDataset reopens the source from the manifest and
 Trainer asks, through the same filters and log-mel code as `prepare`. A shuffle buffer mixes rows across
 SHUFFLE_BUFFER examples (seeded; reshuffled each pass); passes repeat until max_steps. Memory stays that of the
 buffer however large the set is. Resuming a run makes the Trainer skip the batches it had already seen.
+
+Under torchrun each rank reads only its share of the stream (`node_rows`): a Hub source splits its files between the
+ranks with datasets' `split_dataset_by_node`, another source keeps every world-th row; the Trainer is told so
+(core/training/parallel.py), rather than have rank 0 read every row and send each rank its batches.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from itertools import islice
 
 import torch
 
 from core.audio.melspec import log_mel
 from core.data.artifact import FEATURE_DTYPE, Artifact
+from core.data.examples import Example, Source
 from core.data.features import PrepareOptions, training_rows
+from core.data.hub import HubSource
 from core.data.rows import RowLimits, in_carved_validation, usable_rows
 from core.data.sources import source_from_description
 from core.errors import StudioError
@@ -30,8 +38,27 @@ from core.workspace import Workspace
 SHUFFLE_BUFFER = 256  # rows held for shuffling: 256 × 80 × 3000 × 2 bytes ≈ 120 MB for 30 s Whisper features
 
 
+def node_rows(source: Source, options: PrepareOptions, rank: int, world: int) -> Iterator[Example]:
+    """Rank `rank`'s share (of `world`) of the training rows prepare would take: a Hub source reads only its own
+    files (split_dataset_by_node, after the same seeded shuffle on every rank; max_train_samples shared out), another
+    source every world-th of the rows (a folder's rows are paths until decoded: skipping one costs nothing)."""
+    if world == 1:
+        return training_rows(source, options)
+    if isinstance(source, HubSource):
+        share = math.ceil(options.max_train_samples / world) if options.max_train_samples else None
+        return training_rows(replace(source, node=(rank, world)), replace(options, max_train_samples=share))
+    return islice(training_rows(source, options), rank, None, world)
+
+
 class StreamingFeatureDataset(torch.utils.data.IterableDataset):
-    def __init__(self, artifact: Artifact, workspace: Workspace, limit: int | None = None, seed: int = 42):
+    def __init__(
+        self,
+        artifact: Artifact,
+        workspace: Workspace,
+        limit: int | None = None,
+        seed: int = 42,
+        node: tuple[int, int] = (0, 1),
+    ):
         manifest = artifact.manifest
         self.name = artifact.name
         self.description = manifest["source"]
@@ -42,6 +69,8 @@ class StreamingFeatureDataset(torch.utils.data.IterableDataset):
         self.options = PrepareOptions(**saved)
         self.limit = limit or self.options.max_train_samples
         self.seed = seed
+        self.node = node  # (rank, world size): under torchrun, the rows this rank reads are its own
+        self.per_rank = node[1] > 1
         # rows whose transcript fell into the validation slice at prepare time never train
         self.validation_fraction = manifest["splits"].get("validation", {}).get("carved_from_train") or 0.0
 
@@ -55,8 +84,8 @@ class StreamingFeatureDataset(torch.utils.data.IterableDataset):
         source = source_from_description(self.description)
         rng = random.Random(self.seed)
         while True:  # one pass per loop; the Trainer stops at max_steps
-            rows = training_rows(source, self.options)  # the subset prepare would take (fraction, seed, count)
-            rows = islice(rows, self.limit) if self.limit else rows
+            rows = node_rows(source, self.options, *self.node)  # the subset prepare would take, this rank's share
+            rows = islice(rows, math.ceil(self.limit / self.node[1])) if self.limit else rows
             buffer, produced, filtered = [], 0, Counter()
             for example, audio, ids in usable_rows(
                 rows, self.language, self.options.cleaning, processor.tokenizer, limits, filtered

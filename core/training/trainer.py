@@ -14,6 +14,7 @@ Callbacks write the run folder: append-only metrics, the status heartbeat, the b
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import traceback
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
+from transformers import EarlyStoppingCallback, Seq2SeqTrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 
 from core.audio.constants import FRAMES_PER_SECOND
@@ -33,6 +34,7 @@ from core.models.window import StandardWindowCallback, apply_window
 from core.text.wer import error_rates, summarize
 from core.training.config import TrainConfig
 from core.training.data import FeatureDataset, ReplayMix, SpeechCollator, check_streamed_training
+from core.training.parallel import DEEPSPEED_FILE, StudioTrainer, sharding_arguments, streamed_arguments
 from core.training.run_recorder import (
     RunFolderCallback,
     StatusWriter,
@@ -42,7 +44,7 @@ from core.training.run_recorder import (
 )
 from core.training.run_records import RunState
 from core.training.runs import BASELINE_CHECKPOINT, RunFolder, StopRequested, checkpoint_step, raise_if_stop_requested
-from core.workspace import Workspace
+from core.workspace import Workspace, write_json_atomic
 
 
 def resolve_precision(choice: str) -> str:
@@ -223,7 +225,8 @@ def _training_rows(artifact: Artifact, workspace: Workspace, config: TrainConfig
         check_streamed_training(artifact, config)
         from core.training.streaming import StreamingFeatureDataset
 
-        return StreamingFeatureDataset(artifact, workspace, config.max_train_samples, config.seed)
+        node = (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))  # torchrun's, else one
+        return StreamingFeatureDataset(artifact, workspace, config.max_train_samples, config.seed, node)
     return FeatureDataset(artifact, "train", config.max_train_samples, window, states)
 
 
@@ -298,8 +301,6 @@ def _harm_checks(run, workspace, config, model, processor, language, window, sta
 
 
 def _trainer(run, config, model, processor, train_set, eval_set, precision, checkpoint, status, harm=None):
-    import os
-
     epochs = config.num_train_epochs
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tensorboard")  # read by transformers' TensorBoard logger
     args = Seq2SeqTrainingArguments(
@@ -314,7 +315,8 @@ def _trainer(run, config, model, processor, train_set, eval_set, precision, chec
         lr_scheduler_type=config.lr_scheduler,
         weight_decay=config.weight_decay,
         optim=config.optimizer,
-        activation_checkpointing=config.gradient_checkpointing,
+        # under FSDP its own recomputation does it (core/training/parallel.py), without an extra all-gather
+        activation_checkpointing=config.gradient_checkpointing and config.sharding != "fsdp",
         fp16=precision == "fp16",
         bf16=precision == "bf16",
         eval_strategy="steps",
@@ -340,13 +342,18 @@ def _trainer(run, config, model, processor, train_set, eval_set, precision, chec
         # with it, DDP runs over gloo.
         use_cpu=not torch.cuda.is_available(),
         ddp_backend="gloo" if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        **sharding_arguments(config),
+        **streamed_arguments(train_set),
     )
+    if args.deepspeed and is_primary_process():
+        write_json_atomic(run.path / DEEPSPEED_FILE, args.deepspeed)  # the config the run used, for the record
     samples_per_step = config.train_batch_size * config.grad_accum_steps * max(1, args.world_size)
-    callback = RunFolderCallback(run, status, samples_per_step, harm)
+    # sharded weights cannot run on rank 0 alone: the guard sets are measured at the test halves only (_test_model)
+    callback = RunFolderCallback(run, status, samples_per_step, None if config.sharding != "none" else harm)
     callbacks = [callback]
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = Seq2SeqTrainer(
+    trainer = StudioTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -368,7 +375,7 @@ def _test(
     After the second half, each before → after change gets its paired-bootstrap interval. Rank 0 alone decodes (in
     order, no padding across processes); the other ranks wait for it."""
     if is_primary_process():
-        model = trainer.accelerator.unwrap_model(trainer.model)
+        model = _test_model(trainer, run, config, half)
         hypotheses = generate_texts(
             model,
             test_set,
@@ -393,6 +400,19 @@ def _test(
         run.write_result_half(half, checkpoint, record, changes)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
+
+
+def _test_model(trainer, run: RunFolder, config: TrainConfig, half: str):
+    """The model rank 0 tests alone: the trainer's own; with sharding, after training, the best checkpoint read
+    whole from disk (its shards live on every rank, and would wait for the others), on rank 0's device."""
+    if config.sharding == "none" or half == "before":  # before training the model is not sharded yet
+        return trainer.accelerator.unwrap_model(trainer.model).to(trainer.args.device)
+    best = run.path / (run.best_checkpoint_name() or run.last_checkpoint().name)
+    model = type(trainer.accelerator.unwrap_model(trainer.model)).from_pretrained(best)
+    model.generation_config = trainer.accelerator.unwrap_model(trainer.model).generation_config
+    if config.window_seconds:  # saved whole (30 s), tested as trained
+        apply_window(model, trainer.processing_class, config.window_seconds)
+    return model.to(trainer.args.device)
 
 
 LANGUAGE_ROWS = 200  # test rows whose language is detected: enough for a share, bounded for large test splits
@@ -458,7 +478,7 @@ def generate_texts(
             between_batches()
         batch = [rows[i]["input_features"] for i in range(start, min(start + batch_size, len(rows)))]
         inputs = torch.from_numpy(np.stack(batch).astype(np.float32)).to(device)
-        ids = model.generate(inputs, max_length=max_length)
+        ids = model.generate(inputs, max_length=max_length, synced_gpus=False)  # one process decodes, alone
         texts += decoded_texts(tokenizer, ids.cpu().numpy())
     model.train(was_training)
     return texts

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from core.training.run_records import RunState
-from core.training.runs import RunFolder, StopRequested
+from core.training.runs import HOST, RunFolder, StopRequested
 from core.workspace import Workspace
 
 
@@ -51,6 +51,7 @@ def run_worker(run_dir: Path, resume: bool = False) -> int:
         owner=True,
         state=RunState.STARTING,
         pid=os.getpid(),
+        host=HOST,  # on several nodes, rank 0 may run on any of them
         heartbeat=time.time(),
         error=None,
         **({} if resume else {"started": time.time()}),
