@@ -48,6 +48,7 @@ class Utterance:
     error: str = ""  # the model failed on this utterance (logged with its traceback); text is empty then
     index: int = 0  # the session's count of utterances started, from 0
     done_at: float = 0.0  # time.monotonic() when the final text was ready
+    reused: bool = False  # the final is the decode started when the voice stopped (no second decode)
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,7 @@ class LiveSession:
     def _finalize(self, job: _Job) -> None:
         now = time.monotonic()
         utterance = Utterance(
-            job.text or "", *job.span, now - job.speech_end, job.audio, job.error, job.index, done_at=now
+            job.text or "", *job.span, now - job.speech_end, job.audio, job.error, job.index, now, job.adopted
         )
         with self._lock:
             self.utterances.append(utterance)

@@ -33,24 +33,28 @@ def event_stream(
     """The StreamingResponse for `request`. `run(function)` runs a function on a request thread; `on_end()` is
     called once the decoding thread is done, `count_audio(seconds)` when the whole file was transcribed."""
     from fastapi.responses import StreamingResponse
+    from starlette.background import BackgroundTask
+
+    loop = asyncio.get_running_loop()
+    progress: asyncio.Queue = asyncio.Queue()
+
+    def decode() -> None:
+        try:
+            for transcript in transcriber.transcribe_progressively(
+                request.data, request.filename, request.language, request.task, request.decoding_options(), 1
+            ):
+                loop.call_soon_threadsafe(progress.put_nowait, transcript)
+            loop.call_soon_threadsafe(progress.put_nowait, _DONE)
+        except Exception as err:  # noqa: BLE001 (handed to the stream, which ends with it as an error event)
+            loop.call_soon_threadsafe(progress.put_nowait, err)
+
+    # started now, not when the body is first read: a client gone before that still has its work stopped below
+    work = asyncio.ensure_future(run(decode))
+    work.add_done_callback(lambda _: on_end())
+    said_all = asyncio.Event()
 
     async def events():
-        loop = asyncio.get_running_loop()
-        progress: asyncio.Queue = asyncio.Queue()
-
-        def decode() -> None:
-            try:
-                for transcript in transcriber.transcribe_progressively(
-                    request.data, request.filename, request.language, request.task, request.decoding_options(), 1
-                ):
-                    loop.call_soon_threadsafe(progress.put_nowait, transcript)
-                loop.call_soon_threadsafe(progress.put_nowait, _DONE)
-            except Exception as err:  # noqa: BLE001 (handed to the stream, which ends with it as an error event)
-                loop.call_soon_threadsafe(progress.put_nowait, err)
-
-        last, said, finished = None, 0, False
-        work = asyncio.ensure_future(run(decode))
-        work.add_done_callback(lambda _: on_end())
+        last, said = None, 0
         try:
             while (item := await progress.get()) is not _DONE:
                 if isinstance(item, Exception):
@@ -59,16 +63,20 @@ def event_stream(
                 delta, said = text_delta(last, said)
                 if delta:
                     yield stream_event(delta)
-            finished = True
             count_audio(last.duration)
             yield stream_event(text_done(last))
         except (ApiError, StudioError, Cancelled) as err:
-            finished = True  # said in the stream: nothing to cancel
             status = err.status if isinstance(err, ApiError) else 503 if isinstance(err, Cancelled) else 400
             yield stream_event(ApiError(status, getattr(err, "message", str(err)), "file").body())
-        finally:
-            if not finished:
-                job.cancel("the client disconnected")
-                log.info("%s: the client disconnected; its transcription was cancelled", label)
+        said_all.set()
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    def after() -> None:
+        """The response is over, sent whole or not: a client that went away before the end cancels the work."""
+        if not said_all.is_set():
+            job.cancel("the client disconnected")
+            log.info("%s: the client disconnected; its transcription was cancelled", label)
+
+    headers = {"Cache-Control": "no-cache"}
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers=headers, background=BackgroundTask(after)
+    )
