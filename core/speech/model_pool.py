@@ -219,6 +219,13 @@ class ModelPool:
             if model.users == 0:
                 model.loop.close(timeout=0)
 
+    def loaded_ids(self) -> list[str]:
+        """The loaded models as /v1/models names them (the served one first): never a path."""
+        with self._lock:
+            locations = list(self.loaded)
+        others = [model_id(location, self.workspace) or Path(location).name for location in locations]
+        return [self.served_id] + [i for i, location in zip(others, locations) if location != self.served]
+
     def windows_waiting(self) -> int:
         with self._lock:
             models = list(self.loaded.values())

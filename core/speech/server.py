@@ -34,17 +34,16 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
-from core.audio.constants import SAMPLE_RATE
 from core.errors import StudioError
 from core.models.resolve import DEFAULT_MODEL
 from core.options import option_help
 from core.speech.admission import Admission, ClientGone, until_answered
-from core.speech.batching import BATCH_WAIT_S, BATCH_WINDOWS, BatchedEngine, Cancelled, Job
+from core.speech.batching import BATCH_WAIT_S, BATCH_WINDOWS, BatchedEngine, Job
 from core.speech.model_pool import EngineSettings, LoadedModel, ModelPool
 from core.speech.observability import REQUEST_ID, Metrics, RequestIds, log_config
 from core.speech.openai_api import KEY_ENV, ApiError, TranscriptionRequest, check_key, render
 from core.speech.streaming import event_stream
-from core.speech.uploads import read_form
+from core.speech.uploads import check_audio, read_form
 from core.workspace import Workspace
 
 # fastapi and uvicorn (0.6 s) and the Transcriber (torch, 2.5 s) are imported where the server starts: the command
@@ -54,7 +53,6 @@ from core.workspace import Workspace
 log = logging.getLogger("studio")
 
 DEFAULT_PORT = 8000
-COUNT_PIECE_S = 60  # audio without a length in its header is counted this many seconds at a time, up to the limit
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -123,35 +121,6 @@ def serve_command(model: str, port: int = DEFAULT_PORT) -> str:
     )
 
 
-def check_audio(data: bytes, filename: str, max_audio_s: float, job: Job) -> float:
-    """Seconds of audio in `data`, or a 400 for bytes that are not audio or audio longer than `max_audio_s`: the
-    header's length, or (when no header says, as in a browser's webm or a streamed FLAC) the audio counted while
-    decoding, stopping past the limit (or when the job is cancelled)."""
-    from core.audio.decode import audio_duration, audio_pieces  # PyAV and libsndfile: 0.4 s (see the imports)
-
-    try:
-        seconds = audio_duration(data)
-        if seconds is None:
-            seconds = 0.0
-            for piece in audio_pieces(data, name=filename, piece_seconds=COUNT_PIECE_S):
-                seconds += len(piece) / SAMPLE_RATE
-                if seconds > max_audio_s or job.cancelled:
-                    break
-    except StudioError as err:
-        raise ApiError(400, str(err), "file", "invalid_file") from None
-    if job.cancelled:
-        raise Cancelled(job.reason)
-    if seconds > max_audio_s:
-        raise ApiError(
-            400,
-            f"{filename}: {seconds:.0f} s of audio, over this server's {max_audio_s:.0f} s limit; cut it into shorter "
-            "files, or start the server with a higher --max-audio-s",
-            "file",
-            "audio_too_long",
-        )
-    return seconds
-
-
 def transcribe_request(transcriber, request: TranscriptionRequest, max_audio_s: float, job: Job):
     """On a request thread: check the audio, transcribe it (`transcriber` sends its windows to the model's engine
     loop), and render the answer as (body, media type, seconds of audio), a dict body being JSON."""
@@ -193,16 +162,24 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+@dataclass(frozen=True)
+class Served:
+    """What the handlers share: the options, the models, the requests in flight and the metrics."""
+
+    options: ServeOptions
+    pool: ModelPool
+    admission: Admission
+    metrics: Metrics
+
+
 def create_app(options: ServeOptions, workspace: Workspace, checkpoints: Callable[[], Mapping[str, str]] | None = None):
     """The FastAPI application, with the served model loaded (a bad --model fails here, before anything answers).
     `checkpoints` lists the workspace's checkpoints and exports (label → location) for /v1/models."""
     from contextlib import asynccontextmanager
 
-    from fastapi import APIRouter, Depends, FastAPI, Header
-    from fastapi.responses import JSONResponse, Response
+    from fastapi import FastAPI
 
     from core import __version__
-    from core.speech.realtime import serve_session
 
     metrics = Metrics()
     settings = EngineSettings(options.batch, options.batch_wait_ms / 1000, options.workers, metrics.batches.observe)
@@ -224,15 +201,27 @@ def create_app(options: ServeOptions, workspace: Workspace, checkpoints: Callabl
     app.state.drain, app.state.drain_s = (lambda: admission.drain(options.drain_s)), options.drain_s
     _answer_errors_in_openai_shape(app)
     app.add_middleware(RequestIds, metrics=metrics)
+    _add_routes(app, Served(options, pool, admission, metrics))
+    return app
+
+
+def _add_routes(app, served: Served) -> None:
+    """/health, /metrics, and OpenAI's /v1: models, transcriptions, translations, the realtime socket."""
+    from fastapi import APIRouter, Depends, Header
+    from fastapi.responses import JSONResponse, Response
+
+    from core.speech.realtime import serve_session
+
+    admission, pool, metrics = served.admission, served.pool, served.metrics
 
     def authorized(authorization: str | None = Header(default=None)) -> None:
-        check_key(options.api_key, authorization)
+        check_key(served.options.api_key, authorization)
 
     @app.get("/health")
     def health() -> Response:
         body = {
             "status": "draining" if admission.draining else "ok",
-            "models_loaded": [pool.served_id] + [m for m in pool.loaded if m != options.model],
+            "models_loaded": pool.loaded_ids(),
             "requests_in_progress": admission.admitted,
             "windows_waiting": pool.windows_waiting(),
         }
@@ -255,42 +244,47 @@ def create_app(options: ServeOptions, workspace: Workspace, checkpoints: Callabl
         except ApiError as err:  # OpenAI answers an unknown model's card with a 404 (the client's NotFoundError)
             raise ApiError(404, err.message, err.param, err.code) from None
 
-    async def answer(request: Request, task: str):
-        label, job, model, streaming = f"request {REQUEST_ID.get()}", admission.admit(), None, False
-        try:
-            parsed = await read_form(request, task, options.upload_deadline_s)
-            loading = pool.acquire(pool.location(parsed.model))
-            model = await until_answered(loading, request.receive, job, label, in_thread=False)
-            transcriber = model.transcriber.using(BatchedEngine(model.loop, job))
-            if parsed.stream:
-                await admission.run(check_audio, parsed.data, parsed.filename, options.max_audio_s, job)
-                streaming = True  # the stream lets go of the model and the slot when it ends
-                ended = _releaser(admission, pool, model, job)
-                return event_stream(admission.run, transcriber, parsed, job, label, ended, metrics.audio.inc)
-            work = admission.run(transcribe_request, transcriber, parsed, options.max_audio_s, job)
-            body, media_type, seconds = await until_answered(work, request.receive, job, label)
-        finally:
-            if not streaming:
-                if model is not None:
-                    pool.release(model)
-                admission.release(job)
-        metrics.audio.inc(seconds)
-        return JSONResponse(body) if isinstance(body, dict) else Response(body, media_type=media_type)
-
     @v1.post("/audio/transcriptions")
     async def transcriptions(request: Request):
-        return await answer(request, "transcribe")
+        return await _answer(served, request, "transcribe")
 
     @v1.post("/audio/translations")
     async def translations(request: Request):
-        return await answer(request, "translate")
+        return await _answer(served, request, "translate")
 
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket):
-        await serve_session(websocket, pool, admission, options, metrics)
+        await serve_session(websocket, pool, admission, served.options, metrics)
 
     app.include_router(v1)
-    return app
+
+
+async def _answer(served: Served, request: Request, task: str):
+    """One transcription or translation: admitted, its upload read within bounds, its model acquired (a load
+    waited for, not holding anyone else up), decoded on a request thread through the model's engine loop, and
+    answered; or streamed, the stream then letting go of the model and the slot when it ends."""
+    from fastapi.responses import JSONResponse, Response
+
+    options, pool, admission = served.options, served.pool, served.admission
+    label, job, model, streaming = f"request {REQUEST_ID.get()}", admission.admit(), None, False
+    try:
+        parsed = await read_form(request, task, options.upload_deadline_s)
+        loading = pool.acquire(pool.location(parsed.model))
+        model = await until_answered(loading, request.receive, job, label, in_thread=False)
+        transcriber = model.transcriber.using(BatchedEngine(model.loop, job))
+        if parsed.stream:
+            await admission.run(check_audio, parsed.data, parsed.filename, options.max_audio_s, job)
+            streaming, ended = True, _releaser(admission, pool, model, job)
+            return event_stream(admission.run, transcriber, parsed, job, label, ended, served.metrics.audio.inc)
+        work = admission.run(transcribe_request, transcriber, parsed, options.max_audio_s, job)
+        body, media_type, seconds = await until_answered(work, request.receive, job, label)
+    finally:
+        if not streaming:
+            if model is not None:
+                pool.release(model)
+            admission.release(job)
+    served.metrics.audio.inc(seconds)
+    return JSONResponse(body) if isinstance(body, dict) else Response(body, media_type=media_type)
 
 
 def _releaser(admission: Admission, pool: ModelPool, model: LoadedModel, job: Job) -> Callable[[], None]:
