@@ -5,7 +5,7 @@ side (`push`) only runs the detector and queues work; a worker thread transcribe
 carries its LSTM state from chunk to chunk (32 ms each): speech starts at SPEECH_PROBABILITY and ends after
 SILENCE_END_S below SILENCE_PROBABILITY.
 
-The final text reuses what was decoded while the speaker paused: at the first quiet chunk after speech, the
+The final text reuses what was decoded while the speaker paused: after TENTATIVE_CHUNKS quiet chunks (64 ms), the
 utterance so far is decoded at once (a tentative final). When the quiet lasts SILENCE_END_S, the utterance ends and
 the tentative's text is the final (nothing was said after it), ready when its decode is, so the wait for silence
 and the decode overlap instead of adding up. When speech resumes, the tentative is only a partial and the
@@ -36,6 +36,7 @@ SILENCE_END_S = 0.3  # this much quiet ends an utterance (it is part of the end-
 PRE_ROLL_S = 0.2  # audio kept from before speech started, so the first consonant is not cut
 PARTIAL_EVERY_S = 1.0
 MIN_UTTERANCE_S = 0.25  # shorter bursts (a click, a cough) are dropped
+TENTATIVE_CHUNKS = 2  # quiet chunks (2 × 32 ms) before the tentative final starts: a dip inside a word is shorter
 
 
 @dataclass
@@ -169,7 +170,7 @@ class LiveSession:
                 self._tentative.stale, self._tentative = True, None  # speech resumed: it is only a partial now
         else:
             self._quiet += 1
-            if self.reuse and self._quiet == 1 and self._voiced * CHUNK >= MIN_UTTERANCE_S * SAMPLE_RATE:
+            if self.reuse and self._quiet == TENTATIVE_CHUNKS and self._voiced * CHUNK >= MIN_UTTERANCE_S * SAMPLE_RATE:
                 # the voice may have stopped: decode what was said while the silence is timed
                 self._tentative = _Job("tentative", np.concatenate(self._speech), self._count - 1)
                 self._jobs.put(self._tentative)

@@ -217,7 +217,7 @@ class RealtimeSession:
             self.pool.release(self.model)
             self.model = model
         self.settings = settings
-        self.live.close()
+        await asyncio.to_thread(self.live.close)  # after the utterance in hand: not on the event loop's thread
         self.start_live()
         self.send("session.updated", session=settings.session())
 
