@@ -292,6 +292,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_transcribe(args) -> int:
     from core.audio.decode import audio_files_in
+    from core.speech.batching import transcribe_files
     from core.speech.decoding import DecodingOptions, parse_temperatures
     from core.speech.inference import Transcriber, format_segments
     from core.speech.transcripts import destinations, parse_formats, write_transcripts
@@ -309,16 +310,15 @@ def cmd_transcribe(args) -> int:
     transcriber = Transcriber(args.model, Workspace.open(args.home), language=language, task=args.task)
     bar = _progress_bar("file") if len(files) > 1 else None
     failed = []
-    for done, (path, target) in enumerate(zip(files, targets), 1):
-        try:
-            transcript = transcriber.transcribe_file(path, options=options)
-        except StudioError as err:  # an unreadable file is reported and skipped; the others go on
-            failed.append(str(err))
-            print(f"skipped: {err}", file=sys.stderr)
+    # the files' windows are decoded together, in batches on one engine loop; answers come back in order
+    answers = transcribe_files(transcriber, files, options)
+    for done, ((path, transcript), target) in enumerate(zip(answers, targets), 1):
+        if bar:
+            bar("transcribe", done, len(files))
+        if isinstance(transcript, StudioError):  # an unreadable file is reported and skipped; the others go on
+            failed.append(str(transcript))
+            print(f"skipped: {transcript}", file=sys.stderr)
             continue
-        finally:
-            if bar:
-                bar("transcribe", done, len(files))
         if target is not None:
             for written in write_transcripts(transcript, target, formats, words=options.word_timestamps):
                 print(written)
@@ -492,12 +492,19 @@ COMMANDS = {
 }
 
 
+class _NoteFormatter(logging.Formatter):
+    """The studio log on stderr: `note: …`, and `warning: …` for a warning (an unprotected server, say)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{'warning' if record.levelno >= logging.WARNING else 'note'}: {record.getMessage()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `python -m core languages | head` ends quietly
     args = build_parser(COMMANDS).parse_args(argv)
     notes = logging.StreamHandler(sys.stderr)
-    notes.setFormatter(logging.Formatter("note: %(message)s"))
+    notes.setFormatter(_NoteFormatter())
     studio = logging.getLogger("studio")
     studio.addHandler(notes)
     studio.setLevel(logging.INFO)

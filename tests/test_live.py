@@ -1,5 +1,6 @@
-"""The live microphone path without a browser: utterances cut by the voice-activity detector, partial and final
-text from a real model, latency measured. Audio is pushed in 20 ms chunks at real-time pace, as WebRTC delivers it."""
+"""The live path without a browser: utterances cut by Silero's streaming detector, partial and final text from a real
+model, the final reusing the decode started when the voice stopped, latency measured. Audio is pushed in 20 ms
+chunks at real-time pace, as WebRTC delivers it."""
 
 import subprocess
 import time
@@ -56,6 +57,31 @@ def test_two_phrases_become_two_utterances_with_latency(tmp_path, session_worksp
     assert all(isinstance(u.text, str) for u in utterances)
     assert snapshot.partial == "" and not snapshot.speaking
     assert len(texts_seen) > len(utterances)  # partials were transcribed while speaking
+
+
+def test_the_final_is_the_decode_started_when_the_voice_stopped(tmp_path, session_workspace):
+    transcriber = Transcriber("demo", session_workspace, language="no")
+    calls, events = [], []
+
+    def transcribe(audio):
+        calls.append(len(audio))
+        return transcriber.text(audio)
+
+    speech = spoken(tmp_path, "god morgen")
+    stream = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), speech, np.zeros(SAMPLE_RATE, np.float32)])
+    session = LiveSession(transcribe, max_utterance_s=3.0, listener=events.append)
+    chunk = SAMPLE_RATE // 50  # 20 ms
+    started = time.monotonic()
+    for i in range(0, len(stream), chunk):
+        session.push(stream[i : i + chunk])
+        time.sleep(max(0.0, started + (i + chunk) / SAMPLE_RATE - time.monotonic()))
+    session.wait_idle()
+    (utterance,) = session.snapshot().utterances
+    assert utterance.reused and calls[-1] == len(utterance.audio)  # no second decode after the silence
+    voice_end = started + 0.5 + len(speech) / SAMPLE_RATE
+    assert utterance.done_at - voice_end < 5 and abs(utterance.end_s - (0.5 + len(speech) / SAMPLE_RATE)) < 0.3
+    assert [e.kind for e in events if e.kind != "partial"] == ["started", "stopped", "final"]
+    assert events[-1].text == utterance.text and all(e.index == 0 for e in events)
 
 
 def test_silence_and_clicks_make_no_utterance(session_workspace):

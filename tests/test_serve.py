@@ -1,28 +1,26 @@
 """`serve` over a real socket: the official `openai` client against uvicorn, the demo model and espeak-ng speech.
 
 One server runs in a thread for the module (the demo model, a key, a 10 s audio limit); the overflow test starts
-`python -m core serve` as a user does, with one worker and no queue, and holds one request open to fill it.
+`python -m core serve` as a user does, taking one request at a time, and holds one request open to fill it.
 """
 
 import json
 import math
 import os
-import select
 import shlex
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
-import openai
 import pytest
 import soundfile as sf
 from helpers import REPO, make_audio
+from serve_helpers import KEY, client, form, read_until, refusal, start
 
 from core.audio import SAMPLE_RATE
 from core.cli import COMMANDS
@@ -32,26 +30,11 @@ from core.evaluation import checkpoint_choices
 from core.speech import Transcriber
 from core.speech.decoding import DecodingOptions
 from core.speech.openai_api import parse_request, render
-from core.speech.server import ServeOptions, create_app, listen, serve_command, uvicorn_server
+from core.speech.server import ServeOptions, create_app, listen, serve_command
 from core.speech.transcripts import Segment, Transcript, Word, to_srt, to_txt, to_vtt
 from core.training import RunFolder
 
-KEY = "sk-studio-test-key"
 GREEDY = DecodingOptions(temperatures=(0.0,))  # what temperature=0 asks for: one deterministic pass
-
-
-def start(app) -> tuple[str, callable]:
-    """Serve `app` on a free port in a thread: (base URL, stop)."""
-    sock = listen("127.0.0.1", 0)
-    server = uvicorn_server(app)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join()
-
-    return f"http://127.0.0.1:{sock.getsockname()[1]}/v1", stop
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +47,6 @@ def server(session_workspace):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     return make_audio(tmp_path_factory.mktemp("serve") / "hei.wav", "hei på deg, dette er en prøve")
-
-
-def client(url: str, key: str = KEY) -> openai.OpenAI:
-    return openai.OpenAI(base_url=url, api_key=key, max_retries=0)  # no retries: a 503 is seen as it is
 
 
 @pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # openai marks audio.translations deprecated
@@ -87,6 +66,12 @@ def test_the_official_client_gets_every_format_as_the_transcriber_makes_it(serve
     assert [(s.id, s.text) for s in verbose.segments] == list(enumerate(s.text for s in spoken))
     assert [(s.start, s.end) for s in verbose.segments] == [(round(s.start, 3), round(s.end, 3)) for s in spoken]
     assert verbose.words is None  # words only when asked for
+    # the measures of the decoding policy, as OpenAI gives them (an app's `seg.avg_logprob < -1` needs a number)
+    measured = [(s.temperature, s.avg_logprob, s.compression_ratio, s.no_speech_prob) for s in spoken]
+    assert all(isinstance(value, float) for row in measured for value in row), measured
+    answered = [(s.temperature, s.avg_logprob, s.compression_ratio, s.no_speech_prob) for s in verbose.segments]
+    assert answered == [tuple(pytest.approx(v, abs=1e-6) for v in row) for row in measured]
+    assert [s.avg_logprob < -1 for s in verbose.segments] == [s.avg_logprob < -1 for s in spoken]
     translated = reference.transcribe_file(clip, name=clip.name, task="translate", options=GREEDY)
     translation = client(server).audio.translations.create(
         model="whisper-1", file=clip.open("rb"), response_format="text", temperature=0
@@ -118,33 +103,25 @@ def test_verbose_json_gives_words_without_their_space_and_segments_only_when_ask
     ]  # the empty one left out
 
 
-def _refusal(call) -> tuple[int, dict]:
-    with pytest.raises(openai.APIStatusError) as caught:
-        call()
-    body = caught.value.response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
-    return caught.value.status_code, body["error"]
-
-
 def test_bad_input_gets_a_400_in_openai_error_shape(server, clip, tmp_path):
     create = client(server).audio.transcriptions.create
-    status, error = _refusal(lambda: create(model="whisper-1", file=("notes.wav", b"these are my notes, not audio")))
+    status, error = refusal(lambda: create(model="whisper-1", file=("notes.wav", b"these are my notes, not audio")))
     assert status == 400 and (error["param"], error["code"]) == ("file", "invalid_file")
     assert "notes.wav" in error["message"] and "not audio" in error["message"]
     long_clip = tmp_path / "long.wav"
     sf.write(long_clip, np.zeros(12 * SAMPLE_RATE, np.float32), SAMPLE_RATE)  # 12 s, over the fixture's 10 s
-    status, error = _refusal(lambda: create(model="whisper-1", file=long_clip.open("rb")))
+    status, error = refusal(lambda: create(model="whisper-1", file=long_clip.open("rb")))
     assert status == 400 and error["code"] == "audio_too_long" and "--max-audio-s" in error["message"]
-    status, error = _refusal(lambda: create(model="nb-best", file=clip.open("rb")))
+    status, error = refusal(lambda: create(model="nb-best", file=clip.open("rb")))
     assert status == 400 and (error["param"], error["code"]) == ("model", "model_not_found")
     assert "demo" in error["message"] and "whisper-1" in error["message"]  # the choices
-    status, error = _refusal(lambda: create(model="whisper-1", file=clip.open("rb"), response_format="diarized_json"))
+    status, error = refusal(lambda: create(model="whisper-1", file=clip.open("rb"), response_format="diarized_json"))
     assert status == 400 and error["param"] == "response_format" and "verbose_json" in error["message"]
 
 
 def test_a_missing_or_wrong_key_is_a_401_that_never_quotes_it(server):
     wrong = "sk-not-the-right-key"
-    status, error = _refusal(lambda: client(server, wrong).models.list())
+    status, error = refusal(lambda: client(server, wrong).models.list())
     assert status == 401 and error["code"] == "invalid_api_key" and wrong not in error["message"]
     assert KEY not in error["message"]
     with pytest.raises(urllib.error.HTTPError) as caught:
@@ -170,43 +147,22 @@ def test_models_lists_each_checkpoint_of_a_run_and_serves_it(populated, clip):
         stop()
 
 
-def _form(fields: dict[str, str], filename: str, data: bytes) -> tuple[bytes, str]:
-    """A multipart/form-data body as OpenAI's clients send it: (body, content type)."""
-    boundary = "studio-test-boundary"
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in fields.items()]
-    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n\r\n'
-    body = "".join(parts).encode() + head.encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-def _read_until(stream, marker: str) -> str:
-    """Lines of a child's stderr until one holds `marker` (an end of the stream fails with what was read)."""
-    seen = []
-    while True:
-        ready, _, _ = select.select([stream], [], [], 300)  # a guard against a hang, not a measurement
-        line = stream.readline() if ready else ""
-        seen.append(line)
-        assert line, "".join(seen)
-        if marker in line:
-            return line
-
-
 def test_the_cli_serves_with_the_key_from_the_environment_and_a_full_queue_is_a_503(tmp_path, clip):
     command = [sys.executable, "-m", "core", "serve", "--model", "demo", "--port", "0", "--workers", "1"]
     child = subprocess.Popen(
-        [*command, "--queue", "0", "--home", str(tmp_path / "ws")],
+        [*command, "--queue", "1", "--home", str(tmp_path / "ws")],
         cwd=REPO,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "STUDIO_API_KEY": KEY},
     )
     try:
-        line = _read_until(child.stderr, "serving demo at ")
+        line = read_until(child.stderr, "serving demo at ")
         url = line.split(" at ")[1].split()[0]
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         # hold the only slot: a request whose server has asked for its body (100 Continue) and not yet got it
         fields = {"model": "whisper-1", "response_format": "text", "temperature": "0"}
-        body, content_type = _form(fields, clip.name, clip.read_bytes())
+        body, content_type = form(fields, clip.name, clip.read_bytes())
         held = socket.create_connection(("127.0.0.1", port), timeout=300)
         held.sendall(
             f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n"
@@ -214,7 +170,7 @@ def test_the_cli_serves_with_the_key_from_the_environment_and_a_full_queue_is_a_
             "Connection: close\r\n\r\n".encode()
         )
         assert held.recv(1024).startswith(b"HTTP/1.1 100")
-        status, error = _refusal(
+        status, error = refusal(
             lambda: client(url).audio.transcriptions.create(model="whisper-1", file=clip.open("rb"))
         )
         assert status == 503 and error["code"] == "server_busy" and "--queue" in error["message"]
@@ -224,7 +180,7 @@ def test_the_cli_serves_with_the_key_from_the_environment_and_a_full_queue_is_a_
         assert reply.startswith(b"HTTP/1.1 200") and reply.split(b"\r\n\r\n", 1)[1].strip()  # the held one answered
         again = client(url).audio.transcriptions.create(model="whisper-1", file=clip.open("rb"), temperature=0)
         assert again.text == reply.split(b"\r\n\r\n", 1)[1].decode().strip()  # the slot is free again
-        status, _ = _refusal(lambda: client(url, "sk-wrong").models.list())
+        status, _ = refusal(lambda: client(url, "sk-wrong").models.list())
         assert status == 401
     finally:
         child.send_signal(signal.SIGINT)  # Ctrl+C: uvicorn ends gracefully

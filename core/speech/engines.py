@@ -5,7 +5,9 @@ the word timer (core/speech/words.py) ask for: `encode`, `decode` and `align`.
   faster-whisper runs on; `generate` gives its scores and no-speech probability, `align` its cross-attention path.
 - `TransformersWhisper`: any transformers checkpoint; generation by `GenerationMixin.generate` from our prompt, the
   scores from one teacher-forced pass, the alignment by DTW over the alignment heads' cross-attention.
-Both return the same records, so a window decodes the same way whichever file a model came as.
+Both return the same records, so a window decodes the same way whichever file a model came as. Sampling (the
+fallback's temperatures above 0) is seeded per window, so a window's text never depends on which other windows
+share its batch (core/speech/batching.py puts different requests' windows in one batch).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from core.audio.constants import MAX_TARGET_POSITIONS
+from core.models.hf_folders import language_token_ids
 from core.speech.decoding import Hypothesis
 
 SAMPLING_SEED = 0  # sampling (fallback) is seeded per call: the same file gives the same transcript twice
@@ -73,19 +76,16 @@ class CTranslate2Whisper:
     def decode(
         self, encoded, prompt: list[int], temperature: float, beams: int, best_of: int, max_new_tokens: int
     ) -> list[Hypothesis]:
-        if temperature > 0:
-            self.ctranslate2.set_random_seed(SAMPLING_SEED)
+        length = _ctranslate2_length(len(prompt), max_new_tokens)
+        common = dict(max_length=length, return_scores=True, return_no_speech_prob=True)
+        if temperature > 0:  # one window per call, each from the same seed: batch-independent samples
             how = dict(beam_size=1, num_hypotheses=best_of, sampling_topk=0, sampling_temperature=temperature)
+            results = []
+            for window in range(len(encoded)):
+                self.ctranslate2.set_random_seed(SAMPLING_SEED)
+                results += self.engine.generate(self._storage(encoded[window : window + 1]), [prompt], **how, **common)
         else:
-            how = dict(beam_size=beams)
-        results = self.engine.generate(
-            self._storage(encoded),
-            [prompt] * len(encoded),
-            max_length=_ctranslate2_length(len(prompt), max_new_tokens),
-            return_scores=True,
-            return_no_speech_prob=True,
-            **how,
-        )
+            results = self.engine.generate(self._storage(encoded), [prompt] * len(encoded), beam_size=beams, **common)
         hypotheses = []
         for result in results:
             # scores are length-normalised sums (length penalty 1): score × tokens is the sum, as faster-whisper
@@ -117,6 +117,7 @@ class TransformersWhisper:
         self.device = next(model.parameters()).device
         ids = tokenizer.convert_tokens_to_ids
         self.start, self.end, self.no_speech = ids("<|startoftranscript|>"), ids("<|endoftext|>"), ids("<|nospeech|>")
+        self.language_ids = language_token_ids(tokenizer)  # <|en|> → id, for every language the model knows
         heads = getattr(model.generation_config, "alignment_heads", None)
         layers, per_layer = model.config.decoder_layers, model.config.decoder_attention_heads
         # without the base model's heads (a toy model): every head of the upper half, openai/whisper's default
@@ -127,12 +128,33 @@ class TransformersWhisper:
         )
 
     @torch.inference_mode()
+    def detect_language(self, features) -> tuple[str, float]:
+        """(Whisper code, probability) of the language in the first window: the softmax of the first decoding step
+        over the language tokens, as Whisper itself detects it."""
+        inputs = torch.as_tensor(np.asarray(features[:1]), dtype=self.model.dtype, device=self.device)
+        start = torch.tensor([[self.start]], device=self.device)
+        logits = self.model(input_features=inputs, decoder_input_ids=start).logits[0, -1]
+        probabilities = torch.softmax(logits[list(self.language_ids.values())].float(), dim=-1)
+        best = int(probabilities.argmax())
+        return list(self.language_ids)[best].strip("<|>"), float(probabilities[best])
+
+    @torch.inference_mode()
     def encode(self, features) -> torch.Tensor:
         inputs = torch.as_tensor(np.asarray(features), dtype=self.model.dtype, device=self.device)
         return self.model.get_encoder()(inputs).last_hidden_state
 
     @torch.inference_mode()
     def decode(
+        self, encoded, prompt: list[int], temperature: float, beams: int, best_of: int, max_new_tokens: int
+    ) -> list[Hypothesis]:
+        if temperature == 0:
+            return self._decode(encoded, prompt, temperature, beams, best_of, max_new_tokens)
+        # one window per call, each from the same seed: batch-independent samples
+        windows = [encoded[k : k + 1] for k in range(len(encoded))]
+        return [h for w in windows for h in self._decode(w, prompt, temperature, beams, best_of, max_new_tokens)]
+
+    @torch.inference_mode()
+    def _decode(
         self, encoded, prompt: list[int], temperature: float, beams: int, best_of: int, max_new_tokens: int
     ) -> list[Hypothesis]:
         from transformers import GenerationMixin

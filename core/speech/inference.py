@@ -17,6 +17,9 @@ file of one piece (anything under ten minutes) is windowed and decoded exactly a
 
 from __future__ import annotations
 
+import copy
+import math
+from collections import deque
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -27,7 +30,6 @@ from core.audio.decode import AudioSource, audio_pieces, finite_audio_problem
 from core.audio.melspec import log_mel
 from core.audio.vad import speech_regions, speech_windows
 from core.errors import StudioError
-from core.models.hf_folders import language_token_ids
 from core.models.installed import ctranslate2_twin
 from core.models.resolve import is_ctranslate2, load_model, load_processor, resolve_model
 from core.speech.decoding import DecodingOptions, WindowDecoder
@@ -38,6 +40,8 @@ from core.workspace import Workspace
 
 WORD_PAUSE_S = 0.06  # seconds: a quieter stretch this long between words is a pause a word's start may follow
 OPEN_END_S = 2.0  # a window ending this close to a piece's end may go on in the next piece: decoded with that one
+CAP_STEP_S = 5  # seconds: a window's token cap counts its length rounded up to this (4.2 s and 4.9 s share one)
+FILE_BATCH = 16  # windows of one file decoded together (a 30 s window each: 8 minutes of speech)
 
 
 class Transcriber:
@@ -82,7 +86,6 @@ class Transcriber:
         self.options = DecodingOptions(beam_size=beam_size, temperatures=(0.0,))
         extractor = self.processor.feature_extractor
         self.window = extractor.n_samples  # samples per window: the processor says how long the model listens
-        self.language_ids = language_token_ids(self.processor.tokenizer)
 
     @property
     def engine(self) -> str:
@@ -113,19 +116,16 @@ class Transcriber:
         ids = self.model.generate(inputs, **kwargs)
         return [t.strip() for t in self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
-    @torch.inference_mode()
     def detect_language(self, features: np.ndarray) -> tuple[str, float]:
-        """(Whisper code, probability) of the language in the first window: the softmax of the first decoding
-        step over the language tokens, as Whisper itself detects it."""
-        if isinstance(self.model, CTranslate2Whisper):
-            return self.model.detect_language(np.asarray(features[:1], np.float32))
-        inputs = torch.as_tensor(features[:1], dtype=torch.float32, device=self.device)
-        start = torch.tensor([[self.processor.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")]])
-        logits = self.model(input_features=inputs, decoder_input_ids=start.to(self.device)).logits[0, -1]
-        tokens = list(self.language_ids)
-        probabilities = torch.softmax(logits[list(self.language_ids.values())], dim=-1)
-        best = int(probabilities.argmax())
-        return tokens[best].strip("<|>"), float(probabilities[best])
+        """(Whisper code, probability) of the language in the first window (the engine's own detector)."""
+        return self.backend.detect_language(np.asarray(features[:1], np.float32))
+
+    def using(self, backend) -> Transcriber:
+        """This transcriber with its model calls going to `backend` (the same model, loaded once): how a request
+        of `serve` or one file of a batch queues its windows on the model's engine loop (core/speech/batching.py)."""
+        clone = copy.copy(self)
+        clone.backend = backend
+        return clone
 
     def features(self, clips: list[np.ndarray]) -> np.ndarray:
         return log_mel(clips, self.processor.feature_extractor)
@@ -133,7 +133,7 @@ class Transcriber:
     def transcribe_array(
         self,
         samples: np.ndarray,
-        batch_size: int = 16,
+        batch_size: int = FILE_BATCH,
         language: str | None = None,
         task: str | None = None,
         options: DecodingOptions | None = None,
@@ -160,12 +160,10 @@ class Transcriber:
         segments, speech = [], None
         for i in range(0, len(spans), batch_size):
             chunk = spans[i : i + batch_size]
-            longest_s = max(e - s for s, e in chunk) / SAMPLE_RATE
-            # a transcript longer than speech allows is a loop (Whisper's classic failure): stop it early
-            # (224 at most: openai/whisper's sample_len, half the decoder's positions, as CTranslate2 enforces)
-            most = min(MAX_TARGET_POSITIONS // 2, int(TEXT_TOKENS_PER_SECOND_CAP * longest_s) + 16)
             encoded = self.backend.encode(self.features([samples[s:e] for s, e in chunk]))
-            results = policy.decode(encoded, most)
+            results = []
+            for first, last, cap in _runs([self._token_cap(e - s) for s, e in chunk]):
+                results += policy.decode(encoded[first:last], cap)  # in order: the policy may carry a prompt
             words = self._words(policy, encoded, chunk, results) if policy.options.word_timestamps else {}
             if words and speech is None:
                 speech = [
@@ -176,8 +174,19 @@ class Transcriber:
                     continue
                 start, end = (offset + s) / SAMPLE_RATE, (offset + e) / SAMPLE_RATE
                 timed = placed_words(words.get(k, []), start, end, speech or [])
-                segments.append(Segment(start, end, result.text, timed))
+                measures = (result.temperature, result.avg_log_prob, result.compression_ratio, result.no_speech_prob)
+                segments.append(Segment(start, end, result.text, timed, *measures))
         return segments
+
+    def _token_cap(self, length: int) -> int:
+        """Most tokens a window of `length` samples may produce. A transcript longer than speech allows is a loop
+        (Whisper's classic failure): stopped early, at TEXT_TOKENS_PER_SECOND_CAP of the window's length rounded
+        up to CAP_STEP_S (windows of similar length share a cap, so many requests' windows share one decoding
+        call), never more than 224 (openai/whisper's sample_len, half the decoder's positions, as CTranslate2
+        enforces). A window's cap is its own: its text does not depend on the windows decoded beside it."""
+        step = CAP_STEP_S * SAMPLE_RATE
+        seconds = min(self.window, math.ceil(length / step) * step) / SAMPLE_RATE
+        return min(MAX_TARGET_POSITIONS // 2, int(TEXT_TOKENS_PER_SECOND_CAP * seconds) + 16)
 
     def _onsets(self, samples: np.ndarray, policy: WindowDecoder) -> list[tuple[int, int]]:
         """Unpadded speech regions whose starts the words after a pause are moved to: the alignment gives a pause
@@ -211,6 +220,21 @@ class Transcriber:
         language the first stretch of speech decides it (with its probability), and every window uses it. The file
         is decoded a piece at a time (see the module's docstring); invalid (NaN/inf) samples are refused. `options`
         (DecodingOptions) say how each window is decoded; without them, the transcriber's beams and the defaults."""
+        progress = self.transcribe_progressively(source, name, language, task, options)
+        return deque(progress, maxlen=1)[0]  # the last: the whole transcript
+
+    def transcribe_progressively(
+        self,
+        source: AudioSource,
+        name: str | None = None,
+        language: str | None = None,
+        task: str | None = None,
+        options: DecodingOptions | None = None,
+        batch_size: int = FILE_BATCH,
+    ) -> Iterator[Transcript]:
+        """`transcribe_file`, as it goes: the transcript so far after each batch of `batch_size` windows (what a
+        streaming answer sends as it is decoded), the last one whole, with the audio's full length. The segments
+        are the same whatever the batch size."""
         options = options or self.options
         label = name or (str(source) if not isinstance(source, bytes) else "audio")
         language = language or self.language
@@ -223,8 +247,11 @@ class Transcriber:
                 language, probability = self.detect_language(self.features([samples[start:end]]))
             if spans:
                 policy = policy or self._policy(language, task, options)  # one per file: it carries the prompt
-                segments += self._decode_windows(samples, spans, offset, 16, policy)
-        return Transcript(segments, language, probability, total / SAMPLE_RATE, label)
+            for i in range(0, len(spans), batch_size):
+                batch = spans[i : i + batch_size]
+                segments += self._decode_windows(samples, batch, offset, batch_size, policy)
+                yield Transcript(list(segments), language, probability, (offset + batch[-1][1]) / SAMPLE_RATE, label)
+        yield Transcript(segments, language, probability, total / SAMPLE_RATE, label)
 
     def _stretches(
         self, pieces: Iterable[np.ndarray], label: str, detector: str
@@ -271,6 +298,15 @@ class Transcriber:
     def text(self, samples: np.ndarray, language: str | None = None, task: str | None = None) -> str:
         """All segments' text joined: what the live and conversation paths need."""
         return " ".join(s.text for s in self.transcribe_array(samples, language=language, task=task)).strip()
+
+
+def _runs(values: list[int]) -> Iterator[tuple[int, int, int]]:
+    """(first, last + 1, value) of each run of equal consecutive values: [5, 5, 9] → (0, 2, 5), (2, 3, 9)."""
+    first = 0
+    for k in range(1, len(values) + 1):
+        if k == len(values) or values[k] != values[first]:
+            yield first, k, values[first]
+            first = k
 
 
 def format_segments(segments: list[Segment]) -> str:

@@ -4,11 +4,13 @@ Pure functions of a request and a Transcript, with no web framework in them (cor
 FastAPI). The shapes are the official client's (openai's `Transcription`, `TranscriptionVerbose`): `json` is
 `{"text", "usage"}`, `verbose_json` adds the task, language name, duration, `segments` (id, seek, start, end, text,
 tokens, and the decoding policy's measures where the engine reports them) and, when `word` is among the
-timestamp_granularities, `words`; `text`, `srt` and `vtt` are the transcript writers' own text. A refusal is
-`{"error": {"message", "type", "param", "code"}}`.
+timestamp_granularities, `words`; `text`, `srt` and `vtt` are the transcript writers' own text. With
+`stream=true` the answer is server-sent events: a `transcript.text.delta` per batch of segments as they are decoded,
+then `transcript.text.done`. A refusal is `{"error": {"message", "type", "param", "code"}}`.
 """
 
 import hmac
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # OpenAI's own limit for one file: 25 MB, s
 TEXT_WRITERS = {"text": to_txt, "srt": to_srt, "vtt": to_vtt}
 RESPONSE_FORMATS = ("json", *TEXT_WRITERS, "verbose_json")
 GRANULARITIES = ("segment", "word")
+STREAM_FORMATS = ("json", "text")  # a stream's events carry text: these two are all it can stand for
 
 
 class ApiError(Exception):
@@ -54,6 +57,7 @@ class TranscriptionRequest:
     temperature: float | None  # None: the decoding policy's own fallback ladder
     response_format: str
     granularities: tuple[str, ...]
+    stream: bool = False  # answer as server-sent events: a text delta per segment as it is decoded, then done
 
     def decoding_options(self) -> DecodingOptions:
         """The decoding policy for this request: a given temperature is the only one tried (OpenAI's meaning)."""
@@ -94,20 +98,38 @@ def parse_request(
             f"timestamp_granularities {granularities}: give segment and/or word, with response_format verbose_json",
             "timestamp_granularities",
         )
+    stream = _flag(fields.get("stream"), "stream")
+    if stream and response_format not in STREAM_FORMATS:
+        raise ApiError(
+            400,
+            f"stream with response_format '{response_format}': a stream sends text events; ask for json or text",
+            "stream",
+        )
     return TranscriptionRequest(
         data=data,
         filename=filename,
         model=(fields.get("model") or OPENAI_ALIAS).strip(),
         task=task,
-        language=_whisper_language(fields.get("language")),
+        language=whisper_language(fields.get("language")),
         prompt=fields.get("prompt") or None,
         temperature=_temperature(fields.get("temperature")),
         response_format=response_format,
         granularities=tuple(dict.fromkeys(granularities)),
+        stream=stream,
     )
 
 
-def _whisper_language(name: str | None) -> str | None:
+def _flag(value: str | None, name: str) -> bool:
+    """A form's boolean as OpenAI's clients send it (`true`/`false`)."""
+    if value in (None, "", "false", "False", "0"):
+        return False
+    if value in ("true", "True", "1"):
+        return True
+    raise ApiError(400, f"{name} '{value}': give true or false", name)
+
+
+def whisper_language(name: str | None) -> str | None:
+    """A request's language (a code or a name) as a Whisper code, None when not given, a 400 when unknown."""
     if not name:
         return None
     try:
@@ -163,6 +185,27 @@ def render(transcript: Transcript, request: TranscriptionRequest, encode: Callab
     if "word" in request.granularities:
         body["words"] = [_word(w) for s in spoken for w in s.words]
     return {**body, "usage": usage}, "application/json"
+
+
+def stream_event(event: dict) -> bytes:
+    """One server-sent event, as OpenAI's streaming transcription sends it (`data: JSON`, a blank line)."""
+    return f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
+
+
+def text_delta(transcript: Transcript, already: int) -> tuple[dict | None, int]:
+    """(the `transcript.text.delta` event for the segments after the first `already`, or None when they said
+    nothing; how many segments it covers): deltas joined are the final text."""
+    spoken = [s.text for s in transcript.segments[already:] if s.text]
+    if not spoken:
+        return None, len(transcript.segments)
+    lead = " " if any(s.text for s in transcript.segments[:already]) else ""
+    return {"type": "transcript.text.delta", "delta": lead + " ".join(spoken)}, len(transcript.segments)
+
+
+def text_done(transcript: Transcript) -> dict:
+    """The `transcript.text.done` event: the whole text, and the audio's length as the usage."""
+    usage = {"type": "duration", "seconds": math.ceil(transcript.duration)}
+    return {"type": "transcript.text.done", "text": transcript.text, "usage": usage}
 
 
 def _segment(index: int, segment: Segment, encode: Callable[[str], list[int]]) -> dict:

@@ -35,6 +35,11 @@ class Segment:
     end: float
     text: str
     words: list[Word] = field(default_factory=list)  # filled only when word timestamps were asked for
+    # what the decoding policy measured for the segment's window (None for a segment nothing decoded)
+    temperature: float | None = None  # the temperature whose output was kept
+    avg_logprob: float | None = None  # average token log-probability, end-of-text included
+    compression_ratio: float | None = None  # UTF-8 bytes over zlib bytes of the text
+    no_speech_prob: float | None = None  # probability of <|nospeech|> at the window's start
 
 
 @dataclass
@@ -98,8 +103,9 @@ def to_txt(transcript: Transcript) -> str:
 
 
 def _segment_json(segment: Segment) -> dict:
-    """A segment's start, end and text; its words only when they were timed (a plain transcript stays as before)."""
-    data = asdict(segment)
+    """A segment's start, end and text; its words only when they were timed, its decoding measures only when they
+    were measured (a plain transcript stays as before)."""
+    data = {k: v for k, v in asdict(segment).items() if v is not None}
     if not segment.words:
         del data["words"]
     return data
