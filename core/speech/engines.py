@@ -48,8 +48,12 @@ class CTranslate2Whisper:
         return self.ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
 
     def detect_language(self, features: np.ndarray) -> tuple[str, float]:
-        token, probability = self.engine.detect_language(self._storage(np.asarray(features, np.float32)))[0][0]
-        return token.strip("<|>"), probability
+        return self.likely_languages(features, 1)[0]
+
+    def likely_languages(self, features: np.ndarray, top: int) -> list[tuple[str, float]]:
+        """The first window's `top` likeliest languages, (Whisper code, probability), likeliest first."""
+        ranked = self.engine.detect_language(self._storage(np.asarray(features, np.float32)))[0]
+        return [(token.strip("<|>"), probability) for token, probability in ranked[:top]]
 
     def generate(
         self, features: np.ndarray, tokenizer, language: str, task: str, max_new_tokens: int | None, beam_size: int = 1
