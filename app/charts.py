@@ -44,9 +44,7 @@ def error_rate_curves(runs: dict[str, list[dict]], with_cer: bool = False) -> al
         return None
     trained = [r["value"] for r in rows if r["step"] > 0]
     top = chart_ceiling(trained, [b["value"] for b in baselines])
-    for b in baselines:
-        b["shown"] = min(b["value"], top)
-        b["label"] = f"{'' if with_cer else b['run'] + ' '}base model {b['value']:.1f}%"
+    baselines = _labelled(baselines, top, with_cer)
     scale = alt.Scale(domain=[0, top], clamp=True)
     layers = []
     if rows:
@@ -69,11 +67,37 @@ def error_rate_curves(runs: dict[str, list[dict]], with_cer: bool = False) -> al
             )
         )
         layers.append(
-            base.mark_text(align="left", dx=4, dy=-6, color="gray").encode(
-                y=alt.Y("shown:Q", scale=scale, title="error rate (%)"), x=alt.value(0), text="label:N"
+            base.mark_text(align="left", dx=4, color="gray").encode(
+                y=alt.Y("shown:Q", scale=scale, title="error rate (%)"),
+                x=alt.value(0),
+                yOffset=alt.YOffset("offset:Q", scale=None),  # pixels
+                text="label:N",
             )
         )
     return alt.layer(*layers)
+
+
+LABEL_PX = 13  # a label's height: labels of base-model lines that would overlap are stacked this far apart
+
+
+def _labelled(baselines: list[dict], top: float, with_cer: bool) -> list[dict]:
+    """One dashed line per distinct base-model value (runs that share a base model and validation split share one
+    line, named together), drawn at its value or pinned to the top edge with '(off the scale)'; labels that
+    would overlap are stacked downwards."""
+    merged: dict[float, list[str]] = {}
+    for b in baselines:
+        merged.setdefault(round(b["value"], 1), []).append(b["run"])
+    lines = []
+    for value, names in sorted(merged.items(), reverse=True):
+        shown = min(value, top)
+        label = f"base model {value:.1f}%" + (" (off the scale)" if value > top else "")
+        if not with_cer:
+            label = f"{', '.join(dict.fromkeys(names))}: {label}"
+        lines.append({"run": names[0], "value": value, "shown": shown, "label": label})
+    for k, line in enumerate(lines):  # the label sits above its line; below the previous one when they are close
+        close = k and lines[k - 1]["shown"] - line["shown"] < 0.06 * top
+        line["offset"] = lines[k - 1]["offset"] + LABEL_PX if close else -6
+    return lines
 
 
 def guard_curves(metrics: list[dict]) -> dict[str, alt.Chart]:

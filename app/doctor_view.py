@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.data import DoctorReport, duration_histogram
-from core.formatting import MISSING
+from core.data.doctor import report_table
 
 
 def show_report(report: DoctorReport) -> None:
@@ -21,22 +21,28 @@ def show_report(report: DoctorReport) -> None:
         st.success("No problems found in the rows examined.")
     histogram = pd.DataFrame(duration_histogram(report))
     if not histogram.empty:
-        st.altair_chart(
-            alt.Chart(histogram, title=f"Durations (the model's window: {report.window_seconds:g} s)")
+        window = report.window_seconds
+        bars = (
+            alt.Chart(histogram, title="Durations of the rows examined")
             .mark_bar()
-            .encode(x=alt.X("seconds:O", title="seconds (bin start)"), y=alt.Y("rows:Q", title="rows")),
+            .encode(
+                x=alt.X("seconds:Q", title="seconds", scale=alt.Scale(domainMin=0)),
+                x2="end:Q",
+                y=alt.Y("rows:Q", title="rows", axis=alt.Axis(format="d", tickMinStep=1)),
+                tooltip=["seconds", "end", "rows"],
+            )
+        )
+        # the model's window: a clip to the right of this line is longer than the model listens, and prepare drops it
+        limit = alt.Chart(pd.DataFrame([{"seconds": window, "label": f"model's window {window:g} s"}]))
+        st.altair_chart(
+            bars
+            + limit.mark_rule(color="#d62728", strokeDash=[6, 4]).encode(x="seconds:Q")
+            + limit.mark_text(align="left", dx=4, dy=8, color="#d62728").encode(
+                x="seconds:Q", y=alt.value(0), text="label:N"
+            ),
             width="stretch",
         )
-    table = pd.DataFrame(
-        [
-            {
-                **{k: MISSING if v is None else v for k, v in r.items() if k != "audio"},
-                "dropped": r["dropped"] or "kept",
-            }
-            for r in report.rows
-        ]
-    )
-    st.dataframe(table, width="stretch", hide_index=True, height=260)
+    st.dataframe(pd.DataFrame(report_table(report)), width="stretch", hide_index=True, height="auto")
     with st.expander("Listen to the first rows"):
         for row in report.rows[:8]:
             st.caption(f"{row['split']} · {row['id']} · {row['text']}")
