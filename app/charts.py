@@ -100,6 +100,31 @@ def _labelled(baselines: list[dict], top: float, with_cer: bool) -> list[dict]:
     return lines
 
 
+def duration_chart(histogram: list[dict], window_seconds: float) -> alt.LayerChart | None:
+    """The doctor's durations: bars of whole rows over seconds, and the model's window as a red dashed line (a clip
+    to its right is longer than the model listens, and prepare drops it)."""
+    if not histogram:
+        return None
+    bars = (
+        alt.Chart(pd.DataFrame(histogram), title="Durations of the rows examined")
+        .mark_bar()
+        .encode(
+            x=alt.X("seconds:Q", title="seconds", scale=alt.Scale(domainMin=0)),
+            x2="end:Q",
+            y=alt.Y("rows:Q", title="rows", axis=alt.Axis(format="d", tickMinStep=1)),  # whole rows
+            tooltip=["seconds", "end", "rows"],
+        )
+    )
+    limit = alt.Chart(pd.DataFrame([{"seconds": window_seconds, "label": f"model's window {window_seconds:g} s"}]))
+    return (
+        bars
+        + limit.mark_rule(color="#d62728", strokeDash=[6, 4]).encode(x="seconds:Q")
+        + limit.mark_text(align="left", dx=4, dy=8, color="#d62728").encode(
+            x="seconds:Q", y=alt.value(0), text="label:N"
+        )
+    )
+
+
 def guard_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
     """Each guard set's WER over steps (step 0 is the base model), and the words written on the no-speech probes:
     {"guard sets": chart, "probe words": chart}, each only when logged."""

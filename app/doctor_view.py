@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app.charts import duration_chart
 from core.data import DoctorReport, duration_histogram
 from core.data.doctor import report_table
 
@@ -19,29 +19,9 @@ def show_report(report: DoctorReport) -> None:
         st.warning(f"**{problem.name}**: {problem.rows} rows. {problem.advice}.  \ne.g. {'; '.join(problem.examples)}")
     if not report.problems:
         st.success("No problems found in the rows examined.")
-    histogram = pd.DataFrame(duration_histogram(report))
-    if not histogram.empty:
-        window = report.window_seconds
-        bars = (
-            alt.Chart(histogram, title="Durations of the rows examined")
-            .mark_bar()
-            .encode(
-                x=alt.X("seconds:Q", title="seconds", scale=alt.Scale(domainMin=0)),
-                x2="end:Q",
-                y=alt.Y("rows:Q", title="rows", axis=alt.Axis(format="d", tickMinStep=1)),
-                tooltip=["seconds", "end", "rows"],
-            )
-        )
-        # the model's window: a clip to the right of this line is longer than the model listens, and prepare drops it
-        limit = alt.Chart(pd.DataFrame([{"seconds": window, "label": f"model's window {window:g} s"}]))
-        st.altair_chart(
-            bars
-            + limit.mark_rule(color="#d62728", strokeDash=[6, 4]).encode(x="seconds:Q")
-            + limit.mark_text(align="left", dx=4, dy=8, color="#d62728").encode(
-                x="seconds:Q", y=alt.value(0), text="label:N"
-            ),
-            width="stretch",
-        )
+    chart = duration_chart(duration_histogram(report), report.window_seconds)
+    if chart is not None:
+        st.altair_chart(chart, width="stretch")
     st.dataframe(pd.DataFrame(report_table(report)), width="stretch", hide_index=True, height="auto")
     with st.expander("Listen to the first rows"):
         for row in report.rows[:8]:

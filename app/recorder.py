@@ -31,8 +31,12 @@ KEPT = "rec_kept"  # the outcome of Keep or Delete
 
 
 def record_source(ws: Workspace, language: Language) -> dict:
-    name = st.text_input("Recording set", "my-voice", key="rec_name", help="kept in WORKSPACE/recordings/NAME/")
-    speaker = st.text_input("Speaker", "me", key="rec_speaker", help="who reads: prepare can split by speaker")
+    name = st.text_input(
+        "Recording set", "my-voice", key="rec_name", help="kept in WORKSPACE/recordings/NAME/", persist_state="session"
+    )
+    speaker = st.text_input(
+        "Speaker", "me", key="rec_speaker", help="who reads: prepare can split by speaker", persist_state="session"
+    )
     existing = (recordings_root(ws) / name / "recording.json").is_file()
     with st.expander("Prompts", expanded=not existing):
         prompts = _prompt_list(ws, language)
@@ -86,7 +90,7 @@ def _record_next(recordings: RecordingSet, speaker: str) -> None:
     counts = f"**{len(takes)}** take{'s' * (len(takes) != 1)} kept · **{speech}** of speech"
     st.markdown(f"{counts} · **{len(left)}** prompt{'s' * (len(left) != 1)} left")
     waiting = [p for p in left if p not in skipped]
-    if not recordings.prompts():
+    if not recordings.prompts:
         st.info("This set has no prompts yet: choose some under Prompts above and add them.")
     elif not waiting:
         st.success("Every prompt is read." if not left else "The prompts left were skipped.")

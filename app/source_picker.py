@@ -55,8 +55,18 @@ def _synthetic(ws: Workspace, language: Language, model: str) -> dict:
     except StudioError:  # a model that cannot be loaded here (offline): Whisper's window; prepare says the rest
         window = WINDOW_SECONDS
     kind = kind_for_window(language, window)
-    n = st.number_input("Utterances", 10, 20000, 300, step=50, help="10% test and 10% validation, split by text")
-    seed = st.number_input("Seed", 0, 10**6, 0)
+    # persist_state: the set stays chosen while another source is looked at, and after a visit to another page
+    n = st.number_input(
+        "Utterances",
+        10,
+        20000,
+        300,
+        step=50,
+        help="10% test and 10% validation, split by text",
+        key="synth_n",
+        persist_state="session",
+    )
+    seed = st.number_input("Seed", 0, 10**6, 0, key="synth_seed", persist_state="session")
     if kind == "sentences":
         st.caption("Everyday sentences from templates")
     elif kind == default_kind(language):
@@ -81,7 +91,7 @@ def _synthetic(ws: Workspace, language: Language, model: str) -> dict:
 
 
 def _folder() -> dict:
-    path = st.text_input("Folder", placeholder="/data/cv-corpus-23.0/nb-NO", key="data_folder")
+    path = st.text_input("Folder", placeholder="/data/cv-corpus-23.0/nb-NO", key="data_folder", persist_state="session")
     combine = st.checkbox("Train on train + validation", key="data_folder_combine", help=_COMBINE_HELP)
     if not path:
         return {}
