@@ -66,14 +66,12 @@ def error_rate_curves(runs: dict[str, list[dict]], with_cer: bool = False) -> al
                 tooltip=["label", alt.Tooltip("value:Q", format=".1f")],
             )
         )
-        layers.append(
-            base.mark_text(align="left", dx=4, color="gray").encode(
-                y=alt.Y("shown:Q", scale=scale, title="error rate (%)"),
-                x=alt.value(0),
-                yOffset=alt.YOffset("offset:Q", scale=None),  # pixels
-                text="label:N",
+        for line in baselines:  # one text mark each: its offset (pixels) is a mark property, not a data channel
+            layers.append(
+                alt.Chart(pd.DataFrame([line]))
+                .mark_text(align="left", dx=4, dy=line["offset"], color="gray")
+                .encode(y=alt.Y("shown:Q", scale=scale, title="error rate (%)"), x=alt.value(0), text="label:N")
             )
-        )
     return alt.layer(*layers)
 
 
@@ -94,9 +92,11 @@ def _labelled(baselines: list[dict], top: float, with_cer: bool) -> list[dict]:
         if not with_cer:
             label = f"{', '.join(dict.fromkeys(names))}: {label}"
         lines.append({"run": names[0], "value": value, "shown": shown, "label": label})
-    for k, line in enumerate(lines):  # the label sits above its line; below the previous one when they are close
+    for k, line in enumerate(lines):
+        # the label sits above its line, below it when the line is pinned to the top edge (above is the title), and
+        # under the label before it when the two lines are close
         close = k and lines[k - 1]["shown"] - line["shown"] < 0.06 * top
-        line["offset"] = lines[k - 1]["offset"] + LABEL_PX if close else -6
+        line["offset"] = lines[k - 1]["offset"] + LABEL_PX if close else (LABEL_PX if line["value"] > top else -8)
     return lines
 
 
@@ -138,7 +138,7 @@ def guard_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
             .mark_line(point=True)
             .encode(
                 x=alt.X("step:Q", title="step", axis=alt.Axis(format="d"), scale=alt.Scale(domainMin=0)),
-                y=alt.Y("WER (%):Q", title=None, scale=alt.Scale(domainMin=0)),
+                y=alt.Y("WER (%):Q", title=None, scale=alt.Scale(domainMin=0, nice=True)),
                 color=alt.Color("set:N", title=None, legend=alt.Legend(orient="bottom", direction="vertical")),
                 tooltip=["set", "step", alt.Tooltip("WER (%):Q", format=".1f")],
             )
@@ -150,7 +150,7 @@ def guard_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
             .mark_line(point=True, color="#d62728")
             .encode(
                 x=alt.X("step:Q", title="step", axis=alt.Axis(format="d"), scale=alt.Scale(domainMin=0)),
-                y=alt.Y("words:Q", title=None, scale=alt.Scale(domainMin=0)),
+                y=alt.Y("words:Q", title=None, scale=alt.Scale(domainMin=0, nice=True)),  # the top point inside
                 tooltip=["step", "words"],
             )
         )

@@ -153,7 +153,10 @@ for name in names:
     except DamagedFile as err:
         st.error(f"**{name}** · damaged: {err}", icon=":material/broken_image:")
         continue
-    splits = ", ".join(f"{s} {c['rows']} rows ({c['hours'] * 60:.1f} min)" for s, c in manifest["splits"].items())
+    splits = ", ".join(
+        f"{s} {c['rows']} row{'s' * (c['rows'] != 1)} ({format_duration(3600 * c['hours'])})"
+        for s, c in manifest["splits"].items()
+    )
     with st.expander(f"**{name}** · {manifest['language']} · {manifest['model']} · {splits}"):
         for warning in artifact_warnings(manifest):
             st.warning(warning, icon=":material/warning:")

@@ -29,6 +29,7 @@ demo = command_job(ws, DEMO_JOB)
 new_run_panel(ws, datasets, runs, demo_running=bool(demo and command_job_state(demo) == "running"))
 
 ACTED = "train_run_acted"  # the outcome of Stop or Resume
+SEEN_LIVE = "train_seen_live"  # (run, whether it was live) as the live view last saw it
 
 
 def stop(run: RunFolder) -> str:
@@ -53,6 +54,10 @@ if runs:
     def live_view(name: str) -> None:
         run = RunFolder.of(ws, name)
         status, metrics, summary = run.status(), run.metrics(), run.summary()
+        was_live = st.session_state.get(SEEN_LIVE)
+        st.session_state[SEEN_LIVE] = (name, status.live)
+        if was_live == (name, True) and not status.live:
+            st.rerun()  # the run ended: the whole page (the runs table, the sidebar) says so, not only this view
         doing, fraction = phase_progress(status)
         eta = eta_seconds(status, metrics)
         head = st.columns([3, 1, 1])

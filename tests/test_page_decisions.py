@@ -98,7 +98,7 @@ def test_prepare_says_what_it_dropped_and_how_sure_a_small_test_split_is():
     assert split_table(manifest)[0] == {
         "split": "train",
         "rows": 25,
-        "minutes": "0.6",
+        "audio": "0m 36s",
         "dropped": "9 audio longer than the model's window",
     }
 
@@ -171,12 +171,13 @@ def test_base_model_lines_are_labelled_once_and_say_when_they_are_off_the_scale(
         return [{"step": 0, "eval_wer": baseline, "baseline": True}, {"step": 10, "eval_wer": trained}]
 
     chart = error_rate_curves({"nb-toy-1": run(4.571, 0.9), "nb-toy-2": run(4.571, 0.8), "other": run(3.9, 0.5)})
-    labels = [row for rows in chart.to_dict()["datasets"].values() for row in rows if "label" in row]
-    assert [row["label"] for row in labels] == [
+    labels = {row["label"] for rows in chart.to_dict()["datasets"].values() for row in rows if "label" in row}
+    assert labels == {
         "nb-toy-1, nb-toy-2: base model 457.1% (off the scale)",  # one line for two runs, said off the axis
         "other: base model 390.0% (off the scale)",
-    ]
-    assert labels[0]["offset"] != labels[1]["offset"]  # both pinned to the top: the second label moves down
+    }
+    texts = [layer["mark"] for layer in chart.to_dict()["layer"] if layer["mark"]["type"] == "text"]
+    assert len(texts) == 2 and texts[0]["dy"] > 0 and texts[1]["dy"] > texts[0]["dy"]  # under the top edge, stacked
     histogram = duration_chart([{"seconds": 0.0, "end": 0.5, "rows": 2}, {"seconds": 0.5, "end": 1.0, "rows": 1}], 3.0)
     layers = histogram.to_dict()["layer"]
     assert [layer["mark"]["type"] for layer in layers] == ["bar", "rule", "text"]  # the window is marked

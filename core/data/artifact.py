@@ -16,7 +16,7 @@ import pyarrow as pa
 from core.data.examples import SPLITS
 from core.data.rows import REASON_TEXT
 from core.errors import StudioError
-from core.formatting import MISSING, format_time
+from core.formatting import MISSING, format_duration, format_time
 from core.languages import get_language
 from core.text.bootstrap import worst_half_width
 from core.workspace import Workspace, folder_name, read_json, read_json_if_intact
@@ -178,7 +178,7 @@ def small_split_warnings(manifest: dict) -> list[str]:
 
 
 def split_table(manifest: dict) -> list[dict]:
-    """One row per split as a person reads it: rows kept, minutes of audio, rows dropped and why."""
+    """One row per split as a person reads it: rows kept, their audio's length, rows dropped and why."""
     table = []
     for split, counts in (manifest.get("splits") or {}).items():
         dropped = [f"{n} {REASON_TEXT.get(r, r)}" for r, n in (counts.get("filtered") or {}).items() if n]
@@ -186,7 +186,7 @@ def split_table(manifest: dict) -> list[dict]:
             {
                 "split": split,
                 "rows": "streamed" if counts.get("streamed") else counts.get("rows", 0),
-                "minutes": f"{60 * counts.get('hours', 0):.1f}",
+                "audio": format_duration(3600 * counts.get("hours", 0)),
                 "dropped": "; ".join(dropped) or "none",
             }
         )
