@@ -112,6 +112,7 @@ def duration_chart(histogram: list[dict], window_seconds: float) -> alt.LayerCha
             x=alt.X("seconds:Q", title="seconds", scale=alt.Scale(domainMin=0)),
             x2="end:Q",
             y=alt.Y("rows:Q", title="rows", axis=alt.Axis(format="d", tickMinStep=1)),  # whole rows
+            y2=alt.datum(0),  # a bar from 0 (with x and x2 both given, Vega-Lite would draw a line at the count)
             tooltip=["seconds", "end", "rows"],
         )
     )
@@ -119,7 +120,7 @@ def duration_chart(histogram: list[dict], window_seconds: float) -> alt.LayerCha
     return (
         bars
         + limit.mark_rule(color="#d62728", strokeDash=[6, 4]).encode(x="seconds:Q")
-        + limit.mark_text(align="left", dx=4, dy=8, color="#d62728").encode(
+        + limit.mark_text(align="right", dx=-4, dy=8, color="#d62728").encode(  # inside the plot, left of the line
             x="seconds:Q", y=alt.value(0), text="label:N"
         )
     )

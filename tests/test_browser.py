@@ -265,7 +265,7 @@ def test_data_train_compare_in_the_browser(app_url, browser):
     click_button(browser, "Generate with espeak-ng")
     wait_for_text(browser, "Ready:")
     click_button(browser, "Examine the first rows")
-    wait_for_text(browser, "keeps it", timeout=120)  # the doctor's table says what prepare does, in words
+    wait_for_text(browser, "Rows examined", timeout=120)
     shot(browser, "data-doctor")
     click(browser, "//*[@role='tab' and contains(., 'Prepare features')]")
     click_button(browser, "Prepare features")

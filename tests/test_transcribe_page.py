@@ -139,6 +139,10 @@ def test_conversation_takes_an_uploaded_spoken_turn_and_retries_a_failed_one(tmp
         app.run()
         no_trouble(app)
         heard = app.text_area(key="chat_edit_0").value
+        app.selectbox(key="chat_language").set_value("en")  # heard again in English: the box follows
+        app.run()
+        english = list(app.session_state["transcripts"].values())[-1].text
+        assert app.text_area(key="chat_edit_0").value == english != heard
         app.text_area(key="chat_edit_0").set_value("god morgen")  # corrected before sending
         app.button[[b.label for b in app.button].index("Send")].click()
         app.run()
