@@ -44,9 +44,7 @@ def error_rate_curves(runs: dict[str, list[dict]], with_cer: bool = False) -> al
         return None
     trained = [r["value"] for r in rows if r["step"] > 0]
     top = chart_ceiling(trained, [b["value"] for b in baselines])
-    for b in baselines:
-        b["shown"] = min(b["value"], top)
-        b["label"] = f"{'' if with_cer else b['run'] + ' '}base model {b['value']:.1f}%"
+    baselines = _labelled(baselines, top, with_cer)
     scale = alt.Scale(domain=[0, top], clamp=True)
     layers = []
     if rows:
@@ -68,12 +66,64 @@ def error_rate_curves(runs: dict[str, list[dict]], with_cer: bool = False) -> al
                 tooltip=["label", alt.Tooltip("value:Q", format=".1f")],
             )
         )
-        layers.append(
-            base.mark_text(align="left", dx=4, dy=-6, color="gray").encode(
-                y=alt.Y("shown:Q", scale=scale, title="error rate (%)"), x=alt.value(0), text="label:N"
+        for line in baselines:  # one text mark each: its offset (pixels) is a mark property, not a data channel
+            layers.append(
+                alt.Chart(pd.DataFrame([line]))
+                .mark_text(align="left", dx=4, dy=line["offset"], color="gray")
+                .encode(y=alt.Y("shown:Q", scale=scale, title="error rate (%)"), x=alt.value(0), text="label:N")
             )
-        )
     return alt.layer(*layers)
+
+
+LABEL_PX = 13  # a label's height: labels of base-model lines that would overlap are stacked this far apart
+
+
+def _labelled(baselines: list[dict], top: float, with_cer: bool) -> list[dict]:
+    """One dashed line per distinct base-model value (runs that share a base model and validation split share one
+    line, named together), drawn at its value or pinned to the top edge with '(off the scale)'; labels that
+    would overlap are stacked downwards."""
+    merged: dict[float, list[str]] = {}
+    for b in baselines:
+        merged.setdefault(round(b["value"], 1), []).append(b["run"])
+    lines = []
+    for value, names in sorted(merged.items(), reverse=True):
+        shown = min(value, top)
+        label = f"base model {value:.1f}%" + (" (off the scale)" if value > top else "")
+        if not with_cer:
+            label = f"{', '.join(dict.fromkeys(names))}: {label}"
+        lines.append({"run": names[0], "value": value, "shown": shown, "label": label})
+    for k, line in enumerate(lines):
+        # the label sits above its line, below it when the line is pinned to the top edge (above is the title), and
+        # under the label before it when the two lines are close
+        close = k and lines[k - 1]["shown"] - line["shown"] < 0.06 * top
+        line["offset"] = lines[k - 1]["offset"] + LABEL_PX if close else (LABEL_PX if line["value"] > top else -8)
+    return lines
+
+
+def duration_chart(histogram: list[dict], window_seconds: float) -> alt.LayerChart | None:
+    """The doctor's durations: bars of whole rows over seconds, and the model's window as a red dashed line (a clip
+    to its right is longer than the model listens, and prepare drops it)."""
+    if not histogram:
+        return None
+    bars = (
+        alt.Chart(pd.DataFrame(histogram), title="Durations of the rows examined")
+        .mark_bar()
+        .encode(
+            x=alt.X("seconds:Q", title="seconds", scale=alt.Scale(domainMin=0)),
+            x2="end:Q",
+            y=alt.Y("rows:Q", title="rows", axis=alt.Axis(format="d", tickMinStep=1)),  # whole rows
+            y2=alt.datum(0),  # a bar from 0 (with x and x2 both given, Vega-Lite would draw a line at the count)
+            tooltip=["seconds", "end", "rows"],
+        )
+    )
+    limit = alt.Chart(pd.DataFrame([{"seconds": window_seconds, "label": f"model's window {window_seconds:g} s"}]))
+    return (
+        bars
+        + limit.mark_rule(color="#d62728", strokeDash=[6, 4]).encode(x="seconds:Q")
+        + limit.mark_text(align="right", dx=-4, dy=8, color="#d62728").encode(  # inside the plot, left of the line
+            x="seconds:Q", y=alt.value(0), text="label:N"
+        )
+    )
 
 
 def guard_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
@@ -89,7 +139,7 @@ def guard_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
             .mark_line(point=True)
             .encode(
                 x=alt.X("step:Q", title="step", axis=alt.Axis(format="d"), scale=alt.Scale(domainMin=0)),
-                y=alt.Y("WER (%):Q", title=None, scale=alt.Scale(domainMin=0)),
+                y=alt.Y("WER (%):Q", title=None, scale=alt.Scale(domainMin=0, nice=True)),
                 color=alt.Color("set:N", title=None, legend=alt.Legend(orient="bottom", direction="vertical")),
                 tooltip=["set", "step", alt.Tooltip("WER (%):Q", format=".1f")],
             )
@@ -101,7 +151,7 @@ def guard_curves(metrics: list[dict]) -> dict[str, alt.Chart]:
             .mark_line(point=True, color="#d62728")
             .encode(
                 x=alt.X("step:Q", title="step", axis=alt.Axis(format="d"), scale=alt.Scale(domainMin=0)),
-                y=alt.Y("words:Q", title=None, scale=alt.Scale(domainMin=0)),
+                y=alt.Y("words:Q", title=None, scale=alt.Scale(domainMin=0, nice=True)),  # the top point inside
                 tooltip=["step", "words"],
             )
         )

@@ -2,7 +2,8 @@
 
 The Conversation lives in session state (one per browser tab). The key is read from the environment or secrets
 each time and never stored in session state, shown, or logged. A reply that was cut off (the deadline, the size
-limit, a stream that ended early) is shown as far as it came, with a caption saying why.
+limit, a stream that ended early) is shown as far as it came, with a caption saying why; a message whose reply
+failed stays at the end of the chat with why and a Retry.
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ if TYPE_CHECKING:
 
 CHAT = "conversation"
 SPOKEN = "conversation_spoken"  # wav bytes of the last reply, when spoken replies are on
-FAILED = "conversation_failed"  # the user's message whose reply failed: kept, with a Retry button
+FAILED = "conversation_failed"  # (message, why) of the reply that failed: shown in place, with a Retry
 
 
 def conversation() -> Conversation:
     return st.session_state.setdefault(CHAT, Conversation())
+
+
+def clear_conversation() -> None:
+    conversation().clear()
+    st.session_state.pop(FAILED, None)
 
 
 def endpoint_settings() -> Endpoint:
@@ -55,18 +61,30 @@ def cut_off_caption(turn: Turn) -> None:
         st.caption(f":material/content_cut: {turn.cut_off}")
 
 
-def render_history() -> None:
+def render_history(endpoint: Endpoint, language: Language, spoken: bool) -> None:
+    """The conversation so far, then the message whose reply failed, in its place at the end, with why and a Retry."""
     for turn in conversation().turns:
         with st.chat_message(turn.role):
             st.write(turn.content)
             cut_off_caption(turn)
+    failed = st.session_state.get(FAILED)
+    if failed:
+        text, error = failed
+        with st.chat_message("user"):
+            st.write(text)
+        with st.chat_message("assistant"):
+            st.error(f"Not answered: {error}", icon=":material/error:")
+            if st.button("Retry", icon=":material/replay:", key="chat_retry") and send(
+                text, endpoint, language, spoken
+            ):
+                st.rerun()  # answered: the history shows it in place of the failed turn
     if st.session_state.get(SPOKEN):
         st.audio(st.session_state[SPOKEN], format="audio/wav", autoplay=True)
 
 
 def send(text: str, endpoint: Endpoint, language: Language, spoken: bool, into=None) -> bool:
-    """Show the user's turn, stream the reply into the chat (the container `into`, under the history); on a
-    fault show why and keep everything."""
+    """Show the user's turn, stream the reply into the chat (the container `into`, under the history). On a fault
+    the message is kept with why it failed, and the page runs again to show it in place with a Retry."""
     target = into or st.container()
     with target, st.chat_message("user"):
         st.write(text)
@@ -74,10 +92,9 @@ def send(text: str, endpoint: Endpoint, language: Language, spoken: bool, into=N
         try:
             st.write_stream(stream_reply(conversation(), text, endpoint))
         except StudioError as err:
-            st.error(str(err), icon=":material/error:")
-            st.session_state[FAILED] = text
-            return False
-        st.session_state.pop(FAILED, None)
+            st.session_state[FAILED] = (text, str(err))
+            st.rerun()
+        st.session_state.pop(FAILED, None)  # answered: an earlier unanswered message is not asked again
         answer = conversation().turns[-1]  # the reply as kept: within the size limit, so espeak-ng gets no more
         cut_off_caption(answer)
     st.session_state[SPOKEN] = None
@@ -85,14 +102,3 @@ def send(text: str, endpoint: Endpoint, language: Language, spoken: bool, into=N
         with user_errors():
             st.session_state[SPOKEN] = speak(answer.content, language)
     return True
-
-
-def retry_failed(endpoint: Endpoint, language: Language, spoken: bool, into=None) -> None:
-    """The message whose reply failed, kept with a Retry (the conversation itself stays as it was)."""
-    text = st.session_state.get(FAILED)
-    if not text:
-        return
-    shown = text if len(text) <= 60 else f"{text[:60]}…"
-    st.caption(f"Not answered: “{shown}”")
-    if st.button("Retry", icon=":material/replay:", key="chat_retry") and send(text, endpoint, language, spoken, into):
-        st.rerun()  # answered: the history shows it, and the Retry goes

@@ -85,13 +85,55 @@ def progress_callback(bar):
     return update
 
 
-def language_picker(key: str) -> tuple[str | None, Language]:
-    """A language select box with auto-detect first: (Whisper's code or None for auto, the Language for the rest
-    of the page — English when auto, for espeak-ng and text cleaning)."""
+def language_picker(key: str, default: str | None = None) -> tuple[str | None, Language]:
+    """A language select box with auto-detect first, at `default` (our code: the workspace's language) until the
+    user chooses: (Whisper's code or None for auto, the Language for the rest of the page — English when auto, for
+    espeak-ng and text cleaning). It keeps the choice across pages."""
+    options = ["auto", *LANGUAGES]
     code = st.selectbox(
         "Language",
-        ["auto", *LANGUAGES],
+        options,
+        index=options.index(default) if default in LANGUAGES else 0,
         key=key,
-        format_func=lambda c: "auto-detect (real Whisper models)" if c == "auto" else f"{LANGUAGES[c].name} ({c})",
+        format_func=lambda c: "auto-detect" if c == "auto" else f"{LANGUAGES[c].name} ({c})",
+        persist_state="session",
     )
     return (None if code == "auto" else LANGUAGES[code].whisper), LANGUAGES.get(code, LANGUAGES["en"])
+
+
+def follow(key: str, source, value) -> None:
+    """Give the widget `key` the value `value` whenever `source` (what that value is made from) changes: a box that
+    holds a transcript is the transcript shown above it, a switch whose default depends on the model takes the new
+    model's default. Call it before the widget, and create the widget without a value of its own."""
+    made_for = f"{key}:made-for"
+    if st.session_state.get(made_for) != source or key not in st.session_state:
+        st.session_state[made_for] = source
+        st.session_state[key] = value
+
+
+def action(outcome_key: str, do, *args):
+    """An on_click callback that runs `do(*args)` and keeps its outcome for `show_outcome(outcome_key)`: a success
+    line (what `do` returns) or the error's one line. A callback runs as soon as the click reaches the server, before
+    the page runs again, so no slow or interrupted rerun can lose the click."""
+
+    def run() -> None:
+        try:
+            st.session_state[outcome_key] = ("success", do(*args))
+        except StudioError as err:
+            st.session_state[outcome_key] = ("error", str(err))
+        except OSError as err:
+            line = os_error_line(err)
+            if line is None:
+                raise
+            st.session_state[outcome_key] = ("error", line)
+
+    return run
+
+
+def show_outcome(outcome_key: str, into=st) -> None:
+    """The outcome an `action` kept, shown once."""
+    kind, message = st.session_state.pop(outcome_key, (None, None))
+    if kind == "success" and message:
+        into.success(message, icon=":material/check_circle:")
+    elif kind == "error":
+        into.error(message, icon=":material/error:")

@@ -92,7 +92,7 @@ def config_form(
     field takes from the dataset ({"language": "nb", "task": "transcribe"})."""
     inherited = inherited or {}
     values = {"data": defaults.data}
-    with st.form(key):
+    with st.form(key, enter_to_submit=False):  # only the Start button starts a run, never Enter in a field
         columns = st.columns(3)
         basic = [f for f in fields(TrainConfig) if f.name in BASIC]
         for i, field in enumerate(basic):

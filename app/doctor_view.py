@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
+from app.charts import duration_chart
 from core.data import DoctorReport, duration_histogram
-from core.formatting import MISSING
+from core.data.doctor import report_table
 
 
 def show_report(report: DoctorReport) -> None:
@@ -19,24 +19,10 @@ def show_report(report: DoctorReport) -> None:
         st.warning(f"**{problem.name}**: {problem.rows} rows. {problem.advice}.  \ne.g. {'; '.join(problem.examples)}")
     if not report.problems:
         st.success("No problems found in the rows examined.")
-    histogram = pd.DataFrame(duration_histogram(report))
-    if not histogram.empty:
-        st.altair_chart(
-            alt.Chart(histogram, title=f"Durations (the model's window: {report.window_seconds:g} s)")
-            .mark_bar()
-            .encode(x=alt.X("seconds:O", title="seconds (bin start)"), y=alt.Y("rows:Q", title="rows")),
-            width="stretch",
-        )
-    table = pd.DataFrame(
-        [
-            {
-                **{k: MISSING if v is None else v for k, v in r.items() if k != "audio"},
-                "dropped": r["dropped"] or "kept",
-            }
-            for r in report.rows
-        ]
-    )
-    st.dataframe(table, width="stretch", hide_index=True, height=260)
+    chart = duration_chart(duration_histogram(report), report.window_seconds)
+    if chart is not None:
+        st.altair_chart(chart, width="stretch")
+    st.dataframe(pd.DataFrame(report_table(report)), width="stretch", hide_index=True, height="auto")
     with st.expander("Listen to the first rows"):
         for row in report.rows[:8]:
             st.caption(f"{row['split']} · {row['id']} · {row['text']}")

@@ -1,7 +1,7 @@
 """Whisper Studio's entrypoint: `streamlit run app/main.py` (scripts/run.sh does this on localhost:8501).
 
-It sets the page config, draws the shared sidebar and hands over to the page the user picked. `app` and `core` are
-importable because the project is installed (`pip install -e .`, which scripts/bootstrap.sh does).
+It sets the page config, hands over to the page the user picked and then draws the shared sidebar. `app` and `core`
+are importable because the project is installed (`pip install -e .`, which scripts/bootstrap.sh does).
 """
 
 from pathlib import Path
@@ -21,5 +21,9 @@ PAGES = [
     st.Page(ROOT / "pages" / "conversation.py", title="Conversation", icon=":material/forum:"),
 ]
 page = st.navigation(PAGES)
-render_sidebar()
-page.run()
+try:
+    page.run()
+finally:
+    # drawn after the page, so it shows what the page just did: the run started or chosen there, the dataset
+    # prepared there (a sidebar drawn first lags one rerun behind)
+    render_sidebar()

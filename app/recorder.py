@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.common import user_errors
+from app.common import action, show_outcome, user_errors
 from core.audio import load_audio
 from core.data import (
     RecordingSet,
@@ -28,11 +28,16 @@ from core.workspace import Workspace
 PROMPT_KINDS = ["Sentences for the language", "My own text", "Words the model gets wrong"]
 TAKE_COUNTER = "rec_take_counter"  # a new key empties the recorder after a keep, a skip or a retry
 SKIPPED = "rec_skipped"  # prompts skipped in this tab; a later session offers them again
+KEPT = "rec_kept"  # the outcome of Keep or Delete
 
 
 def record_source(ws: Workspace, language: Language) -> dict:
-    name = st.text_input("Recording set", "my-voice", key="rec_name", help="kept in WORKSPACE/recordings/NAME/")
-    speaker = st.text_input("Speaker", "me", key="rec_speaker", help="who reads: prepare can split by speaker")
+    name = st.text_input(
+        "Recording set", "my-voice", key="rec_name", help="kept in WORKSPACE/recordings/NAME/", persist_state="session"
+    )
+    speaker = st.text_input(
+        "Speaker", "me", key="rec_speaker", help="who reads: prepare can split by speaker", persist_state="session"
+    )
     existing = (recordings_root(ws) / name / "recording.json").is_file()
     with st.expander("Prompts", expanded=not existing):
         prompts = _prompt_list(ws, language)
@@ -86,7 +91,9 @@ def _record_next(recordings: RecordingSet, speaker: str) -> None:
     counts = f"**{len(takes)}** take{'s' * (len(takes) != 1)} kept · **{speech}** of speech"
     st.markdown(f"{counts} · **{len(left)}** prompt{'s' * (len(left) != 1)} left")
     waiting = [p for p in left if p not in skipped]
-    if not waiting:
+    if not recordings.prompts:
+        st.info("This set has no prompts yet: choose some under Prompts above and add them.")
+    elif not waiting:
         st.success("Every prompt is read." if not left else "The prompts left were skipped.")
         if left and st.button("Offer the skipped prompts again"):
             skipped.clear()
@@ -105,11 +112,13 @@ def _record_next(recordings: RecordingSet, speaker: str) -> None:
                 st.error(f"Not kept: {problem}", icon=":material/mic_off:")
             else:
                 st.caption(f"Sounds fine: {check.summary}")
-        if keep.button("Keep", type="primary", icon=":material/check:", disabled=problem is not None):
-            kept = recordings.keep(take.getvalue(), prompt, speaker)
-            st.session_state[TAKE_COUNTER] = counter + 1
-            st.toast(f"Kept {kept.file_name}")
-            st.rerun()
+        keep.button(
+            "Keep",
+            type="primary",
+            icon=":material/check:",
+            disabled=problem is not None,
+            on_click=action(KEPT, _keep, recordings, take, prompt, speaker),
+        )
         if again.button("Record again", icon=":material/replay:"):
             st.session_state[TAKE_COUNTER] = counter + 1
             st.rerun()
@@ -120,14 +129,30 @@ def _record_next(recordings: RecordingSet, speaker: str) -> None:
     _kept_takes(recordings, takes)
 
 
+def _keep(recordings: RecordingSet, take, prompt: str, speaker: str) -> str:
+    """The Keep button's action (a callback: the click counts even while the page is busy)."""
+    kept = recordings.keep(take.getvalue(), prompt, speaker)
+    st.session_state[TAKE_COUNTER] = st.session_state.get(TAKE_COUNTER, 0) + 1  # the next prompt, an empty recorder
+    return f"Kept {kept.file_name}"
+
+
+def _delete(recordings: RecordingSet, file_name: str) -> str:
+    recordings.delete(file_name)
+    return f"Deleted {file_name}"
+
+
 def _kept_takes(recordings: RecordingSet, takes) -> None:
+    show_outcome(KEPT)
     if not takes:
         return
     with st.expander(f"Kept takes ({len(takes)})"):
         for take in reversed(takes[-20:]):
-            text, audio, delete = st.columns([3, 3, 1])
+            text, audio, delete = st.columns([4, 6, 1], vertical_alignment="center")  # the player needs the room
             text.caption(f"{take.file_name} · {take.speaker} · {take.seconds:.1f} s  \n{take.text}")
             audio.audio(str(recordings.path_of(take)))  # checked: inside the set
-            if delete.button("Delete", key=f"rec_delete_{take.file_name}", help="delete this take"):
-                recordings.delete(take.file_name)
-                st.rerun()
+            delete.button(
+                ":material/delete:",  # an icon: a word would be cut to "D…" in a column this narrow
+                key=f"rec_delete_{take.file_name}",
+                help=f"Delete {take.file_name}",
+                on_click=action(KEPT, _delete, recordings, take.file_name),
+            )

@@ -9,19 +9,39 @@ from pathlib import Path
 import streamlit as st
 
 from app.common import secret, user_errors
+from app.model_cache import window_seconds
 from app.recorder import record_source
-from core.data import COMMON_VOICE_MOVED, LAYOUTS, PRESETS, SynthSpec, default_kind, detect_layout, synthesize_dataset
+from core.audio.constants import WINDOW_SECONDS
+from core.data import (
+    COMMON_VOICE_MOVED,
+    LAYOUTS,
+    PRESETS,
+    SynthSpec,
+    default_kind,
+    detect_layout,
+    kind_for_window,
+    synthesize_dataset,
+)
+from core.errors import StudioError
 from core.languages import Language
 from core.workspace import Workspace
 
 KINDS = ["Synthetic speech", "Record my voice", "Local folder", "Hugging Face Hub"]
+# what to do above before there is anything to preview and prepare, for each kind of source
+WAITING = {
+    "Synthetic speech": "Generate the speech above (Generate with espeak-ng), then preview and prepare it here.",
+    "Record my voice": "Add prompts above and keep a take, then preview and prepare the set here.",
+    "Local folder": "Give a folder above, then preview and prepare it here.",
+    "Hugging Face Hub": "Choose a dataset above, then preview and prepare it here.",
+}
 COMMON_VOICE = "common_voice"
 
 
-def pick_source(kind: str, ws: Workspace, language: Language) -> tuple[dict, bool]:
-    """(open_source keyword arguments, or {} while none is chosen; whether to stream the training split)."""
+def pick_source(kind: str, ws: Workspace, language: Language, model: str) -> tuple[dict, bool]:
+    """(open_source keyword arguments, or {} while none is chosen; whether to stream the training split). `model`
+    is the base model the set is for: synthetic speech is made to fit its window."""
     if kind == "Synthetic speech":
-        return _synthetic(ws, language), False
+        return _synthetic(ws, language, model), False
     if kind == "Record my voice":
         return record_source(ws, language), False
     if kind == "Local folder":
@@ -29,13 +49,33 @@ def pick_source(kind: str, ws: Workspace, language: Language) -> tuple[dict, boo
     return _hub()
 
 
-def _synthetic(ws: Workspace, language: Language) -> dict:
-    kind = default_kind(language)
-    n = st.number_input("Utterances", 10, 20000, 300, step=50, help="10% test and 10% validation, split by text")
-    seed = st.number_input("Seed", 0, 10**6, 0)
-    st.caption(
-        "Everyday sentences from templates" if kind == "sentences" else "1–4 words from the language's word list"
+def _synthetic(ws: Workspace, language: Language, model: str) -> dict:
+    try:
+        window = window_seconds(model, str(ws.home))
+    except StudioError:  # a model that cannot be loaded here (offline): Whisper's window; prepare says the rest
+        window = WINDOW_SECONDS
+    kind = kind_for_window(language, window)
+    # persist_state: the set stays chosen while another source is looked at, and after a visit to another page
+    n = st.number_input(
+        "Utterances",
+        10,
+        20000,
+        300,
+        step=50,
+        help="10% test and 10% validation, split by text",
+        key="synth_n",
+        persist_state="session",
     )
+    seed = st.number_input("Seed", 0, 10**6, 0, key="synth_seed", persist_state="session")
+    if kind == "sentences":
+        st.caption("Everyday sentences from templates")
+    elif kind == default_kind(language):
+        st.caption("1–4 words from the language's word list")
+    else:
+        st.caption(
+            f"1–4 words from the language's word list: the model listens {window:g} s at a time, too short "
+            "for whole sentences"
+        )
     spec = SynthSpec(language=language.code, n=int(n), seed=int(seed), kind=kind)
     folder = ws.synth / spec.folder_name()
     if st.button("Generate with espeak-ng", icon=":material/record_voice_over:"):
@@ -51,7 +91,7 @@ def _synthetic(ws: Workspace, language: Language) -> dict:
 
 
 def _folder() -> dict:
-    path = st.text_input("Folder", placeholder="/data/cv-corpus-23.0/nb-NO", key="data_folder")
+    path = st.text_input("Folder", placeholder="/data/cv-corpus-23.0/nb-NO", key="data_folder", persist_state="session")
     combine = st.checkbox("Train on train + validation", key="data_folder_combine", help=_COMBINE_HELP)
     if not path:
         return {}

@@ -57,3 +57,19 @@ def log_lines(text: str) -> list[str]:
     control characters removed, blank lines dropped."""
     lines = (_CONTROL.sub("", _ANSI.sub("", line.rstrip("\r").split("\r")[-1])) for line in text.split("\n"))
     return [line for line in lines if line.strip()]
+
+
+# what libraries write to a log for their developers (deprecations, attention-mask notes, thread settings): kept in
+# train.log, left out of what a person watching the run reads
+LIBRARY_NOISE = re.compile(
+    r"^\[[\w.]+\] "  # a library logger's line: "[transformers] …", "[transformers.generation.utils] WARNING: …"
+    r"|^\S+:\d+: \w*Warning: "  # a Python warning: "FILE:LINE: FutureWarning: …"
+    r"|^\s+warnings\.warn\("  # …and the source line Python prints under it
+    r"|^(\[rank\d+\]:)?\[?W\d{4} "  # torch's C++ warnings: "W1204 07:56:02…", "[rank0]:[W1204 …"
+    r"|^\[[\d\- :,]+\] \[WARNING\] "  # "[2026-12-04 07:57:19,828] [WARNING] [real_accelerator.py…]"
+)
+
+
+def readable_lines(lines: list[str]) -> list[str]:
+    """Log lines without the libraries' warnings (LIBRARY_NOISE): the run's own progress, errors and tracebacks."""
+    return [line for line in lines if not LIBRARY_NOISE.search(line)]

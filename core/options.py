@@ -23,9 +23,22 @@ def field_kind(f: Field) -> str:
     return "str"
 
 
+# abbreviations in field names, in the words a form shows: 'grad_accum_steps' → 'gradient accumulation steps'
+LABEL_WORDS = {
+    "grad": "gradient",
+    "accum": "accumulation",
+    "lr": "learning-rate",
+    "num": "number of",
+    "nproc": "processes (GPUs)",
+    "lora": "LoRA",
+    "prob": "probability",
+}
+
+
 def field_label(name: str) -> str:
-    """What a form calls a field: 'learning_rate' → 'learning rate'."""
-    return name.replace("_", " ")
+    """What a form calls a field: 'learning_rate' → 'learning rate', 'grad_accum_steps' → 'gradient accumulation
+    steps' (LABEL_WORDS)."""
+    return " ".join(LABEL_WORDS.get(word, word) for word in name.split("_"))
 
 
 def in_labels(message: str, options: type) -> str:

@@ -26,10 +26,18 @@ from core.formatting import percent
 from core.models import QUANTIZATIONS
 from core.models.export import FORMATS as EXPORT_FORMATS
 from core.models.export import RUNTIMES as EXPORT_RUNTIMES
+from core.options import field_label
 from core.speech.server import serve_command
 from core.training import RunFolder, list_runs
 
 PICKED_FOR = "compare_data_for"  # the model the test-set picker last followed
+METRICS = {"wer": "WER", "cer": "CER", "wer_raw": "WER, raw text", "cer_raw": "CER, raw text"}
+ROWS_SHOWN = 10  # a table taller than this scrolls; a shorter one is as tall as its rows (no empty grid rows)
+
+
+def table_height(rows: int) -> int | str:
+    return 38 + 35 * ROWS_SHOWN if rows > ROWS_SHOWN else "auto"  # pixels: the header, then 35 a row
+
 
 ws = workspace()
 st.title("Compare")
@@ -66,7 +74,9 @@ with runs_tab:
         with user_errors():
             diff = config_diff(RunFolder.of(ws, a), RunFolder.of(ws, b)) if a != b else []
             if diff:
-                st.table(pd.DataFrame(diff).astype(str).set_index("field"))  # HTML: the words can be read and found
+                table = pd.DataFrame(diff).astype(str)
+                table["field"] = table["field"].map(field_label)  # the form's words: 'warmup steps'
+                st.table(table.set_index("field"))  # HTML: the words can be read and found
             else:
                 st.caption("Same config.")
 
@@ -138,12 +148,19 @@ with utterances_tab:
         table = pd.DataFrame(evaluations)
         table["test set"] = table["data"] + "/" + table["split"]
         metric = (
-            st.segmented_control("Metric", ["wer", "cer", "wer_raw", "cer_raw"], default="wer", key="compare_metric")
+            st.segmented_control("Metric", list(METRICS), default="wer", key="compare_metric", format_func=METRICS.get)
             or "wer"
         )
-        matrix = table.pivot_table(index="model", columns="test set", values=metric, aggfunc="last")
-        st.dataframe((matrix * 100).round(1), width="stretch")
-        st.caption("Percent. Normalised = Whisper's BasicTextNormalizer on both sides; raw = text as written.")
+        matrix = table.pivot_table(index="model", columns="test set", values=metric, aggfunc="last") * 100
+        st.dataframe(
+            matrix,
+            width="stretch",
+            column_config={c: st.column_config.NumberColumn(format="%.1f%%") for c in matrix.columns},
+        )
+        st.caption(
+            f"{METRICS[metric]} of each model on each test set. WER and CER compare the texts after Whisper's "
+            "BasicTextNormalizer (case and punctuation aside); raw compares them as written."
+        )
 
         st.subheader("Utterances")
         labels = {f"{e['model']} on {e['data']}/{e['split']} · WER {percent(e['wer'])}": e for e in evaluations}
@@ -165,11 +182,17 @@ with utterances_tab:
             with user_errors():
                 other = load_evaluation(labels[second_label]["path"])
                 st.markdown(f"**{ab_change(detail, other)}**")
-                pairs = pd.DataFrame(side_by_side(detail, other))
-                st.dataframe(pairs, width="stretch", hide_index=True, height=300)
+                pairs = side_by_side(detail, other, first["model"], labels[second_label]["model"])
+                st.dataframe(pd.DataFrame(pairs), width="stretch", hide_index=True, height=table_height(len(pairs)))
         elif detail["rows"]:
             rows = sorted(detail["rows"], key=lambda r: r["wer"], reverse=True)
-            st.dataframe(pd.DataFrame(utterance_table(rows)), width="stretch", hide_index=True, height=300)
+            st.dataframe(
+                pd.DataFrame(utterance_table(rows)), width="stretch", hide_index=True, height=table_height(len(rows))
+            )
+            st.caption(
+                "WER: word errors over the reference's words, in percent. S: words substituted (heard as another "
+                "word), D: deleted (missed), I: inserted (heard where nothing was said)."
+            )
             chosen = st.selectbox("Listen to", [r["id"] for r in rows], key="compare_utterance")
             row = next(r for r in rows if r["id"] == chosen)
             st.markdown(alignment_html(row["alignment"]) or "(empty)", unsafe_allow_html=True)

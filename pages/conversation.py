@@ -1,12 +1,16 @@
 """Conversation: say (record, upload, speak hands-free) or type something, see what the speech model heard and in
 which language, send it to an LLM and keep the conversation."""
 
+import hashlib
+
 import streamlit as st
 
-from app.chat import conversation, endpoint_settings, render_history, retry_failed, send
-from app.common import language_picker, user_errors
+from app.chat import clear_conversation, endpoint_settings, render_history, send
+from app.common import follow, language_picker, user_errors, workspace
 from app.microphone import live_session, microphone
-from app.model_cache import model_choices, transcriber
+from app.model_cache import model_choices, transcript_of
+from core.speech import language_line
+from core.training import workspace_language
 
 TAKE = "chat_take"  # a new number after each sent spoken turn: the recorder and uploader start empty again
 
@@ -16,7 +20,7 @@ top = st.columns([3, 2])
 label = top[0].selectbox("Speech model", list(choices), key="chat_model", help="what turns your voice into text")
 model = choices[label]
 with top[1]:
-    whisper_language, language = language_picker("chat_language")
+    whisper_language, language = language_picker("chat_language", default=workspace_language(workspace()))
 
 endpoint = endpoint_settings()
 controls = st.columns([3, 1, 1])
@@ -27,12 +31,10 @@ mode = (
     or "Push to talk"
 )
 spoken = controls[1].toggle("Speak replies", key="chat_spoken", help="espeak-ng, in the chosen language")
-if controls[2].button("Clear conversation", icon=":material/delete:"):
-    conversation().clear()
+controls[2].button("Clear conversation", icon=":material/delete:", on_click=clear_conversation)
 log = st.container()  # the chat: history, then new turns, always above the inputs
 with log:
-    render_history()
-retry_failed(endpoint, language, spoken, into=log)
+    render_history(endpoint, language, spoken)
 
 if mode in ("Push to talk", "Upload a clip"):
     take = st.session_state.setdefault(TAKE, 0)
@@ -43,12 +45,13 @@ if mode in ("Push to talk", "Upload a clip"):
     if said is not None:
         with user_errors():
             data = said.getvalue()
-            heard = transcriber(model).transcribe_file(
-                data, name=getattr(said, "name", "recording"), language=whisper_language
-            )
-            if heard.language_probability is not None:
-                st.caption(f"Heard in **{heard.language}** (p = {heard.language_probability:.2f})")
-            text = st.text_area("Transcript (edit before sending)", heard.text, key=f"chat_edit_{take}")
+            heard = transcript_of(data, getattr(said, "name", "recording"), model, whisper_language, "transcribe")
+            line = language_line(heard)
+            if line:
+                st.caption(line)
+            # the box holds what was heard with this model and language: a new transcript replaces it
+            follow(f"chat_edit_{take}", (hashlib.sha1(data).hexdigest(), model, whisper_language), heard.text)
+            text = st.text_area("Transcript (edit before sending)", key=f"chat_edit_{take}")
             if st.button("Send", type="primary", icon=":material/send:", disabled=not text.strip()):
                 if send(text, endpoint, language, spoken, into=log):
                     st.session_state[TAKE] = take + 1  # sent: the next turn starts from an empty recorder

@@ -2,23 +2,28 @@
 
 from dataclasses import fields
 
+import pandas as pd
 import streamlit as st
 
 from app.common import SELECTED_DATASET, progress_callback, user_errors, workspace
 from app.doctor_view import show_report
-from app.source_picker import KINDS, pick_source
+from app.source_picker import KINDS, WAITING, pick_source
 from core.data import (
     SPLIT_RULES,
     TASKS,
     MixedSource,
     PrepareOptions,
     artifact_warnings,
+    dropped_rows_line,
     examine,
     list_artifacts,
     list_recordings,
+    made_from,
     open_artifact,
     open_source,
     prepare_features,
+    small_split_warnings,
+    split_table,
 )
 from core.errors import DamagedFile
 from core.formatting import format_duration
@@ -26,17 +31,21 @@ from core.languages import LANGUAGES, PRESETS
 from core.models import BASE_MODELS
 from core.text import CleaningOptions
 
+DOCTOR = "doctor"  # (what was examined, the report): shown only while that is what the page is set to
+
 ws = workspace()
 st.title("Data")
 st.caption("Source → preview and doctor → cleaning → features on disk, reused by every run.")
 
-kind = st.segmented_control("Source", KINDS, default=KINDS[0], key="data_kind") or KINDS[0]
+# persist_state: the choices stay when the user comes back from another page
+kind = st.segmented_control("Source", KINDS, default=KINDS[0], key="data_kind", persist_state="session") or KINDS[0]
 left, right = st.columns(2)
 codes = [*PRESETS, *sorted((c for c in LANGUAGES if c not in PRESETS), key=lambda c: LANGUAGES[c].name)]
 code = right.selectbox(
     "Language",
     codes,
     key="data_language",
+    persist_state="session",
     format_func=lambda c: f"{LANGUAGES[c].name} ({c}) → Whisper {LANGUAGES[c].whisper_token}",
     help=f"the {len(PRESETS)} tested presets first, then all of Whisper's {len(LANGUAGES)} languages",
 )
@@ -45,14 +54,22 @@ model_label = right.selectbox(
     "Base model you will train",
     [*BASE_MODELS, "another Hub id or folder"],
     key="data_model",
+    persist_state="session",
     help="its processor makes the features: mel bins, window length (30 s for Whisper, 3 s for demo), tokenizer",
 )
-model = BASE_MODELS.get(model_label) or right.text_input("Model", placeholder="openai/whisper-medium or a folder")
+model = BASE_MODELS.get(model_label) or right.text_input(
+    "Model", placeholder="openai/whisper-medium or a folder", key="data_model_id", persist_state="session"
+)
 task = right.segmented_control(
-    "Task", TASKS, default="transcribe", key="data_task", help="translate: speech in the language → English text"
+    "Task",
+    TASKS,
+    default="transcribe",
+    key="data_task",
+    help="translate: speech in the language → English text",
+    persist_state="session",
 )
 with left:
-    source_args, stream_train = pick_source(kind, ws, language)
+    source_args, stream_train = pick_source(kind, ws, language, model)
     interleave = st.text_input(
         "Interleave with (optional)", key="data_interleave", placeholder="another folder or Hub id, same language"
     )
@@ -94,16 +111,19 @@ def chosen_source():
 
 if source_args:
     preview, prepare = st.tabs(["Preview and doctor", "Prepare features"])
+    looked_at = repr((kind, source_args.get("source"), interleave, model, code, options))  # what a report is of
     with preview:
         if st.button("Examine the first rows", icon=":material/stethoscope:"):
             bar = st.progress(0.0)
             with user_errors():
-                st.session_state["doctor"] = examine(
+                report = examine(
                     chosen_source(), language, model, ws, options, limit=100, progress=progress_callback(bar)
                 )
+                st.session_state[DOCTOR] = (looked_at, report)
             bar.empty()  # done: the report below says what was read
-        if st.session_state.get("doctor"):
-            show_report(st.session_state["doctor"])
+        shown = st.session_state.get(DOCTOR)
+        if shown and shown[0] == looked_at:  # a report of another source, model or language is not this one's
+            show_report(shown[1])
     with prepare:
         name = st.text_input("Dataset name", f"{code}-{kind.split()[0].lower()}", key="data_name")
         overwrite = st.checkbox("Replace a dataset of this name made from other inputs")
@@ -115,10 +135,13 @@ if source_args:
                 )
                 st.session_state[SELECTED_DATASET] = artifact.name
                 st.success(f"{'Reused' if artifact.reused else 'Prepared'} **{artifact.name}**")
-                for warning in artifact_warnings(artifact.manifest):
+                dropped = dropped_rows_line(artifact.manifest)
+                if dropped:
+                    st.info(dropped, icon=":material/filter_alt:")
+                for warning in artifact_warnings(artifact.manifest) + small_split_warnings(artifact.manifest):
                     st.warning(warning, icon=":material/warning:")
 else:
-    st.info("Choose a source above to preview and prepare it.")
+    st.info(WAITING[kind], icon=":material/arrow_upward:")
 
 st.subheader("Prepared datasets")
 names = list_artifacts(ws)
@@ -130,11 +153,15 @@ for name in names:
     except DamagedFile as err:
         st.error(f"**{name}** · damaged: {err}", icon=":material/broken_image:")
         continue
-    splits = ", ".join(f"{s} {c['rows']} rows ({c['hours'] * 60:.1f} min)" for s, c in manifest["splits"].items())
+    splits = ", ".join(
+        f"{s} {c['rows']} row{'s' * (c['rows'] != 1)} ({format_duration(3600 * c['hours'])})"
+        for s, c in manifest["splits"].items()
+    )
     with st.expander(f"**{name}** · {manifest['language']} · {manifest['model']} · {splits}"):
         for warning in artifact_warnings(manifest):
             st.warning(warning, icon=":material/warning:")
-        st.json(manifest, expanded=False)
+        st.caption(made_from(manifest))
+        st.dataframe(pd.DataFrame(split_table(manifest)), hide_index=True, width="stretch")
         if st.button("Use this dataset", key=f"use-{name}"):
             st.session_state[SELECTED_DATASET] = name
 

@@ -1,95 +1,46 @@
 """Train: a form built from the training config, Start/Stop/Resume, and a live view read from the run folder."""
 
-from dataclasses import replace
-
 import pandas as pd
 import streamlit as st
 
 from app.charts import error_rate_curves, guard_curves, training_curves
-from app.common import DEMO_JOB, SELECTED_DATASET, SELECTED_RUN, flash, show_flash, user_errors, workspace
-from app.config_form import config_form
-from core.data import list_artifacts, newest_artifact, open_artifact
-from core.errors import DamagedFile
-from core.formatting import MISSING, format_duration
+from app.common import DEMO_JOB, SELECTED_RUN, action, show_flash, show_outcome, user_errors, workspace
+from app.new_run import RUN_PICKER, new_run_panel
+from core.data import list_artifacts
+from core.formatting import MISSING, format_duration, readable_lines
 from core.training import (
-    PRESETS,
     RunFolder,
-    TrainConfig,
-    apply_preset,
     command_job,
     command_job_state,
-    default_preset,
-    estimate_from_runs,
     eta_seconds,
-    free_run_name,
     list_runs,
     phase_progress,
-    presets_help,
     resume_run,
     run_warnings,
-    start_run,
     stop_run,
 )
-
-RUN_PICKER = "train_run_picker"
-FORM_DATASET = "train_form_dataset"  # the dataset the form's run name was made for
 
 ws = workspace()
 st.title("Train")
 show_flash()
 datasets = list_artifacts(ws)
 runs = list_runs(ws.runs)
+demo = command_job(ws, DEMO_JOB)
+new_run_panel(ws, datasets, runs, demo_running=bool(demo and command_job_state(demo) == "running"))
 
-with st.expander("New run", expanded=not runs):
-    prepared_with = None  # the model the chosen dataset's features were made for
-    demo = command_job(ws, DEMO_JOB)
-    if not datasets and demo and command_job_state(demo) == "running":
-        st.info("The offline demo is making its dataset: its run appears here once it starts training.")
-    elif not datasets:
-        st.info("Prepare a dataset on the Data page first (or run the offline demo from the sidebar).")
-    else:
-        # the dataset this tab chose (or just prepared), else the newest
-        selected = st.session_state.get(SELECTED_DATASET) or newest_artifact(ws)
-        top = st.columns(2)
-        data = top[0].selectbox("Dataset", datasets, index=datasets.index(selected) if selected in datasets else 0)
-        # the base model follows the dataset: its features were made by that model's processor
-        try:
-            artifact = open_artifact(ws, data)
-            prepared_with = artifact.manifest["model"]
-            inherited = {"language": artifact.manifest["language"], "task": artifact.task}
-        except DamagedFile as err:
-            st.error(str(err), icon=":material/broken_image:")
-            prepared_with = None
-    if prepared_with:
-        choices = ["none", *PRESETS]
-        preset = top[1].selectbox(
-            "Preset",
-            choices,
-            index=choices.index(default_preset(prepared_with)),
-            help=presets_help(none="the recipe's settings"),
-        )
-        defaults = apply_preset(
-            TrainConfig(data=data, run=free_run_name(ws, data), model=prepared_with),
-            None if preset == "none" else preset,
-        )
-        form = f"train-form-{preset}"
-        if st.session_state.get(FORM_DATASET) != data:  # a new dataset: the run name follows it
-            st.session_state[FORM_DATASET] = data
-            st.session_state.pop(f"{form}-run", None)
-        config, submitted, previewed = config_form(defaults, key=form, inherited=inherited)
-        if previewed:
-            with user_errors(labels=TrainConfig):
-                config = replace(config, data=data).validate()
-                st.code(config.command_line(), language="bash")
-                estimate = estimate_from_runs(config, [RunFolder.of(ws, r) for r in runs])
-                st.caption(estimate or "No run like this one has trained here yet: its pace is not known.")
-        if submitted:
-            with user_errors(labels=TrainConfig):
-                run = start_run(replace(config, data=data), ws)
-                st.session_state[SELECTED_RUN] = st.session_state[RUN_PICKER] = run.name  # the view follows it
-                st.session_state.pop(f"{form}-run", None)  # the next run gets the next free name
-                flash(f"Started **{run.name}**")
-                st.rerun()  # the run list and the live view below now include it
+ACTED = "train_run_acted"  # the outcome of Stop or Resume
+SEEN_LIVE = "train_seen_live"  # (run, whether it was live) as the live view last saw it
+
+
+def stop(run: RunFolder) -> str:
+    stop_run(run)
+    return f"Stopping **{run.name}**: it saves a checkpoint first"
+
+
+def resume(run: RunFolder) -> str:
+    resume_run(run, ws)
+    return f"Resumed **{run.name}**"
+
 
 if runs:
     current = st.session_state.get(SELECTED_RUN)
@@ -103,18 +54,24 @@ if runs:
     def live_view(name: str) -> None:
         run = RunFolder.of(ws, name)
         status, metrics, summary = run.status(), run.metrics(), run.summary()
+        was_live = st.session_state.get(SEEN_LIVE)
+        st.session_state[SEEN_LIVE] = (name, status.live)
+        if was_live == (name, True) and not status.live:
+            st.rerun()  # the run ended: the whole page (the runs table, the sidebar) says so, not only this view
         doing, fraction = phase_progress(status)
         eta = eta_seconds(status, metrics)
         head = st.columns([3, 1, 1])
         head[0].progress(
             fraction or 0.0, text=f"**{status.state}** · {doing}" + (f" · ETA {format_duration(eta)}" if eta else "")
         )
-        if status.live and head[1].button("Stop", icon=":material/stop:", key=f"stop-{name}"):
-            with user_errors():
-                stop_run(run)
-        if status.resumable and head[2].button("Resume", icon=":material/replay:", key=f"resume-{name}"):
-            with user_errors():
-                resume_run(run, ws)
+        # callbacks: a click acts when it reaches the server, whatever rerun (of this view every 2 s) is going on
+        if status.live:
+            head[1].button("Stop", icon=":material/stop:", key=f"stop-{name}", on_click=action(ACTED, stop, run))
+        if status.resumable:
+            head[2].button(
+                "Resume", icon=":material/replay:", key=f"resume-{name}", on_click=action(ACTED, resume, run)
+            )
+        show_outcome(ACTED)
         if status.error:
             st.error(f"{status.state}: {status.error}")
         if status.note:
@@ -156,7 +113,8 @@ if runs:
             for column, chart in zip(st.columns(3), harm.values()):
                 column.altair_chart(chart, width="stretch")
         with st.expander("Last log lines"):
-            st.code("\n".join(run.log_tail(15)) or "(empty)", language=None)
+            # the run's own lines: the libraries' warnings stay in train.log, out of what a person reads here
+            st.code("\n".join(readable_lines(run.log_tail(60))[-15:]) or "(empty)", language=None)
         with st.expander("The same run from the command line"), user_errors():
             st.code(run.config().command_line(), language="bash")
         if run.path.joinpath("tensorboard").is_dir():

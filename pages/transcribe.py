@@ -7,38 +7,72 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.common import language_picker, user_errors, workspace
+from app.common import action, follow, language_picker, show_outcome, user_errors, workspace
 from app.microphone import live_session, microphone
-from app.model_cache import model_choices, transcriber
+from app.model_cache import model_choices, timed_transcript_of, transcript_of
 from core.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
 from core.data import keep_in_set
-from core.speech import FORMATS, WRITERS
+from core.languages import LANGUAGES
+from core.speech import FORMATS, WRITERS, language_guesses, language_line
 from core.speech.decoding import file_options, is_toy
+from core.speech.transcripts import SURE_LANGUAGE
+from core.training import workspace_language
 
 PLAYED_S = 30  # seconds played from a chosen word
-TRANSCRIPTS = "tr_transcripts"  # (audio hash, model, language, task) → Transcript: made once per audio and model
+LANGUAGE = "tr_language"
 
 st.title("Transcribe")
 choices = model_choices()
 top = st.columns([3, 2, 1])
 label = top[0].selectbox("Model", list(choices), key="tr_model", help="checkpoints of every run; ★ = best WER")
 model = choices[label]
+usual = workspace_language(workspace())  # the language of the newest run or dataset
 with top[1]:
-    whisper_language, _ = language_picker("tr_language")
+    whisper_language, _ = language_picker(LANGUAGE, default=usual)
 task = top[2].selectbox("Task", ["transcribe", "translate"], key="tr_task")
 
 
+def keep_take(audio, key: str, language: str | None) -> str:
+    """The Keep button's action: the audio and the corrected text into the recording set named in the box."""
+    name, text = st.session_state[f"{key}-set"], st.session_state[f"{key}-text"]
+    take = keep_in_set(workspace(), name, audio, text, st.session_state[f"{key}-speaker"], language)
+    return f"Kept {take.file_name} in **{name}** ({take.seconds:.1f} s): prepare it on the Data page"
+
+
 def keep_box(audio, text: str, language: str | None, key: str) -> None:
-    """Correct and keep: the audio with the corrected text into a recording set (the Data page's Record folders)."""
+    """Correct and keep: the audio with the corrected text into a recording set (the Data page's Record folders).
+    The box holds the transcript shown above it: a new transcript (another language, model or option) replaces it."""
     with st.expander("Correct and keep in a dataset", icon=":material/edit_note:"):
-        corrected = st.text_area("Transcript (correct it)", text, key=f"{key}-text")
+        follow(f"{key}-text", text, text)
+        st.text_area("Transcript (correct it)", key=f"{key}-text")
         name_column, speaker_column = st.columns(2)
         name = name_column.text_input("Keep in dataset", "my-voice", key=f"{key}-set", help="WORKSPACE/recordings/")
-        speaker = speaker_column.text_input("Speaker", "me", key=f"{key}-speaker")
-        if st.button(f"Keep in dataset {name}", key=f"{key}-keep", icon=":material/save:"):
-            with user_errors():
-                take = keep_in_set(workspace(), name, audio, corrected, speaker, language)
-                st.success(f"Kept {take.file_name} in **{name}** ({take.seconds:.1f} s): prepare it on the Data page")
+        speaker_column.text_input("Speaker", "me", key=f"{key}-speaker")
+        st.button(
+            f"Keep in dataset {name}",
+            key=f"{key}-keep",
+            icon=":material/save:",
+            on_click=action(f"{key}-kept", keep_take, audio, key, language),
+        )
+        show_outcome(f"{key}-kept")
+
+
+def language_advice(transcript, usual: str | None) -> None:
+    """What the detection said in words; when it is unsure, buttons for the likely languages and for `usual` (the
+    workspace's language, which a model that never heard it rarely ranks high)."""
+    line = language_line(transcript)
+    if line is None:
+        return
+    guesses = language_guesses(transcript)
+    if guesses[0].probability >= SURE_LANGUAGE:
+        st.caption(line)
+        return
+    st.warning(line, icon=":material/translate:")
+    offered = {g.code: g.name for g in guesses}
+    if usual in LANGUAGES and usual not in offered:
+        offered = {usual: LANGUAGES[usual].name, **offered}
+    for column, (code, name) in zip(st.columns(len(offered) + 1), offered.items()):
+        column.button(name, key=f"tr-guess-{code}", on_click=st.session_state.__setitem__, args=(LANGUAGE, code))
 
 
 def word_player(data: bytes, transcript, key: str) -> None:
@@ -49,7 +83,7 @@ def word_player(data: bytes, transcript, key: str) -> None:
     chosen = st.selectbox(
         "Play from the word",
         range(len(words)),
-        format_func=lambda i: f"{words[i].start:.2f} s · {words[i].word.strip()} (p = {words[i].probability:.2f})",
+        format_func=lambda i: f"{words[i].start:.2f} s · {words[i].word.strip()} ({100 * words[i].probability:.0f}%)",
         key=f"{key}-word",
     )
     # from the word itself: st.audio's start_time counts whole seconds, a word lasts a fraction of one
@@ -58,11 +92,9 @@ def word_player(data: bytes, transcript, key: str) -> None:
 
 
 def show_transcript(transcript, key: str) -> None:
-    if transcript.language_probability is not None:
-        st.caption(f"Detected language: **{transcript.language}** (p = {transcript.language_probability:.2f})")
     st.write(transcript.text or "(nothing recognised)")
     if len(transcript.segments) > 1:
-        rows = [{"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text} for s in transcript.segments]
+        rows = [{"from (s)": f"{s.start:.1f}", "to (s)": f"{s.end:.1f}", "text": s.text} for s in transcript.segments]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     stem = Path(transcript.source).stem or "transcript"
     st.caption("Download the transcript as")
@@ -83,36 +115,29 @@ with file_tab:
     recording = st.audio_input("…or record", key="tr_record")
     settings = st.columns(2)
     timed = settings[0].checkbox("Time every word", key="tr_words", help="and play the audio from a chosen word")
+    follow("tr_accurate", model, not is_toy(model))  # each model starts at its own default: greedy for the toy
     accurate = settings[1].checkbox(
         "Beam search with temperature fallback",
-        value=not is_toy(choices[label]),
         key="tr_accurate",
         help="faster-whisper's defaults for files: 5 beams, a window that loops or is unsure is decoded again at a "
-        "higher temperature; off: greedy, one pass (faster; what the microphone uses)",
+        "higher temperature; off: greedy, one pass (faster; what the microphone uses and the demo model's default)",
     )
     audio = upload or recording
     if audio is not None:
         data, name = audio.getvalue(), getattr(audio, "name", "recording.wav")
+        options = file_options(accurate)
         columns = st.columns(2 if ab else 1)
         for index, (column, shown) in enumerate(zip(columns, [label, label_b] if ab else [label])):
             with column, user_errors():
                 st.caption(f"**{shown}**")
-                # a rerun (a download click, another widget) shows the transcript made for this audio and model
-                done = st.session_state.setdefault(TRANSCRIPTS, {})
-                wanted = (hashlib.sha1(data).hexdigest(), choices[shown], whisper_language, task, timed, accurate)
-                if wanted not in done:
-                    options = file_options(accurate, word_timestamps=timed)
-                    with st.spinner("Transcribing…"):
-                        transcript = transcriber(choices[shown]).transcribe_file(
-                            data, name=name, language=whisper_language, task=task, options=options
-                        )
-                    if len(done) >= 4:  # a few files' worth: session state is per tab, in memory
-                        done.clear()
-                    done[wanted] = transcript
-                show_transcript(done[wanted], key=f"download-{index}")
-                word_player(data, done[wanted], key=f"words-{index}")
+                made = timed_transcript_of if timed else transcript_of
+                transcript = made(data, name, choices[shown], whisper_language, task, options)
+                language_advice(transcript, usual)
+                show_transcript(transcript, key=f"download-{index}")
+                word_player(data, transcript, key=f"words-{index}")
                 if index == 0:  # the first model's text is the one to correct
-                    keep_box(data, done[wanted].text, whisper_language or done[wanted].language, f"keep-{wanted[0]}")
+                    digest = hashlib.sha1(data).hexdigest()
+                    keep_box(data, transcript.text, whisper_language or transcript.language, f"keep-{digest}")
 
 with live_tab:
     st.caption(

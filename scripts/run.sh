@@ -12,8 +12,9 @@ if [ "${1:-}" = "cli" ]; then
   exec "$ROOT/.venv/bin/python" -m core "$@"
 fi
 if [ -f "$ROOT/app/main.py" ]; then
+  # the rest of the settings (headless, no usage statistics, no Deploy button, one script thread per tab) are in
+  # .streamlit/config.toml, read from this folder, so `streamlit run app/main.py` gets them too
   exec "$ROOT/.venv/bin/streamlit" run "$ROOT/app/main.py" \
-    --server.address "${STUDIO_ADDRESS:-127.0.0.1}" --server.port "${STUDIO_PORT:-8501}" \
-    --server.headless true --browser.gatherUsageStats false --client.toolbarMode minimal "$@"
+    --server.address "${STUDIO_ADDRESS:-127.0.0.1}" --server.port "${STUDIO_PORT:-8501}" "$@"
 fi
 exec "$ROOT/.venv/bin/python" -m core demo --language "${STUDIO_DEMO_LANGUAGE:-nb}"

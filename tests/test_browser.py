@@ -1,6 +1,10 @@
 """The product in a real browser: headless Chromium (Debian's, through Selenium) against the app started with the
-README's command. It makes a demo dataset on the Data page, trains a tiny run from the Train page, watches it
-finish and finds its WER on Compare. Screenshots of each page land in test-artifacts/."""
+README's command, walked as a user would. It makes a demo dataset on the Data page (word lists that fit the toy's
+window), trains a tiny run from the Train page (Enter starts nothing, Start warns first, Preview stays in view),
+follows, stops and resumes a second one (the view, the sidebar and the ETA follow it), transcribes its audio (the
+workspace's language, an unsure detection said in words, the correction box and timed words true to the text shown),
+and talks to a local LLM (a failed reply stays in place with Retry). Every test waits on the page's state, never on
+a fixed sleep. Screenshots of each page land in test-artifacts/."""
 
 import json
 import os
@@ -110,76 +114,96 @@ def browser(microphone_file):
     driver.quit()
 
 
-def wait_for_text(driver, text: str, timeout: float = 60) -> None:
+def body_text(driver) -> str:
+    return driver.find_element(By.TAG_NAME, "body").text  # what is visible: folded panels' text is not
+
+
+def wait_until(driver, condition, what: str, timeout: float = 60):
+    """Poll `condition()` until it returns something truthy (returned), or fail with what never happened. The
+    polling interval is no wait for the app: every check looks at the page's state."""
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        if text in driver.find_element(By.TAG_NAME, "body").text:
-            return
-        time.sleep(0.5)
-    shot(driver, "timeout")
-    server_log = ARTIFACTS / "app-server.log"
-    tail = server_log.read_text(errors="replace")[-3000:] if server_log.is_file() else ""
-    raise AssertionError(
-        f"'{text}' never appeared; page text: {driver.find_element(By.TAG_NAME, 'body').text[:1500]}\n"
-        f"app server log (end): {tail}"
-    )
+    while True:
+        try:
+            found = condition()
+        except (NoSuchElementException, StaleElementReferenceException, IndexError):  # not drawn (yet, again)
+            found = None
+        if found:
+            return found
+        if time.time() > deadline:
+            shot(driver, "timeout")
+            server_log = ARTIFACTS / "app-server.log"
+            tail = server_log.read_text(errors="replace")[-3000:] if server_log.is_file() else ""
+            raise AssertionError(f"{what} never happened; page text: {body_text(driver)[:1500]}\napp log (end): {tail}")
+        time.sleep(0.3)
+
+
+def wait_for_text(driver, text: str, timeout: float = 60) -> None:
+    wait_until(driver, lambda: text in body_text(driver), f"'{text}' shown", timeout)
+
+
+def wait_until_gone(driver, text: str, timeout: float = 60) -> None:
+    wait_until(driver, lambda: text not in body_text(driver), f"'{text}' gone", timeout)
 
 
 def find(driver, xpath: str, timeout: float = 30):
     """The element once it exists: Streamlit draws a page in several passes."""
-    deadline = time.time() + timeout
-    while True:
-        found = driver.find_elements(By.XPATH, xpath)
-        if found:
-            return found[0]
-        if time.time() > deadline:
-            shot(driver, "timeout")
-            raise NoSuchElementException(xpath)
-        time.sleep(0.3)
+    return wait_until(driver, lambda: driver.find_elements(By.XPATH, xpath)[0], f"{xpath} present", timeout)
 
 
 def click(driver, xpath: str, timeout: float = 30) -> None:
     """Click once the element exists and takes the click."""
-    deadline = time.time() + timeout
-    while True:
+
+    def clicked() -> bool:
         try:
-            find(driver, xpath, timeout).click()
-            return
-        except (NoSuchElementException, ElementClickInterceptedException, StaleElementReferenceException):
-            if time.time() > deadline:
-                shot(driver, "timeout")
-                raise
-            time.sleep(0.3)
+            driver.find_element(By.XPATH, xpath).click()
+            return True
+        except ElementClickInterceptedException:
+            return False
+
+    wait_until(driver, clicked, f"a click on {xpath}", timeout)
 
 
 def click_button(driver, label: str) -> None:
     click(driver, f"//button[.//p[normalize-space()='{label}']]")
 
 
+def selectbox(label: str) -> str:
+    return f"//div[@data-testid='stSelectbox' and .//label[normalize-space()='{label}']]"
+
+
+def chosen(driver, label: str) -> str:
+    """What the selectbox labelled `label` shows (its combobox input holds the option's text)."""
+    box = driver.find_element(By.XPATH, selectbox(label))
+    field = box.find_elements(By.XPATH, ".//input[@role='combobox']")
+    return " ".join([box.text, *(f.get_attribute("value") or "" for f in field)])
+
+
 def choose(driver, label: str, option_prefix: str) -> None:
-    """Pick the option starting with `option_prefix` in the selectbox labelled `label`."""
+    """Pick the option starting with `option_prefix` in the selectbox labelled `label`, and wait until the box
+    shows it."""
     click(driver, f"//input[@role='combobox' and @aria-label='{label}']")
     click(driver, f"//*[@role='option' and starts-with(normalize-space(), '{option_prefix}')]")
-    time.sleep(0.5)
+    wait_until(driver, lambda: option_prefix in chosen(driver, label), f"'{label}' showing {option_prefix}")
 
 
-def set_number(driver, label: str, value: int, timeout: float = 30) -> None:
-    """Type `value` into the number field labelled `label`, again if a rerun redrew the field meanwhile."""
-    xpath = f"//input[@aria-label='{label}']"
-    deadline = time.time() + timeout
-    while True:
-        try:
-            field = find(driver, xpath, timeout)
+def type_into(driver, xpath: str, text: str, *after) -> None:
+    """Type `text` over a field's value, then the keys `after` (TAB: leave it, so Streamlit takes the value), until
+    the field holds it (a rerun that redraws the field meanwhile gets it typed again)."""
+
+    def typed() -> bool:
+        field = driver.find_element(By.XPATH, xpath)
+        if field.get_attribute("value") != text:
             field.send_keys(Keys.CONTROL, "a")
-            field.send_keys(str(value), Keys.TAB)  # Enter would submit a form with the values typed so far
-            time.sleep(0.5)
-            if find(driver, xpath, timeout).get_attribute("value") == str(value):
-                return
-        except StaleElementReferenceException:
-            pass
-        if time.time() > deadline:
-            page = driver.find_element(By.TAG_NAME, "body").text[:1500]
-            raise AssertionError(f"could not set '{label}' to {value}; page text: {page}")
+            field.send_keys(text, *after)
+        return driver.find_element(By.XPATH, xpath).get_attribute("value") == text
+
+    wait_until(driver, typed, f"{xpath} holding {text!r}")
+
+
+def set_number(driver, label: str, value: int, *after) -> None:
+    """Type `value` into the number field labelled `label` and leave it with TAB (Enter would submit a form: the
+    journey presses it once on purpose)."""
+    type_into(driver, f"//input[@aria-label='{label}']", str(value), *(after or (Keys.TAB,)))
 
 
 FORBIDDEN = re.compile(r"\bnan\b|\bNone\b|DeltaGenerator|Traceback|\x1b")  # what no page may ever show
@@ -194,12 +218,34 @@ def assert_clean(driver) -> None:
 
 def upload(driver, path: Path, nth: int = 0) -> None:
     """Give a Streamlit file uploader (or audio input) a file, as choosing it in the file dialog does."""
-    inputs = []
-    deadline = time.time() + 30
-    while len(inputs) <= nth and time.time() < deadline:
-        inputs = driver.find_elements(By.XPATH, "//input[@type='file']")
-        time.sleep(0.3)
-    inputs[nth].send_keys(str(path))
+    inputs = wait_until(
+        driver, lambda: driver.find_elements(By.XPATH, "//input[@type='file']")[nth:], f"file input {nth}", 30
+    )
+    inputs[0].send_keys(str(path))
+
+
+def sidebar_text(driver) -> str:
+    return driver.find_element(By.XPATH, "//*[@data-testid='stSidebar']").text
+
+
+def correction_box(driver) -> str:
+    """What the Correct and keep box holds (its panel opened first: a folded panel's text is not on the page)."""
+    box = "//textarea[@aria-label='Transcript (correct it)']"
+    if not driver.find_elements(By.XPATH, box) or not driver.find_element(By.XPATH, box).is_displayed():
+        click(driver, "//summary[.//p[normalize-space()='Correct and keep in a dataset']]")
+    return find(driver, box).get_attribute("value")
+
+
+ETA = re.compile(r"running · step (\d+)/(\d+) · ETA (?:(\d+)h )?(?:(\d+)m)? ?(?:(\d+)s)?")
+
+
+def eta_seconds_shown(driver) -> tuple[int, int] | None:
+    """(step, seconds left) from the live view's 'running · step 40/3000 · ETA 9m 47s', once it shows one."""
+    found = ETA.search(body_text(driver))
+    if not found:
+        return None
+    step, _, hours, minutes, seconds = (int(g) if g else 0 for g in found.groups())
+    return step, 3600 * hours + 60 * minutes + seconds
 
 
 def shot(driver, name: str) -> None:
@@ -211,18 +257,36 @@ def test_data_train_compare_in_the_browser(app_url, browser):
     url, home = app_url
     browser.get(url)
     wait_for_text(browser, "Generate with espeak-ng")
-    assert "Run the offline demo" in browser.find_element(By.TAG_NAME, "body").text
+    wait_for_text(browser, "Run the offline demo")  # the sidebar, drawn after the page
+    assert "Choose a source" not in body_text(browser)  # it says what to do with the source chosen: generate
     choose(browser, "Base model you will train", "demo")
+    wait_for_text(browser, "listens 3 s at a time")  # 9. the toy gets word lists, not sentences too long for it
     set_number(browser, "Utterances", 60)
     click_button(browser, "Generate with espeak-ng")
     wait_for_text(browser, "Ready:")
+    click_button(browser, "Examine the first rows")
+    wait_for_text(browser, "Rows examined", timeout=120)
+    shot(browser, "data-doctor")
     click(browser, "//*[@role='tab' and contains(., 'Prepare features')]")
     click_button(browser, "Prepare features")
     wait_for_text(browser, "Prepared nb-synthetic", timeout=120)
+    wait_for_text(browser, "the test split has 6 rows")  # 9. … with the width of a WER's interval on them
+    assert "rows dropped" not in body_text(browser)  # 9. every word list fits the 3 s window
+    wait_until(browser, lambda: "Empty workspace" not in sidebar_text(browser), "the sidebar seeing the dataset")
     shot(browser, "data")
 
     browser.get(f"{url}/train")
     wait_for_text(browser, "Start training")
+    # 1. Enter in a number field starts nothing; Start with the preset's 200-step intervals warns first
+    set_number(browser, "max steps", 60, Keys.ENTER)
+    click_button(browser, "Preview command")  # 7. the command and estimate, under the form, the panel open
+    wait_for_text(browser, "python -m core train --data nb-synthetic --run nb-synthetic-1")
+    click_button(browser, "Start training")
+    wait_for_text(browser, "Start anyway")
+    shot(browser, "train-warnings")
+    shown = body_text(browser)
+    assert "eval steps 200 > max steps 60" in shown and "warm-up 50 of 60 steps" in shown, shown[:2000]
+    assert not (home / "runs").is_dir() or not any((home / "runs").iterdir())  # neither Enter nor Start started one
     for label, value in (("max steps", 12), ("eval steps", 6), ("save steps", 6), ("warmup steps", 2)):
         set_number(browser, label, value)
     click_button(browser, "Start training")
@@ -240,21 +304,30 @@ def test_data_train_compare_in_the_browser(app_url, browser):
     wait_for_text(browser, f"{100 * best['wer']:.1f}%")  # the run's best WER, as the Compare page prints it
     shot(browser, "compare")
     assert_clean(browser)
+    click(browser, "//*[@role='tab' and contains(., 'Evaluations and utterances')]")
+    wait_for_text(browser, "S: words substituted")  # the per-utterance table, its columns explained
+    shot(browser, "compare-utterances")
+    assert_clean(browser)
 
 
-def test_a_second_run_is_followed_stopped_compared_and_its_audio_transcribed(app_url, browser, microphone_file):
+def test_a_second_run_is_followed_stopped_resumed_and_its_audio_transcribed(app_url, browser, microphone_file):
     url, home = app_url
     assert (home / "runs" / "nb-synthetic-1" / "best.json").is_file(), "needs the run trained by the test above"
     browser.get(f"{url}/train")
     click(browser, "//summary[.//p[normalize-space()='New run']]")  # folded once a run exists
     wait_for_text(browser, "Start training")
+    # 7. the run name offered is a free one, and Preview leaves its command where the user looks
+    assert find(browser, "//input[@aria-label='run']").get_attribute("value") == "nb-synthetic-2"
     for label, value in (("max steps", 3000), ("eval steps", 1000), ("save steps", 1000), ("warmup steps", 5)):
         set_number(browser, label, value)
+    click_button(browser, "Preview command")
+    wait_for_text(browser, "--run nb-synthetic-2")  # visible text: the panel did not fold over it
     click_button(browser, "Start training")
     wait_for_text(browser, "Started nb-synthetic-2")
-    wait_for_text(browser, "running · step", timeout=120)  # the live view shows the run just started
-    picker = find(browser, "//div[@data-testid='stSelectbox' and .//label[normalize-space()='Run']]")
-    assert "nb-synthetic-2" in picker.get_attribute("innerHTML")  # the picker shows the run just started
+    # 6. the started run is the one shown: the picker, the live view and the sidebar, without another refresh
+    assert "nb-synthetic-2" in chosen(browser, "Run")
+    wait_until(browser, lambda: "Run: nb-synthetic-2" in sidebar_text(browser), "the sidebar following the run", 10)
+    before = wait_until(browser, lambda: eta_seconds_shown(browser), "an ETA for the running run", 120)
     assert_clean(browser)
     click_button(browser, "Stop")
     wait_for_text(browser, "stopped · step", timeout=120)
@@ -264,20 +337,54 @@ def test_a_second_run_is_followed_stopped_compared_and_its_audio_transcribed(app
 
     browser.get(f"{url}/compare")
     wait_for_text(browser, "Config diff")
-    wait_for_text(browser, "warmup_steps")  # the two runs differ there (and in their steps), nowhere else
+    wait_for_text(browser, "warmup steps")  # the two runs differ there (and in their steps), nowhere else
     shot(browser, "compare-diff")
     assert_clean(browser)
 
     browser.get(f"{url}/transcribe")
     wait_for_text(browser, "Audio file")
+    # 4. the workspace's language is chosen, not auto-detect
+    assert "Norwegian Bokmål (nb)" in chosen(browser, "Language")
     upload(browser, microphone_file)
     wait_for_text(browser, "Download the transcript as", timeout=120)
-    click_button(browser, "TXT")  # a download reruns the page: the transcript is shown again, not made again
-    time.sleep(2)
-    wait_for_text(browser, "Download the transcript as")
-    assert "Transcribing" not in browser.find_element(By.TAG_NAME, "body").text
+    norwegian = correction_box(browser)
+    assert norwegian and norwegian in body_text(browser)
+    # 4. auto-detect hears espeak-ng's Norwegian as something else, unsure: said in words, with the choices
+    choose(browser, "Language", "auto-detect")
+    wait_for_text(browser, "Not sure which language this is", timeout=120)
+    shot(browser, "transcribe-unsure")
+    # 2. the correction box holds the transcript shown above it, not the first one
+    detected = wait_until(browser, lambda: (t := correction_box(browser)) != norwegian and t, "a new box", 60)
+    assert detected in body_text(browser)
+    click_button(browser, "Norwegian Bokmål")
+    wait_until(browser, lambda: correction_box(browser) == norwegian, "the Norwegian transcript back", 60)
+    assert "Norwegian Bokmål (nb)" in chosen(browser, "Language")
+    # 3. timing every word keeps the text
+    click(browser, "//label[.//p[normalize-space()='Time every word']]")
+    wait_for_text(browser, "Play from the word", timeout=120)
+    assert correction_box(browser) == norwegian and norwegian in body_text(browser)
+    # a download reruns the page: the transcript is shown again, not made again
+    downloads = ARTIFACTS / "downloads"
+    shutil.rmtree(downloads, ignore_errors=True)
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    click_button(browser, "TXT")
+    saved = wait_until(browser, lambda: [p for p in downloads.glob("*.txt")], "the TXT download", 60)[0]
+    assert saved.read_text(encoding="utf-8").split() == norwegian.split()
+    assert "Transcribing" not in body_text(browser)
     shot(browser, "transcribe")
     assert_clean(browser)
+
+    # 5. resumed, the ETA counts the steps run since, not the minutes it stood stopped
+    browser.get(f"{url}/train")
+    wait_for_text(browser, "stopped · step", timeout=60)
+    click_button(browser, "Resume")
+    after = wait_until(browser, lambda: eta_seconds_shown(browser), "an ETA after the resume", 120)
+    # at the same pace the time left shrinks with the steps left (twice that, and a minute, for a loaded machine);
+    # counted across the stop it came out many times too long
+    assert after[1] <= 2 * before[1] * (3000 - after[0]) / (3000 - before[0]) + 60, (before, after)
+    shot(browser, "train-resumed")
+    click_button(browser, "Stop")  # the rest of the journey needs the cores
+    wait_for_text(browser, "stopped · step", timeout=120)
 
 
 def test_live_microphone_and_conversation_in_the_browser(app_url, browser, standin, microphone_file):
@@ -294,7 +401,7 @@ def test_live_microphone_and_conversation_in_the_browser(app_url, browser, stand
     browser.switch_to.default_content()
     wait_for_text(browser, "after speech ended", timeout=60)  # a final utterance from the default model (whisper-base)
     shot(browser, "live")
-    body = browser.find_element(By.TAG_NAME, "body").text
+    body = body_text(browser)
     assert "dBFS" in body and "final text" in body  # the level meter and a finished utterance with its latency
     # a machine with only loopback is told why a browser that does not allow it cannot connect
     loopback_only = all(name == "lo" for _, name in socket.if_nameindex())
@@ -310,11 +417,23 @@ def test_live_microphone_and_conversation_in_the_browser(app_url, browser, stand
     box.send_keys("takk", Keys.ENTER)
     wait_for_text(browser, "You said: takk (turn 2)")
     assert standin.requests[-1]["body"]["messages"][-1] == {"role": "user", "content": "takk"}
+    # 8. a server that cannot be reached: the message stays in place with why and a Retry, at once
+    click(browser, "//summary[.//p[normalize-space()='LLM endpoint']]")
+    type_into(browser, "//input[@aria-label='Base URL']", f"http://127.0.0.1:{free_port()}/v1", Keys.TAB)
+    find(browser, "//textarea[@data-testid='stChatInputTextArea']").send_keys("tredje", Keys.ENTER)
+    wait_for_text(browser, "Not answered: cannot connect")
+    find(browser, "//button[.//p[normalize-space()='Retry']]")
+    assert body_text(browser).index("tredje") < body_text(browser).index("Not answered")  # the turn, then why
+    shot(browser, "conversation-failed")
+    type_into(browser, "//input[@aria-label='Base URL']", standin.base_url, Keys.TAB)
+    click_button(browser, "Retry")
+    wait_for_text(browser, "You said: tredje (turn 3)")
+    wait_until_gone(browser, "Not answered")
     click(browser, "//button[.//p[normalize-space()='Upload a clip']]")
     wait_for_text(browser, "A spoken clip")
     upload(browser, microphone_file)
     wait_for_text(browser, "Transcript (edit before sending)", timeout=120)
     click_button(browser, "Send")
-    wait_for_text(browser, "(turn 3)", timeout=60)  # the spoken turn went to the LLM with the two before it
+    wait_for_text(browser, "(turn 4)", timeout=60)  # the spoken turn went to the LLM with the three before it
     shot(browser, "conversation")
     assert_clean(browser)

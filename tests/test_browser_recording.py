@@ -16,7 +16,19 @@ import soundfile as sf
 from helpers import REPO, chromium, make_audio, tiny_config
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from test_browser import ARTIFACTS, assert_clean, choose, click, click_button, find, free_port, shot, upload
+from test_browser import (
+    ARTIFACTS,
+    assert_clean,
+    choose,
+    click,
+    click_button,
+    find,
+    free_port,
+    shot,
+    type_into,
+    upload,
+    wait_until_gone,
+)
 from test_browser import wait_for_text as wait_for
 
 from core.audio import load_audio
@@ -80,22 +92,9 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-def wait_until_gone(driver, text: str, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while text in driver.find_element(By.TAG_NAME, "body").text:
-        assert time.time() < deadline, f"'{text}' is still shown"
-        time.sleep(0.3)
-
-
 def replace_text(driver, xpath: str, text: str) -> None:
-    """Type `text` over a field's value and leave the field (Streamlit takes the value then), until it holds it."""
-    deadline = time.time() + 30
-    while find(driver, xpath).get_attribute("value") != text:
-        assert time.time() < deadline, f"could not type {text!r} into {xpath}"
-        field = find(driver, xpath)
-        field.send_keys(Keys.CONTROL, "a")
-        field.send_keys(text, Keys.TAB)
-        time.sleep(0.5)
+    """Type `text` over a field's value and leave the field (Streamlit takes the value then)."""
+    type_into(driver, xpath, text, Keys.TAB)
 
 
 def record(driver, seconds: float = 2.0) -> None:
@@ -137,6 +136,8 @@ def test_record_five_prompts_prepare_train_and_keep_a_correction(app, browser):
         click_button(browser, "Keep")
     wait_for(browser, "Every prompt is read.")
     wait_for(browser, "5 takes kept")
+    click(browser, "//summary[.//p[normalize-space()='Kept takes (5)']]")
+    find(browser, "//button[@data-testid and .//*[normalize-space()='delete']]")  # Delete as an icon, never "D…"
     shot(browser, "record-done")
     assert_clean(browser)
     folder = home / "recordings" / "my-voice"

@@ -14,7 +14,11 @@ import numpy as np
 import pyarrow as pa
 
 from core.data.examples import SPLITS
+from core.data.rows import REASON_TEXT
 from core.errors import StudioError
+from core.formatting import MISSING, format_duration, format_time
+from core.languages import get_language
+from core.text.bootstrap import worst_half_width
 from core.workspace import Workspace, folder_name, read_json, read_json_if_intact
 
 FEATURE_DTYPE = np.float16  # log-mel values lie in about [-1, 2]; fp16 halves the disk and page cache
@@ -136,6 +140,77 @@ def artifact_warnings(manifest: dict) -> list[str]:
         else []
     )
     return warnings + overlap_warnings(manifest)
+
+
+TEST_ROWS_ENOUGH = 30  # fewer test rows than this measure a WER to worse than about ±18 points (worst_half_width)
+
+
+def dropped_rows_line(manifest: dict) -> str | None:
+    """What prepare dropped and why, in words: '12 of 40 rows dropped: 12 audio longer than the model's window
+    (train 9, test 3)'; None when it kept every row."""
+    splits = manifest.get("splits") or {}
+    per_reason: dict[str, dict[str, int]] = {}
+    for split, counts in splits.items():
+        for reason, n in (counts.get("filtered") or {}).items():
+            if n:
+                per_reason.setdefault(reason, {})[split] = n
+    if not per_reason:
+        return None
+    dropped = sum(sum(per_split.values()) for per_split in per_reason.values())
+    kept = sum(counts.get("rows", 0) for counts in splits.values())
+    parts = []
+    for reason, where in per_reason.items():
+        splits_named = ", ".join(f"{split} {n}" for split, n in where.items())
+        parts.append(f"{sum(where.values())} {REASON_TEXT.get(reason, reason)} ({splits_named})")
+    return f"{dropped} of {kept + dropped} rows dropped: {'; '.join(parts)}"
+
+
+def small_split_warnings(manifest: dict) -> list[str]:
+    """A test split too small for its WER to mean much, with the width of the interval it would have."""
+    rows = ((manifest.get("splits") or {}).get("test") or {}).get("rows", 0)
+    if not 0 < rows < TEST_ROWS_ENOUGH:
+        return []
+    return [
+        f"the test split has {rows} row{'s' * (rows != 1)}: a WER measured on it is uncertain by up to "
+        f"±{100 * worst_half_width(rows):.0f} points (95% interval); {TEST_ROWS_ENOUGH} rows bring that to "
+        f"±{100 * worst_half_width(TEST_ROWS_ENOUGH):.0f}, 100 to ±{100 * worst_half_width(100):.0f}"
+    ]
+
+
+def split_table(manifest: dict) -> list[dict]:
+    """One row per split as a person reads it: rows kept, their audio's length, rows dropped and why."""
+    table = []
+    for split, counts in (manifest.get("splits") or {}).items():
+        dropped = [f"{n} {REASON_TEXT.get(r, r)}" for r, n in (counts.get("filtered") or {}).items() if n]
+        table.append(
+            {
+                "split": split,
+                "rows": "streamed" if counts.get("streamed") else counts.get("rows", 0),
+                "audio": format_duration(3600 * counts.get("hours", 0)),
+                "dropped": "; ".join(dropped) or "none",
+            }
+        )
+    return table
+
+
+def made_from(manifest: dict) -> str:
+    """Where a dataset came from, in a line: 'Made 2026-12-04 07:38:13 from folder …/my-voice with demo's processor
+    (3 s window): Norwegian Bokmål, transcribe, split by text'."""
+    source = manifest.get("source") or {}
+    origin = source.get("path") or source.get("dataset") or source.get("id") or source.get("kind") or MISSING
+    window = (manifest.get("features") or {}).get("window_seconds")
+    try:
+        language = get_language(manifest.get("language", "")).name
+    except StudioError:
+        language = manifest.get("language") or MISSING
+    options = manifest.get("options") or {}
+    return (
+        f"Made {format_time(manifest.get('created'))} from {source.get('kind', 'source')} `{origin}` with "
+        f"{manifest.get('model', MISSING)}'s processor"
+        + (f" ({window:g} s window)" if window else "")
+        + f": {language}, "
+        f"{manifest.get('task', 'transcribe')}, test and validation split by {options.get('split_by', 'text')}"
+    )
 
 
 def overlap_warnings(manifest: dict) -> list[str]:

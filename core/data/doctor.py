@@ -19,6 +19,7 @@ from core.data.features import feature_processor
 from core.data.folders import with_split_rule
 from core.data.options import PrepareOptions
 from core.data.rows import REASON_TEXT, RowLimits, decoded, row_problem, text_key
+from core.formatting import MISSING
 from core.languages import Language
 from core.text.cleaning import clean_text, foreign_characters
 from core.workspace import Workspace
@@ -167,10 +168,38 @@ def _warnings(rows: list[dict], language: Language) -> list[Problem]:
 
 
 def duration_histogram(report: DoctorReport, bins: int = 20) -> list[dict]:
-    """[{seconds: bin start, rows: n}] over about `bins` equal bins from 0 to the longest clip (≥ 0.1 s wide)."""
+    """[{seconds: bin start, end: bin end, rows: n}] over about `bins` equal bins from 0 to the longest clip (each
+    ≥ 0.1 s wide)."""
     durations = [r["duration"] for r in report.rows if r["duration"]]
     if not durations:
         return []
     width = max(0.1, round(max(durations) / bins, 1))
     counts = Counter(int(d / width + 1e-9) for d in durations)  # the epsilon keeps 0.5 s in the 0.5 bin
-    return [{"seconds": round(b * width, 1), "rows": counts.get(b, 0)} for b in range(max(counts) + 1)]
+    return [
+        {"seconds": round(b * width, 1), "end": round((b + 1) * width, 1), "rows": counts.get(b, 0)}
+        for b in range(max(counts) + 1)
+    ]
+
+
+def report_table(report: DoctorReport) -> list[dict]:
+    """The rows examined as a person reads them: seconds to 0.1, label tokens, and what prepare does with the row,
+    in words ('keeps it', 'drops it: audio longer than the model's 3 s window')."""
+
+    def fate(reason: str | None) -> str:
+        if reason is None:
+            return "keeps it"
+        if reason == "audio_too_long":
+            return f"drops it: audio longer than the model's {report.window_seconds:g} s window"
+        return f"drops it: {REASON_TEXT.get(reason, reason)}"
+
+    return [
+        {
+            "split": r["split"],
+            "id": r["id"],
+            "text": r["text"],
+            "seconds": MISSING if r["duration"] is None else f"{r['duration']:.1f}",
+            "label tokens": MISSING if r["tokens"] is None else r["tokens"],
+            "prepare": fate(r["dropped"]),
+        }
+        for r in report.rows
+    ]

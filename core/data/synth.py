@@ -87,6 +87,16 @@ def default_kind(language: Language) -> str:
     return "sentences" if (SENTENCES / f"{language.code}.json").is_file() else "words"
 
 
+SENTENCE_WINDOW_S = 10.0  # seconds: a template sentence spoken by espeak-ng runs up to about 6 s; a model that listens
+# less than this at a time (the demo's 3 s) gets 1–4 words from the word list instead, which fit its window
+
+
+def kind_for_window(language: Language, window_seconds: float) -> str:
+    """default_kind for a model that listens `window_seconds` at a time: words when its window is too short for the
+    sentences (prepare would drop the sentences that run past it)."""
+    return default_kind(language) if window_seconds >= SENTENCE_WINDOW_S else "words"
+
+
 def load_grammar(language: Language) -> dict:
     path = SENTENCES / f"{language.code}.json"
     if not path.is_file():

@@ -6,6 +6,7 @@ run (core.evaluation.workspace_evaluations). Nothing here computes WER again.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,28 @@ def checkpoint_label(checkpoint: str) -> str:
     return "base model (before)" if checkpoint == BASELINE_CHECKPOINT else checkpoint
 
 
+EXPORT_NAME = re.compile(r"(.+?)-(ct2|ggml|openai|onnx)(?:-(.+))?")  # export_folder's names: checkpoint-60-ct2-int8
+
+
+def model_label(model: str, workspace: Workspace) -> str:
+    """How a model is named to a person, as runs are named: 'nb-toy-1/checkpoint-60', its export
+    'nb-toy-1/checkpoint-60 · ct2 int8' ('· ggml', '· openai'), a base model by its name; a folder outside the runs by its last two parts,
+    never a cut-off absolute path."""
+    location = Path(model)
+    if not location.is_absolute():
+        return model  # a name: whisper-base, demo, a Hub id
+    export = EXPORT_NAME.fullmatch(location.name)
+    checkpoint = export[1] if export else location.name
+    try:
+        run = location.parent.relative_to(workspace.runs)
+    except ValueError:
+        return "/".join(location.parts[-2:])
+    if len(run.parts) != 1 or checkpoint_step(checkpoint) is None:
+        return "/".join(location.parts[-2:])
+    named = f"{run}/{checkpoint_label(checkpoint)}"
+    return f"{named} · {' '.join(filter(None, export.groups()[1:]))}" if export else named
+
+
 def dataset_of(model: str) -> str | None:
     """The dataset a run's checkpoint was trained on (None for a base model, an export or a folder)."""
     location = Path(model)
@@ -58,7 +81,9 @@ def list_evaluations(workspace: Workspace) -> list[dict]:
         rows.append(
             {
                 "run": run,
-                "model": f"{run}/{checkpoint_label(checkpoint)}" if checkpoint else str(saved.get("model", path.stem)),
+                "model": f"{run}/{checkpoint_label(checkpoint)}"
+                if checkpoint
+                else model_label(str(saved.get("model", path.stem)), workspace),
                 "data": saved["data"],
                 "split": saved["split"],
                 **{k: saved.get(k) for k in SUMMARY_KEYS},
@@ -72,24 +97,27 @@ def load_evaluation(path: str) -> dict:
     return read_json(Path(path), fix="evaluate the model again to replace it") or {}
 
 
-def side_by_side(first: dict, second: dict) -> list[dict]:
-    """Utterances both evaluations share, with each one's hypothesis and WER, worst difference first."""
+def side_by_side(first: dict, second: dict, name_a: str = "A", name_b: str = "B") -> list[dict]:
+    """Utterances both evaluations share, with each model's hypothesis and WER (percent), the columns named after the
+    models; the largest difference first."""
     other = {row["id"]: row for row in second.get("rows", [])}
     pairs = []
     for row in first.get("rows", []):
         twin = other.get(row["id"])
         if twin:
-            pairs.append(
-                {
-                    "id": row["id"],
-                    "reference": row["reference"],
-                    "hypothesis_a": row["hypothesis"],
-                    "wer_a": row["wer"],
-                    "hypothesis_b": twin["hypothesis"],
-                    "wer_b": twin["wer"],
-                }
-            )
-    return sorted(pairs, key=lambda p: abs(p["wer_a"] - p["wer_b"]), reverse=True)
+            pairs.append((abs(row["wer"] - twin["wer"]), row, twin))
+    pairs.sort(key=lambda p: p[0], reverse=True)
+    return [
+        {
+            "id": row["id"],
+            "reference": row["reference"],
+            f"A: {name_a}": row["hypothesis"],
+            "A WER (%)": round(100 * row["wer"], 1),
+            f"B: {name_b}": twin["hypothesis"],
+            "B WER (%)": round(100 * twin["wer"], 1),
+        }
+        for _, row, twin in pairs
+    ]
 
 
 def ab_change(first: dict, second: dict) -> str:
@@ -159,7 +187,7 @@ def checkpoint_choices(workspace: Workspace) -> dict[str, str]:
             for export in sorted(run.path.glob(f"{checkpoint.name}-*")):
                 kind = RUNNABLE_EXPORTS.get(export_format(export) or "")
                 if kind and (kind != "CTranslate2" or is_ctranslate2(export)):
-                    choices[f"{name}/{export.name} ({kind})"] = str(export)
+                    choices[model_label(str(export), workspace)] = str(export)
         try:
             base = run.config().model
         except DamagedFile:

@@ -16,6 +16,8 @@ __getattr__, __all__ = lazy_api(
         "Segment": "transcripts",
         "Word": "transcripts",
         "Transcript": "transcripts",
+        "language_line": "transcripts",
+        "language_guesses": "transcripts",
         "LiveSession": "live",
         "LiveSnapshot": "live",
         "SILENCE_END_S": "live",

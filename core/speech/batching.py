@@ -249,7 +249,10 @@ class BatchedEngine:
         return self.loop.submit(Work("call", call, len(texts), job=self.job))
 
     def detect_language(self, features) -> tuple[str, float]:
-        call = lambda: self.loop.engine.detect_language(features)  # noqa: E731
+        return self.likely_languages(features, 1)[0]
+
+    def likely_languages(self, features, top: int) -> list[tuple[str, float]]:
+        call = lambda: self.loop.engine.likely_languages(features, top)  # noqa: E731
         return self.loop.submit(Work("call", call, 1, job=self.job))
 
 

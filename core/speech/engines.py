@@ -51,8 +51,12 @@ class CTranslate2Whisper:
         return self.ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
 
     def detect_language(self, features: np.ndarray) -> tuple[str, float]:
-        token, probability = self.engine.detect_language(self._storage(np.asarray(features, np.float32)))[0][0]
-        return token.strip("<|>"), probability
+        return self.likely_languages(features, 1)[0]
+
+    def likely_languages(self, features: np.ndarray, top: int) -> list[tuple[str, float]]:
+        """The first window's `top` likeliest languages, (Whisper code, probability), likeliest first."""
+        ranked = self.engine.detect_language(self._storage(np.asarray(features, np.float32)))[0]
+        return [(token.strip("<|>"), probability) for token, probability in ranked[:top]]
 
     def generate(
         self, features: np.ndarray, tokenizer, language: str, task: str, max_new_tokens: int | None, beam_size: int = 1
@@ -127,16 +131,20 @@ class TransformersWhisper:
             else [(layer, h) for layer in range(layers // 2, layers) for h in range(per_layer)]
         )
 
-    @torch.inference_mode()
     def detect_language(self, features) -> tuple[str, float]:
-        """(Whisper code, probability) of the language in the first window: the softmax of the first decoding step
-        over the language tokens, as Whisper itself detects it."""
+        return self.likely_languages(features, 1)[0]
+
+    @torch.inference_mode()
+    def likely_languages(self, features, top: int) -> list[tuple[str, float]]:
+        """The first window's `top` likeliest languages, (Whisper code, probability), likeliest first: the softmax
+        of the first decoding step over the language tokens, as Whisper itself detects it."""
         inputs = torch.as_tensor(np.asarray(features[:1]), dtype=self.model.dtype, device=self.device)
         start = torch.tensor([[self.start]], device=self.device)
         logits = self.model(input_features=inputs, decoder_input_ids=start).logits[0, -1]
         probabilities = torch.softmax(logits[list(self.language_ids.values())].float(), dim=-1)
-        best = int(probabilities.argmax())
-        return list(self.language_ids)[best].strip("<|>"), float(probabilities[best])
+        tokens = list(self.language_ids)
+        ranked = torch.argsort(probabilities, descending=True)[:top].tolist()
+        return [(tokens[k].strip("<|>"), float(probabilities[k])) for k in ranked]
 
     @torch.inference_mode()
     def encode(self, features) -> torch.Tensor:

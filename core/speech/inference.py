@@ -21,6 +21,7 @@ import copy
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ WORD_PAUSE_S = 0.06  # seconds: a quieter stretch this long between words is a p
 OPEN_END_S = 2.0  # a window ending this close to a piece's end may go on in the next piece: decoded with that one
 CAP_STEP_S = 5  # seconds: a window's token cap counts its length rounded up to this (4.2 s and 4.9 s share one)
 FILE_BATCH = 16  # windows of one file decoded together (a 30 s window each: 8 minutes of speech)
+LIKELY_LANGUAGES = 3  # languages a detection keeps: the likeliest and its closest rivals, offered when it is unsure
 
 
 class Transcriber:
@@ -117,8 +119,13 @@ class Transcriber:
         return [t.strip() for t in self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
     def detect_language(self, features: np.ndarray) -> tuple[str, float]:
-        """(Whisper code, probability) of the language in the first window (the engine's own detector)."""
-        return self.backend.detect_language(np.asarray(features[:1], np.float32))
+        """(Whisper code, probability) of the language in the first window: the softmax of the first decoding
+        step over the language tokens, as Whisper itself detects it (the engine's own detector)."""
+        return self.likely_languages(features, 1)[0]
+
+    def likely_languages(self, features: np.ndarray, top: int = LIKELY_LANGUAGES) -> list[tuple[str, float]]:
+        """The `top` likeliest languages of the first window, likeliest first: (Whisper code, probability)."""
+        return self.backend.likely_languages(np.asarray(features[:1], np.float32), top)
 
     def using(self, backend) -> Transcriber:
         """This transcriber with its model calls going to `backend` (the same model, loaded once): how a request
@@ -164,7 +171,11 @@ class Transcriber:
             results = []
             for first, last, cap in _runs([self._token_cap(e - s) for s, e in chunk]):
                 results += policy.decode(encoded[first:last], cap)  # in order: the policy may carry a prompt
-            words = self._words(policy, encoded, chunk, results) if policy.options.word_timestamps else {}
+            words = (
+                self._words(policy, encoded, chunk, [r.tokens for r in results])
+                if policy.options.word_timestamps
+                else {}
+            )
             if words and speech is None:
                 speech = [
                     ((offset + a) / SAMPLE_RATE, (offset + b) / SAMPLE_RATE) for a, b in self._onsets(samples, policy)
@@ -195,18 +206,16 @@ class Transcriber:
         fine = speech_regions(samples, min_gap_s=WORD_PAUSE_S, pad_s=0.0, detector="energy")
         return fine or speech_regions(samples, pad_s=0.0, detector=policy.options.vad)
 
-    def _words(self, policy: WindowDecoder, encoded, chunk, results) -> dict[int, list[dict]]:
-        """{index in the batch: words timed within its window} for the windows that have text."""
-        timed = [k for k, r in enumerate(results) if r.tokens]
+    def _words(self, policy: WindowDecoder, encoded, chunk, texts: list[list[int]]) -> dict[int, list[dict]]:
+        """{index in the batch: words timed within its window} for the windows that have text (token ids)."""
+        timed = [k for k, tokens in enumerate(texts) if tokens]
         if not timed:
             return {}
         frames_most = self.processor.feature_extractor.nb_max_frames
         frames = [min(frames_most, (chunk[k][1] - chunk[k][0]) // HOP_LENGTH) for k in timed]
-        alignments = self.backend.align(
-            encoded[timed], policy.start_sequence, [results[k].tokens for k in timed], frames
-        )
+        alignments = self.backend.align(encoded[timed], policy.start_sequence, [texts[k] for k in timed], frames)
         tokenizer = self.processor.tokenizer
-        return {k: window_words(tokenizer, results[k].tokens, a) for k, a in zip(timed, alignments)}
+        return {k: window_words(tokenizer, texts[k], a) for k, a in zip(timed, alignments)}
 
     def transcribe_file(
         self,
@@ -238,20 +247,58 @@ class Transcriber:
         options = options or self.options
         label = name or (str(source) if not isinstance(source, bytes) else "audio")
         language = language or self.language
-        probability, segments, total, policy = None, [], 0, None
+        probability, segments, total, policy, likely = None, [], 0, None, []
         pieces = audio_pieces(source, name=name)
         for offset, samples, spans in self._stretches(pieces, label, options.vad):
             total = offset + len(samples)
             if language is None and spans:
                 start, end = spans[0]
-                language, probability = self.detect_language(self.features([samples[start:end]]))
+                likely = self.likely_languages(self.features([samples[start:end]]))
+                language, probability = likely[0]
             if spans:
                 policy = policy or self._policy(language, task, options)  # one per file: it carries the prompt
             for i in range(0, len(spans), batch_size):
                 batch = spans[i : i + batch_size]
                 segments += self._decode_windows(samples, batch, offset, batch_size, policy)
-                yield Transcript(list(segments), language, probability, (offset + batch[-1][1]) / SAMPLE_RATE, label)
-        yield Transcript(segments, language, probability, total / SAMPLE_RATE, label)
+                end_s = (offset + batch[-1][1]) / SAMPLE_RATE
+                yield Transcript(list(segments), language, probability, end_s, label, likely_languages=likely)
+        yield Transcript(segments, language, probability, total / SAMPLE_RATE, label, likely_languages=likely)
+
+    @torch.inference_mode()
+    def time_words(
+        self,
+        source: AudioSource,
+        transcript: Transcript,
+        options: DecodingOptions | None = None,
+        task: str | None = None,
+    ) -> Transcript:
+        """`transcript` (what `transcribe_file(source, options=options)` made) with every word timed, without decoding
+        again: the same windows (the same voice detector on the same audio) are encoded and aligned with each
+        segment's own text, so the text stays exactly as it was (a second decode could sample other words)."""
+        options = options or self.options
+        policy = self._policy(transcript.language, task, options)
+        tokenizer = self.processor.tokenizer
+        segments = {round(s.start * SAMPLE_RATE): s for s in transcript.segments if s.text}  # by first sample
+        timed: dict[int, list] = {}
+        for offset, samples, spans in self._stretches(audio_pieces(source, name=transcript.source), "", options.vad):
+            windows = [(s, e) for s, e in spans if offset + s in segments]
+            if not windows:
+                continue
+            speech = [
+                ((offset + a) / SAMPLE_RATE, (offset + b) / SAMPLE_RATE) for a, b in self._onsets(samples, policy)
+            ]
+            for i in range(0, len(windows), 16):
+                chunk = windows[i : i + 16]
+                texts = [tokenizer.encode(" " + segments[offset + s].text, add_special_tokens=False) for s, _ in chunk]
+                encoded = self.backend.encode(self.features([samples[s:e] for s, e in chunk]))
+                words = self._words(policy, encoded, chunk, texts)
+                for k, (s, e) in enumerate(chunk):
+                    start, end = (offset + s) / SAMPLE_RATE, (offset + e) / SAMPLE_RATE
+                    timed[offset + s] = placed_words(words.get(k, []), start, end, speech)
+        return replace(
+            transcript,
+            segments=[replace(s, words=timed.get(round(s.start * SAMPLE_RATE), s.words)) for s in transcript.segments],
+        )
 
     def _stretches(
         self, pieces: Iterable[np.ndarray], label: str, detector: str

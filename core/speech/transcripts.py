@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.errors import StudioError
+from core.languages import get_language
 from core.workspace import check_free, writable_folder, write_owned
 
 FORMATS = ("txt", "srt", "vtt", "json")
@@ -50,10 +51,54 @@ class Transcript:
     duration: float = 0.0  # seconds of audio
     source: str = ""
     extra: dict = field(default_factory=dict)
+    # when detected: the likeliest languages, (Whisper code, probability), likeliest first (the first is `language`)
+    likely_languages: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
         return " ".join(s.text for s in self.segments if s.text).strip()
+
+
+SURE_LANGUAGE = 0.5  # a detected language below this probability is a guess: it is said so, with its rivals
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    """One language a detection found likely: our code (for the language pickers), its name and probability."""
+
+    code: str
+    name: str
+    probability: float
+
+
+def language_guesses(transcript: Transcript) -> list[LanguageGuess]:
+    """The detection's likeliest languages, likeliest first (none when the language was given)."""
+    guesses = []
+    for whisper, probability in transcript.likely_languages:
+        try:
+            language = get_language(whisper)
+        except StudioError:  # a token outside the language table: shown by its code
+            guesses.append(LanguageGuess(whisper, whisper, probability))
+            continue
+        guesses.append(LanguageGuess(language.code, language.name, probability))
+    return guesses
+
+
+def language_line(transcript: Transcript) -> str | None:
+    """What the detection said, in words: 'Detected language: Norwegian Bokmål (93%)', or, when it is unsure
+    (below SURE_LANGUAGE), 'Not sure which language this is: Thai 39%, Norwegian Bokmål 21% or Danish 12%…'. None
+    when the language was given."""
+    guesses = language_guesses(transcript)
+    if not guesses:
+        return None
+    if guesses[0].probability >= SURE_LANGUAGE:
+        return f"Detected language: **{guesses[0].name}** ({100 * guesses[0].probability:.0f}%)"
+    shown = [f"{g.name} {100 * g.probability:.0f}%" for g in guesses]
+    listed = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+    return (
+        f"Not sure which language this is: {listed}. The text below is read as {guesses[0].name}; choose the "
+        f"language and it is transcribed again."
+    )
 
 
 def _clock(seconds: float, separator: str) -> str:

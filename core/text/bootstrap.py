@@ -53,6 +53,13 @@ def shown_change(change: WerChange | None) -> str:
     return change.shown if change else MISSING
 
 
+def worst_half_width(utterances: int) -> float:
+    """Half the width of a WER's 95% interval measured on `utterances` (a fraction: 0.18 = ±18 points), at its
+    widest (a WER near 50%): 1.96 × √(0.5 × 0.5 / n), the binomial over utterances. A rule of thumb before any
+    evaluation (the bootstrap above measures it after): 3 utterances ±0.57, 30 ±0.18, 100 ±0.10, 400 ±0.05."""
+    return 1.96 * (0.25 / utterances) ** 0.5 if utterances > 0 else 1.0
+
+
 def _counts(rows: list[dict]) -> tuple[np.ndarray, np.ndarray, list]:
     """(errors, reference words, ids) per utterance, from an evaluation's rows (core/text/wer.py's
     utterance_results)."""

@@ -7,6 +7,7 @@ past 300% while the loss fell). These checks read the run folder's metrics only.
 from __future__ import annotations
 
 import math
+import time
 
 from core.training.run_records import RunStatus
 from core.training.runs import baseline_of
@@ -15,19 +16,59 @@ PACE_ROWS = 6  # the pace is taken over the last 6 loss rows: recent enough to f
 READABLE_CEILING = 200.0  # % WER: values above this (an untrained model's 1000%+) are pinned to the chart's top
 
 
-def eta_seconds(status: RunStatus, metrics: list[dict]) -> float | None:
-    """Seconds left at the recent pace (the last few log rows); None before there is a pace and once the run has
-    ended (a stopped or finished run has no time left)."""
-    rows = [r for r in metrics if "loss" in r and isinstance(r.get("time"), int | float)]
+def eta_seconds(status: RunStatus, metrics: list[dict], now: float | None = None) -> float | None:
+    """Seconds left at the pace of the steps this worker process has run: the recent loss rows when it has logged
+    two, else its steps so far over the time since its first step. Rows from before a stop and resume are not its
+    pace (the stopped time would count as training). None before there is a pace and once the run has ended."""
     step, total = status.step, status.total
-    if not status.live or len(rows) < 2 or not total or step >= total:
+    if not status.live or not total or step >= total:
         return None
-    recent = rows[-PACE_ROWS:]
-    steps = recent[-1]["step"] - recent[0]["step"]
-    seconds = recent[-1]["time"] - recent[0]["time"]
+    since = status.timed_from
+    rows = [
+        r
+        for r in metrics
+        if "loss" in r and isinstance(r.get("time"), int | float) and (since is None or r["time"] >= since)
+    ]
+    if len(rows) >= 2:
+        recent = rows[-PACE_ROWS:]
+        steps, seconds = recent[-1]["step"] - recent[0]["step"], recent[-1]["time"] - recent[0]["time"]
+    elif since is not None and status.timed_from_step is not None:
+        # fewer log rows than that (a run that logs every 10 steps): every step since the first one counts
+        steps, seconds = step - status.timed_from_step, (time.time() if now is None else now) - since
+    else:
+        return None
     if steps <= 0 or seconds <= 0:
         return None
     return (total - step) * seconds / steps
+
+
+WARMUP_SHARE = 0.5  # a warm-up longer than half of the steps leaves the full learning rate too little of the run
+
+
+def schedule_warnings(config) -> list[str]:
+    """What a config's step counts will do that the numbers hide, said before Start (a TrainConfig; none for a run
+    that counts epochs). The last step always evaluates and saves, so a run whose intervals exceed its steps still
+    ends with one evaluation and one checkpoint, but draws no validation curve."""
+    steps = config.max_steps
+    if config.num_train_epochs or steps <= 0:
+        return []
+    warnings = []
+    if config.eval_steps > steps:
+        warnings.append(
+            f"eval steps {config.eval_steps} > max steps {steps}: the model is evaluated only at the end, so there "
+            f"is no validation curve and no best checkpoint to choose from; set eval steps to {max(1, steps // 5)}"
+        )
+    if config.save_steps > steps:
+        warnings.append(
+            f"save steps {config.save_steps} > max steps {steps}: the only checkpoint is the last one; set save "
+            f"steps to a multiple of eval steps below {steps}"
+        )
+    if config.warmup_steps > WARMUP_SHARE * steps:
+        warnings.append(
+            f"warm-up {config.warmup_steps} of {steps} steps: the learning rate reaches its value only "
+            f"{100 * config.warmup_steps / steps:.0f}% into the run; set warmup steps to about {max(1, steps // 10)}"
+        )
+    return warnings
 
 
 def chart_ceiling(values: list[float], references: list[float]) -> float:

@@ -78,9 +78,18 @@ class RunFolderCallback(TrainerCallback):
         self.last_status = 0.0
         self.stop_requested = False
         self.save_started = time.time()
+        self.timed_from: float | None = None  # when this process finished its first step
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.status.update(state=RunState.RUNNING, phase="training", step=state.global_step, total=state.max_steps)
+        # a resumed run's earlier process timed its own steps: its start no longer counts (on_step_end sets ours)
+        self.status.update(
+            state=RunState.RUNNING,
+            phase="training",
+            step=state.global_step,
+            total=state.max_steps,
+            timed_from=None,
+            timed_from_step=None,
+        )
         self.last_log = (time.time(), state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -125,7 +134,11 @@ class RunFolderCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.time()
-        if now - self.last_status >= 1.0:
+        if self.timed_from is None:  # this process's first step: the pace counts from its end
+            self.timed_from = now
+            self.status.update(step=state.global_step, timed_from=now, timed_from_step=state.global_step)
+            self.last_status = now
+        elif now - self.last_status >= 1.0:
             self.status.update(step=state.global_step)
             self.last_status = now
         if state.global_step >= state.max_steps:

@@ -70,6 +70,10 @@ class RunStatus:
     note: str | None = None
     precision: str | None = None
     resumed_from: str | None = None
+    # the first step this worker process finished (epoch s, step): its pace counts from there, so neither the time a
+    # resumed run stood stopped nor the model's loading and first evaluation is taken for training
+    timed_from: float | None = None
+    timed_from_step: int | None = None
     last_checkpoint: str | None = None
     left_out: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)  # what got worse (a guard set's rise), one line each
