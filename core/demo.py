@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from core.errors import StudioError
 from core.languages import Language
@@ -160,20 +159,16 @@ def run_demo(
     )
 
 
-FREE_SENTENCES = Path(__file__).resolve().parents[1] / "assets" / "free_sentences"
-
-
 def _free_sentences(language: Language, model: str, workspace: Workspace, log) -> str | None:
     """The language's free sentences (written apart from the templates, so they share few words with training),
     spoken by espeak-ng and prepared as a test set; None where the language has none."""
     from core.data.features import PrepareOptions, prepare_features
     from core.data.folders import FolderSource
-    from core.data.synth import speak_texts
+    from core.data.synth import free_sentences, speak_texts
 
-    path = FREE_SENTENCES / f"{language.code}.txt"
-    if not path.is_file():
+    texts = free_sentences(language)
+    if not texts:
         return None
-    texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     name = f"demo-{language.code}-free-{len(texts)}"
     log(f"   the {len(texts)} free sentences (another domain than the templates) → dataset {name}")
     folder = speak_texts(language, texts, workspace.synth / name)
