@@ -132,6 +132,7 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     task = config.task or artifact.task
     precision = resolve_precision(config.precision)
     # 2. The model with the run's levers: window, dropout, frozen encoder, cached states, LoRA.
+    status.update(phase="loading the model")
     overrides = {"dropout": config.dropout}
     if config.apply_spec_augment:
         overrides.update(
@@ -147,6 +148,7 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     model = apply_memory_levers(model, config)
     # 3. The splits; with cached encoder states the encoder runs once per clip, here, before training.
     splits = [config.eval_split] + ([config.test_split] if config.test_split else [])
+    status.update(phase="preparing the replay set" if config.replay_fraction else "caching encoder states")
     replay = _replay_artifact(workspace, config, processor, artifact, language)
     states = _encoder_states(model, artifact, config, splits, status, replay) if config.cache_encoder_states else {}
     train_set = _training_rows(artifact, workspace, config, window, states.get("train"))
