@@ -24,18 +24,28 @@ from core.workspace import Workspace
 
 
 def _progress_bar(unit: str):
-    """A callback(split_or_label, done, total) that drives one tqdm bar per label."""
+    """A callback(split_or_label, done, total) that drives one tqdm bar per label. A bar closes where its work ends
+    (done reaches total, or another label starts: phases run one after another), so it is drawn once, never again
+    after later output; `close()` closes what is still open."""
     bars: dict[str, tqdm] = {}
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+        bars.clear()
 
     def update(label, done: int, total: int | None = None) -> None:
         bar = bars.get(label)
         if bar is None:
+            close()  # the previous phase's bar, left at its last count
             bar = bars[label] = tqdm(total=total, desc=str(label), unit=unit, file=sys.stderr, leave=True)
         if total is not None and bar.total != total:
             bar.total = total
         bar.update(done - bar.n)  # tqdm throttles redraws itself (mininterval)
+        if total is not None and done >= total:
+            close()
 
-    update.close = lambda: [b.close() for b in bars.values()]
+    update.close = close
     return update
 
 

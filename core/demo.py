@@ -10,13 +10,14 @@ chose the checkpoint (validation did). With `--model demo` the 4M-parameter toy 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 from core.errors import StudioError
 from core.languages import Language
 from core.models.resolve import DEFAULT_MODEL, DEMO
-from core.workspace import Workspace
+from core.workspace import Workspace, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -87,55 +88,39 @@ def run_demo(
     utterances: int | None = None,
     replay_fraction: float | None = None,
 ) -> DemoResult:
-    """Synthesize, prepare, train and evaluate in this process; returns the test WER before and after."""
+    """Synthesize, prepare, train and evaluate in this process; returns the test WER before and after. What the
+    libraries say on the way (warnings, log records, progress bars) goes to the run's train.log, not to `log`."""
     # imported here, not at the top: they take 1.8 s, and the command line's parser reads PLANS on every start
-    from core.data.features import PrepareOptions, prepare_features
-    from core.data.folders import FolderSource
-    from core.data.synth import SynthSpec, default_kind, synthesize_dataset
     from core.training.jobs import start_run
+    from core.training.library_output import library_output_to
     from core.training.run_records import RunState
 
     plan, n = _checked_request(model, utterances, max_steps)
-    started = time.time()
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    tag = f"demo-{language.code}" + ("" if model == DEFAULT_MODEL else f"-{model}")
-    kind = plan.kind or default_kind(language)
-    spec = SynthSpec(
-        language=language.code,
-        n=n,
-        seed=0,
-        kind=kind,
-        vocabulary_size=plan.vocabulary,
-        test_fraction=plan.test_fraction,
-        validation_fraction=plan.validation_fraction,
-    )
-    # 1. Speech with espeak-ng, split by text.
-    folder = workspace.synth / spec.folder_name(prefix="demo-")
-    log(f"1/4 synthesizing {n} {kind} with espeak-ng → {folder}")
-    synthesize_dataset(language, folder, spec, progress=lambda d, t: progress and progress("synth", d, t))
-    # 2. Features with the model's own processor.
-    data_name = f"{tag}-{n}"
-    log(f"2/4 preparing features for {model} → dataset {data_name}")
-    artifact = prepare_features(
-        FolderSource(folder), language, model, data_name, workspace, PrepareOptions(), overwrite=True, progress=progress
-    )
-    # 3. Fine-tuning: the test split is evaluated with the starting model first, then with the best checkpoint;
-    # the free sentences (another domain of the same language) and English are guarded on the way.
-    free = _free_sentences(language, model, workspace, log) if plan.free_sentences else None
-    config = replace(
-        _training_config(plan, data_name, f"{tag}-{stamp}", max_steps),
-        guard=free or "",
-        # replay's English set shares templates with an English target's sentences: none by default there
-        replay_fraction=(plan.replay_fraction if language.whisper != "en" else 0.0)
-        if replay_fraction is None
-        else replay_fraction,
-    )
-    counts = artifact.manifest["splits"]
-    log(
-        f"3/4 training run {config.run} ({config.model}, preset {plan.preset}): {config.max_steps} steps × batch "
-        f"{config.train_batch_size} on {counts['train']['rows']} utterances; {counts['test']['rows']} held out"
-    )
-    run = start_run(config, workspace, foreground=True)
+    demo = _Demo(language, workspace, plan, n, log, progress)
+    run_name = f"{demo.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_log = workspace.run(run_name) / "train.log"  # the run folder holds its log from the first phase on
+    run_log.parent.mkdir(parents=True, exist_ok=True)
+    with open(run_log, "a", encoding="utf-8") as library_log, library_output_to(library_log):
+        # 1.–2. Speech and features, and the free sentences (another domain of the same language).
+        artifact = demo.data()
+        free = demo.free_sentences() if plan.free_sentences else None
+        # 3. Fine-tuning: the test split is evaluated with the starting model first, then with the best checkpoint;
+        # the free sentences and English are guarded on the way.
+        config = replace(
+            _training_config(plan, artifact.name, run_name, max_steps),
+            guard=free or "",
+            # replay's English set shares templates with an English target's sentences: none by default there
+            replay_fraction=(plan.replay_fraction if language.whisper != "en" else 0.0)
+            if replay_fraction is None
+            else replay_fraction,
+        )
+        counts = artifact.manifest["splits"]
+        log(
+            f"3/4 training run {config.run} ({config.model}, preset {plan.preset}): {config.max_steps} steps × "
+            f"batch {config.train_batch_size} on {counts['train']['rows']} utterances; {counts['test']['rows']} "
+            f"held out"
+        )
+        run = start_run(config, workspace, foreground=True)
     status = run.status()
     if status.state != RunState.COMPLETED:
         raise StudioError(f"demo training ended {status.state}: {status.error}")
@@ -145,9 +130,12 @@ def run_demo(
     if before is None or after is None:
         raise StudioError(f"demo run {run.name} recorded no held-out result; see {run.path / 'train.log'}")
     log(f"4/4 test split: {after.utterances} utterances, best checkpoint {after.checkpoint}")
+    seconds = time.time() - demo.started
+    # where the time went: the demo's own phases here, the run's in its status.json (phase_seconds)
+    write_json_atomic(run.path / DEMO_FILE, {"seconds": round(seconds, 2), "phases": demo.phases})
     return DemoResult(
         run=run.name,
-        data=data_name,
+        data=artifact.name,
         model=model,
         checkpoint=str(run.path / after.checkpoint),
         wer_before=before.wer,
@@ -155,30 +143,88 @@ def run_demo(
         cer_before=before.cer,
         cer_after=after.cer,
         test_utterances=after.utterances,
-        seconds=time.time() - started,
+        seconds=seconds,
         report=tuple(result.report_lines()),
     )
 
 
-FREE_SENTENCES = Path(__file__).resolve().parents[1] / "assets" / "free_sentences"
+DEMO_FILE = "demo.json"  # in the demo's run folder: its wall time and the [wall s, CPU s] of its own phases
 
 
-def _free_sentences(language: Language, model: str, workspace: Workspace, log) -> str | None:
-    """The language's free sentences (written apart from the templates, so they share few words with training),
-    spoken by espeak-ng and prepared as a test set; None where the language has none."""
-    from core.data.features import PrepareOptions, prepare_features
-    from core.data.folders import FolderSource
-    from core.data.synth import speak_texts
+@dataclass
+class _Demo:
+    """What the demo's data steps share: the request, where they report, and the time each took."""
 
-    path = FREE_SENTENCES / f"{language.code}.txt"
-    if not path.is_file():
-        return None
-    texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    name = f"demo-{language.code}-free-{len(texts)}"
-    log(f"   the {len(texts)} free sentences (another domain than the templates) → dataset {name}")
-    folder = speak_texts(language, texts, workspace.synth / name)
-    prepare_features(FolderSource(folder), language, model, name, workspace, PrepareOptions())
-    return name
+    language: Language
+    workspace: Workspace
+    plan: DemoPlan
+    n: int
+    log: Callable[[str], None]
+    progress: Callable | None
+    phases: dict[str, list[float]] = field(default_factory=dict)  # name → [wall s, CPU s]
+    started: float = field(default_factory=time.time)
+
+    @property
+    def tag(self) -> str:
+        return f"demo-{self.language.code}" + ("" if self.plan.model == DEFAULT_MODEL else f"-{self.plan.model}")
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Record the block's [wall s, CPU s] (this process and its finished children: espeak-ng) as `name`."""
+        from core.training.run_recorder import process_cpu_seconds
+
+        wall, cpu = time.time(), process_cpu_seconds()
+        yield
+        self.phases[name] = [round(time.time() - wall, 2), round(process_cpu_seconds() - cpu, 2)]
+
+    def data(self):
+        """Steps 1–2: espeak-ng speech split by text, then its features with the model's own processor."""
+        from core.data.features import PrepareOptions, prepare_features
+        from core.data.folders import FolderSource
+        from core.data.synth import SynthSpec, default_kind, synthesize_dataset
+
+        plan, progress = self.plan, self.progress
+        kind = plan.kind or default_kind(self.language)
+        spec = SynthSpec(
+            language=self.language.code,
+            n=self.n,
+            seed=0,
+            kind=kind,
+            vocabulary_size=plan.vocabulary,
+            test_fraction=plan.test_fraction,
+            validation_fraction=plan.validation_fraction,
+        )
+        folder = self.workspace.synth / spec.folder_name(prefix="demo-")
+        self.log(f"1/4 synthesizing {self.n} {kind} with espeak-ng → {folder}")
+        with self.timed("synthesizing speech"):
+            synthesize_dataset(self.language, folder, spec, progress=lambda d, t: progress and progress("synth", d, t))
+        name = f"{self.tag}-{self.n}"
+        self.log(f"2/4 preparing features for {plan.model} → dataset {name}")
+        with self.timed("preparing features"):
+            source = FolderSource(folder)
+            options = PrepareOptions()
+            return prepare_features(
+                source, self.language, plan.model, name, self.workspace, options, overwrite=True, progress=progress
+            )
+
+    def free_sentences(self) -> str | None:
+        """The language's free sentences (written apart from the templates, so they share few words with
+        training), spoken by espeak-ng and prepared as a test set; None where the language has none."""
+        from core.data.features import PrepareOptions, prepare_features
+        from core.data.folders import FolderSource
+        from core.data.synth import free_sentences, speak_texts
+
+        texts = free_sentences(self.language)
+        if not texts:
+            return None
+        name = f"demo-{self.language.code}-free-{len(texts)}"
+        self.log(f"   the {len(texts)} free sentences (another domain than the templates) → dataset {name}")
+        with self.timed("free sentences"):
+            folder = speak_texts(self.language, texts, self.workspace.synth / name)
+            prepare_features(
+                FolderSource(folder), self.language, self.plan.model, name, self.workspace, PrepareOptions()
+            )
+        return name
 
 
 def _checked_request(model: str, utterances: int | None, max_steps: int | None) -> tuple[DemoPlan, int]:

@@ -79,6 +79,43 @@ def test_replay_mixes_its_share_of_rows_into_every_epoch(demo_artifact, session_
     assert mix[0]["labels"] == train[0]["labels"]
 
 
+def test_replay_reads_and_caches_only_its_share_of_the_set(workspace, demo_artifact):
+    from core.data.artifact import open_artifact
+    from core.models.resolve import load_model
+    from core.training.data import ReplaySet
+    from core.training.encoder_cache import cached_states
+
+    artifact = open_artifact(workspace, demo_artifact.name)  # this test's copy: its cache is written beside it
+    total = artifact.read_split("train").num_rows
+    replay = ReplaySet.for_run(artifact, train_rows=45, fraction=0.1)
+    assert replay.rows == 5 and replay.table_rows(None) == 5  # 10% of an epoch of 45 + 5 rows
+    encoder = load_model("demo", workspace)[0].get_encoder()
+    frames = artifact.feature_shape()[1]
+    first = cached_states(artifact, ["train"], encoder, frames, rows={"train": replay.table_rows(None)})["train"]
+    assert len(first) == 5 < total  # the rest of the set is never encoded
+    assert len(cached_states(artifact, ["train"], encoder, frames, rows={"train": 3})["train"]) == 5  # reused
+    assert len(cached_states(artifact, ["train"], encoder, frames)["train"]) == total  # a run that reads it all
+    assert (cached_states(artifact, ["train"], encoder, frames)["train"][:5] == first).all()
+
+
+def test_transcripts_decoded_shortest_first_come_back_in_the_rows_order(synth_folder, whisper_base, workspace):
+    from core.data import FolderSource, PrepareOptions, prepare_features
+    from core.languages import get_language
+    from core.models.resolve import load_model
+    from core.training.data import FeatureDataset
+    from core.training.trainer import generate_texts
+
+    nb = get_language("nb")
+    artifact = prepare_features(FolderSource(synth_folder), nb, "whisper-base", "nb-order", workspace, PrepareOptions())
+    model, processor = load_model("whisper-base", workspace, language="no", task="transcribe")
+    rows = FeatureDataset(artifact, "train", 9)
+    assert list(rows.seconds()) != sorted(rows.seconds())  # decoding shortest first reorders these rows
+    # a cap of 12 tokens binds before any clip's own (10 a second + 12): each row decodes alike in any batch
+    batched = generate_texts(model, rows, 4, 12, processor.tokenizer)
+    alone = generate_texts(model, rows, 1, 12, processor.tokenizer)
+    assert batched == alone and len(set(batched)) > 3, batched
+
+
 def test_a_fine_tune_that_destroys_english_is_caught_by_the_english_guard(synth_folder, whisper_base, workspace):
     """whisper-base trained on Norwegian words at a learning rate that wrecks its decoder: the English guard (made
     offline with espeak-ng) rises, the warning is written, guard_stop ends the run with the best checkpoint, and the

@@ -2,9 +2,14 @@
 
 Two kinds of text: `sentences`, everyday sentences made from the language's templates in `assets/sentences/`
 (for a real Whisper), and `words`, 1–4 words from the word list in `assets/wordlists/` (for the 4M-parameter toy).
-Every text is distinct and the split is made by text, so no sentence of the test or validation split is ever heard
-in training. Each utterance is spoken with a random speed, pitch and voice variant and written as a local folder in
-the `pairs` layout (`train/00012.wav` + `train/00012.txt`, `validation/…`, `test/…`). Same spec → same folder, reused.
+A template's slot names a list of phrases, and a phrase may name slots of its own (a noun phrase is an article, an
+adjective and a noun), so a few hundred phrases make millions of sentences; `number` (2–12 in words, then digits, by
+the grammar's `numbers` block) and `word` (the word list) are slots every grammar may use. Every text is distinct
+and the split is made by text, so no sentence of the test or validation split is ever heard in training; no text
+ever equals one of the language's free sentences (`assets/free_sentences/`, written apart from the templates: the
+demo's test of text outside them). Each utterance is spoken with a random speed, pitch and voice variant and
+written as a local folder in the `pairs` layout (`train/00012.wav` + `train/00012.txt`, `validation/…`, `test/…`).
+Same spec → same folder, reused.
 
 With `sentences_per_clip` above 1 each clip holds that many texts, spoken one by one and joined by pauses of
 PAUSE_S; espeak-ng's own leading and trailing silence is trimmed from each, so every text's start and end in the clip
@@ -26,11 +31,13 @@ from pathlib import Path
 
 from core.errors import StudioError
 from core.languages import Language
+from core.text.cleaning import normalize_for_wer
 from core.workspace import read_json_if_intact, staged_folder, write_json_atomic
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 WORDLISTS = ASSETS / "wordlists"
 SENTENCES = ASSETS / "sentences"
+FREE_SENTENCES = ASSETS / "free_sentences"  # one sentence a line, written apart from the templates
 VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+f4")  # espeak-ng voice variants
 SPEED_WPM = (130, 190)  # espeak-ng -s: words per minute
 PITCH = (25, 75)  # espeak-ng -p: 0–99
@@ -39,6 +46,7 @@ SPEC_FILE = "synth.json"
 PAUSE_S = (0.3, 0.9)  # silence between the texts of a multi-sentence clip, uniform
 SILENT = 1e-3  # |sample| at or below this is espeak-ng's padding silence, trimmed from each text's ends
 _SLOT = re.compile(r"\{(\w+)\}")
+SLOT_DEPTH = 6  # slots within slots: a template nests at most this deep (a cycle is refused when loaded)
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,8 @@ def kind_for_window(language: Language, window_seconds: float) -> str:
 
 
 def load_grammar(language: Language) -> dict:
+    """The language's templates and slots, with the built-in slots `number` (from its `numbers` block) and `word`
+    (its word list) added; StudioError when a template or phrase names an unknown slot or slots nest in a cycle."""
     path = SENTENCES / f"{language.code}.json"
     if not path.is_file():
         raise StudioError(
@@ -105,20 +115,55 @@ def load_grammar(language: Language) -> dict:
             f"{', '.join(sentence_languages())}: use --kind words, or add assets/sentences/{language.code}.json"
         )
     grammar = json.loads(path.read_text(encoding="utf-8"))
-    for template in grammar["templates"]:
-        for slot in _SLOT.findall(template):
-            if slot not in grammar["slots"]:
-                raise StudioError(f"{path}: template '{template}' names an unknown slot '{slot}'")
-    return grammar
+    slots = dict(grammar["slots"])
+    if "numbers" in grammar:
+        slots.setdefault("number", grammar_numbers(grammar["numbers"]))
+    if (WORDLISTS / f"{language.code}.txt").is_file():
+        slots.setdefault("word", load_wordlist(language))
+    for phrase in grammar["templates"]:
+        _check_depth(path, phrase, slots, 0)
+    return {**grammar, "slots": slots}
 
 
-def _texts(language: Language, spec: SynthSpec, rng: random.Random) -> list[str]:
-    """`spec.n` distinct texts, in a seeded random order."""
+def _check_depth(path: Path, phrase: str, slots: dict, depth: int) -> None:
+    """Every slot `phrase` names exists, and none nests deeper than SLOT_DEPTH (a cycle would never end)."""
+    for slot in dict.fromkeys(_SLOT.findall(phrase)):
+        if slot not in slots:
+            raise StudioError(f"{path}: '{phrase}' names an unknown slot '{slot}'")
+        if depth >= SLOT_DEPTH:
+            raise StudioError(f"{path}: slot '{slot}' nests more than {SLOT_DEPTH} deep (a slot that holds itself?)")
+        for inner in slots[slot]:
+            if "{" in inner:
+                _check_depth(path, inner, slots, depth + 1)
+
+
+def grammar_numbers(numbers: dict) -> list[str]:
+    """The `number` slot from a grammar's `numbers` block: 2 up to `spelled`'s last in words (`spelled` lists them
+    from 2), larger ones up to `largest` in digits, as written text has them (espeak-ng reads the digits aloud)."""
+    spelled = list(numbers["spelled"])
+    return spelled + [str(n) for n in range(len(spelled) + 2, numbers["largest"] + 1)]
+
+
+def free_sentences(language: Language) -> list[str]:
+    """The language's free sentences (assets/free_sentences/CODE.txt), or none."""
+    path = FREE_SENTENCES / f"{language.code}.txt"
+    if not path.is_file():
+        return []
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _expand(phrase: str, slots: dict, rng: random.Random) -> str:
+    return _SLOT.sub(lambda m: _expand(rng.choice(slots[m.group(1)]), slots, rng), phrase)
+
+
+def _texts(language: Language, spec: SynthSpec, rng: random.Random, exclude: frozenset[str] = frozenset()) -> list[str]:
+    """`spec.n` distinct texts, in a seeded random order; none is a free sentence of the language or in `exclude`
+    (compared as Whisper's normaliser sees them: case and punctuation aside)."""
     if spec.kind == "sentences":
         grammar = load_grammar(language)
 
         def draw() -> str:
-            text = _SLOT.sub(lambda m: rng.choice(grammar["slots"][m.group(1)]), rng.choice(grammar["templates"]))
+            text = _expand(rng.choice(grammar["templates"]), grammar["slots"], rng)
             return text[0].upper() + text[1:]
     else:
         words = load_wordlist(language)[: spec.vocabulary_size or None]
@@ -126,9 +171,13 @@ def _texts(language: Language, spec: SynthSpec, rng: random.Random) -> list[str]
         def draw() -> str:
             return " ".join(rng.choice(words) for _ in range(rng.randint(1, spec.max_words)))
 
+    held_out = {normalize_for_wer(t) for t in free_sentences(language)} | exclude
     texts: dict[str, None] = {}
     for _ in range(50 * spec.n):  # distinct texts thin out as a small vocabulary fills up
-        texts.setdefault(draw())
+        text = draw()
+        if held_out and normalize_for_wer(text) in held_out:
+            continue
+        texts.setdefault(text)
         if len(texts) == spec.n:
             return list(texts)
     raise StudioError(

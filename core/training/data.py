@@ -63,6 +63,10 @@ class FeatureDataset(torch.utils.data.Dataset):
             inputs = features_from_row(self.table, row, self.shape)[:, : self.frames]
         return {"input_features": inputs, "labels": self.table.column("labels")[row].as_py()}
 
+    def seconds(self) -> np.ndarray:
+        """Each row's duration in seconds, in the dataset's order."""
+        return self.table.column("duration").to_numpy()[self.rows]
+
     def ids_and_texts(self) -> tuple[list[str], list[str]]:
         ids = self.table.column("id").take(self.rows).to_pylist()
         return ids, self.table.column("text").take(self.rows).to_pylist()
@@ -87,6 +91,28 @@ class SpeechCollator:
         return {"input_features": features, "labels": padded}
 
 
+def replay_share(train_rows: int, fraction: float) -> int:
+    """Replay rows in each epoch of `train_rows` training rows: `fraction` of the epoch (0.1 of 640 + 71 rows)."""
+    return round(train_rows * fraction / (1 - fraction))
+
+
+@dataclass(frozen=True)
+class ReplaySet:
+    """A replay dataset and how many of its training rows a run reads: the first `rows` that fit the window, one
+    epoch's share (ReplayMix cycles them every epoch), so only those are read and their encoder states cached."""
+
+    artifact: Artifact
+    rows: int
+
+    @classmethod
+    def for_run(cls, replay: Artifact, train_rows: int, fraction: float) -> ReplaySet:
+        return cls(replay, max(1, replay_share(train_rows, fraction)))
+
+    def table_rows(self, window_seconds: int | None) -> int:
+        """Rows of its training table up to the last one read (rows longer than the window are skipped)."""
+        return int(FeatureDataset(self.artifact, "train", self.rows, window_seconds).rows[-1]) + 1
+
+
 class ReplayMix(torch.utils.data.Dataset):
     """The training rows plus rows of a replay set, so that `fraction` of every epoch (and, shuffled, of each batch
     on average) comes from the replay set: the remedy for forgetting what the base model knew. Replay rows are a
@@ -94,7 +120,7 @@ class ReplayMix(torch.utils.data.Dataset):
 
     def __init__(self, train, replay, fraction: float, seed: int):
         self.train, self.replay = train, replay
-        self.extra = round(len(train) * fraction / (1 - fraction))
+        self.extra = replay_share(len(train), fraction)
         order = np.random.default_rng(seed).permutation(len(replay))
         self.order = np.resize(order, self.extra) if self.extra else order[:0]
         self.too_long = getattr(train, "too_long", 0)

@@ -55,20 +55,27 @@ def cached_states(
     encoder: torch.nn.Module,
     frames: int,
     progress: Callable[[str, int, int], None] | None = None,
+    rows: dict[str, int] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Split → memory-mapped states (rows, positions, d_model) for `splits`, computed on first use."""
+    """Split → memory-mapped states (rows, positions, d_model) for `splits`, computed on first use; with `rows`, only
+    a split's first rows[split] rows (what a run reads of it: replay's share of a reference set)."""
     folder = cache_folder(artifact, encoder, frames)
     meta = read_json_if_intact(folder / META_FILE)  # damaged: computed again
-    if not meta or not set(splits) <= set(meta["splits"]):
-        _build(artifact, splits, encoder, frames, folder, progress)
+    wanted = {}
+    for split in splits:
+        total = artifact.read_split(split).num_rows
+        wanted[split] = min((rows or {}).get(split) or total, total)
+    if not meta or any(meta["splits"].get(split, 0) < n for split, n in wanted.items()):
+        _build(artifact, wanted, encoder, frames, folder, progress)
     return {split: np.load(folder / f"{split}.npy", mmap_mode="r") for split in splits}
 
 
-def _build(artifact, splits, encoder, frames, folder: Path, progress) -> None:
+def _build(artifact, wanted: dict[str, int], encoder, frames, folder: Path, progress) -> None:
+    """Encode the first wanted[split] rows of each split into a staged folder that replaces `folder`."""
     positions = frames // 2  # the encoder's stride-2 convolution halves the mel frames
     d_model = encoder.config.d_model
-    tables = {split: artifact.read_split(split) for split in splits}
-    needed = sum(t.num_rows for t in tables.values()) * positions * d_model * np.dtype(STATES_DTYPE).itemsize
+    tables = {split: artifact.read_split(split) for split in wanted}
+    needed = sum(wanted.values()) * positions * d_model * np.dtype(STATES_DTYPE).itemsize
     folder.parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder.parent).free
     if needed > free * 0.9:
@@ -82,23 +89,24 @@ def _build(artifact, splits, encoder, frames, folder: Path, progress) -> None:
     try:
         with staged_folder(folder, marker=META_FILE) as staging, torch.inference_mode():
             for split, table in tables.items():
+                count = wanted[split]
                 states = np.lib.format.open_memmap(
-                    staging / f"{split}.npy", mode="w+", dtype=STATES_DTYPE, shape=(table.num_rows, positions, d_model)
+                    staging / f"{split}.npy", mode="w+", dtype=STATES_DTYPE, shape=(count, positions, d_model)
                 )
                 device = next(encoder.parameters()).device
-                for start in range(0, table.num_rows, ENCODE_BATCH):
-                    stop = min(start + ENCODE_BATCH, table.num_rows)
+                for start in range(0, count, ENCODE_BATCH):
+                    stop = min(start + ENCODE_BATCH, count)
                     batch = np.stack([features_from_row(table, i, shape)[:, :frames] for i in range(start, stop)])
                     inputs = torch.from_numpy(batch.astype(np.float32)).to(device)
                     states[start:stop] = encoder(inputs).last_hidden_state.to(torch.float16).cpu().numpy()
                     if progress:
-                        progress(split, stop, table.num_rows)
+                        progress(split, stop, count)
                 states.flush()
                 del states
             write_json_atomic(
                 staging / META_FILE,
                 {
-                    "splits": {s: t.num_rows for s, t in tables.items()},
+                    "splits": wanted,
                     "frames": frames,
                     "positions": positions,
                     "d_model": d_model,

@@ -40,6 +40,12 @@ ENGLISH_SEED = 7
 DEMO_MODEL = "demo"  # the toy never knew English: no English guard for it
 
 
+def transcript_cap(seconds: float, max_length: int) -> int:
+    """The most tokens (prefix included) a transcript of `seconds` of speech may take, never above `max_length`: a
+    longer one is a loop, cut off where its speech ends, as transcription cuts it (core/speech/inference.py)."""
+    return min(max_length, PREFIX_TOKENS + int(TEXT_TOKENS_PER_SECOND_CAP * seconds) + 8)
+
+
 def english_reference_name(n_mels: int) -> str:
     return f"{REFERENCE_PREFIX}{n_mels}mel"
 
@@ -184,7 +190,7 @@ class HarmChecks:
         rows = FeatureDataset(artifact, split, GUARD_ROWS, window_s)
         ids, texts = rows.ids_and_texts()
         mel = torch.from_numpy(np.stack([rows[i]["input_features"] for i in range(len(rows))]).astype(np.float32))
-        seconds = rows.table.column("duration").take(rows.rows).to_pylist()
+        seconds = rows.seconds().tolist()
         return Inputs(name, artifact.manifest["whisper_language"], mel, ids, texts, split, seconds)
 
     def _inputs(self, model, inputs: Inputs) -> torch.Tensor:
@@ -205,7 +211,7 @@ class HarmChecks:
                 # a transcript longer than its speech allows is a loop: capped by the batch's longest row, as
                 # transcription caps it (core/speech/inference.py), so one looping clip does not decode to the end
                 longest = max((inputs.seconds or [WINDOW_SECONDS])[start : start + self.batch])
-                most = min(max_length, PREFIX_TOKENS + int(TEXT_TOKENS_PER_SECOND_CAP * longest) + 8)
+                most = transcript_cap(longest, max_length)
                 # rank 0 decodes alone: never in step with the other ranks (as generate() may be under ZeRO-3)
                 batch = fed[start : start + self.batch].to(device)
                 ids = model.generate(batch, max_length=most, synced_gpus=False, **kwargs)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager, redirect_stderr, suppress
+from contextlib import contextmanager, redirect_stderr, redirect_stdout, suppress
 from dataclasses import replace
 from pathlib import Path
 from shlex import quote
@@ -26,6 +26,7 @@ from core.formatting import log_lines
 from core.models.resolve import resolve_model
 from core.training.config import TrainConfig
 from core.training.data import check_streamed_training
+from core.training.library_output import library_output_to
 from core.training.nodes import check_endpoint_here, join_run, launcher_args
 from core.training.run_records import RESUMABLE_STATES, RunState, RunStatus
 from core.training.runs import HOST, RunFolder, checkpoint_step, list_runs
@@ -141,9 +142,12 @@ def _follow(run: RunFolder, process: subprocess.Popen | None, foreground: bool, 
     elif foreground:
         from core.training.worker import run_worker
 
-        # the progress lines go to the terminal and, as for a background job, into train.log (the pages show it)
-        with open(run.path / "train.log", "a", encoding="utf-8") as log, redirect_stderr(_Tee(sys.stderr, log)):
-            run_worker(run.path, resume=resume)
+        # our progress lines (the trainer's prints too) go to the terminal's stderr and, as for a background job,
+        # into train.log (the pages show it); the libraries' warnings, log records and bars go to train.log only
+        with open(run.path / "train.log", "a", encoding="utf-8") as log:
+            shown = _Tee(sys.stderr, log)
+            with redirect_stderr(shown), redirect_stdout(shown), library_output_to(log):
+                run_worker(run.path, resume=resume)
     return run
 
 

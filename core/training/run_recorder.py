@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import resource
 import sys
 import threading
 import time
@@ -38,6 +39,14 @@ def stop_requested_everywhere(run: RunFolder) -> bool:
     return stop
 
 
+def process_cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all its threads) and of its children that ended (espeak-ng): a
+    phase's cost, which other load on the machine changes less than its wall time."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+EVALUATING = "evaluating the validation split"  # the phase of the Trainer's evaluations (every eval_steps)
 DIVERGENCE_KEYS = ("loss", "grad_norm", "eval_loss")  # logged values that must stay finite
 
 
@@ -49,10 +58,26 @@ class StatusWriter:
         self.primary = is_primary_process()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True, name="status-heartbeat")
+        self.phase: str | None = None  # what the worker does now, timed into phase_seconds
+        self.phase_began = (time.time(), process_cpu_seconds())
+        # a resumed run adds to what its earlier processes spent
+        self.phase_seconds: dict[str, list[float]] = dict(run.status().phase_seconds) if self.primary else {}
 
     def update(self, **changes) -> None:
+        if "phase" in changes and changes["phase"] != self.phase:
+            changes["phase_seconds"] = self._phase_ends(changes["phase"])
         if self.primary:
             self.run.update_status(owner=True, heartbeat=time.time(), **changes)
+
+    def _phase_ends(self, following: str | None) -> dict:
+        """Add the time since the current phase began to its total; `following` begins now."""
+        wall, cpu = time.time(), process_cpu_seconds()
+        if self.phase is not None:
+            spent = self.phase_seconds.setdefault(self.phase, [0.0, 0.0])
+            spent[0] = round(spent[0] + wall - self.phase_began[0], 2)
+            spent[1] = round(spent[1] + cpu - self.phase_began[1], 2)
+        self.phase, self.phase_began = following, (wall, cpu)
+        return {name: list(spent) for name, spent in self.phase_seconds.items()}
 
     def start(self) -> None:
         if self.primary:
@@ -81,10 +106,12 @@ class RunFolderCallback(TrainerCallback):
         self.timed_from: float | None = None  # when this process finished its first step
 
     def on_train_begin(self, args, state, control, **kwargs):
+        # with eval_on_start the Trainer evaluates the base model first (no callback says when an evaluation begins)
+        phase = EVALUATING if args.eval_on_start and state.global_step == 0 else "training"
         # a resumed run's earlier process timed its own steps: its start no longer counts (on_step_end sets ours)
         self.status.update(
             state=RunState.RUNNING,
-            phase="training",
+            phase=phase,
             step=state.global_step,
             total=state.max_steps,
             timed_from=None,
@@ -123,7 +150,7 @@ class RunFolderCallback(TrainerCallback):
             self.status.update(phase="guard sets and probes")
             if self.harm.on_evaluate(model, state.global_step):
                 control.should_training_stop = True
-            self.status.update(phase="training")
+        self.status.update(phase="training")
         return control
 
     def on_prediction_step(self, args, state, control, **kwargs):
@@ -152,6 +179,8 @@ class RunFolderCallback(TrainerCallback):
             control.should_save = True
             control.should_evaluate = False  # stop means now: the checkpoint is saved without another evaluation
             control.should_training_stop = True
+        if control.should_evaluate:
+            self.status.update(phase=EVALUATING)  # the Trainer evaluates right after this step
         return control
 
     def on_save(self, args, state, control, model=None, **kwargs):

@@ -77,6 +77,8 @@ class RunStatus:
     last_checkpoint: str | None = None
     left_out: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)  # what got worse (a guard set's rise), one line each
+    # phase → [wall s, CPU s of the worker process] spent in it: where the run's time went (summed over repeats)
+    phase_seconds: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict) -> RunStatus:

@@ -33,7 +33,15 @@ from core.models.resolve import load_model
 from core.models.window import StandardWindowCallback, apply_window
 from core.text.wer import error_rates, summarize
 from core.training.config import TrainConfig
-from core.training.data import FeatureDataset, ReplayMix, SpeechCollator, check_streamed_training
+from core.training.data import FeatureDataset, ReplayMix, ReplaySet, SpeechCollator, check_streamed_training
+from core.training.guards import (
+    HarmCallback,
+    HarmChecks,
+    english_reference,
+    guard_datasets,
+    short_record,
+    transcript_cap,
+)
 from core.training.parallel import DEEPSPEED_FILE, StudioTrainer, sharding_arguments, streamed_arguments
 from core.training.run_recorder import (
     RunFolderCallback,
@@ -134,6 +142,7 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     task = config.task or artifact.task
     precision = resolve_precision(config.precision)
     # 2. The model with the run's levers: window, dropout, frozen encoder, cached states, LoRA.
+    status.update(phase="loading the model")
     overrides = {"dropout": config.dropout}
     if config.apply_spec_augment:
         overrides.update(
@@ -149,13 +158,16 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     model = apply_memory_levers(model, config)
     # 3. The splits; with cached encoder states the encoder runs once per clip, here, before training.
     splits = [config.eval_split] + ([config.test_split] if config.test_split else [])
-    replay = _replay_artifact(workspace, config, processor, artifact, language)
+    status.update(phase="preparing the replay set" if config.replay_fraction else "caching encoder states")
+    replay = _replay_set(workspace, config, processor, artifact, language)
     states = _encoder_states(model, artifact, config, splits, status, replay) if config.cache_encoder_states else {}
     train_set = _training_rows(artifact, workspace, config, window, states.get("train"))
     if replay is not None:
-        replay_rows = FeatureDataset(replay, "train", None, window, states.get("replay"))
+        replay_rows = FeatureDataset(replay.artifact, "train", replay.rows, window, states.get("replay"))
         train_set = ReplayMix(train_set, replay_rows, config.replay_fraction, config.seed)
-        print(f"replay: {train_set.extra} rows of '{replay.name}' among {len(train_set)} per epoch", flush=True)
+        print(
+            f"replay: {train_set.extra} rows of '{replay.artifact.name}' among {len(train_set)} per epoch", flush=True
+        )
     eval_set = FeatureDataset(
         artifact, config.eval_split, config.max_eval_samples, window, states.get(config.eval_split)
     )
@@ -230,8 +242,9 @@ def _training_rows(artifact: Artifact, workspace: Workspace, config: TrainConfig
     return FeatureDataset(artifact, "train", config.max_train_samples, window, states)
 
 
-def _replay_artifact(workspace: Workspace, config: TrainConfig, processor, artifact: Artifact, language):
-    """The replay set (the user's, or the English reference set's training split), or None without replay."""
+def _replay_set(workspace: Workspace, config: TrainConfig, processor, artifact: Artifact, language):
+    """The replay set (the user's, or the English reference set's training split) and the share of it the run
+    reads, or None without replay."""
     if not config.replay_fraction:
         return None
     if artifact.streams("train"):
@@ -246,13 +259,12 @@ def _replay_artifact(workspace: Workspace, config: TrainConfig, processor, artif
             "sentences: give another dataset (--replay DATASET) or set replay_fraction 0"
         )
     if not name:
-        from core.training.guards import english_reference
-
         name = english_reference(workspace, config.model, processor.feature_extractor.feature_size)
     replay = open_artifact(workspace, name)
     if replay.feature_shape()[0] != processor.feature_extractor.feature_size:
         raise StudioError(f"replay dataset '{name}' was prepared for another model's mel bins: prepare it again")
-    return replay
+    train_rows = len(FeatureDataset(artifact, "train", config.max_train_samples, config.window_seconds or None))
+    return ReplaySet.for_run(replay, train_rows, config.replay_fraction)
 
 
 def _encoder_states(
@@ -268,8 +280,9 @@ def _encoder_states(
         raise_if_stop_requested(status.run)  # the half-made cache is staged: nothing half-written stays
 
     states = cached_states(artifact, ["train", *eval_splits], encoder, frames, progress)
-    if replay is not None:
-        states["replay"] = cached_states(replay, ["train"], encoder, frames, progress)["train"]
+    if replay is not None:  # the replay rows a run reads are the first of the set: only those are encoded
+        needed = {"train": replay.table_rows(config.window_seconds or None)}
+        states["replay"] = cached_states(replay.artifact, ["train"], encoder, frames, progress, needed)["train"]
     read_cached_states(model)
     status.update(phase_done=None, phase_total=None)
     return states
@@ -289,8 +302,6 @@ def _note_left_out(status, train_set, eval_set, test_set, window) -> None:
 
 def _harm_checks(run, workspace, config, model, processor, language, window, status):
     """The run's guard sets and probes (rank 0 alone measures them), or None under another rank."""
-    from core.training.guards import HarmCallback, HarmChecks, guard_datasets
-
     if not is_primary_process():
         return None
     status.update(phase="preparing guard sets and probes")
@@ -421,8 +432,6 @@ LANGUAGE_ROWS = 200  # test rows whose language is detected: enough for a share,
 def _harm_half(harm, model, test_set: FeatureDataset, run: RunFolder, config, half: str, checkpoint: str, language):
     """The test split's language-detection accuracy, the guard sets and the probes for one half of the result; the
     guard sets' per-utterance rows are saved as evaluations of the same checkpoint."""
-    from core.training.guards import short_record
-
     if half == "before":
         measured = harm.measure(model, 0)
     else:  # the best checkpoint's weights were measured at its step, in this process (unless it resumed since)
@@ -467,19 +476,25 @@ def _changes(run: RunFolder, config: TrainConfig, after: dict, checkpoint: str) 
 def generate_texts(
     model, rows: FeatureDataset, batch_size: int, max_length: int, tokenizer, between_batches=None
 ) -> list[str]:
-    """Greedy transcripts of every row, in order, with the generation config's language and task
-    (`between_batches()` is called before each batch: a stop raises there)."""
+    """Greedy transcripts of every row, in the rows' order, with the generation config's language and task
+    (`between_batches()` is called before each batch: a stop raises there). Rows are decoded shortest first, so a
+    batch holds clips of about one length and stops at its longest clip's `transcript_cap`: a looping transcript
+    (the base model's, on a language it hardly knows) is cut where its speech ends, not at `max_length`."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    texts = []
+    seconds = rows.seconds()
+    order = np.argsort(seconds, kind="stable")
+    texts = [""] * len(rows)
     for start in range(0, len(rows), batch_size):
         if between_batches:
             between_batches()
-        batch = [rows[i]["input_features"] for i in range(start, min(start + batch_size, len(rows)))]
-        inputs = torch.from_numpy(np.stack(batch).astype(np.float32)).to(device)
-        ids = model.generate(inputs, max_length=max_length, synced_gpus=False)  # one process decodes, alone
-        texts += decoded_texts(tokenizer, ids.cpu().numpy())
+        chunk = order[start : start + batch_size]
+        inputs = torch.from_numpy(np.stack([rows[int(i)]["input_features"] for i in chunk]).astype(np.float32))
+        cap = transcript_cap(float(seconds[chunk].max()), max_length)
+        ids = model.generate(inputs.to(device), max_length=cap, synced_gpus=False)  # one process decodes, alone
+        for i, text in zip(chunk, decoded_texts(tokenizer, ids.cpu().numpy())):
+            texts[int(i)] = text
     model.train(was_training)
     return texts
 
