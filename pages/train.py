@@ -8,6 +8,7 @@ import streamlit as st
 from app.charts import error_rate_curves, guard_curves, training_curves
 from app.common import DEMO_JOB, SELECTED_DATASET, SELECTED_RUN, flash, show_flash, user_errors, workspace
 from app.config_form import config_form
+from app.students import smaller_model_control
 from core.data import list_artifacts, newest_artifact, open_artifact
 from core.errors import DamagedFile
 from core.formatting import MISSING, format_duration
@@ -163,6 +164,7 @@ if runs:
             st.caption(f"TensorBoard logs: `tensorboard --logdir {run.path / 'tensorboard'}`")
 
     live_view(name)
+    smaller_model_control(ws, RunFolder.of(ws, name))  # a student of a finished run (app/students.py)
 
     @st.fragment(run_every=5)
     def all_runs() -> None:

@@ -109,11 +109,28 @@ def _detached(args: list[str], log_path: Path) -> subprocess.Popen:
         )
 
 
+def torchrun_launcher(nproc: int, nnodes: int = 1, node_rank: int = 0, master: str = "") -> list[str]:
+    """What follows `python` to start `nproc` processes of the command after it through torchrun, each with its
+    RANK and WORLD_SIZE: on this machine alone, or as node `node_rank` of `nnodes` that meet at `master` (host:port
+    of node 0)."""
+    launcher = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    if nnodes == 1:
+        return [*launcher, "--standalone"]
+    host, _, port = master.rpartition(":")
+    return [
+        *launcher,
+        f"--nnodes={nnodes}",
+        f"--node_rank={node_rank}",
+        f"--master_addr={host}",
+        f"--master_port={port}",
+    ]
+
+
 def _spawn(run: RunFolder, resume: bool) -> subprocess.Popen:
     worker = ["-m", "core.training.worker", str(run.path)] + (["--resume"] if resume else [])
     nproc = run.config().nproc
     # torchrun starts one worker per process and sets RANK/WORLD_SIZE; the Trainer then runs DDP (gloo on a CPU)
-    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+    launcher = torchrun_launcher(nproc) if nproc > 1 else []
     process = _detached([*launcher, *worker], run.path / "train.log")
     run.update_status(state=RunState.STARTING, pid=process.pid, heartbeat=time.time())
     return process

@@ -1,0 +1,421 @@
+"""Pseudo-labelling: audio nobody transcribed → a label set (core/data/pseudo_labels.py) that prepare reads.
+
+Each clip is cut where there is speech (the windows file transcription uses: a clip that fits the model's window is
+decoded whole, a long recording becomes one row per window) and decoded by the decoding policy (beam search, the
+temperature ladder for a window that fails), which measures every window's average log-probability, compression
+ratio and no-speech probability; `agree_with` decodes it again with a second model (or greedily with the same one)
+for the share of words the two agree on. The thresholds route each row to keep, review or drop.
+
+`label_audio` is the one entry (the CLI's `label`). It claims the name and labels into `.NAME.partial` beside the
+final folder: every clip's rows are appended to a shard file as soon as its audio is written, so a killed run loses
+at most the clips in hand, and the same command resumes it. With `nproc` above 1 the labelling runs under torchrun
+(the launcher training uses): rank r of w labels every w-th clip still to do into its own shard; with `nnodes` above
+1 every machine runs the same command with its `node_rank` (the workspace on a shared file system) and node 0
+merges. The merge puts the rows in the source's order and renames the folder: the set appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from core.audio.constants import MAX_TARGET_POSITIONS, SAMPLE_RATE, TEXT_TOKENS_PER_SECOND_CAP
+from core.audio.decode import finite_audio_problem
+from core.audio.vad import speech_windows
+from core.data.examples import Example
+from core.data.label_options import DROP, KEEP, UNKNOWN_SPEAKER, LabelOptions, LabelThresholds
+from core.data.pseudo_labels import (
+    LabelRecord,
+    LabelRow,
+    LabelSet,
+    check_label_name,
+    clip_name,
+    labels_root,
+    read_rows,
+    write_label_set,
+)
+from core.errors import StudioError
+from core.languages import get_language
+from core.models.resolve import resolve_model
+from core.speech.decoding import DecodingOptions, WindowDecoder, file_options, is_toy
+from core.speech.inference import Transcriber
+from core.text.wer import align_words
+from core.training.jobs import torchrun_launcher
+from core.workspace import Workspace, read_json_if_intact, write_bytes_atomic, write_json_atomic
+
+REQUEST_FILE = "request.json"  # in the staging folder: what is being labelled (a resumed run must ask the same)
+SHARDS = "shards"
+# what a resumed run may change: how many processes label, not what they label or how
+RESUMABLE_CHANGES = ("nproc", "nnodes", "node_rank", "master", "batch_size")
+MERGE_WAIT_S = 24 * 3600  # node 0 waits this long for the other machines' shards
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One row decoded, with the audio its clip keeps (None for a row that has no speech)."""
+
+    row: LabelRow
+    samples: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class SpeechWindow:
+    """One window of speech of a clip, as it is decoded: a row of the label set."""
+
+    index: int  # the clip's place in the source
+    part: int  # the window's place in its clip
+    parts: int  # windows in the clip (above 1: a long recording)
+    example: Example
+    samples: np.ndarray
+    start: int  # sample of the clip the window starts at
+    language: str  # Whisper code it is decoded in
+
+
+class ClipLabeller:
+    """The models, loaded once per process: clips in, rows with their confidences out."""
+
+    def __init__(self, options: LabelOptions, workspace: Workspace):
+        self.language = get_language(options.language).whisper if options.language else None
+        self.main = Transcriber(options.model, workspace, language=self.language)
+        # the toy never passes the fallback's thresholds: greedy in one pass, as Transcribe decodes it
+        accurate = not is_toy(options.model)
+        self.decoding = replace(file_options(accurate), beam_size=options.beam_size if accurate else 1)
+        self.second = None
+        if options.agree_with:
+            same = options.agree_with == options.model
+            self.second = self.main if same else Transcriber(options.agree_with, workspace, language=self.language)
+        self.greedy = DecodingOptions(beam_size=1, temperatures=(0.0,))
+        self.batch = options.batch_size
+
+    def label(self, clips: list[tuple[int, Example]]) -> list[Labelled]:
+        """Rows for (index, Example) pairs: one per speech window of each clip, or one saying why it has none."""
+        out: list[Labelled] = []
+        windows: list[SpeechWindow] = []
+        for index, example in clips:
+            try:
+                samples = example.load_audio()
+                problem = finite_audio_problem(samples)
+            except StudioError as err:
+                samples, problem = np.zeros(0, np.float32), str(err)
+            spans = [] if problem else speech_windows(samples, self.main.window, self.decoding.vad)
+            if not spans:
+                out.append(Labelled(_row(index, example, len(samples), problem or "no speech heard"), None))
+                continue
+            first = samples[spans[0][0] : spans[0][1]]
+            language = self.language or self.main.detect_language(self.main.features([first]))[0]
+            for part, (start, end) in enumerate(spans):
+                windows.append(SpeechWindow(index, part, len(spans), example, samples[start:end], start, language))
+        for language in dict.fromkeys(w.language for w in windows):
+            group = [w for w in windows if w.language == language]
+            for at in range(0, len(group), self.batch):
+                out += self._decoded(group[at : at + self.batch], language)
+        return sorted(out, key=lambda done: (done.row.index, done.row.part))
+
+    def _decoded(self, windows: list[SpeechWindow], language: str) -> list[Labelled]:
+        clips = [w.samples for w in windows]
+        # a transcript longer than speech allows is a loop: capped as transcription caps it (inference.py)
+        longest_s = max(map(len, clips)) / SAMPLE_RATE
+        most = min(MAX_TARGET_POSITIONS // 2, int(TEXT_TOKENS_PER_SECOND_CAP * longest_s) + 16)
+        encoded = self.main.backend.encode(self.main.features(clips))
+        results = self._policy(self.main, language, self.decoding).decode(encoded, most)
+        others = self._second_texts(clips, encoded, language, most)
+        out = []
+        for window, result, other in zip(windows, results, others):
+            row = _row(window.index, window.example, len(window.samples), "" if result.text else "the model heard "
+                       "no speech")  # fmt: skip
+            if window.parts > 1:  # a long recording: one row per window
+                row.id, row.part = f"{window.example.id}@{window.start / SAMPLE_RATE:.2f}", window.part
+            row.text, row.language, row.temperature = result.text, language, result.temperature
+            row.avg_log_prob = round(float(result.avg_log_prob), 4)
+            row.compression_ratio = round(float(result.compression_ratio), 4)
+            row.no_speech_prob = round(float(result.no_speech_prob), 4)
+            if other is not None and result.text:
+                row.agreement = round(max(0.0, 1.0 - align_words(result.text, other)["wer"]), 4)
+            out.append(Labelled(row, window.samples if result.text else None))
+        return out
+
+    def _second_texts(self, clips, encoded, language: str, most: int) -> list[str | None]:
+        if self.second is None:
+            return [None] * len(clips)
+        states = encoded if self.second is self.main else self.second.backend.encode(self.second.features(clips))
+        return [r.text for r in self._policy(self.second, language, self.greedy).decode(states, most)]
+
+    @staticmethod
+    def _policy(transcriber: Transcriber, language: str, options: DecodingOptions) -> WindowDecoder:
+        # no prompt and no previous text: the decoder holds no state between batches, one per call is as good
+        return WindowDecoder(transcriber.backend, transcriber.processor.tokenizer, options, language, "transcribe")
+
+
+def _row(index: int, example: Example, samples: int, reason: str) -> LabelRow:
+    return LabelRow(
+        index=index,
+        id=example.id,
+        audio_name=example.audio_name or example.id,
+        seconds=round(samples / SAMPLE_RATE, 3),
+        speaker=example.speaker or UNKNOWN_SPEAKER,
+        reference=example.text or "",
+        reason=reason,
+    )
+
+
+def flac_bytes(samples: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, SAMPLE_RATE, "PCM_16", format="FLAC")
+    return buffer.getvalue()
+
+
+# --- one rank's shard
+
+
+@dataclass(frozen=True)
+class LabelRequest:
+    """request.json: the options, thresholds and workspace of a label run, read by every rank."""
+
+    options: LabelOptions
+    thresholds: LabelThresholds
+    home: str
+    started: float
+
+    def to_dict(self) -> dict:
+        return {"options": asdict(self.options), "thresholds": asdict(self.thresholds), "home": self.home,
+                "started": self.started}  # fmt: skip
+
+    @classmethod
+    def read(cls, staging: Path) -> LabelRequest:
+        data = read_json_if_intact(staging / REQUEST_FILE)
+        if not data:
+            raise StudioError(f"{staging}: no readable {REQUEST_FILE}; start the label run again")
+        return cls(
+            LabelOptions(**data["options"]), LabelThresholds(**data["thresholds"]), data["home"], data["started"]
+        )
+
+    def same_work(self, other: LabelRequest) -> bool:
+        mine, theirs = asdict(self.options), asdict(other.options)
+        for name in RESUMABLE_CHANGES:
+            mine.pop(name), theirs.pop(name)
+        return mine == theirs and self.thresholds == other.thresholds
+
+
+def shard_rows(staging: Path) -> list[LabelRow]:
+    """Every row written so far, by any rank of any attempt (a clip labelled twice: the later rows)."""
+    rows: dict[tuple[int, int], LabelRow] = {}
+    for path in sorted((staging / SHARDS).glob("rank-*.jsonl")):
+        for row in read_rows(path):
+            rows[(row.index, row.part)] = row
+    return list(rows.values())
+
+
+@contextmanager
+def _shard_file(path: Path) -> Iterator:
+    """The rank's shard, opened to append; a line a kill cut short is cut off first (only this rank writes it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            path.write_bytes(data[: data.rfind(b"\n") + 1])
+    with open(path, "a", encoding="utf-8") as shard:
+        yield shard
+
+
+def label_shard(staging: Path, rank: int, world: int, progress: Callable | None = None) -> int:
+    """Label this rank's share of the clips not yet done; returns how many clips it labelled."""
+    from core.data.unlabelled import unlabelled_audio
+
+    request = LabelRequest.read(staging)
+    options, thresholds = request.options, request.thresholds
+    language = get_language(options.language or "en")
+    examples = unlabelled_audio(options.source, language, options.config or None).examples[: options.max_clips]
+    done = {row.index for row in shard_rows(staging)}
+    mine = [(i, e) for i, e in enumerate(examples) if i not in done][rank::world]
+    if not mine:
+        return 0
+    labeller = ClipLabeller(options, Workspace(Path(request.home)))
+    (staging / "clips").mkdir(exist_ok=True)
+    with _shard_file(staging / SHARDS / f"rank-{rank}-of-{world}.jsonl") as shard:
+        for at in range(0, len(mine), options.batch_size):
+            for labelled in labeller.label(mine[at : at + options.batch_size]):
+                row = labelled.row
+                row.decision, row.reason = thresholds.route(row)
+                if row.decision != DROP and labelled.samples is not None:
+                    row.file_name = clip_name(row.index, row.part)
+                    write_bytes_atomic(staging / row.file_name, flac_bytes(labelled.samples))
+                shard.write(row.to_json() + "\n")  # after its audio: a row in the shard has its clip
+            shard.flush()
+            os.fsync(shard.fileno())
+            done_here = min(at + options.batch_size, len(mine))
+            if progress:
+                progress("label", done_here, len(mine))
+            elif world > 1:
+                print(f"rank {rank}/{world}: {done_here}/{len(mine)} clips", file=sys.stderr, flush=True)
+    return len(mine)
+
+
+def main() -> int:
+    """`python -m core.speech.labelling STAGING`: one torchrun rank (RANK, WORLD_SIZE from torchrun)."""
+    staging = Path(sys.argv[1])
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    try:
+        label_shard(staging, rank, world)
+    except StudioError as err:
+        print(f"error: rank {rank}: {err}", file=sys.stderr)
+        return 2
+    (staging / SHARDS / f"done-{rank}-of-{world}").touch()
+    return 0
+
+
+# --- the run: claim, label (here or under torchrun), merge
+
+
+@contextmanager
+def _claim(workspace: Workspace, name: str) -> Iterator[None]:
+    """One label run of a name at a time: a second is refused while the first holds the name."""
+    locks = labels_root(workspace) / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StudioError(
+                f"label set '{name}' is being labelled right now by another process; wait for it, or choose another "
+                f"name"
+            ) from None
+        yield
+
+
+def _staging(workspace: Workspace, request: LabelRequest) -> Path:
+    """The run's staging folder, made for `request` or found from an interrupted run that asked the same."""
+    staging = labels_root(workspace) / f".{request.options.name}.partial"
+    earlier = read_json_if_intact(staging / REQUEST_FILE)
+    if earlier and shard_rows(staging):
+        found = LabelRequest.read(staging)
+        if not found.same_work(request):
+            raise StudioError(
+                f"an interrupted label run '{request.options.name}' labelled with other options (model "
+                f"{found.options.model}, source {found.options.source}); run it again with those to resume it, or "
+                f"delete {staging} to start over"
+            )
+        return staging
+    staging.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(staging / REQUEST_FILE, request.to_dict())
+    return staging
+
+
+def label_audio(
+    options: LabelOptions, thresholds: LabelThresholds, workspace: Workspace, progress: Callable | None = None
+) -> LabelSet | None:
+    """Label `options.source` into the label set `options.name` (resuming an interrupted run of the same request);
+    returns it, or None on a machine other than node 0 (which merges)."""
+    # 1. Check the request and the name; find the clips (a folder without audio is refused here).
+    options, thresholds = options.validate(), thresholds.validate()
+    final = check_label_name(workspace, options.name)
+    where = Path(options.source).expanduser()
+    if where.exists():  # a folder is asked for by its whole path: a resumed run may be started from elsewhere
+        options = replace(options, source=str(where.resolve()))
+    for model in filter(None, (options.model, options.agree_with)):
+        resolve_model(model, workspace)  # a model name that means nothing is refused before any work
+    from core.data.unlabelled import unlabelled_audio
+
+    found = unlabelled_audio(options.source, get_language(options.language or "en"), options.config or None)
+    total = len(found.examples[: options.max_clips])
+    lead = options.node_rank == 0
+    with _claim(workspace, options.name) if lead else _nothing():
+        # 2. The staging folder: new, or an interrupted run's (same request) to resume.
+        request = LabelRequest(options, thresholds, str(workspace.home), time.time())
+        staging = _staging(workspace, request)
+        # 3. Label: in this process, or one process per rank under torchrun.
+        if options.world == 1:
+            label_shard(staging, 0, 1, progress)
+        else:
+            _label_under_torchrun(staging, options)
+        if not lead:
+            return None
+        # 4. Merge the shards (node 0), route, and put the set in place.
+        _wait_for_shards(staging, options.world)
+        return _merge(staging, final, LabelRequest.read(staging), found.description, total)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _label_under_torchrun(staging: Path, options: LabelOptions) -> None:
+    if options.nnodes == 1:
+        for stale in (staging / SHARDS).glob("done-*"):
+            stale.unlink()  # markers of an earlier attempt: this one writes its own
+    launcher = torchrun_launcher(options.nproc, options.nnodes, options.node_rank, options.master)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("OPENAI_API_KEY", None)  # nothing here needs it
+    done = subprocess.run([sys.executable, *launcher, "-m", "core.speech.labelling", str(staging)], env=env)
+    if done.returncode:
+        raise StudioError(
+            f"labelling stopped in a torchrun rank (exit status {done.returncode}; its lines are above); what was "
+            f"labelled is kept: run the same command again to resume"
+        )
+
+
+def _wait_for_shards(staging: Path, world: int) -> None:
+    """Until every rank of every machine has marked its shard done (at once on one machine)."""
+    if world == 1:
+        return
+    deadline = time.time() + MERGE_WAIT_S
+    while not all((staging / SHARDS / f"done-{r}-of-{world}").exists() for r in range(world)):
+        if time.time() > deadline:
+            raise StudioError(f"the other machines' shards were not done within a day; see {staging / SHARDS}")
+        time.sleep(2)
+
+
+def _merge(staging: Path, final: Path, request: LabelRequest, description: dict, total: int) -> LabelSet:
+    rows = shard_rows(staging)
+    missing = sorted(set(range(total)) - {r.index for r in rows})
+    if missing:
+        raise StudioError(
+            f"{len(missing)} clips are not labelled yet (the first: {missing[0]}); run the same command again to resume"
+        )
+    counts = Counter(r.decision for r in rows)
+    if not counts[KEEP] + counts["review"]:
+        reasons = Counter(r.reason.split(" (")[0] for r in rows).most_common(2)
+        shutil.rmtree(staging, ignore_errors=True)  # nothing to keep: the name is free again
+        raise StudioError(
+            f"{request.options.source}: none of its {total} clips gave a transcript to keep or review ("
+            + "; ".join(f"{n}: {why}" for why, n in reasons)
+            + "); give audio with speech in it"
+        )
+    options = request.options
+    spoken = Counter(r.language for r in rows if r.text)
+    language = options.language or get_language(spoken.most_common(1)[0][0]).code
+    record = LabelRecord(
+        name=options.name,
+        source=description,
+        model=options.model,
+        agree_with=options.agree_with,
+        language=get_language(language).code,
+        thresholds=asdict(request.thresholds),
+        decoding={"beam_size": options.beam_size, "toy_greedy": is_toy(options.model)},
+        counts={d: counts[d] for d in ("keep", "review", "drop")},
+        seconds=round(sum(r.seconds for r in rows), 2),
+        wall_seconds=round(time.time() - request.started, 1),
+        ranks=options.world,
+    )
+    write_label_set(staging, rows, record)
+    shutil.rmtree(staging / SHARDS, ignore_errors=True)
+    (staging / REQUEST_FILE).unlink(missing_ok=True)
+    os.replace(staging, final)
+    return LabelSet(final)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
