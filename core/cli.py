@@ -422,8 +422,10 @@ def cmd_label(args) -> int:
 
     options = dataclass_from_flags(LabelOptions, args)
     bar = _progress_bar("clip")
-    labelled = label_audio(options, dataclass_from_flags(LabelThresholds, args), Workspace.open(args.home), bar)
-    bar.close()
+    try:
+        labelled = label_audio(options, dataclass_from_flags(LabelThresholds, args), Workspace.open(args.home), bar)
+    finally:
+        bar.close()  # before any error line: a bar closed later would print after it
     if labelled is None:
         print(f"node {options.node_rank}: its shards are labelled; node 0 merges them")
         return 0

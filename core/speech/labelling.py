@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import math
 import os
 import shutil
 import subprocess
@@ -61,6 +62,7 @@ SHARDS = "shards"
 # what a resumed run may change: how many processes label, not what they label or how
 RESUMABLE_CHANGES = ("nproc", "nnodes", "node_rank", "master", "batch_size")
 MERGE_WAIT_S = 24 * 3600  # node 0 waits this long for the other machines' shards
+CAP_STEP_S = 5  # seconds: windows' token caps go by this much audio (a 3 s and a 4 s clip decode in one batch)
 
 
 @dataclass(frozen=True)
@@ -118,17 +120,16 @@ class ClipLabeller:
             language = self.language or self.main.detect_language(self.main.features([first]))[0]
             for part, (start, end) in enumerate(spans):
                 windows.append(SpeechWindow(index, part, len(spans), example, samples[start:end], start, language))
-        for language in dict.fromkeys(w.language for w in windows):
-            group = [w for w in windows if w.language == language]
+        # windows decoded together share a language and a token cap: a row never depends on its batch, so one
+        # process and any number of ranks write the same rows
+        for language, most in dict.fromkeys((w.language, token_cap(len(w.samples))) for w in windows):
+            group = [w for w in windows if (w.language, token_cap(len(w.samples))) == (language, most)]
             for at in range(0, len(group), self.batch):
-                out += self._decoded(group[at : at + self.batch], language)
+                out += self._decoded(group[at : at + self.batch], language, most)
         return sorted(out, key=lambda done: (done.row.index, done.row.part))
 
-    def _decoded(self, windows: list[SpeechWindow], language: str) -> list[Labelled]:
+    def _decoded(self, windows: list[SpeechWindow], language: str, most: int) -> list[Labelled]:
         clips = [w.samples for w in windows]
-        # a transcript longer than speech allows is a loop: capped as transcription caps it (inference.py)
-        longest_s = max(map(len, clips)) / SAMPLE_RATE
-        most = min(MAX_TARGET_POSITIONS // 2, int(TEXT_TOKENS_PER_SECOND_CAP * longest_s) + 16)
         encoded = self.main.backend.encode(self.main.features(clips))
         results = self._policy(self.main, language, self.decoding).decode(encoded, most)
         others = self._second_texts(clips, encoded, language, most)
@@ -157,6 +158,14 @@ class ClipLabeller:
     def _policy(transcriber: Transcriber, language: str, options: DecodingOptions) -> WindowDecoder:
         # no prompt and no previous text: the decoder holds no state between batches, one per call is as good
         return WindowDecoder(transcriber.backend, transcriber.processor.tokenizer, options, language, "transcribe")
+
+
+def token_cap(samples: int) -> int:
+    """The most tokens a window of `samples` may give: a transcript longer than speech allows is a loop, cut off as
+    transcription cuts it (TEXT_TOKENS_PER_SECOND_CAP, inference.py), here by the window's length rounded up to
+    CAP_STEP_S so that windows of similar length decode together."""
+    seconds = CAP_STEP_S * math.ceil(samples / SAMPLE_RATE / CAP_STEP_S)
+    return min(MAX_TARGET_POSITIONS // 2, int(TEXT_TOKENS_PER_SECOND_CAP * seconds) + 16)
 
 
 def _row(index: int, example: Example, samples: int, reason: str) -> LabelRow:
@@ -324,11 +333,11 @@ def label_audio(
     where = Path(options.source).expanduser()
     if where.exists():  # a folder is asked for by its whole path: a resumed run may be started from elsewhere
         options = replace(options, source=str(where.resolve()))
-    for model in filter(None, (options.model, options.agree_with)):
-        resolve_model(model, workspace)  # a model name that means nothing is refused before any work
     from core.data.unlabelled import unlabelled_audio
 
     found = unlabelled_audio(options.source, get_language(options.language or "en"), options.config or None)
+    for model in filter(None, (options.model, options.agree_with)):
+        resolve_model(model, workspace)  # a model name that means nothing is refused before any work
     total = len(found.examples[: options.max_clips])
     lead = options.node_rank == 0
     with _claim(workspace, options.name) if lead else _nothing():

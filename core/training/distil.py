@@ -17,7 +17,7 @@ import numpy as np
 
 from core.errors import StudioError
 from core.formatting import percent
-from core.models.resolve import is_ctranslate2, resolve_model
+from core.models.resolve import DEMO, is_ctranslate2, resolve_model
 from core.training.config import DistilRequest, TrainConfig, apply_preset, default_preset
 from core.training.runs import RunFolder, free_run_name
 from core.workspace import Workspace, read_json, read_json_if_intact
@@ -82,7 +82,8 @@ def distil_config(request: DistilRequest, workspace: Workspace) -> TrainConfig:
     """The student's TrainConfig: the teacher run's settings (or the model's preset), the teacher, the layers."""
     checkpoint, run = teacher_checkpoint(request.teacher, workspace)
     check_student(checkpoint, request.decoder_layers, workspace)
-    base = run.config() if run else apply_preset(TrainConfig(), default_preset(checkpoint))
+    preset = default_preset(checkpoint)  # "none" for a checkpoint of no run: the recipe's settings
+    base = run.config() if run else apply_preset(TrainConfig(), None if preset == "none" else preset)
     data = request.data or (base.data if run else "")
     if not data:
         raise StudioError("the teacher is no run's checkpoint: name the prepared dataset to train on (--data)")
@@ -104,6 +105,7 @@ def distil_config(request: DistilRequest, workspace: Workspace) -> TrainConfig:
         save_steps=every if base.save_steps % every or base.save_steps > steps else base.save_steps,
         freeze_encoder=True,
         lora_rank=0,
+        english_guard=base.english_guard and base.model != DEMO,  # a toy's student never knew English either
     )
 
 

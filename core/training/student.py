@@ -69,6 +69,8 @@ def student_of(teacher, layers: int):
 class DistillationTrainer(Seq2SeqTrainer):
     """The Seq2SeqTrainer with distil-whisper's loss: the labels' cross-entropy and the KL to the teacher."""
 
+    loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it over accumulated batches
+
     def __init__(self, *args, teacher, kl_weight: float, **kwargs):
         super().__init__(*args, **kwargs)
         self.teacher, self.kl_weight = teacher.eval(), kl_weight
