@@ -8,7 +8,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app.common import flash, show_flash, user_errors
-from core.data.pseudo_labels import LabelRow, LabelSet, list_label_sets
+from core.data.label_options import LabelRow
+from core.data.pseudo_labels import LabelSet, list_label_sets
 from core.workspace import Workspace
 
 SHOWN = 5  # rows in review shown at once: each has a player and a text box

@@ -10,9 +10,9 @@ import streamlit as st
 from app.common import SELECTED_RUN, flash, user_errors
 from core.errors import StudioError
 from core.formatting import MISSING, percent
-from core.training import RunFolder, RunState
+from core.training import RunFolder, RunState, start_run
 from core.training.config import DistilRequest
-from core.training.distil import DistillationRecord, start_distillation, teacher_layers
+from core.training.distil import DistillationRecord, distil_config, teacher_layers
 from core.workspace import Workspace
 
 
@@ -39,7 +39,8 @@ def smaller_model_control(ws: Workspace, run: RunFolder) -> None:
             f"is teacher → student, and Compare shows its speed-up."
         )
         if st.button("Make a smaller model", key=f"student-{run.name}", icon=":material/play_arrow:"):
-            student = start_distillation(DistilRequest(teacher=run.name, decoder_layers=int(layers)), ws)
+            request = DistilRequest(teacher=run.name, decoder_layers=int(layers))
+            student = start_run(distil_config(request, ws), ws)
             st.session_state[SELECTED_RUN] = student.name
             flash(f"Started **{student.name}**, a {int(layers)}-layer student of {run.name}")
             st.rerun()

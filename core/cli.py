@@ -442,10 +442,12 @@ def cmd_label(args) -> int:
 
 def cmd_distil(args) -> int:
     from core.training.config import DistilRequest
-    from core.training.distil import start_distillation
+    from core.training.distil import distil_config
+    from core.training.jobs import start_run
 
-    request = dataclass_from_flags(DistilRequest, args)
-    run = start_distillation(request, Workspace.open(args.home), foreground=args.foreground)
+    workspace = Workspace.open(args.home)
+    config = distil_config(dataclass_from_flags(DistilRequest, args), workspace)
+    run = start_run(config, workspace, foreground=args.foreground)
     if args.foreground:
         return _report_finished(run)
     print(f"started run {run.name} (pid {run.status().pid}); follow it with: python -m core status {quote(run.name)}")

@@ -20,8 +20,8 @@ from helpers import REPO
 from core.audio import SAMPLE_RATE
 from core.cli import main
 from core.data import FolderSource, PrepareOptions, prepare_features
-from core.data.label_options import DROP, KEEP, REVIEW, LabelOptions, LabelThresholds
-from core.data.pseudo_labels import LabelRecord, LabelRow, LabelSet, clip_name, labels_root, write_label_set
+from core.data.label_options import DROP, KEEP, REVIEW, LabelOptions, LabelRow, LabelThresholds
+from core.data.pseudo_labels import LabelRecord, LabelSet, clip_name, labels_root, write_label_set
 from core.errors import StudioError
 from core.languages import get_language
 from core.speech.labelling import flac_bytes, label_audio

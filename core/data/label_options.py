@@ -1,20 +1,18 @@
-"""What a label run is asked (the `label` command's flags, one field each) and the thresholds that route each row
-it writes to keep, review or drop. No heavy imports: the command line builds its parser from these on every start.
+"""What a label run is asked (the `label` command's flags, one field each), the row it writes for each clip, and the
+thresholds that route a row to keep, review or drop. No heavy imports: the command line builds its parser from these
+on every start.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field, fields
 
 from core.errors import StudioError
 from core.languages import get_language
 from core.models.resolve import DEFAULT_MODEL
 from core.options import option_help
-
-if TYPE_CHECKING:
-    from core.data.pseudo_labels import LabelRow
 
 KEEP, REVIEW, DROP = "keep", "review", "drop"
 DECISIONS = (KEEP, REVIEW, DROP)
@@ -137,3 +135,41 @@ class LabelThresholds:
         if row.agreement is not None and row.agreement < self.keep_agreement:
             doubts.append(f"{100 * row.agreement:.0f}% of words agree")
         return (REVIEW, "; ".join(doubts)) if doubts else (KEEP, "")
+
+
+@dataclass
+class LabelRow:
+    """One clip of the source, transcribed, with the confidences its decision rests on."""
+
+    index: int  # position in the source's order: what shards are cut by and rows are sorted by
+    id: str  # the source's own id of the clip (ID@START_S for a window of a long recording)
+    audio_name: str  # how the source names the audio (a file inside the folder, a Hub row)
+    seconds: float
+    text: str = ""
+    avg_log_prob: float = 0.0  # token-weighted over the clip's windows, as Whisper averages (end token included)
+    compression_ratio: float = 0.0
+    no_speech_prob: float = 0.0  # the highest of the clip's windows
+    agreement: float | None = None  # share of words the second transcript agrees on (1 − WER), when asked
+    temperature: float = 0.0  # the hottest temperature the fallback needed: above 0, a window failed first
+    language: str = ""  # Whisper code the clip was decoded in
+    speaker: str = UNKNOWN_SPEAKER
+    reference: str = ""  # the source's own transcript, when it had one: kept to measure labels, never trained on
+    decision: str = ""
+    reason: str = ""
+    file_name: str = ""  # clips/NNNNNNN.flac inside the set, for rows kept or in review
+    part: int = 0  # the window of its clip: a recording longer than the model's window gives several rows
+
+    @property
+    def doubt(self) -> float:
+        """How doubtful a row is, for the review queue (larger first): a low log-probability, a likely silence, a
+        disagreement and a loop all add to it."""
+        disagreement = 1 - self.agreement if self.agreement is not None else 0.0
+        return -self.avg_log_prob + self.no_speech_prob + disagreement + max(0.0, self.compression_ratio - 2.0)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LabelRow:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

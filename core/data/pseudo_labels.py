@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from core.audio.decode import load_audio
-from core.data.label_options import KEEP, REVIEW, UNKNOWN_SPEAKER
+from core.data.label_options import KEEP, REVIEW, UNKNOWN_SPEAKER, LabelRow
 from core.data.recordings import LOCK_FILE, METADATA_FILE, RecordingSet, Take
 from core.errors import StudioError
 from core.workspace import Workspace, check_new_name, folder_name, read_json, write_bytes_atomic
@@ -39,44 +39,6 @@ REVIEW_ACTIONS = ("keep", "fix", "drop")  # keep the model's text, keep a correc
 
 def labels_root(workspace: Workspace) -> Path:
     return workspace.home / "labels"
-
-
-@dataclass
-class LabelRow:
-    """One clip of the source, transcribed, with the confidences its decision rests on."""
-
-    index: int  # position in the source's order: what shards are cut by and rows are sorted by
-    id: str  # the source's own id of the clip (ID@START_S for a window of a long recording)
-    audio_name: str  # how the source names the audio (a file inside the folder, a Hub row)
-    seconds: float
-    text: str = ""
-    avg_log_prob: float = 0.0  # token-weighted over the clip's windows, as Whisper averages (end token included)
-    compression_ratio: float = 0.0
-    no_speech_prob: float = 0.0  # the highest of the clip's windows
-    agreement: float | None = None  # share of words the second transcript agrees on (1 − WER), when asked
-    temperature: float = 0.0  # the hottest temperature the fallback needed: above 0, a window failed first
-    language: str = ""  # Whisper code the clip was decoded in
-    speaker: str = UNKNOWN_SPEAKER
-    reference: str = ""  # the source's own transcript, when it had one: kept to measure labels, never trained on
-    decision: str = ""
-    reason: str = ""
-    file_name: str = ""  # clips/NNNNNNN.flac inside the set, for rows kept or in review
-    part: int = 0  # the window of its clip: a recording longer than the model's window gives several rows
-
-    @property
-    def doubt(self) -> float:
-        """How doubtful a row is, for the review queue (larger first): a low log-probability, a likely silence, a
-        disagreement and a loop all add to it."""
-        disagreement = 1 - self.agreement if self.agreement is not None else 0.0
-        return -self.avg_log_prob + self.no_speech_prob + disagreement + max(0.0, self.compression_ratio - 2.0)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> LabelRow:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def clip_name(index: int, part: int = 0) -> str:

@@ -37,10 +37,9 @@ from core.audio.constants import MAX_TARGET_POSITIONS, SAMPLE_RATE, TEXT_TOKENS_
 from core.audio.decode import finite_audio_problem
 from core.audio.vad import speech_windows
 from core.data.examples import Example
-from core.data.label_options import DROP, KEEP, UNKNOWN_SPEAKER, LabelOptions, LabelThresholds
+from core.data.label_options import DROP, KEEP, UNKNOWN_SPEAKER, LabelOptions, LabelRow, LabelThresholds
 from core.data.pseudo_labels import (
     LabelRecord,
-    LabelRow,
     LabelSet,
     check_label_name,
     clip_name,

@@ -109,12 +109,6 @@ def distil_config(request: DistilRequest, workspace: Workspace) -> TrainConfig:
     )
 
 
-def start_distillation(request: DistilRequest, workspace: Workspace, foreground: bool = False) -> RunFolder:
-    from core.training.jobs import start_run
-
-    return start_run(distil_config(request, workspace), workspace, foreground=foreground)
-
-
 @dataclass(frozen=True)
 class DistillationRecord:
     """distillation.json: the teacher, the layers kept, and the time both took to transcribe the same test clips."""
