@@ -24,7 +24,8 @@ from core.data.label_options import DROP, KEEP, REVIEW, LabelOptions, LabelRow, 
 from core.data.pseudo_labels import LabelRecord, LabelSet, clip_name, labels_root, write_label_set
 from core.errors import StudioError
 from core.languages import get_language
-from core.speech.labelling import flac_bytes, label_audio
+from core.speech.labeller import flac_bytes
+from core.speech.labelling import label_audio
 from core.workspace import Workspace
 
 NB = get_language("nb")
