@@ -192,6 +192,20 @@ def test_two_torchrun_ranks_label_the_same_rows_as_one_process(labelled, audio_o
             assert (two.root / row.file_name).read_bytes() == (labelled.root / row.file_name).read_bytes()
 
 
+@pytest.mark.slow  # two torchrun launchers, as two machines would run them
+def test_two_machines_label_their_shards_and_node_0_merges(labelled, audio_only, tmp_path):
+    machines = ("--nnodes", "2", "--master", "127.0.0.1:29537", "--batch-size", "4")
+    second = _label_cli(audio_only, "two-nodes", tmp_path, *machines, "--node-rank", "1")
+    first = _label_cli(audio_only, "two-nodes", tmp_path, *machines, "--node-rank", "0")
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0 and "node 1: its shards are labelled; node 0 merges them" in out, err[-2000:]
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-2000:]
+    merged = LabelSet.open(Workspace(tmp_path), "two-nodes")
+    _same_rows(labelled.rows(), merged.rows())
+    assert merged.record().ranks == 2
+
+
 @pytest.mark.slow  # a label run killed and run again, through the command line
 def test_a_killed_label_run_resumes_losing_nothing(synth_folder, tmp_path):
     home = tmp_path / "ws"

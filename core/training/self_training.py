@@ -1,12 +1,15 @@
 """Self-training: labelled rows plus rows a model labelled itself (a label set, prepared), at a stated share.
 
-`pseudo_labels` names a prepared dataset made from a label set (core/data/pseudo_labels.py); its training rows join
-the run's own through the same mix replay uses (core/training/data.py's ReplayMix), so `pseudo_label_fraction` of
-every epoch is pseudo-labelled. Evaluation never sees them: validation and test stay the labelled set's, so the run's
-held-out result is comparable with a run on the labelled rows alone (`compare_held_out` gives the paired interval).
+`pseudo_labels` names a prepared dataset made from a label set (core/data/pseudo_labels.py); its rows (every split
+prepare made of it) join the run's training rows through the mix replay uses (core/training/data.py's ReplayMix), so
+`pseudo_label_fraction` of every epoch is pseudo-labelled. Evaluation never sees them: validation and test stay the
+labelled set's, so the run's held-out result is comparable with a run on the labelled rows alone (`compare_held_out`
+gives the paired interval).
 """
 
 from __future__ import annotations
+
+from torch.utils.data import ConcatDataset
 
 from core.data.artifact import Artifact, open_artifact
 from core.errors import StudioError
@@ -34,15 +37,24 @@ def pseudo_label_artifact(workspace: Workspace, config: TrainConfig, processor, 
             f"{pseudo.feature_shape()[0]} mel bins, the run's dataset {artifact.manifest.get('language')} and the "
             f"model {bins}: prepare the label set again with the run's language and model"
         )
-    if not pseudo.manifest["splits"].get("train", {}).get("rows"):
-        raise StudioError(f"pseudo_labels '{pseudo.name}' has no training rows: prepare the label set again")
+    if not pseudo_label_splits(pseudo):
+        raise StudioError(f"pseudo_labels '{pseudo.name}' has no rows: label more audio, or keep more in review")
     return pseudo
 
 
-def with_pseudo_labels(train_set, pseudo: Artifact, config: TrainConfig, window: int | None, states) -> ReplayMix:
-    """The training rows with `pseudo_label_fraction` of each epoch drawn from the pseudo-label set."""
-    rows = FeatureDataset(pseudo, "train", None, window, states)
-    mixed = ReplayMix(train_set, rows, config.pseudo_label_fraction, config.seed)
+def pseudo_label_splits(pseudo: Artifact) -> list[str]:
+    """The stored splits of a prepared label set that hold rows: all of them train. Prepare splits a label set as it
+    splits any folder, but a pseudo-label is no held-out truth: the run's validation and test are its own dataset's."""
+    return [split for split, counts in pseudo.manifest["splits"].items() if counts.get("rows")]
+
+
+def with_pseudo_labels(
+    train_set, pseudo: Artifact, config: TrainConfig, window: int | None, states: dict | None
+) -> ReplayMix:
+    """The training rows with `pseudo_label_fraction` of each epoch drawn from the pseudo-label set's rows (`states`:
+    their cached encoder states, split by split)."""
+    parts = [FeatureDataset(pseudo, s, None, window, (states or {}).get(s)) for s in pseudo_label_splits(pseudo)]
+    mixed = ReplayMix(train_set, ConcatDataset(parts), config.pseudo_label_fraction, config.seed)
     print(f"self-training: {mixed.extra} rows of '{pseudo.name}' among {len(mixed)} per epoch", flush=True)
     return mixed
 

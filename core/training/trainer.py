@@ -43,7 +43,7 @@ from core.training.run_recorder import (
 )
 from core.training.run_records import RunState
 from core.training.runs import BASELINE_CHECKPOINT, RunFolder, StopRequested, checkpoint_step, raise_if_stop_requested
-from core.training.self_training import pseudo_label_artifact, with_pseudo_labels
+from core.training.self_training import pseudo_label_artifact, pseudo_label_splits, with_pseudo_labels
 from core.training.student import DistillationTrainer
 from core.workspace import Workspace
 
@@ -159,13 +159,14 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     splits = [config.eval_split] + ([config.test_split] if config.test_split else [])
     replay = _replay_artifact(workspace, config, processor, artifact, language)
     pseudo = pseudo_label_artifact(workspace, config, processor, artifact)
-    extras = {"replay": replay, "pseudo": pseudo}
+    extras = {"replay": (replay, ["train"])} if replay else {}
+    extras.update({"pseudo": (pseudo, pseudo_label_splits(pseudo))} if pseudo else {})
     states = _encoder_states(model, artifact, config, splits, status, extras) if config.cache_encoder_states else {}
     train_set = _training_rows(artifact, workspace, config, window, states.get("train"))
     if pseudo is not None:
         train_set = with_pseudo_labels(train_set, pseudo, config, window, states.get("pseudo"))
     if replay is not None:
-        replay_rows = FeatureDataset(replay, "train", None, window, states.get("replay"))
+        replay_rows = FeatureDataset(replay, "train", None, window, states.get("replay", {}).get("train"))
         train_set = ReplayMix(train_set, replay_rows, config.replay_fraction, config.seed)
         print(f"replay: {train_set.extra} rows of '{replay.name}' among {len(train_set)} per epoch", flush=True)
     eval_set = FeatureDataset(
@@ -284,9 +285,8 @@ def _encoder_states(
         raise_if_stop_requested(status.run)  # the half-made cache is staged: nothing half-written stays
 
     states = cached_states(artifact, ["train", *eval_splits], encoder, frames, progress)
-    for name, extra in (extras or {}).items():  # replay, pseudo-labels: their training rows
-        if extra is not None:
-            states[name] = cached_states(extra, ["train"], encoder, frames, progress)["train"]
+    for name, (extra, extra_splits) in (extras or {}).items():  # replay, pseudo-labels: {split: states}
+        states[name] = cached_states(extra, extra_splits, encoder, frames, progress)
     read_cached_states(model)
     status.update(phase_done=None, phase_total=None)
     return states
