@@ -31,16 +31,20 @@ from core.workspace import Workspace
 NB = get_language("nb")
 # the untrained toy loops and is unsure of everything: these keep its rows, so the rest of the path can be followed
 LOOSE = LabelThresholds(keep_log_prob=-100.0, drop_log_prob=-100.0, max_compression_ratio=100.0)
-CLIPS = 6
+SPOKEN = 5  # espeak-ng clips of one to four words
 
 
 @pytest.fixture(scope="module")
 def audio_only(synth_folder, tmp_path_factory):
-    """Audio alone: six espeak-ng clips, two seconds of digital silence and a file that is not audio."""
+    """Audio alone: five espeak-ng clips, a recording longer than the toy's 3 s window (four clips read with pauses),
+    two seconds of digital silence and a file that is not audio."""
     folder = tmp_path_factory.mktemp("unlabelled") / "audio"
     folder.mkdir()
-    for wav in sorted(synth_folder.glob("train/*.wav"))[: CLIPS - 1]:
+    for wav in sorted(synth_folder.glob("train/*.wav"))[:SPOKEN]:
         shutil.copy(wav, folder / wav.name)
+    pause = np.zeros(SAMPLE_RATE, np.float32)
+    read = [sf.read(wav, dtype="float32")[0] for wav in sorted(synth_folder.glob("train/*.wav"))[-4:]]
+    sf.write(folder / "zz-long.wav", np.concatenate([x for clip in read for x in (clip, pause)]), SAMPLE_RATE)
     sf.write(folder / "zz-silence.wav", np.zeros(2 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
     (folder / "notes.md").write_text("not audio")
     return folder
@@ -93,7 +97,12 @@ def test_thresholds_that_cannot_be_are_refused(change, named):
 
 def test_labels_carry_confidences_and_silence_is_dropped(labelled, audio_only):
     rows = labelled.rows()
-    assert [r.index for r in rows] == list(range(CLIPS))  # the source's order, every clip once; notes.md is no clip
+    assert sorted({r.index for r in rows}) == list(range(SPOKEN + 2))  # every clip; notes.md is no clip
+    assert [(r.index, r.part) for r in rows] == sorted((r.index, r.part) for r in rows)  # in the source's order
+    long_ = [r for r in rows if r.index == SPOKEN]
+    assert len(long_) == long_[0].parts >= 2 and [r.part for r in long_] == list(range(len(long_)))  # one per window
+    assert all(r.id.startswith("zz-long@") and r.seconds <= 3.0 for r in long_)  # none longer than the toy hears
+    assert len({r.file_name for r in long_}) == len(long_)
     speech, silence = rows[:-1], rows[-1]
     assert (silence.id, silence.decision, silence.reason, silence.file_name) == (
         "zz-silence",
@@ -108,7 +117,7 @@ def test_labels_carry_confidences_and_silence_is_dropped(labelled, audio_only):
         assert (labelled.root / row.file_name).is_file()  # its audio is kept for training and review
         assert sf.info(labelled.root / row.file_name).samplerate == SAMPLE_RATE
     record = labelled.record()
-    assert record.counts == {KEEP: CLIPS - 1, REVIEW: 0, DROP: 1} and record.thresholds["keep_log_prob"] == -100.0
+    assert record.counts == {KEEP: len(speech), REVIEW: 0, DROP: 1} and record.thresholds["keep_log_prob"] == -100.0
     assert record.source == {"kind": "folder", "path": str(audio_only), "layout": "audio"} and record.language == "nb"
     assert not list(labels_root(Workspace(labelled.root.parent.parent)).glob(".*partial"))  # nothing left behind
 
@@ -118,9 +127,10 @@ def test_a_label_set_prepares_as_any_folder_its_manifest_counting_pseudo_labels(
     assert source.layout == "audiofolder"
     artifact = prepare_features(source, NB, "demo", "nb-pseudo", workspace, PrepareOptions(validation_fraction=0.2))
     counted = artifact.manifest["source"]["pseudo_labels"]
-    assert (counted["rows"], counted["reviewed"], counted["model"]) == (CLIPS - 1, 0, "demo")
+    kept = labelled.record().counts[KEEP]
+    assert (counted["rows"], counted["reviewed"], counted["model"]) == (kept, 0, "demo")
     assert counted["thresholds"] == labelled.record().thresholds
-    assert sum(split["rows"] for split in artifact.manifest["splits"].values()) == CLIPS - 1
+    assert sum(split["rows"] for split in artifact.manifest["splits"].values()) == kept
 
 
 @pytest.fixture
@@ -160,6 +170,15 @@ def test_review_edits_become_training_rows(in_review, workspace):
     artifact = prepare_features(source, NB, "demo", "reviewed", workspace, PrepareOptions(validation_fraction=0))
     counted = artifact.manifest["source"]["pseudo_labels"]
     assert (counted["rows"], counted["reviewed"]) == (0, 2) and take.file_name.startswith("take-")
+
+
+def test_a_long_recording_counts_as_labelled_only_once_all_its_windows_are():
+    from core.speech.labelling import labelled_clips
+
+    short = _row(index=0)
+    long_ = [_row(index=1, id=f"meeting@{30 * k}.00", part=k, parts=3) for k in range(3)]
+    assert labelled_clips([short, *long_]) == {0, 1}
+    assert labelled_clips([short, *long_[:2]]) == {0}  # killed after two of its three windows: labelled again
 
 
 def _label_cli(audio, name: str, home, *extra: str) -> subprocess.Popen:

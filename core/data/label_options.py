@@ -158,6 +158,7 @@ class LabelRow:
     reason: str = ""
     file_name: str = ""  # clips/NNNNNNN.flac inside the set, for rows kept or in review
     part: int = 0  # the window of its clip: a recording longer than the model's window gives several rows
+    parts: int = 1  # the windows of its clip: a clip is labelled once all its rows are written
 
     @property
     def doubt(self) -> float:

@@ -105,7 +105,8 @@ class ClipLabeller:
             row = _row(window.index, window.example, len(window.samples), "" if result.text else "the model heard "
                        "no speech")  # fmt: skip
             if window.parts > 1:  # a long recording: one row per window
-                row.id, row.part = f"{window.example.id}@{window.start / SAMPLE_RATE:.2f}", window.part
+                row.id = f"{window.example.id}@{window.start / SAMPLE_RATE:.2f}"
+                row.part, row.parts = window.part, window.parts
             row.text, row.language, row.temperature = result.text, language, result.temperature
             row.avg_log_prob = round(float(result.avg_log_prob), 4)
             row.compression_ratio = round(float(result.compression_ratio), 4)

@@ -35,6 +35,7 @@ from core.data.pseudo_labels import (
     read_rows,
     write_label_set,
 )
+from core.data.unlabelled import unlabelled_audio
 from core.errors import StudioError
 from core.languages import get_language
 from core.models.resolve import resolve_model
@@ -91,6 +92,12 @@ def shard_rows(staging: Path) -> list[LabelRow]:
     return list(rows.values())
 
 
+def labelled_clips(rows: list[LabelRow]) -> set[int]:
+    """The clips whose every row is written (a kill may cut a long recording's rows after some of its windows)."""
+    written = Counter(row.index for row in rows)
+    return {row.index for row in rows if written[row.index] >= row.parts}
+
+
 @contextmanager
 def _shard_file(path: Path) -> Iterator:
     """The rank's shard, opened to append; a line a kill cut short is cut off first (only this rank writes it)."""
@@ -105,13 +112,11 @@ def _shard_file(path: Path) -> Iterator:
 
 def label_shard(staging: Path, rank: int, world: int, progress: Callable | None = None) -> int:
     """Label this rank's share of the clips not yet done; returns how many clips it labelled."""
-    from core.data.unlabelled import unlabelled_audio
-
     request = LabelRequest.read(staging)
     options, thresholds = request.options, request.thresholds
     language = get_language(options.language or "en")
     examples = unlabelled_audio(options.source, language, options.config or None).examples[: options.max_clips]
-    done = {row.index for row in shard_rows(staging)}
+    done = labelled_clips(shard_rows(staging))
     mine = [(i, e) for i, e in enumerate(examples) if i not in done][rank::world]
     if not mine:
         return 0
@@ -119,13 +124,15 @@ def label_shard(staging: Path, rank: int, world: int, progress: Callable | None 
     (staging / "clips").mkdir(exist_ok=True)
     with _shard_file(staging / SHARDS / f"rank-{rank}-of-{world}.jsonl") as shard:
         for at in range(0, len(mine), options.batch_size):
+            lines = []
             for labelled in labeller.label(mine[at : at + options.batch_size]):
                 row = labelled.row
                 row.decision, row.reason = thresholds.route(row)
                 if row.decision != DROP and labelled.samples is not None:
                     row.file_name = clip_name(row.index, row.part)
                     write_bytes_atomic(staging / row.file_name, flac_bytes(labelled.samples))
-                shard.write(row.to_json() + "\n")  # after its audio: a row in the shard has its clip
+                lines.append(row.to_json() + "\n")
+            shard.write("".join(lines))  # after their audio: a row in the shard has its clip
             shard.flush()
             os.fsync(shard.fileno())
             done_here = min(at + options.batch_size, len(mine))
@@ -197,8 +204,6 @@ def label_audio(
     where = Path(options.source).expanduser()
     if where.exists():  # a folder is asked for by its whole path: a resumed run may be started from elsewhere
         options = replace(options, source=str(where.resolve()))
-    from core.data.unlabelled import unlabelled_audio
-
     found = unlabelled_audio(options.source, get_language(options.language or "en"), options.config or None)
     for model in filter(None, (options.model, options.agree_with)):
         resolve_model(model, workspace)  # a model name that means nothing is refused before any work
@@ -253,7 +258,7 @@ def _wait_for_shards(staging: Path, world: int) -> None:
 
 def _merge(staging: Path, final: Path, request: LabelRequest, description: dict, total: int) -> LabelSet:
     rows = shard_rows(staging)
-    missing = sorted(set(range(total)) - {r.index for r in rows})
+    missing = sorted(set(range(total)) - labelled_clips(rows))
     if missing:
         raise StudioError(
             f"{len(missing)} clips are not labelled yet (the first: {missing[0]}); run the same command again to resume"
