@@ -56,6 +56,9 @@ def student_of(teacher, layers: int):
             weights[f"model.decoder.layers.{kept.index(int(match[1]))}.{match[2]}"] = value
     student.load_state_dict(weights, strict=False)  # the encoder's keys, and the tied output projection's
     student.model.encoder = teacher.model.encoder
+    # the shared encoder reads the student's config from here on: a shortened window (apply_window, which sets the
+    # student's max_source_positions) must reach the module that checks its input length
+    student.model.encoder.config = student.config
     student.generation_config = copy.deepcopy(teacher.generation_config)
     heads = getattr(teacher.generation_config, "alignment_heads", None) or []
     moved = [[kept.index(layer), head] for layer, head in heads if layer in kept]
