@@ -52,6 +52,13 @@ GROUPS = {
         "replay_fraction",
     ),
     "SpecAugment": ("apply_spec_augment", "mask_time_prob", "mask_feature_prob"),
+    "Self-training and distillation": (
+        "pseudo_labels",
+        "pseudo_label_fraction",
+        "teacher",
+        "decoder_layers",
+        "kl_weight",
+    ),
 }
 
 

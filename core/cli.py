@@ -481,6 +481,44 @@ def cmd_prompts(args) -> int:
     return 0
 
 
+def cmd_label(args) -> int:
+    from core.data.label_options import LabelOptions, LabelThresholds
+    from core.speech.labelling import label_audio
+
+    options = dataclass_from_flags(LabelOptions, args)
+    bar = _progress_bar("clip")
+    try:
+        labelled = label_audio(options, dataclass_from_flags(LabelThresholds, args), Workspace.open(args.home), bar)
+    finally:
+        bar.close()  # before any error line: a bar closed later would print after it
+    if labelled is None:
+        print(f"node {options.node_rank}: its shards are labelled; node 0 merges them")
+        return 0
+    record, summary = labelled.record(), labelled.summary()
+    counts = ", ".join(f"{decision} {n}" for decision, n in record.counts.items())
+    print(f"labelled {record.seconds / 60:.1f} min of audio into {labelled.name}: {counts} → {labelled.root}")
+    print(
+        f"prepare the kept rows with: python -m core prepare --source {quote(str(labelled.root))} --language "
+        f"{record.language} --model MODEL --name {labelled.name}; {summary.review_left} rows wait for review on "
+        f"the Data page"
+    )
+    return 0
+
+
+def cmd_distil(args) -> int:
+    from core.training.config import DistilRequest
+    from core.training.distil import distil_config
+    from core.training.jobs import start_run
+
+    workspace = Workspace.open(args.home)
+    config = distil_config(dataclass_from_flags(DistilRequest, args), workspace)
+    run = start_run(config, workspace, foreground=args.foreground)
+    if args.foreground:
+        return _report_finished(run)
+    print(f"started run {run.name} (pid {run.status().pid}); follow it with: python -m core status {quote(run.name)}")
+    return 0
+
+
 COMMANDS = {
     "languages": cmd_languages,
     "models": cmd_models,
@@ -499,6 +537,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "prompts": cmd_prompts,
     "serve": cmd_serve,
+    "label": cmd_label,
+    "distil": cmd_distil,
 }
 
 

@@ -294,6 +294,33 @@ def _prompts(sub, home) -> None:
     )
 
 
+def _label(sub, home) -> None:
+    from core.data.label_options import LabelOptions, LabelThresholds
+
+    p = sub.add_parser(
+        "label", parents=[home], help="transcribe untranscribed audio into a label set, each row with its confidence"
+    )
+    for name in ("source", "name"):  # required: no default to take
+        p.add_argument(f"--{name}", required=True, help=help_of(LabelOptions, name))
+    add_dataclass_flags(p, LabelOptions, skip=("source", "name"))
+    add_dataclass_flags(p, LabelThresholds)
+
+
+def _distil(sub, home) -> None:
+    from core.training.config import DistilRequest
+
+    p = sub.add_parser(
+        "distil", parents=[home], help="make a smaller student of a checkpoint: N of its decoder layers, trained on"
+    )
+    for name in ("teacher", "decoder_layers"):  # required: no default to take
+        p.add_argument(
+            "--" + name.replace("_", "-"), required=True, type=int if name == "decoder_layers" else str,
+            help=help_of(DistilRequest, name),
+        )  # fmt: skip
+    add_dataclass_flags(p, DistilRequest, skip=("teacher", "decoder_layers"))
+    p.add_argument("--foreground", action="store_true", help="train in this process and wait for the end")
+
+
 SUBCOMMANDS = (
     _languages,
     _models,
@@ -309,6 +336,8 @@ SUBCOMMANDS = (
     _demo,
     _prompts,
     _serve,
+    _label,
+    _distil,
 )
 
 

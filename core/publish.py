@@ -27,6 +27,7 @@ from core.models.export_usage import usage
 from core.models.resolve import PROCESSOR_FILES, is_ctranslate2
 from core.models.window import standardize_folder
 from core.training.config import TrainConfig
+from core.training.distil import student_lines
 from core.training.run_records import RunResult
 from core.training.runs import RunFolder, checkpoint_step
 from core.workspace import Workspace, read_json_if_intact, staged_folder
@@ -177,7 +178,7 @@ The test split was never used for training or to choose the checkpoint (the vali
 | model | WER | CER |
 |---|---:|---:|
 {rows}
-{_what_changed(result)}
+{_what_changed(result)}{_student(run)}
 ## How to use
 
 {use}
@@ -203,6 +204,12 @@ def _what_changed(result: RunResult) -> str:
         "trained on: guard sets are other languages or domains the base model knew; probes are clips with no "
         f"speech (any word there is made up); intervals are 95% paired bootstraps over utterances.\n\n{listed}\n"
     )
+
+
+def _student(run: RunFolder) -> str:
+    """A distilled student's teacher, layers, WER and speed against the teacher; empty for any other run."""
+    lines = student_lines(run)
+    return "\n### A smaller student\n\n" + "\n".join(f"- {line}" for line in lines) + "\n" if lines else ""
 
 
 def _result_for(run: RunFolder, checkpoint: Path) -> RunResult:

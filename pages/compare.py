@@ -6,6 +6,7 @@ import streamlit as st
 from app.charts import alignment_html, before_after_bars, error_rate_curves
 from app.common import progress_callback, user_errors, workspace
 from app.publish_panel import publish_panel
+from app.students import students_table
 from core.audio import SAMPLE_RATE
 from core.data import list_artifacts, open_artifact
 from core.errors import DamagedFile
@@ -58,6 +59,7 @@ with runs_tab:
             "(the change with its 95% paired-bootstrap interval). Guards: sets the run must not get worse on. "
             "Probe words: words written on clips with no speech (made up). Validation: what picked the checkpoint."
         )
+        students_table(ws, runs)  # smaller models beside their teachers (app/students.py)
 
     st.subheader("Validation WER over training steps")
     chart = error_rate_curves({name: RunFolder.of(ws, name).metrics() for name in runs}) if runs else None

@@ -7,6 +7,7 @@ import streamlit as st
 
 from app.common import SELECTED_DATASET, progress_callback, user_errors, workspace
 from app.doctor_view import show_report
+from app.review import review_section
 from app.source_picker import KINDS, WAITING, pick_source
 from core.data import (
     SPLIT_RULES,
@@ -178,3 +179,5 @@ for rec in recordings:
     takes = f"{rec.takes} take{'s' * (rec.takes != 1)} · {format_duration(rec.seconds)} of audio"
     speakers = f"{len(rec.speakers)} speaker{'s' * (len(rec.speakers) != 1)}"
     st.markdown(f"**{rec.name}** · {rec.language} · {takes} · {speakers} · {rec.bytes / 2**20:.1f} MiB")
+
+review_section(ws)  # pseudo-labels a label run sent to a person (app/review.py)

@@ -6,6 +6,7 @@ import streamlit as st
 from app.charts import error_rate_curves, guard_curves, training_curves
 from app.common import DEMO_JOB, SELECTED_RUN, action, show_flash, show_outcome, user_errors, workspace
 from app.new_run import RUN_PICKER, new_run_panel
+from app.students import smaller_model_control
 from core.data import list_artifacts
 from core.formatting import MISSING, format_duration, readable_lines
 from core.training import (
@@ -121,6 +122,7 @@ if runs:
             st.caption(f"TensorBoard logs: `tensorboard --logdir {run.path / 'tensorboard'}`")
 
     live_view(name)
+    smaller_model_control(ws, RunFolder.of(ws, name))  # a student of a finished run (app/students.py)
 
     @st.fragment(run_every=5)
     def all_runs() -> None:

@@ -30,6 +30,7 @@ from core.audio.decode import AUDIO_EXTENSIONS
 from core.data.examples import SPLITS, Example, normalize_split
 from core.data.labels import parse_segments
 from core.data.options import SPLIT_RULES
+from core.data.pseudo_labels import pseudo_label_summary
 from core.data.rows import in_slice, text_key
 from core.errors import StudioError
 
@@ -217,6 +218,9 @@ class FolderSource:
             described["split_by"] = self.split_by
         if set(self.encodings) - {"utf-8"}:
             described["text_encodings"] = dict(self.encodings)  # non-UTF-8 transcripts were read: say so
+        pseudo = pseudo_label_summary(self.root)  # a label set: how many rows are a model's, and its thresholds
+        if pseudo:
+            described["pseudo_labels"] = pseudo
         return described
 
     def _read(self, path: Path) -> str:

@@ -43,8 +43,10 @@ class CTranslate2Whisper:
         import ctranslate2
 
         self.ctranslate2, self.tokenizer = ctranslate2, tokenizer
+        # under torchrun each rank gets its share of the cores: torchrun sets OMP_NUM_THREADS (1 by default)
+        threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
         self.engine = ctranslate2.models.Whisper(
-            folder, device=device, compute_type=compute_type, intra_threads=os.cpu_count() or 1
+            folder, device=device, compute_type=compute_type, intra_threads=threads
         )
 
     def _storage(self, array: np.ndarray):

@@ -222,6 +222,35 @@ class TrainConfig:
     mask_feature_prob: float = field(
         default=0.0, metadata=option_help("SpecAugment: share of mel bins masked (the HF script's 0)")
     )
+    # Self-training and distillation (issue 30): rows a model labelled, and a smaller student of a checkpoint
+    pseudo_labels: str = field(
+        default="",
+        metadata=option_help(
+            "prepared dataset of pseudo-labels (python -m core label, then prepare) whose training rows join the "
+            "labelled ones"
+        ),
+    )
+    pseudo_label_fraction: float = field(
+        default=0.0, metadata=option_help("share of the training rows that come from the pseudo-labels; 0 = none")
+    )
+    teacher: str = field(
+        default="",
+        metadata=option_help(
+            "distillation: the checkpoint (also the model) whose decoder layers the student keeps and whose soft "
+            "targets it learns; empty = ordinary fine-tuning"
+        ),
+    )
+    decoder_layers: int = field(
+        default=0,
+        metadata=option_help("distillation: how many of the teacher's decoder layers the student keeps, evenly spaced"),
+    )
+    kl_weight: float = field(
+        default=1.0,
+        metadata=option_help(
+            "distillation: weight of the KL term to the teacher's soft targets (the labels' cross-entropy weighs 0.8, "
+            "as distil-whisper)"
+        ),
+    )
 
     def validate(self) -> TrainConfig:
         """Raise StudioError for the first invalid value; return self so calls chain. By concern: what the run is
@@ -232,6 +261,7 @@ class TrainConfig:
         self._check_encoder()
         self._check_splits()
         self._check_guards()
+        self._check_students()
         self._check_choices()
         self._check_nodes()
         self._check_installed()
@@ -348,6 +378,30 @@ class TrainConfig:
                     f"'{name}' is the dataset the run trains on: a guard or replay set must be another dataset"
                 )
 
+    def _check_students(self) -> None:
+        """Pseudo-labels mixed in at a stated share; a distillation's teacher, layers and frozen shared encoder."""
+        if not 0 <= self.pseudo_label_fraction <= 0.9:
+            raise StudioError(f"pseudo_label_fraction {self.pseudo_label_fraction}: choose 0 (none) to 0.9")
+        if bool(self.pseudo_labels) != bool(self.pseudo_label_fraction):
+            raise StudioError(
+                "pseudo_labels and pseudo_label_fraction go together: name the prepared pseudo-label set and the "
+                "share of training rows it gives (e.g. 0.5), or neither"
+            )
+        if self.pseudo_labels and self.pseudo_labels in (self.data, self.replay):
+            raise StudioError(f"pseudo_labels '{self.pseudo_labels}': another dataset than data and replay")
+        if self.decoder_layers < 0 or self.kl_weight < 0:
+            raise StudioError(f"decoder_layers {self.decoder_layers}, kl_weight {self.kl_weight}: must not be negative")
+        if bool(self.teacher) != bool(self.decoder_layers):
+            raise StudioError(
+                f"decoder_layers {self.decoder_layers}: a student keeps 1 or more of its teacher's decoder layers; "
+                "give teacher and decoder_layers together (python -m core distil), or neither"
+            )
+        if self.teacher and (self.model != self.teacher or not self.freeze_encoder or self.lora_rank):
+            raise StudioError(
+                "a student is made from its teacher and shares its encoder, frozen: set model to the teacher, "
+                "freeze_encoder on and lora_rank 0"
+            )
+
     def _check_splits(self) -> None:
         if self.eval_split == self.test_split and self.test_split:
             raise StudioError(
@@ -461,6 +515,23 @@ def parse_endpoint(endpoint: str) -> tuple[str, int]:
             "(e.g. 10.0.0.1:29400)"
         )
     return host, int(port)
+
+
+@dataclass(frozen=True)
+class DistilRequest:
+    """What `python -m core distil` and the Train page's "Make a smaller model" ask for."""
+
+    teacher: str = field(
+        default="", metadata=option_help("the checkpoint folder to make a student of, or a run name (its best)")
+    )
+    decoder_layers: int = field(
+        default=2, metadata=option_help("decoder layers the student keeps (whisper-base has 6), maximally spaced")
+    )
+    data: str = field(default="", metadata=option_help("prepared dataset to train on; empty = the teacher run's"))
+    run: str = field(default="", metadata=option_help("run name; empty = TEACHER-RUN-student-N-K"))
+    max_steps: int | None = field(default=None, metadata=option_help("training steps; empty = the teacher run's"))
+    learning_rate: float = field(default=1e-4, metadata=option_help("peak learning rate (distil-whisper's 1e-4)"))
+    kl_weight: float = field(default=1.0, metadata=option_help("weight of the KL term to the teacher's soft targets"))
 
 
 # The demo preset: a 4M-parameter model learns from scratch with a large learning rate. Measured on 2 CPU cores:

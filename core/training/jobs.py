@@ -118,6 +118,23 @@ def _detached(args: list[str], log_path: Path) -> subprocess.Popen:
         )
 
 
+def torchrun_launcher(nproc: int, nnodes: int = 1, node_rank: int = 0, master: str = "") -> list[str]:
+    """What follows `python` to start `nproc` processes of the command after it through torchrun, each with its
+    RANK and WORLD_SIZE: on this machine alone, or as node `node_rank` of `nnodes` that meet at `master` (host:port
+    of node 0)."""
+    launcher = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    if nnodes == 1:
+        return [*launcher, "--standalone"]
+    host, _, port = master.rpartition(":")
+    return [
+        *launcher,
+        f"--nnodes={nnodes}",
+        f"--node_rank={node_rank}",
+        f"--master_addr={host}",
+        f"--master_port={port}",
+    ]
+
+
 def _spawn(run: RunFolder, resume: bool) -> subprocess.Popen:
     """Node 0's processes: the worker itself, or (more than one process) this node's torchrun launcher, which starts
     one worker per process and sets RANK/WORLD_SIZE; the Trainer then runs DDP (gloo on a CPU)."""

@@ -18,6 +18,7 @@ import os
 import re
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,8 @@ from core.training.run_recorder import (
 )
 from core.training.run_records import RunState
 from core.training.runs import BASELINE_CHECKPOINT, RunFolder, StopRequested, checkpoint_step, raise_if_stop_requested
+from core.training.self_training import pseudo_label_artifact, pseudo_label_splits, with_pseudo_labels
+from core.training.student import DistillationTrainer
 from core.workspace import Workspace, write_json_atomic
 
 
@@ -149,6 +152,13 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
             apply_spec_augment=True, mask_time_prob=config.mask_time_prob, mask_feature_prob=config.mask_feature_prob
         )
     model, processor = load_model(config.model, workspace, language=language.whisper, task=task, overrides=overrides)
+    teacher = None
+    if config.teacher:  # distillation: the model loaded is the teacher; the run trains a student of it
+        from core.training.distil import check_student
+        from core.training.student import student_of
+
+        check_student(config.teacher, config.decoder_layers, workspace)
+        teacher, model = model, student_of(model, config.decoder_layers)
     model.generation_config.max_length = config.generation_max_length
     if config.gradient_checkpointing:
         model.config.use_cache = False
@@ -160,10 +170,16 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     splits = [config.eval_split] + ([config.test_split] if config.test_split else [])
     status.update(phase="preparing the replay set" if config.replay_fraction else "caching encoder states")
     replay = _replay_set(workspace, config, processor, artifact, language)
-    states = _encoder_states(model, artifact, config, splits, status, replay) if config.cache_encoder_states else {}
+    pseudo = pseudo_label_artifact(workspace, config, processor, artifact)
+    # the replay rows a run reads are the first of the set: only those are encoded
+    extras = {"replay": (replay.artifact, {"train": replay.table_rows(window)})} if replay else {}
+    extras.update({"pseudo": (pseudo, dict.fromkeys(pseudo_label_splits(pseudo)))} if pseudo else {})
+    states = _encoder_states(model, artifact, config, splits, status, extras) if config.cache_encoder_states else {}
     train_set = _training_rows(artifact, workspace, config, window, states.get("train"))
+    if pseudo is not None:
+        train_set = with_pseudo_labels(train_set, pseudo, config, window, states.get("pseudo"))
     if replay is not None:
-        replay_rows = FeatureDataset(replay.artifact, "train", replay.rows, window, states.get("replay"))
+        replay_rows = FeatureDataset(replay.artifact, "train", replay.rows, window, states.get("replay", {}).get("train"))
         train_set = ReplayMix(train_set, replay_rows, config.replay_fraction, config.seed)
         print(
             f"replay: {train_set.extra} rows of '{replay.artifact.name}' among {len(train_set)} per epoch", flush=True
@@ -181,7 +197,7 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     harm = _harm_checks(run, workspace, config, model, processor, language, window, status)
     # 5. The Trainer, writing the run folder through its callbacks.
     trainer, callback = _trainer(
-        run, config, model, processor, train_set, eval_set, precision, checkpoint, status, harm
+        run, config, model, processor, train_set, eval_set, precision, checkpoint, status, harm, teacher
     )
     if full_window is not None:
         trainer.add_callback(StandardWindowCallback(full_window))  # after the run folder's: a LoRA merge is saved
@@ -213,6 +229,11 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     if test_set is not None and not stopped:
         status.update(phase="testing the best checkpoint")
         _test(trainer, test_set, run, config, "after", processor.tokenizer, harm, language.whisper)
+        if teacher is not None and is_primary_process():  # a student: its speed beside its teacher's
+            from core.training.student import record_distillation
+
+            status.update(phase="timing the student against its teacher")
+            record_distillation(run, config, workspace, artifact)
     # 9. The final state.
     state = trainer.state
     final = RunState.STOPPED if stopped else RunState.COMPLETED
@@ -268,7 +289,7 @@ def _replay_set(workspace: Workspace, config: TrainConfig, processor, artifact: 
 
 
 def _encoder_states(
-    model, artifact: Artifact, config: TrainConfig, eval_splits: list[str], status, replay=None
+    model, artifact: Artifact, config: TrainConfig, eval_splits: list[str], status, extras: dict | None = None
 ) -> dict:
     from core.training.encoder_cache import cached_states, read_cached_states
 
@@ -280,9 +301,10 @@ def _encoder_states(
         raise_if_stop_requested(status.run)  # the half-made cache is staged: nothing half-written stays
 
     states = cached_states(artifact, ["train", *eval_splits], encoder, frames, progress)
-    if replay is not None:  # the replay rows a run reads are the first of the set: only those are encoded
-        needed = {"train": replay.table_rows(config.window_seconds or None)}
-        states["replay"] = cached_states(replay.artifact, ["train"], encoder, frames, progress, needed)["train"]
+    # replay, pseudo-labels: {split: states}, for the rows given (None: every row of the split)
+    for name, (extra, needed) in (extras or {}).items():
+        wanted = {split: rows for split, rows in needed.items() if rows is not None}
+        states[name] = cached_states(extra, list(needed), encoder, frames, progress, wanted or None)
     read_cached_states(model)
     status.update(phase_done=None, phase_total=None)
     return states
@@ -311,7 +333,9 @@ def _harm_checks(run, workspace, config, model, processor, language, window, sta
     return HarmCallback(checks, run, status, config)
 
 
-def _trainer(run, config, model, processor, train_set, eval_set, precision, checkpoint, status, harm=None):
+def _trainer(
+    run, config, model, processor, train_set, eval_set, precision, checkpoint, status, harm=None, teacher=None
+):
     epochs = config.num_train_epochs
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tensorboard")  # read by transformers' TensorBoard logger
     args = Seq2SeqTrainingArguments(
@@ -364,7 +388,9 @@ def _trainer(run, config, model, processor, train_set, eval_set, precision, chec
     callbacks = [callback]
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = StudioTrainer(
+    # a student learns from its teacher's soft targets too (core/training/distil.py)
+    make = partial(DistillationTrainer, teacher=teacher, kl_weight=config.kl_weight) if teacher else StudioTrainer
+    trainer = make(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -387,6 +413,9 @@ def _test(
     order, no padding across processes); the other ranks wait for it."""
     if is_primary_process():
         model = _test_model(trainer, run, config, half)
+        teacher = getattr(trainer, "teacher", None)
+        if half == "before" and teacher is not None:
+            model = teacher  # a student is measured against its teacher: before → after is teacher → student
         hypotheses = generate_texts(
             model,
             test_set,
@@ -398,7 +427,9 @@ def _test(
         ids, references = test_set.ids_and_texts()
         checkpoint = BASELINE_CHECKPOINT if half == "before" else run.best_checkpoint_name()
         record = {
-            "model": f"{config.model} (as the run starts)" if half == "before" else checkpoint,
+            "model": f"{config.model} ({'the teacher' if config.teacher else 'as the run starts'})"
+            if half == "before"
+            else checkpoint,
             "data": config.data,
             "split": config.test_split,
             **summarize(ids, references, hypotheses),

