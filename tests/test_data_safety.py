@@ -25,7 +25,8 @@ from core.errors import DamagedFile, StudioError
 from core.languages import get_language
 from core.speech.decoding import DecodingOptions
 from core.speech.openai_api import ApiError
-from core.speech.server import check_audio
+from core.speech.batching import Job
+from core.speech.uploads import check_audio
 from core.speech.transcripts import Segment, Transcript, destinations, write_transcripts
 from core.training import RunFolder, TrainConfig, start_run
 from core.training.run_records import RunState
@@ -225,9 +226,9 @@ def test_a_streamed_flac_of_unknown_length_is_counted_not_dropped(tmp_path, work
     assert audio_duration(path) is None and audio_duration(path.read_bytes()) is None  # no length, not 2^63 frames
     seconds = sum(len(p) for p in audio_pieces(path)) / SAMPLE_RATE
     assert seconds == pytest.approx(len(load_audio(tmp_path / "0.wav")) / SAMPLE_RATE, abs=0.05)
-    check_audio(path.read_bytes(), "clip0.flac", max_audio_s=60)  # serve: counted, under its limit
+    check_audio(path.read_bytes(), "clip0.flac", max_audio_s=60, job=Job())  # serve: counted, under its limit
     with pytest.raises(ApiError, match=r"clip0.flac: \d s of audio, over this server's \d s limit"):
-        check_audio(path.read_bytes(), "clip0.flac", max_audio_s=0.5)
+        check_audio(path.read_bytes(), "clip0.flac", max_audio_s=0.5, job=Job())
     artifact = prepare_features(FolderSource(folder), NB, "demo", "streamed", workspace, PrepareOptions())
     splits = artifact.manifest["splits"]
     assert sum(s["rows"] for s in splits.values()) == 4 and not any(

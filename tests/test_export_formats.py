@@ -37,7 +37,8 @@ def one_error_line(result) -> str:
 def toy(tmp_path_factory, session_workspace):
     """The demo toy exported to every format once, and its source as the exporters read it."""
     out = tmp_path_factory.mktemp("toy") / "exports"
-    exports = {e.format: e for e in export_model("demo", session_workspace, ("all",), "int8", out)}
+    # float32: the toy is random, its top tokens nearly tied, and int8 flips them (whisper-base's test is int8)
+    exports = {e.format: e for e in export_model("demo", session_workspace, ("all",), "float32", out)}
     source = load_source(session_workspace.models / "demo")
     clip = load_audio(make_audio(out.parent / "clip.wav", "hei på deg", "nb"))
     return exports, source, clip

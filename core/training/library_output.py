@@ -34,13 +34,20 @@ def library_output_to(log: TextIO) -> Iterator[None]:
     handler = logging.StreamHandler(log)
     handler.setFormatter(logging.Formatter("[%(name)s] %(levelname)s: %(message)s"))
     handler.addFilter(_NotOurs())
-    transformers_logger = hf_logging.get_logger("transformers")  # made on first use: its stderr handler exists now
-    saved_handlers = transformers_logger.handlers[:]
+    hf_logging.get_logger("transformers")  # made on first use: its stderr handler exists now
+    # library loggers with handlers of their own (transformers'; torch's glog-style ones, which do not propagate)
+    own = [
+        logger
+        for name, logger in list(logging.root.manager.loggerDict.items())
+        if isinstance(logger, logging.Logger) and logger.handlers and not name.startswith(OURS)
+    ]
+    saved = [(logger, logger.handlers[:]) for logger in own]
     bars_were_on = hf_logging.is_progress_bar_enabled()
     root = logging.getLogger()
-    for old in saved_handlers:
-        transformers_logger.removeHandler(old)
-    transformers_logger.addHandler(handler)
+    for logger, handlers in saved:
+        for old in handlers:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
     root.addHandler(handler)  # other libraries' records propagate here (and no longer reach Python's last resort)
     hf_logging.disable_progress_bar()
     try:
@@ -54,9 +61,10 @@ def library_output_to(log: TextIO) -> Iterator[None]:
             yield
     finally:
         root.removeHandler(handler)
-        transformers_logger.removeHandler(handler)
-        for old in saved_handlers:
-            transformers_logger.addHandler(old)
+        for logger, handlers in saved:
+            logger.removeHandler(handler)
+            for old in handlers:
+                logger.addHandler(old)
         if bars_were_on:
             hf_logging.enable_progress_bar()
         handler.flush()
