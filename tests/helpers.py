@@ -95,3 +95,17 @@ def chromium(microphone: Path, *extra: str):
         options.add_argument(arg)
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
+
+
+def labels_cut_short(label_root: Path, dest: Path, words: int = 2) -> Path:
+    """A copy of a label set whose texts are cut to their first `words` words. The random toy loops to its token cap
+    (66 tokens for a clip under a second), which prepare drops as too long for its audio; a model that stops would
+    say a few words: the copy is such a set, made the way a label run makes it."""
+    import json
+    import shutil
+
+    copy = Path(shutil.copytree(label_root, dest))
+    rows = [json.loads(line) for line in (copy / "metadata.jsonl").read_text().splitlines()]
+    lines = [json.dumps({**row, "text": " ".join(row["text"].split()[:words])}) for row in rows]
+    (copy / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    return copy

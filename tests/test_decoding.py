@@ -26,17 +26,18 @@ def test_compression_ratio_tells_a_loop_from_speech_and_the_ladder_is_checked():
 
 
 def test_a_looping_window_is_retried_until_the_loop_is_gone(tmp_path, whisper_base, session_workspace):
-    # stuttered English heard as German: at temperature 0 whisper-base repeats "schau," to the token cap
+    # stuttered English: at temperature 0 whisper-base repeats "that," to the token cap (espeak-ng 1.51)
     wav = tmp_path / "stutter.wav"
-    text = "I I I I I think think think that that we we should go go go"
+    text = "I I I I I I I I think think think think that that that that"
     subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), text], check=True)
     samples = load_audio(wav)
-    transcriber = Transcriber("whisper-base", session_workspace, language="de")
+    transcriber = Transcriber("whisper-base", session_workspace, language="en")
     greedy_only = DecodingOptions(beam_size=1, temperatures=(0.0,))
     looped = transcriber.transcribe_array(samples, options=greedy_only)[0].text
     assert _longest_repeat(looped) >= 5, looped  # runs on to the token cap: the policy's sign of a loop
     retried = transcriber.transcribe_array(samples, options=DecodingOptions(beam_size=1, best_of=1))[0].text
-    assert retried and _longest_repeat(retried) <= 3 and compression_ratio(retried) <= 2.4, retried
+    # the policy's test of a loop: compression ratio at most 2.4 (a stutter may still repeat a word a few times)
+    assert retried and _longest_repeat(retried) < _longest_repeat(looped) and compression_ratio(retried) <= 2.4, retried
 
 
 def _longest_repeat(text: str) -> int:

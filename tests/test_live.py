@@ -113,7 +113,8 @@ def test_changing_the_language_on_the_page_closes_the_old_session(monkeypatch, w
     monkeypatch.setenv("STUDIO_HOME", str(whisper_base.parent.parent))
     app = open_page("pages/transcribe.py")
     first = app.session_state["live_session"][1]
-    app.selectbox(key="tr_language").set_value("nb")
+    shown = app.selectbox(key="tr_language").value  # the workspace's language, or auto-detect
+    app.selectbox(key="tr_language").set_value("en" if shown == "nb" else "nb")
     app.run()
     second = app.session_state["live_session"][1]
     assert second is not first and first.closed and not first._worker.is_alive()

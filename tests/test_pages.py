@@ -171,7 +171,7 @@ def test_start_warns_before_a_schedule_that_hides_its_steps_and_follows_the_run_
     app.run()
     no_trouble(app)
     try:
-        assert started in list_runs(ws.runs)
+        assert started in list_runs(ws.runs), [e.value for e in app.error]  # a refusal says why
         assert app.selectbox(key="train_run_picker").value == started  # the live view shows the run just started
         assert any(b.key in (f"stop-{started}", f"resume-{started}") for b in app.button)
         assert started in app.sidebar.caption[0].value  # the sidebar too, in the same rerun

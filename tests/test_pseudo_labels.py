@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import REPO
+from helpers import REPO, labels_cut_short
 
 from core.audio import SAMPLE_RATE
 from core.cli import main
@@ -123,12 +123,7 @@ def test_labels_carry_confidences_and_silence_is_dropped(labelled, audio_only):
 
 
 def test_a_label_set_prepares_as_any_folder_its_manifest_counting_pseudo_labels(labelled, workspace, tmp_path):
-    # the random toy loops (66 tokens in 0.75 s), which prepare drops as too long for its audio: each row cut to the
-    # first two words, as a model that stops would say, in a copy of the set
-    copy = shutil.copytree(labelled.root, tmp_path / "nb-audio")
-    rows = [json.loads(line) for line in (copy / "metadata.jsonl").read_text().splitlines()]
-    lines = [json.dumps({**row, "text": " ".join(row["text"].split()[:2])}) for row in rows]
-    (copy / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    copy = labels_cut_short(labelled.root, tmp_path / "nb-audio")
     source = FolderSource(copy)
     assert source.layout == "audiofolder"
     artifact = prepare_features(source, NB, "demo", "nb-pseudo", workspace, PrepareOptions(validation_fraction=0.2))

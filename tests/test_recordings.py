@@ -173,7 +173,7 @@ def test_transcribe_lists_the_timed_words_to_play_from(monkeypatch, workspace, t
     app.file_uploader(key="tr_upload").set_value((clip.name, clip.read_bytes(), "audio/wav"))
     app.run()
     no_trouble(app)
-    transcript = next(iter(app.session_state["tr_transcripts"].values()))
+    transcript = list(app.session_state["transcripts"].values())[-1]  # the timed one, made last
     words = [w for s in transcript.segments for w in s.words]
     picker = app.selectbox(key="words-0-word")
     assert words and len(picker.options) == len(words)

@@ -14,7 +14,7 @@ from transformers import WhisperForConditionalGeneration, pipeline
 from core.audio import load_audio
 from core.data import open_artifact
 from core.errors import StudioError
-from core.evaluation import parity
+from core.evaluation.parity import export_with_parity
 from core.models import export_ctranslate2, is_ctranslate2
 from core.speech import Transcriber
 from core.training import resume_run, start_run
@@ -38,13 +38,15 @@ def test_ctranslate2_export_transcribes_and_checks_parity(populated, tmp_path):
     exported_text = Transcriber(str(exported), populated, language="no").text(speech)
     original_text = Transcriber(str(checkpoint), populated, language="no").text(speech)
     assert exported_text and len(exported_text.split()) <= 2 * len(original_text.split()) + 2  # the same model, int8
-    check = parity(str(checkpoint), exported, "nb-tiny", populated)
-    assert check["difference_points"] == pytest.approx(100 * abs(check["original_wer"] - check["exported_wer"]))
-    assert check["flagged"] == (check["difference_points"] > 0.5)
+    (_, [check]), = export_with_parity(str(checkpoint), populated, "int8", "nb-tiny", out=tmp_path / "int8")
+    assert (check.format, check.variant, check.change.utterances) == ("ct2", "int8", 3)
+    assert check.change.difference == pytest.approx(check.wer - check.checkpoint_wer)
+    assert check.failed == check.change.measurable  # fails only when the interval excludes 0
     result = run_cli(
         "export", "--model", str(checkpoint), "--quantization", "float32", "--data", "nb-tiny", home=populated.home
     )
-    assert result.returncode == 0 and "parity on nb-tiny/test" in result.stdout, result.stderr[-1500:]
+    assert result.returncode == (1 if "FAILED" in result.stdout else 0), result.stderr[-1500:]
+    assert "ct2 float32 in faster-whisper" in result.stdout, result.stdout
     with pytest.raises(StudioError, match="quantization 'int4'"):
         export_ctranslate2(str(checkpoint), populated, "int4")
 
