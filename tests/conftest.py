@@ -114,5 +114,5 @@ def pytest_collection_modifyitems(items) -> None:
     """What a test costs, said once: every test that uses a slow fixture (directly or through another fixture) is
     marked slow, whatever file it is in."""
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("long"):
+            item.add_marker(pytest.mark.slow)  # a long test is slow too: the fast lane leaves it out

@@ -62,6 +62,7 @@ def _decoded(transcript) -> list[tuple]:
 
 
 @pytest.mark.parametrize("engine", ["transformers", "ctranslate2"])
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_windows_of_many_requests_decode_together_as_they_do_alone(engine, clips, session_workspace, request):
     model = "demo" if engine == "transformers" else request.getfixturevalue("demo_ct2")
     transcriber = Transcriber(model, session_workspace, language="no")
@@ -121,6 +122,7 @@ def test_a_cancelled_job_gives_up_its_place_and_its_thread_goes_on(session_works
         loop.submit(Work("encode", np.zeros((1, 4), np.float32), 1))  # a closed loop takes nothing
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_the_command_line_transcribes_many_files_through_one_loop_in_order(clips, session_workspace, tmp_path):
     transcriber = Transcriber("demo", session_workspace, language="no")
     expected = [

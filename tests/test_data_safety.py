@@ -23,11 +23,11 @@ from core.data.recordings import METADATA_FILE
 from core.data.rows import REASON_TEXT, text_key
 from core.errors import DamagedFile, StudioError
 from core.languages import get_language
+from core.speech.batching import Job
 from core.speech.decoding import DecodingOptions
 from core.speech.openai_api import ApiError
-from core.speech.batching import Job
-from core.speech.uploads import check_audio
 from core.speech.transcripts import Segment, Transcript, destinations, write_transcripts
+from core.speech.uploads import check_audio
 from core.training import RunFolder, TrainConfig, start_run
 from core.training.run_records import RunState
 from core.workspace import LEDGER_FILE
@@ -161,6 +161,7 @@ def test_a_take_named_outside_its_set_is_never_deleted_nor_played(tmp_path, work
     assert summary.damaged and "outside the set" in summary.damaged and summary.takes == 0
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_one_damaged_metadata_line_marks_only_its_set(monkeypatch, tmp_path, workspace):
     good = _a_set(workspace, "good", [{"file_name": "take-0001.wav", "text": "hei", "speaker": "me", "seconds": 1}])
     _a_set(workspace, "cut", [{"file_name": "take-0001.wav", "text": "hei"}, '{"file_name": "take-00'])

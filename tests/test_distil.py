@@ -99,6 +99,7 @@ def _layer_calls(model, features: torch.Tensor) -> int:
 
 
 @pytest.mark.slow  # a distillation run, an export, three runtimes
+@pytest.mark.long
 def test_a_student_trains_as_a_run_and_loads_in_every_runtime(teacher, synth_folder, workspace, tmp_path):
     from faster_whisper import WhisperModel
 

@@ -163,6 +163,7 @@ def test_each_runtime_transcribes_the_toy_and_our_engine_runs_ggml_and_openai_ex
         Transcriber(str(exports["onnx"].folder), session_workspace, language="no")
 
 
+@pytest.mark.long
 def test_export_with_data_checks_parity_in_the_runtime_and_records_it(demo_artifact, session_workspace, tmp_path):
     out = tmp_path / "openai"
     result = run_cli(
@@ -178,6 +179,7 @@ def test_export_with_data_checks_parity_in_the_runtime_and_records_it(demo_artif
     assert ("FAILED" in result.stdout) == record["failed"]
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_bad_input_gets_one_line_and_removes_nothing(session_workspace, tmp_path):
     home = session_workspace.home
     # not Whisper: a folder whose config names another model
@@ -220,6 +222,7 @@ def test_a_missing_runtime_is_one_line_naming_pip_before_anything_is_written(dem
     assert "pip install sherpa-onnx==2.0.1" in one_error_line(result) and not out.exists()
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_reexport_says_what_it_replaces_and_keeps_a_persons_files(session_workspace, tmp_path):
     out = tmp_path / "ggml"
     export_model("demo", session_workspace, ("ggml",), out=out)
@@ -234,6 +237,7 @@ def test_reexport_says_what_it_replaces_and_keeps_a_persons_files(session_worksp
     assert (out / "tokens.txt").read_text().startswith("mine") and (out / "ggml-model.bin").is_file()
 
 
+@pytest.mark.long
 def test_a_killed_export_leaves_staging_that_the_next_run_removes(session_workspace, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "core", "export", "--model", "demo", "--format", "onnx", "--out", str(out)]
@@ -255,6 +259,7 @@ def test_a_killed_export_leaves_staging_that_the_next_run_removes(session_worksp
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_whisper_base_exports_transcribe_the_expected_words_in_every_runtime(whisper_base, tmp_path):
     from core.evaluation.runtimes import open_runtime
 

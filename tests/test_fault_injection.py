@@ -164,6 +164,7 @@ def test_a_dataset_with_empty_splits_is_flagged_at_prepare_and_refused_at_train(
     assert not home.run("thin-run").exists()
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_workspace_io_errors_are_one_line(tmp_path, synth_folder):
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
@@ -186,6 +187,7 @@ def _mounted_tmpfs(path, options: str) -> bool:
 
 
 @pytest.mark.parametrize("options, message", [("ro,size=1m", "read-only"), ("size=256k", "disk is full")])
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_a_read_only_or_full_file_system_is_one_line(tmp_path, synth_folder, options, message):
     mount = tmp_path / "fs"
     if not _mounted_tmpfs(mount, options):

@@ -100,6 +100,7 @@ def test_bad_options_and_names(workspace, synth_folder):
         open_artifact(workspace, "nope")
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_killed_prepare_leaves_nothing_that_looks_complete(tmp_path, workspace):
     # A slow source: 400 clips with the demo processor takes several seconds; kill -9 midway.
     from core.data import SynthSpec, synthesize_dataset
@@ -178,6 +179,7 @@ def demo_overlap_free(workspace) -> bool:
     return "carved_from_train" not in manifest["splits"]["validation"] and not overlap_warnings(manifest)
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_two_prepares_of_one_name_at_once_one_is_refused(workspace, synth_folder):
     from core.data.features import claim_name
 
@@ -207,6 +209,7 @@ def test_training_subsets_are_seeded_random_not_the_first_rows(workspace, synth_
     assert 4 <= len(fraction) <= 20 and set(fraction) <= {e.id for e in source.examples("train")}
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_train_plus_validation_and_two_interleaved_sources(tmp_path, workspace, synth_folder):
     from core.data import MixedSource, open_source
 

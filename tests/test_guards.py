@@ -98,6 +98,7 @@ def test_replay_reads_and_caches_only_its_share_of_the_set(workspace, demo_artif
     assert (cached_states(artifact, ["train"], encoder, frames)["train"][:5] == first).all()
 
 
+@pytest.mark.long
 def test_transcripts_decoded_shortest_first_come_back_in_the_rows_order(synth_folder, whisper_base, workspace):
     from core.data import FolderSource, PrepareOptions, prepare_features
     from core.languages import get_language
@@ -116,6 +117,7 @@ def test_transcripts_decoded_shortest_first_come_back_in_the_rows_order(synth_fo
     assert batched == alone and len(set(batched)) > 3, batched
 
 
+@pytest.mark.long
 def test_a_fine_tune_that_destroys_english_is_caught_by_the_english_guard(synth_folder, whisper_base, workspace):
     """whisper-base trained on Norwegian words at a learning rate that wrecks its decoder: the English guard (made
     offline with espeak-ng) rises, the warning is written, guard_stop ends the run with the best checkpoint, and the

@@ -1,6 +1,7 @@
 """Transcription of long audio in windows with timestamps, and saved, reused evaluations."""
 
 import numpy as np
+import pytest
 import soundfile as sf
 from helpers import make_audio, run_cli
 
@@ -21,6 +22,7 @@ def test_windows_cut_at_quiet_moments_and_cover_everything():
     assert 2.5 * SAMPLE_RATE <= spans[0][1] <= 2.6 * SAMPLE_RATE
 
 
+@pytest.mark.long
 def test_long_file_is_transcribed_in_timed_segments(tmp_path, whisper_base, session_workspace):
     sentences = [
         "the quick brown fox jumps over the lazy dog",

@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 
 from core.audio import SAMPLE_RATE, load_audio
 from core.speech import LiveSession, Transcriber
@@ -17,6 +18,7 @@ def spoken(tmp_path, text: str) -> np.ndarray:
     return load_audio(path)
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_two_phrases_become_two_utterances_with_latency(tmp_path, session_workspace, demo_artifact):
     transcriber = Transcriber("demo", session_workspace, language="no")
     texts_seen = []

@@ -90,6 +90,7 @@ def losses_and_wers(run: RunFolder) -> tuple[dict, dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_two_nodes_train_as_one_node_with_two_processes(workspace, demo_artifact):
     one = start_run(quick("one-node", nproc=2), workspace, foreground=True)
     assert one.status().state == "completed", one.log_tail(30)
@@ -110,6 +111,7 @@ def test_two_nodes_train_as_one_node_with_two_processes(workspace, demo_artifact
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_node_killed_mid_run_leaves_a_run_that_resume_finishes(workspace, demo_artifact):
     node0 = two_nodes("node-dies", max_steps=4)
     run = start_run(node0, workspace)
@@ -136,6 +138,7 @@ def test_a_node_killed_mid_run_leaves_a_run_that_resume_finishes(workspace, demo
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_node_0_alone_refuses_other_options_and_gives_up_after_its_timeout(workspace, demo_artifact):
     node0 = two_nodes("alone", timeout_s=15)
     run = start_run(node0, workspace)
@@ -151,6 +154,7 @@ def test_node_0_alone_refuses_other_options_and_gives_up_after_its_timeout(works
     assert not gone(run, 30)
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_an_unreachable_rendezvous_fails_in_one_line_after_its_timeout(workspace, demo_artifact):
     endpoint = f"127.0.0.1:{free_port()}"  # nothing listens there
     args = ["train", "--data", "nb-tiny", "--run", "lonely", "--preset", "demo", "--nnodes", "2", "--node-rank", "1"]

@@ -8,6 +8,7 @@ from helpers import PAGES, no_trouble, open_page
 
 
 @pytest.mark.parametrize("page", PAGES)
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_every_page_renders_on_an_empty_workspace(tmp_path, monkeypatch, page):
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "empty"))
     app = open_page(page)
@@ -56,6 +57,7 @@ def test_train_form_previews_its_command_and_time_before_start(monkeypatch, popu
     assert not any(b.label == "Stop" for b in app.button)  # nothing was started
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_data_page_generates_and_prepares_a_synthetic_set(tmp_path, monkeypatch, session_workspace, demo_artifact):
     home = tmp_path / "fresh"
     (home / "models").mkdir(parents=True)
@@ -102,6 +104,7 @@ def test_data_page_generates_and_prepares_a_synthetic_set(tmp_path, monkeypatch,
     assert any(c.value.startswith("Made ") and "3 s window" in c.value for c in app.caption)
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_an_empty_recording_set_asks_for_prompts(tmp_path, monkeypatch):
     from core.data import RecordingSet
     from core.workspace import Workspace

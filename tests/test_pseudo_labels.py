@@ -199,6 +199,7 @@ def _same_rows(first: list[LabelRow], second: list[LabelRow]) -> None:
 
 
 @pytest.mark.slow  # torchrun starts two processes that each load torch and the model
+@pytest.mark.long
 def test_two_torchrun_ranks_label_the_same_rows_as_one_process(labelled, audio_only, tmp_path):
     done = _label_cli(audio_only, "two-ranks", tmp_path, "--nproc", "2", "--batch-size", "4")
     out, err = done.communicate(timeout=600)
@@ -213,6 +214,7 @@ def test_two_torchrun_ranks_label_the_same_rows_as_one_process(labelled, audio_o
 
 
 @pytest.mark.slow  # two torchrun launchers, as two machines would run them
+@pytest.mark.long
 def test_two_machines_label_their_shards_and_node_0_merges(labelled, audio_only, tmp_path):
     machines = ("--nnodes", "2", "--master", "127.0.0.1:29537", "--batch-size", "4")
     second = _label_cli(audio_only, "two-nodes", tmp_path, *machines, "--node-rank", "1")
@@ -227,6 +229,7 @@ def test_two_machines_label_their_shards_and_node_0_merges(labelled, audio_only,
 
 
 @pytest.mark.slow  # a label run killed and run again, through the command line
+@pytest.mark.long
 def test_a_killed_label_run_resumes_losing_nothing(synth_folder, tmp_path):
     home = tmp_path / "ws"
     first = _label_cli(synth_folder, "resumed", home, "--batch-size", "1")
@@ -296,6 +299,7 @@ def test_bad_input_gets_one_line_each(tmp_path, capsys, labelled, audio_only):
     assert os.path.isdir(labelled.root)
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_the_data_page_reviews_rows_the_most_doubtful_first(in_review, workspace, monkeypatch):
     from helpers import no_trouble, open_page
 

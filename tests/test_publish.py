@@ -30,6 +30,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.long
 def test_publish_writes_a_card_then_pushes_a_private_repo(populated, hub):
     home = populated.home
     result = run_cli("publish", "page-run", "--repo", "me/nb-tiny-whisper", "--no-push", home=home)
@@ -62,6 +63,7 @@ def test_publish_writes_a_card_then_pushes_a_private_repo(populated, hub):
     assert all(TOKEN.encode() not in data for data in local.values())  # the token is never written down
 
 
+@pytest.mark.long
 def test_a_refused_token_or_no_network_gives_one_line_and_keeps_the_folder(populated, hub):
     home = populated.home
     args = ("publish", "page-run", "--repo", "me/kept")
@@ -105,6 +107,7 @@ def test_publish_never_replaces_a_folder_of_someone_elses_files(populated):
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "data.bin"]
 
 
+@pytest.mark.long
 def test_publish_puts_each_format_beside_the_model_with_its_runtime_lines(populated):
     home = populated.home
     result = run_cli("publish", "page-run", "--repo", "me/formats", "--no-push", "--format", "ggml", home=home)

@@ -146,6 +146,7 @@ def test_prompts_hold_out_test_sentences_and_follow_the_errors(workspace, synth_
         text_prompts("ok\n" + "a" * 301)
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_the_prompts_command(tmp_path, capsys):
     out = tmp_path / "prompts.txt"
     done = run_cli("prompts", "--language", "nb", "--n", "5", "--out", str(out), home=tmp_path / "ws")

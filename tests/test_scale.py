@@ -38,7 +38,7 @@ def test_ctranslate2_export_transcribes_and_checks_parity(populated, tmp_path):
     exported_text = Transcriber(str(exported), populated, language="no").text(speech)
     original_text = Transcriber(str(checkpoint), populated, language="no").text(speech)
     assert exported_text and len(exported_text.split()) <= 2 * len(original_text.split()) + 2  # the same model, int8
-    (_, [check]), = export_with_parity(str(checkpoint), populated, "int8", "nb-tiny", out=tmp_path / "int8")
+    ((_, [check]),) = export_with_parity(str(checkpoint), populated, "int8", "nb-tiny", out=tmp_path / "int8")
     assert (check.format, check.variant, check.change.utterances) == ("ct2", "int8", 3)
     assert check.change.difference == pytest.approx(check.wer - check.checkpoint_wer)
     assert check.failed == check.change.measurable  # fails only when the interval excludes 0
@@ -90,6 +90,7 @@ def test_lora_on_a_missing_module_fails_with_the_valid_names(workspace, demo_art
     assert "q_proj" in status.error
 
 
+@pytest.mark.long
 def test_two_gloo_processes_train_and_only_rank_0_writes(workspace, demo_artifact):
     run = start_run(
         tiny_config("ddp", nproc=2, max_steps=4, logging_steps=1, eval_steps=2, save_steps=2),
@@ -106,6 +107,7 @@ def test_two_gloo_processes_train_and_only_rank_0_writes(workspace, demo_artifac
     assert "worker rank 0 of 2" in log and "worker rank 1 of 2" in log
 
 
+@pytest.mark.long
 def test_a_float32_export_of_whisper_base_decodes_token_for_token_like_pytorch(tmp_path, whisper_base):
     """ctranslate2's own converter on our converted folder, run in float32, against the PyTorch model: the same
     greedy tokens on every utterance (a check of the export, and from the other side of the conversion too)."""

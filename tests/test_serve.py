@@ -50,6 +50,7 @@ def clip(tmp_path_factory) -> Path:
 
 
 @pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # openai marks audio.translations deprecated
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_the_official_client_gets_every_format_as_the_transcriber_makes_it(server, clip, session_workspace):
     reference = Transcriber("demo", session_workspace)
     expected = reference.transcribe_file(clip, name=clip.name, options=GREEDY)
@@ -147,6 +148,7 @@ def test_models_lists_each_checkpoint_of_a_run_and_serves_it(populated, clip):
         stop()
 
 
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_the_cli_serves_with_the_key_from_the_environment_and_a_full_queue_is_a_503(tmp_path, clip):
     command = [sys.executable, "-m", "core", "serve", "--model", "demo", "--port", "0", "--workers", "1"]
     child = subprocess.Popen(

@@ -182,6 +182,7 @@ def test_a_client_that_disconnects_has_its_transcription_cancelled(server, long_
 
 
 # 10. a model that is slow to load holds up no one else, nor the server's exit; only loadable models are listed
+@pytest.mark.long
 def test_a_model_that_loads_slowly_holds_up_no_request_for_another(tmp_path, clip):
     hub = socket.create_server(("127.0.0.1", 0))  # a Hub that accepts connections and never answers
     accepted = []
@@ -294,6 +295,7 @@ def test_the_cli_refuses_nan_in_one_line(tmp_path):
 
 
 # 13 and 16. off loopback without a key is a warning; the access log has request ids and no credentials
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_the_log_warns_off_loopback_names_each_request_and_redacts_credentials(tmp_path):
     command = [sys.executable, "-m", "core", "serve", "--model", "demo", "--port", "0", "--host", "0.0.0.0"]
     env = {k: v for k, v in os.environ.items() if k != "STUDIO_API_KEY"} | {"PYTHONUNBUFFERED": "1"}
@@ -331,6 +333,7 @@ def test_retrieving_an_unknown_model_is_a_404(server):
 
 
 # 9, on SIGTERM: in-flight work is given the drain's deadline, then answered 503; the process ends promptly
+@pytest.mark.slow  # over 4 s: out of the fast lane
 def test_sigterm_drains_answers_what_it_cancels_and_exits_promptly(tmp_path, long_recording):
     command = [sys.executable, "-m", "core", "serve", "--model", "demo", "--port", "0", "--drain-s", "1"]
     child = subprocess.Popen([*command, "--home", str(tmp_path / "ws")], cwd=REPO, stderr=subprocess.PIPE, text=True)

@@ -58,6 +58,7 @@ def test_training_split_is_not_stored_and_streams_in_passes(streamed, session_wo
     assert sorted(tuple(r["labels"]) for r in limited[:4]) == sorted(tuple(r["labels"]) for r in limited[4:])
 
 
+@pytest.mark.long
 def test_train_from_the_stream_survives_kill_and_resume(streamed, session_workspace):
     config = tiny_config("stream-run", data="streamed", warmup_steps=2, eval_steps=4, save_steps=4, train_batch_size=4)
     run = start_run(config, session_workspace)
@@ -91,6 +92,7 @@ def test_each_rank_reads_its_own_share_of_the_stream(streamed, session_workspace
     assert StreamingFeatureDataset(artifact, session_workspace, node=(1, 2)).per_rank  # the Trainer is told so
 
 
+@pytest.mark.long
 def test_two_gloo_processes_train_from_their_own_shares_of_the_stream(streamed, session_workspace):
     config = tiny_config(
         "stream-ddp", data="streamed", nproc=2, max_steps=2, logging_steps=1, eval_steps=2, save_steps=2,

@@ -44,6 +44,7 @@ def test_training_lowers_the_loss_and_every_checkpoint_loads_in_the_pipeline(wor
     assert "OPENAI_API_KEY" not in (run.path / "config.json").read_text()
 
 
+@pytest.mark.long
 def test_kill_9_then_resume_continues_the_step_count(workspace, demo_artifact):
     config = tiny_config("crash", max_steps=40, eval_steps=10, save_steps=10, logging_steps=5)
     run = start_run(config, workspace)

@@ -41,9 +41,9 @@ EXPORT_NAME = re.compile(r"(.+?)-(ct2|ggml|openai|onnx)(?:-(.+))?")  # export_fo
 
 
 def model_label(model: str, workspace: Workspace) -> str:
-    """How a model is named to a person, as runs are named: 'nb-toy-1/checkpoint-60', its export
-    'nb-toy-1/checkpoint-60 · ct2 int8' ('· ggml', '· openai'), a base model by its name; a folder outside the runs by its last two parts,
-    never a cut-off absolute path."""
+    """How a model is named to a person, as runs are named: 'nb-toy-1/checkpoint-60', its exports
+    'nb-toy-1/checkpoint-60 · ct2 int8' (· ggml, · openai), a base model by its name; a folder outside the runs by
+    its last two parts, never a cut-off absolute path."""
     location = Path(model)
     if not location.is_absolute():
         return model  # a name: whisper-base, demo, a Hub id

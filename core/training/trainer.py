@@ -179,7 +179,9 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     if pseudo is not None:
         train_set = with_pseudo_labels(train_set, pseudo, config, window, states.get("pseudo"))
     if replay is not None:
-        replay_rows = FeatureDataset(replay.artifact, "train", replay.rows, window, states.get("replay", {}).get("train"))
+        replay_rows = FeatureDataset(
+            replay.artifact, "train", replay.rows, window, states.get("replay", {}).get("train")
+        )
         train_set = ReplayMix(train_set, replay_rows, config.replay_fraction, config.seed)
         print(
             f"replay: {train_set.extra} rows of '{replay.artifact.name}' among {len(train_set)} per epoch", flush=True
