@@ -102,14 +102,13 @@ def new_run_panel(ws: Workspace, datasets: list[str], runs: list[str], demo_runn
 
 
 def _preview_and_pending(ws: Workspace) -> None:
-    preview = st.session_state.get(PREVIEW)
+    preview, pending = st.session_state.get(PREVIEW), st.session_state.get(PENDING)
     if preview:
         command, estimate, warnings = preview
         st.code(command, language="bash")
         st.caption(estimate or "No run like this one has trained here yet: its pace is not known.")
-        for warning in warnings:
+        for warning in warnings if not pending else []:  # a Start that waits shows them once, beside Start anyway
             st.warning(warning, icon=":material/warning:")
-    pending = st.session_state.get(PENDING)
     if pending:
         config, warnings = pending
         for warning in warnings:
