@@ -151,7 +151,8 @@ def _kept_takes(recordings: RecordingSet, takes) -> None:
             text.caption(f"{take.file_name} · {take.speaker} · {take.seconds:.1f} s  \n{take.text}")
             audio.audio(str(recordings.path_of(take)))  # checked: inside the set
             delete.button(
-                ":material/delete:",  # an icon: a word would be cut to "D…" in a column this narrow
+                "",  # the icon alone: a word would be cut to "D…" in a column this narrow
+                icon=":material/delete:",  # as a label's Markdown it drew an empty button in Chromium
                 key=f"rec_delete_{take.file_name}",
                 help=f"Delete {take.file_name}",
                 on_click=action(KEPT, _delete, recordings, take.file_name),
