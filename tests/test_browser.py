@@ -378,13 +378,20 @@ def test_a_second_run_is_followed_stopped_resumed_and_its_audio_transcribed(app_
     browser.get(f"{url}/train")
     wait_for_text(browser, "stopped · step", timeout=60)
     click_button(browser, "Resume")
-    after = wait_until(browser, lambda: eta_seconds_shown(browser), "an ETA after the resume", 120)
+    resumed_at = before[0]  # the run stopped at or after this step
+    # the pace of this worker's own steps: the ETA once it has logged a pace's worth of rows (6) since the resume
+    after = wait_until(
+        browser,
+        lambda: (eta := eta_seconds_shown(browser)) and eta[0] >= resumed_at + 8 and eta,
+        "an ETA eight steps after the resume",
+        180,
+    )
+    shot(browser, "train-resumed")
+    click_button(browser, "Stop")  # the rest of the journey needs the cores (stopped before any assertion)
+    wait_for_text(browser, "stopped · step", timeout=120)
     # at the same pace the time left shrinks with the steps left (twice that, and a minute, for a loaded machine);
     # counted across the stop it came out many times too long
     assert after[1] <= 2 * before[1] * (3000 - after[0]) / (3000 - before[0]) + 60, (before, after)
-    shot(browser, "train-resumed")
-    click_button(browser, "Stop")  # the rest of the journey needs the cores
-    wait_for_text(browser, "stopped · step", timeout=120)
 
 
 def test_live_microphone_and_conversation_in_the_browser(app_url, browser, standin, microphone_file):

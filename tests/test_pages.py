@@ -160,6 +160,9 @@ def test_start_warns_before_a_schedule_that_hides_its_steps_and_follows_the_run_
     ws = fresh_copy(workspace, populated)
     monkeypatch.setenv("STUDIO_HOME", str(ws.home))
     app = open_page("pages/train.py")
+    # the tiny set, not the newest the session's other tests prepared (one has an empty validation split)
+    next(s for s in app.selectbox if s.label == "Dataset").set_value("nb-tiny")
+    app.run()
     form = form_key(app)
     for field, value in (("max_steps", 60), ("eval_steps", 200), ("save_steps", 200), ("warmup_steps", 50)):
         app.number_input(key=f"{form}-{field}").set_value(value)
