@@ -186,23 +186,29 @@ def main(argv: list[str] | None = None) -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     device = torch.cuda.get_device_name(0)
     peak = peak_tflops(device)
-    rows = []
+    rows: list[str] = []
+    planned = sum(len(batches) for batches in args.plan.values())
     for name, batches in args.plan.items():
         for batch in batches:
             rows += table_rows(name, batch, measure_pair(name, batch, args.steps, args.repeats), peak)
             print(rows[-2], rows[-1], sep="\n", flush=True)
-    body = f"""## GPU training (`bench/gpu_train.py`)
+            # written after every batch size: a run stopped at its time limit keeps the rows it measured
+            write_section("gpu", section(args, device, peak, rows, len(rows) // 2, planned))
+    print(section(args, device, peak, rows, planned, planned))
+
+
+def section(args: argparse.Namespace, device: str, peak: float | None, rows: list[str], done: int, planned: int) -> str:
+    unfinished = "" if done == planned else f" Only {done} of the {planned} planned batch sizes were measured."
+    return f"""## GPU training (`bench/gpu_train.py`)
 
 Random weights in each architecture, synthetic 30 s features, {LABEL_TOKENS} label tokens, {device} (stated bf16 peak
 {peak or "unknown"} TFLOP/s). recipe = fp16 + gradient checkpointing + eager attention; ours = bf16 + SDPA. Each row:
 {args.steps} timed steps after 3 warm-up steps, {args.repeats} rounds in alternating order, median (range).
-Goals: MFU ≥ 40% for whisper-small ours at its best batch, ours ≥ 1.5× the recipe's samples/s.
+Goals: MFU ≥ 40% for whisper-small ours at its best batch, ours ≥ 1.5× the recipe's samples/s.{unfinished}
 
 | model | batch | setting | samples/s | range | peak memory (GiB) | MFU |
 |---|---:|---|---:|---:|---:|---:|
 {chr(10).join(rows)}"""
-    write_section("gpu", body)
-    print(body)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,10 @@ def synth_folder(tmp_path_factory) -> Path:
     from core.data import SynthSpec, synthesize_dataset
     from core.languages import get_language
 
-    out = tmp_path_factory.mktemp("synth") / "nb"
+    # STUDIO_TEST_SYNTH: a folder where the set is made once and reused, as on a machine without espeak-ng (the GPU
+    # machine bench/gpu_check.sh runs on gets the set made here)
+    made = os.environ.get("STUDIO_TEST_SYNTH")
+    out = Path(made) if made else tmp_path_factory.mktemp("synth") / "nb"
     spec = SynthSpec(language="nb", n=30, seed=1, kind="words", vocabulary_size=10)
     return synthesize_dataset(get_language("nb"), out, spec)
 

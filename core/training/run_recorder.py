@@ -33,7 +33,9 @@ def stop_requested_everywhere(run: RunFolder) -> bool:
     """Whether to stop now; under DDP every rank must agree on the same step, or the next all-reduce hangs."""
     stop = run.stop_file.exists()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        flag = torch.tensor([int(stop)])
+        # NCCL reduces only CUDA tensors (a CPU one fails: "No backend type associated with device type cpu")
+        nccl = torch.distributed.get_backend() == "nccl"
+        flag = torch.tensor([int(stop)], device=f"cuda:{torch.cuda.current_device()}" if nccl else "cpu")
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         stop = bool(flag.item())
     return stop
