@@ -1,6 +1,7 @@
 """The sidebar every page shows: selection, the live job with its ETA, the device and the workspace.
 
-The live-job block is a fragment that re-runs every few seconds on its own, so the rest of the page stays still.
+The live-job block is a fragment that re-runs every few seconds on its own while a job runs, so the rest of the page
+stays still.
 On an empty workspace it offers the offline demo in one click (a background job: close the tab, it goes on).
 """
 
@@ -27,9 +28,15 @@ from core.training import (
 DEMO_SIZES = (200, 400, 800, 1600, 3200)  # sentences the demo synthesizes: split by text into train/validation/test
 
 
-@st.fragment(run_every=3)
-def live_job() -> None:
+def jobs_running(ws) -> bool:
+    demo = command_job(ws, DEMO_JOB)
+    return live_run(ws) is not None or bool(demo and command_job_state(demo) == "running")
+
+
+def live_job(polling: bool) -> None:
     ws = workspace()
+    if polling and not jobs_running(ws):
+        st.rerun()  # the job ended: the page says so, and the polling stops
     run = live_run(ws)
     if run:
         status = run.status()
@@ -54,7 +61,11 @@ def render_sidebar() -> None:
         dataset = st.session_state.get(SELECTED_DATASET) or newest_artifact(ws)
         run = st.session_state.get(SELECTED_RUN) or (runs[-1] if runs else None)  # list_runs: oldest first
         st.caption(f"Dataset: **{dataset or MISSING}**  \nRun: **{run or MISSING}**")
-        live_job()
+        # polled every 3 s while a job runs, not at all otherwise: each fragment timer is a chance for Streamlit's
+        # frontend to place elements at a stale position (under load, seen as a blank page); a job started
+        # elsewhere (the command line) shows at the next click
+        polling = jobs_running(ws)
+        st.fragment(run_every=3 if polling else None)(live_job)(polling)
         if not datasets and not runs:
             plan = PLANS[DEFAULT_MODEL]
             st.info(

@@ -63,9 +63,10 @@ elif mode == "Type":
 else:
     with user_errors():
         hands_free = live_session("chat_session", model, whisper_language, "transcribe")
-        microphone("chat-mic", hands_free)
+        streamer = microphone("chat-mic", hands_free)
+        playing = bool(streamer and streamer.state.playing)  # a start or stop reruns the whole page
+        listening = playing or hands_free.working
 
-        @st.fragment(run_every=1)
         def send_finals() -> None:
             handled = st.session_state.setdefault("chat_handled", 0)
             sent = False
@@ -74,7 +75,8 @@ else:
                 if utterance.text:
                     # a fragment writes only inside itself: send here, then redraw the history above
                     sent = send(utterance.text, endpoint, language, spoken) or sent
-            if sent:
-                st.rerun()
+            if sent or (listening and not playing and not hands_free.working):
+                st.rerun()  # a reply to show, or the microphone stopped: the polling ends with this rerun
 
-        send_finals()
+        # polled every second while the microphone streams or its last words are transcribed, never otherwise
+        st.fragment(run_every=1 if listening else None)(send_finals)()

@@ -30,7 +30,6 @@ demo = command_job(ws, DEMO_JOB)
 new_run_panel(ws, datasets, runs, demo_running=bool(demo and command_job_state(demo) == "running"))
 
 ACTED = "train_run_acted"  # the outcome of Stop or Resume
-SEEN_LIVE = "train_seen_live"  # (run, whether it was live) as the live view last saw it
 
 
 def stop(run: RunFolder) -> str:
@@ -51,14 +50,13 @@ if runs:
     )
     st.session_state[SELECTED_RUN] = name
 
-    @st.fragment(run_every=2)
-    def live_view(name: str) -> None:
+    def live_view(name: str, polling: bool) -> None:
         run = RunFolder.of(ws, name)
         status, metrics, summary = run.status(), run.metrics(), run.summary()
-        was_live = st.session_state.get(SEEN_LIVE)
-        st.session_state[SEEN_LIVE] = (name, status.live)
-        if was_live == (name, True) and not status.live:
-            st.rerun()  # the run ended: the whole page (the runs table, the sidebar) says so, not only this view
+        if status.live != polling:
+            # the run ended, or Resume (a click in this view reruns only the view) brought it back: the whole page
+            # (the runs table, the sidebar) says so, and the polling stops or starts
+            st.rerun()
         doing, fraction = phase_progress(status)
         eta = eta_seconds(status, metrics)
         head = st.columns([3, 1, 1])
@@ -121,13 +119,15 @@ if runs:
         if run.path.joinpath("tensorboard").is_dir():
             st.caption(f"TensorBoard logs: `tensorboard --logdir {run.path / 'tensorboard'}`")
 
-    live_view(name)
+    # redrawn every 2 s while the run is live, never when it is not: each timer is a chance for Streamlit's frontend
+    # to place a fragment's elements at a stale position (under load, seen as the page drawn into the sidebar)
+    polling = RunFolder.of(ws, name).status().live
+    st.fragment(run_every=2 if polling else None)(live_view)(name, polling)
     smaller_model_control(ws, RunFolder.of(ws, name))  # a student of a finished run (app/students.py)
 
-    @st.fragment(run_every=5)
     def all_runs() -> None:
         st.subheader("All runs")
         table = pd.DataFrame([RunFolder.of(ws, r).summary().table_row() for r in list_runs(ws.runs)[::-1]])
         st.dataframe(table, width="stretch", hide_index=True)
 
-    all_runs()
+    st.fragment(run_every=5 if polling else None)(all_runs)()  # the live run's row follows it too

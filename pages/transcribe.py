@@ -146,10 +146,13 @@ with live_tab:
     )
     with user_errors():
         session = live_session("live_session", model, whisper_language, task)
-        microphone("live-mic", session)
+        streamer = microphone("live-mic", session)
+        playing = bool(streamer and streamer.state.playing)  # a start or stop reruns the whole page
+        listening = playing or session.working
 
-        @st.fragment(run_every=0.5)
         def live_text() -> None:
+            if listening and not playing and not session.working:
+                st.rerun()  # stopped and transcribed: the list below takes the last utterance, the polling stops
             snapshot = session.snapshot()
             st.caption(snapshot.shown_level)
             if snapshot.partial:
@@ -163,7 +166,9 @@ with live_tab:
                     unsafe_allow_html=True,
                 )
 
-        live_text()
+        # polled twice a second while the microphone streams or its last words are transcribed, never otherwise:
+        # a timer on an idle page is a chance for Streamlit's frontend to draw at a stale position (a blank page)
+        st.fragment(run_every=0.5 if listening else None)(live_text)()
         finished = [u for u in session.snapshot().utterances if u.text and len(u.audio)]
         if finished:  # as of this rerun: the list above grows while you speak
             chosen = st.selectbox(

@@ -6,15 +6,13 @@ get their own workspace under tmp_path.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import tiny_config
+from helpers import stop_leftover_training, tiny_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the suite never reaches for the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -28,18 +26,7 @@ def no_training_left_running():
     """A module's trainings end with it: a worker still running (a stop slow under load, a killed test) would make
     the next module's start refused as 'one training at a time on this machine'."""
     yield
-    from core.training.jobs import machine_run, stop_run, wait_for
-    from core.training.run_records import RunState
-
-    run = machine_run()
-    if run is None:
-        return
-    with contextlib.suppress(Exception):
-        stop_run(run)
-    status = wait_for(run, 60, (RunState.STOPPED, RunState.COMPLETED, RunState.FAILED, RunState.INTERRUPTED))
-    if status.live and status.pid:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(status.pid, signal.SIGKILL)  # its own session: the worker and any torchrun children
+    stop_leftover_training()
 
 
 @pytest.fixture(scope="session")

@@ -93,6 +93,7 @@ def chromium(microphone: Path, *extra: str):
         *extra,
     ):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console, read when a wait fails
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
 
@@ -109,3 +110,24 @@ def labels_cut_short(label_root: Path, dest: Path, words: int = 2) -> Path:
     lines = [json.dumps({**row, "text": " ".join(row["text"].split()[:words])}) for row in rows]
     (copy / "metadata.jsonl").write_text("\n".join(lines) + "\n")
     return copy
+
+
+def stop_leftover_training() -> None:
+    """Stop the training a test left running on this machine (its lock names it), killing it if a stop does not end
+    it within a minute: a worker still running would starve the next test or make its Start refused."""
+    import contextlib
+    import os
+    import signal
+
+    from core.training.jobs import machine_run, stop_run, wait_for
+    from core.training.run_records import RunState
+
+    run = machine_run()
+    if run is None:
+        return
+    with contextlib.suppress(Exception):
+        stop_run(run)
+    status = wait_for(run, 60, (RunState.STOPPED, RunState.COMPLETED, RunState.FAILED, RunState.INTERRUPTED))
+    if status.live and status.pid:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(status.pid, signal.SIGKILL)  # its own session: the worker and any torchrun children

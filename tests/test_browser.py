@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import REPO, chromium
+from helpers import REPO, chromium, stop_leftover_training
 from llm_standin import StandIn
 from selenium.common.exceptions import (
     ElementClickInterceptedException,
@@ -106,6 +106,13 @@ def microphone_file(tmp_path_factory) -> Path:
     return folder / "mic.wav"
 
 
+@pytest.fixture(autouse=True)
+def no_run_outlives_its_test():
+    """The journey's tests share one app: a run a failed test left training would starve the next one's page."""
+    yield
+    stop_leftover_training()
+
+
 @pytest.fixture(scope="module")
 def browser(microphone_file):
     # where loopback is the only interface (CI's sandbox), WebRTC can connect only over loopback
@@ -133,7 +140,13 @@ def wait_until(driver, condition, what: str, timeout: float = 60):
             shot(driver, "timeout")
             server_log = ARTIFACTS / "app-server.log"
             tail = server_log.read_text(errors="replace")[-3000:] if server_log.is_file() else ""
-            raise AssertionError(f"{what} never happened; page text: {body_text(driver)[:1500]}\napp log (end): {tail}")
+            entries = [f"{e['timestamp']} {e['level']} {e['message'][:400]}" for e in driver.get_log("browser")]
+            (ARTIFACTS / "browser-console.log").write_text("\n".join(entries) + "\n")  # the whole page's story
+            console = "\n".join(dict.fromkeys(e.split(" ", 1)[1] for e in entries[-40:]))  # the end, repeats once
+            raise AssertionError(
+                f"{what} never happened; page text: {body_text(driver)[:1500]}\napp log (end): {tail}\n"
+                f"browser console (end): {console}"
+            )
         time.sleep(0.3)
 
 
@@ -217,11 +230,20 @@ def assert_clean(driver) -> None:
 
 
 def upload(driver, path: Path, nth: int = 0) -> None:
-    """Give a Streamlit file uploader (or audio input) a file, as choosing it in the file dialog does."""
-    inputs = wait_until(
-        driver, lambda: driver.find_elements(By.XPATH, "//input[@type='file']")[nth:], f"file input {nth}", 30
-    )
-    inputs[0].send_keys(str(path))
+    """Give a Streamlit file uploader a file, as choosing it in the file dialog does, until the uploader lists it:
+    a file given to an uploader that a rerun then draws anew is dropped (a page polling a live job reruns often),
+    so it is given again once 20 s passed without it listed."""
+    given = [0.0]
+
+    def listed() -> bool:
+        if path.name in body_text(driver):
+            return True
+        if time.time() - given[0] > 20:
+            driver.find_elements(By.XPATH, "//input[@type='file']")[nth].send_keys(str(path))
+            given[0] = time.time()
+        return False
+
+    wait_until(driver, listed, f"{path.name} listed by file uploader {nth}", 60)
 
 
 def sidebar_text(driver) -> str:

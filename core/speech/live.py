@@ -295,6 +295,11 @@ class LiveSession:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def working(self) -> bool:
+        """Whether text may still change: an utterance is being spoken or a transcription is queued or running."""
+        return bool(self._speech) or bool(self._jobs.unfinished_tasks)
+
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Block until every queued transcription is done (tests and benchmarks)."""
         deadline = time.monotonic() + timeout
