@@ -189,6 +189,21 @@ def _check_replaceable(final: Path, marker: str) -> None:
     )
 
 
+@contextmanager
+def name_held(locks: Path, name: str, busy: str) -> Iterator[None]:
+    """Hold `name` against other processes while the block runs (an flock on LOCKS/NAME.lock, let go if the process
+    dies); a second holder is refused at once with `busy`, one line that says what is going on and what to do."""
+    import fcntl
+
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StudioError(busy) from None
+        yield
+
+
 def pid_alive(pid: int | None) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False

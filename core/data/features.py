@@ -15,7 +15,6 @@ never leaves or replaces anything that looks complete.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -42,7 +41,15 @@ from core.data.rows import REASONS, RowLimits, in_carved_validation, in_slice, s
 from core.errors import StudioError
 from core.languages import Language
 from core.models.resolve import load_processor, model_fingerprint
-from core.workspace import Workspace, check_new_name, pid_alive, read_json_if_intact, staged_folder, write_json_atomic
+from core.workspace import (
+    Workspace,
+    check_new_name,
+    name_held,
+    pid_alive,
+    read_json_if_intact,
+    staged_folder,
+    write_json_atomic,
+)
 
 FORMAT_VERSION = 2  # 2: a validation split in every artifact, task in the label prefix, overlap counts
 BATCH_SIZE = 32  # clips per log-mel call: the STFT is batched
@@ -141,15 +148,8 @@ def feature_processor(model: str, workspace: Workspace, language: Language, opti
 def claim_name(workspace: Workspace, name: str) -> Iterator[None]:
     """Hold the dataset name for the whole prepare: a second prepare of the same name at the same time is refused
     (as a finished one would be), instead of both succeeding and one silently replacing the other."""
-    locks = workspace.datasets / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StudioError(
-                f"dataset '{name}' is being prepared right now by another process; wait for it, or choose another name"
-            ) from None
+    busy = f"dataset '{name}' is being prepared right now by another process; wait for it, or choose another name"
+    with name_held(workspace.datasets / ".locks", name, busy):
         yield
 
 

@@ -13,7 +13,6 @@ merges. The merge puts the rows in the source's order and renames the folder: th
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
@@ -42,7 +41,7 @@ from core.models.resolve import resolve_model
 from core.speech.decoding import is_toy
 from core.speech.labeller import ClipLabeller, flac_bytes
 from core.training.jobs import torchrun_launcher
-from core.workspace import Workspace, read_json_if_intact, write_bytes_atomic, write_json_atomic
+from core.workspace import Workspace, name_held, read_json_if_intact, write_bytes_atomic, write_json_atomic
 
 REQUEST_FILE = "request.json"  # in the staging folder: what is being labelled (a resumed run must ask the same)
 SHARDS = "shards"
@@ -162,16 +161,8 @@ def main() -> int:
 @contextmanager
 def _claim(workspace: Workspace, name: str) -> Iterator[None]:
     """One label run of a name at a time: a second is refused while the first holds the name."""
-    locks = labels_root(workspace) / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StudioError(
-                f"label set '{name}' is being labelled right now by another process; wait for it, or choose another "
-                f"name"
-            ) from None
+    busy = f"label set '{name}' is being labelled right now by another process; wait for it, or choose another name"
+    with name_held(labels_root(workspace) / ".locks", name, busy):
         yield
 
 
