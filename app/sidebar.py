@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.common import DEMO_JOB, SELECTED_DATASET, SELECTED_RUN, device_summary, user_errors, workspace
+from app.common import (
+    DEMO_JOB,
+    SELECTED_DATASET,
+    SELECTED_RUN,
+    action,
+    device_summary,
+    show_outcome,
+    workspace,
+)
 from core.data import list_artifacts, newest_artifact
 from core.demo import PLANS
 from core.formatting import MISSING, format_duration
@@ -26,6 +34,16 @@ from core.training import (
 )
 
 DEMO_SIZES = (200, 400, 800, 1600, 3200)  # sentences the demo synthesizes: split by text into train/validation/test
+
+
+DEMO_SIZE = "sidebar_demo_size"
+DEMO_STARTED = "sidebar_demo_started"  # the outcome of the demo button
+
+
+def start_demo(ws) -> str:
+    size = st.session_state.get(DEMO_SIZE, PLANS[DEFAULT_MODEL].utterances)
+    start_command_job(ws, DEMO_JOB, ["demo", "--language", "nb", "--utterances", str(size)])
+    return "Demo started: watch it on the Train page once training begins"
 
 
 def jobs_running(ws) -> bool:
@@ -66,6 +84,7 @@ def render_sidebar() -> None:
         # elsewhere (the command line) shows at the next click
         polling = jobs_running(ws)
         st.fragment(run_every=3 if polling else None)(live_job)(polling)
+        show_outcome(DEMO_STARTED)
         if not datasets and not runs:
             plan = PLANS[DEFAULT_MODEL]
             st.info(
@@ -74,10 +93,13 @@ def render_sidebar() -> None:
                 f"({plan.estimate} at {plan.utterances} sentences; more take longer to make and prepare, the "
                 "training steps stay the same)."
             )
-            size = st.select_slider("Sentences", options=DEMO_SIZES, value=plan.utterances, key="sidebar_demo_size")
-            if st.button("Run the offline demo", icon=":material/play_arrow:", key="sidebar_demo"):
-                with user_errors():
-                    start_command_job(ws, DEMO_JOB, ["demo", "--language", "nb", "--utterances", str(size)])
-                    st.toast("Demo started: watch it on the Train page once training begins")
+            st.select_slider("Sentences", options=DEMO_SIZES, value=plan.utterances, key=DEMO_SIZE)
+            # a callback: the job exists before the sidebar asks whether to poll (and no rerun can lose the click)
+            st.button(
+                "Run the offline demo",
+                icon=":material/play_arrow:",
+                key="sidebar_demo",
+                on_click=action(DEMO_STARTED, start_demo, ws),
+            )
         st.divider()
         st.caption(f"Device: {device_summary()}  \nWorkspace: `{ws.home}`")

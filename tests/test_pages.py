@@ -253,3 +253,28 @@ def test_compare_names_exports_as_runs_and_shows_ab_in_percent(monkeypatch, work
     no_trouble(app)
     pairs = app.dataframe[-1].value
     assert f"A: {named}" in pairs.columns and "A WER (%)" in pairs.columns and "wer_a" not in pairs.columns
+
+
+@pytest.mark.slow  # starts the demo in the background (killed at once)
+def test_the_sidebar_demo_starts_and_the_sidebar_follows_it_in_the_same_rerun(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from app.common import DEMO_JOB
+    from core.training import command_job
+    from core.workspace import Workspace
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "empty"))
+    app = open_page("pages/data.py")
+    app.select_slider(key="sidebar_demo_size").set_value(200)
+    next(b for b in app.button if b.label == "Run the offline demo").click()
+    app.run()
+    job = command_job(Workspace.open(tmp_path / "empty"), DEMO_JOB)
+    try:
+        assert job and job["args"][-2:] == ["--utterances", "200"]  # the slider's value, read in the callback
+        sidebar = " ".join(m.value for m in app.sidebar.markdown)
+        assert "Offline demo" in sidebar and "running" in sidebar  # the started job, polled from this rerun on
+        assert any("Demo started" in s.value for s in app.sidebar.success)
+    finally:
+        if job:
+            os.killpg(job["pid"], signal.SIGKILL)
