@@ -19,10 +19,10 @@ from pathlib import Path
 from common import sentences
 
 from bench.report import write_section
-from core.models import load_model
+from core.models import apply_window, load_model
 from core.speech import Transcriber
 from core.text import error_rates
-from core.training import apply_window, generate_texts
+from core.training import generate_texts
 from core.workspace import Workspace
 
 MARGIN = 5.0  # WER points

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 
 __version__ = "0.3.0"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"  # the files the product ships: tokenizer, texts, tables
 
 
 def lazy_api(package: str, api: dict[str, str]) -> tuple[Callable[[str], object], list[str]]:

@@ -10,6 +10,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 
+from core.models.installed import DEFAULT_MODEL
 from core.options import field_kind
 
 CASTERS = {"int": int, "optional_int": int, "float": float, "optional_float": float, "str": str}
@@ -171,7 +172,7 @@ def _transcribe(sub, home) -> None:
         "name keep their suffix (x.wav.txt, x.mp3.txt); a file transcribe did not write is never replaced",
     )
     p.add_argument("--format", help="txt, srt, vtt, json, comma-separated (default with --out: txt,srt)")
-    p.add_argument("--model", default="whisper-base", help="whisper-base (default), a checkpoint or model folder, …")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="whisper-base (default), a checkpoint or model folder, …")
     p.add_argument("--language", help="language code; omit to let a multilingual Whisper detect it")
     p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
     add_dataclass_flags(p, DecodingOptions, skip=("temperatures", "word_timestamps"))

@@ -13,8 +13,8 @@ Hub dataset.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
+from core import ASSETS
 from core.errors import StudioError
 
 
@@ -56,7 +56,7 @@ PRESETS: dict[str, Language] = {
         Language("is", "Icelandic", "is", "is_is", "is", "is", LATIN + "áðéíóúýþæö"),
     ]
 }
-TABLE = Path(__file__).resolve().parent.parent / "assets" / "languages.tsv"
+TABLE = ASSETS / "languages.tsv"
 
 
 def _whisper_table() -> dict[str, Language]:

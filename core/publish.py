@@ -24,7 +24,9 @@ from core.formatting import MISSING, percent
 from core.languages import Language, get_language
 from core.models.export import EXPORT_MARKER, HEADS_FILE, PARITY_FILE, RUNTIMES, export_model
 from core.models.export_usage import usage
-from core.models.resolve import PROCESSOR_FILES, is_ctranslate2
+from core.models.hf_folders import PROCESSOR_FILES
+from core.models.installed import INSTALLED, installed_name
+from core.models.resolve import is_ctranslate2
 from core.models.window import standardize_folder
 from core.training.config import TrainConfig
 from core.training.distil import student_lines
@@ -90,7 +92,7 @@ class CardFacts:
         dataset = Workspace(run.path.parent.parent).dataset(config.data)
         manifest = read_json_if_intact(dataset / MANIFEST_FILE) or {}
         source = manifest.get("source", {})
-        base = "openai/whisper-base" if config.model in ("whisper-base", "openai/whisper-base") else config.model
+        base = INSTALLED[name].hub_id if (name := installed_name(config.model)) else config.model
         return cls(
             config=config,
             language=get_language(config.language or manifest.get("language", "en")),
@@ -253,7 +255,7 @@ def prepare_upload(
     if not REPO_ID.match(repo_id or ""):
         raise StudioError(f"repository '{repo_id}': give it as owner/name (letters, digits, '-', '_', '.')")
     run, checkpoint = _run_and_checkpoint(model, workspace)
-    folder = workspace.home / "publish" / repo_id.replace("/", "--")
+    folder = workspace.publish / repo_id.replace("/", "--")
     _check_publish_folder(folder)
     source = checkpoint
     if ctranslate2:

@@ -67,6 +67,31 @@ class Workspace:
     def synth(self) -> Path:
         return self.home / "synth"
 
+    @property
+    def evaluations(self) -> Path:
+        """`python -m core evaluate`'s per-utterance results (a run's own live in its folder)."""
+        return self.home / "evaluations"
+
+    @property
+    def jobs(self) -> Path:
+        """Records of command jobs the pages started (prepare, export, label …)."""
+        return self.home / "jobs"
+
+    @property
+    def labels(self) -> Path:
+        """Pseudo-label sets: audio nobody transcribed, with the model's transcripts and their confidence."""
+        return self.home / "labels"
+
+    @property
+    def recordings(self) -> Path:
+        """Voice recording sets made in the browser."""
+        return self.home / "recordings"
+
+    @property
+    def publish(self) -> Path:
+        """Folders staged for the Hub, one per repository."""
+        return self.home / "publish"
+
     def dataset(self, name: str) -> Path:
         return self.datasets / name
 

@@ -69,7 +69,7 @@ def populated(session_workspace, demo_artifact):
 
     config = tiny_config("page-run", max_steps=4, logging_steps=1, eval_steps=2, save_steps=2)
     run = start_run(config, session_workspace, foreground=True)
-    evaluate_model(str(run.path / run.best()["checkpoint"]), "nb-tiny", session_workspace)
+    evaluate_model(str(run.path / run.best_checkpoint_name()), "nb-tiny", session_workspace)
     return session_workspace
 
 

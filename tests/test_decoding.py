@@ -13,7 +13,8 @@ from helpers import make_audio, run_cli
 from core.audio import SAMPLE_RATE, load_audio
 from core.errors import StudioError
 from core.speech import DecodingOptions, Transcriber, WindowDecoder
-from core.speech.decoding import compression_ratio, parse_temperatures
+from core.speech.decoding import parse_temperatures
+from core.text.wer import compression_ratio
 
 
 def test_compression_ratio_tells_a_loop_from_speech_and_the_ladder_is_checked():

@@ -90,11 +90,11 @@ def test_damaged_side_files_are_noticed_and_worked_around(capsys, home):
     run = RunFolder.of(home, RUN)
     best = run.best()
     (run.path / "best.json").write_text('{"checkpoint": "checkpoint-9999", "wer": 0.01')  # truncated
-    assert run.best()["checkpoint"] in {p.name for p in run.checkpoints()}  # recomputed from what exists
+    assert run.best().checkpoint in {p.name for p in run.checkpoints()}  # recomputed from what exists
     (run.path / "best.json").write_text('{"checkpoint": "checkpoint-9999", "wer": 0.01, "step": 9999}')
     recomputed = run.best()
-    assert recomputed["recomputed"] and (run.path / recomputed["checkpoint"]).is_dir()
-    assert recomputed["checkpoint"] == best["checkpoint"]  # the same answer best.json gave before
+    assert recomputed.recomputed and (run.path / recomputed.checkpoint).is_dir()
+    assert recomputed.checkpoint == best.checkpoint  # the same answer best.json gave before
     with open(run.path / "metrics.jsonl", "a") as f:
         f.write('[1, 2, 3]\n{"step": 99, "loss": "not a number"}\n{"step": 100, "eval_wer": 0.5\n')
     assert all(isinstance(r["step"], int) for r in run.metrics()) and max(r["step"] for r in run.metrics()) < 99

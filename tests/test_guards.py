@@ -104,7 +104,7 @@ def test_transcripts_decoded_shortest_first_come_back_in_the_rows_order(synth_fo
     from core.languages import get_language
     from core.models.resolve import load_model
     from core.training.data import FeatureDataset
-    from core.training.trainer import generate_texts
+    from core.training.held_out import generate_texts
 
     nb = get_language("nb")
     artifact = prepare_features(FolderSource(synth_folder), nb, "whisper-base", "nb-order", workspace, PrepareOptions())

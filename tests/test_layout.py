@@ -164,3 +164,48 @@ def test_a_configs_command_line_makes_the_same_config():
     args = build_parser(COMMANDS).parse_args(words[3:])
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     assert TrainConfig(**{**TrainConfig(data="", run="").to_dict(), **given}) == config
+
+
+# A fact that lives in one module, and that module alone (docstrings and comments may mention it): Whisper's audio
+# and decoder constants, openai/whisper's loop threshold, the dataset marker file, the installed model's name.
+ONE_HOME = {
+    16000: "core/audio/constants.py",
+    160: "core/audio/constants.py",
+    448: "core/audio/constants.py",
+    2.4: "core/text/wer.py",
+    "manifest.json": "core/data/artifact.py",
+    "whisper-base": "core/models/installed.py",
+    "assets": "core/__init__.py",
+}
+
+
+def _code_constants(tree: ast.AST):
+    """Every literal in the code of a module, its docstrings left out."""
+    docstrings = {
+        id(n.body[0].value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and n.body
+        and isinstance(n.body[0], ast.Expr)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and id(node) not in docstrings and not isinstance(node.value, bool):
+            yield node
+
+
+def test_each_fact_has_one_home():
+    """A second home for a fact (a literal 448, "manifest.json", a workspace folder built by hand) is a place that
+    will disagree with the first one day: import the name instead."""
+    seconds = []
+    for path in sorted(CORE.rglob("*.py")):
+        where = str(path.relative_to(REPO))
+        tree = ast.parse(path.read_text())
+        for node in _code_constants(tree):
+            home = ONE_HOME.get(node.value) if isinstance(node.value, int | float | str) else None
+            if home and home != where and not (node.value == "assets" and where == "core/audio/silero.py"):
+                seconds.append(f"{where}:{node.lineno} {node.value!r} (its home: {home})")
+        for node in ast.walk(tree):  # workspace folders: Workspace names them (workspace.runs, .jobs, …)
+            is_home = isinstance(node, ast.BinOp) and isinstance(node.left, ast.Attribute) and node.left.attr == "home"
+            if is_home and isinstance(node.right, ast.Constant) and where != "core/workspace.py":
+                seconds.append(f"{where}:{node.lineno} home / {node.right.value!r} (its home: core/workspace.py)")
+    assert not seconds, seconds

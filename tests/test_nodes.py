@@ -18,7 +18,7 @@ from transformers import Seq2SeqTrainingArguments
 from core.errors import StudioError
 from core.training import RunFolder, resume_run, start_run, wait_for
 from core.training.parallel import FSDP_LAYERS, sharding_arguments
-from core.training.runs import row_kind
+from core.training.run_records import row_kind
 from core.training.streaming import node_rows
 
 ENDED = ("completed", "stopped", "failed", "interrupted")

@@ -234,7 +234,7 @@ def test_compare_names_exports_as_runs_and_shows_ab_in_percent(monkeypatch, work
 
     ws = fresh_copy(workspace, populated)
     run = RunFolder.of(ws, "page-run")
-    best = run.best()["checkpoint"]
+    best = run.best_checkpoint_name()
     exported = export_ctranslate2(str(run.path / best), ws, "int8")
     evaluate_model(str(exported), "nb-tiny", ws)
     evaluate_model(str(run.path / best), "nb-tiny", ws)

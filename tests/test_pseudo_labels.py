@@ -233,7 +233,7 @@ def test_two_machines_label_their_shards_and_node_0_merges(labelled, audio_only,
 def test_a_killed_label_run_resumes_losing_nothing(synth_folder, tmp_path):
     home = tmp_path / "ws"
     first = _label_cli(synth_folder, "resumed", home, "--batch-size", "1")
-    shards = home / "labels" / ".resumed.partial" / "shards"
+    shards = Workspace(home).labels / ".resumed.partial" / "shards"
     deadline = time.time() + 300
     while time.time() < deadline and sum(len(p.read_text().splitlines()) for p in shards.glob("*.jsonl")) < 3:
         time.sleep(0.05)

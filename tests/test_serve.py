@@ -139,10 +139,10 @@ def test_models_lists_each_checkpoint_of_a_run_and_serves_it(populated, clip):
         ids = [m.id for m in client(url).models.list()]
         wanted = [f"page-run/{c.name}" for c in run.checkpoints()]
         assert wanted and set(wanted) <= set(ids) and {"demo", "whisper-base"} <= set(ids), ids
-        best = f"page-run/{run.best()['checkpoint']}"
+        best = f"page-run/{run.best_checkpoint_name()}"
         assert client(url).models.retrieve(best).id == best
         answer = client(url).audio.transcriptions.create(model=best, file=clip.open("rb"), temperature=0)
-        expected = Transcriber(str(run.path / run.best()["checkpoint"]), populated)
+        expected = Transcriber(str(run.path / run.best_checkpoint_name()), populated)
         assert answer.text == expected.transcribe_file(clip, name=clip.name, options=GREEDY).text
     finally:
         stop()

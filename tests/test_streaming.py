@@ -15,7 +15,7 @@ from core.data.sources import source_from_description
 from core.errors import StudioError
 from core.languages import get_language
 from core.training import resume_run, start_run, wait_for
-from core.training.runs import row_kind
+from core.training.run_records import row_kind
 from core.training.streaming import StreamingFeatureDataset, node_rows
 
 pytestmark = pytest.mark.slow  # training from a stream

@@ -13,7 +13,7 @@ from transformers import pipeline
 from core.errors import StudioError
 from core.speech import Transcriber
 from core.training import RunFolder, resume_run, start_run, stop_run, wait_for
-from core.training.runs import row_kind
+from core.training.run_records import row_kind
 
 pytestmark = pytest.mark.slow  # training runs
 
@@ -30,7 +30,7 @@ def test_training_lowers_the_loss_and_every_checkpoint_loads_in_the_pipeline(wor
     assert [r["step"] for r in rows if "eval_wer" in r] == [0, 6, 12]
     assert all(r["samples_per_second"] > 0 for r in rows if "loss" in r and r["step"] > 2)
     best = run.best()
-    assert best["checkpoint"] in {"checkpoint-6", "checkpoint-12"} and (run.path / best["checkpoint"]).is_dir()
+    assert best.checkpoint in {"checkpoint-6", "checkpoint-12"} and (run.path / best.checkpoint).is_dir()
     audio = demo_artifact.read_split("test").column("audio")[0].as_py()
     samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768
     for checkpoint in run.checkpoints():
@@ -99,7 +99,7 @@ def test_early_stopping_keeps_the_best_checkpoint(workspace, demo_artifact):
     status = run.status()
     assert status.state == "completed" and status.step < 40 and "early-stopped" in status.note
     best = run.best()
-    assert best["checkpoint"] == "checkpoint-4" and (run.path / "checkpoint-4" / "config.json").is_file()
+    assert best.checkpoint == "checkpoint-4" and (run.path / "checkpoint-4" / "config.json").is_file()
 
 
 @pytest.mark.parametrize(

@@ -221,9 +221,7 @@ def test_keep_saves_the_corrected_transcript_with_the_audio(tmp_path, page, popu
     app.run()
     no_trouble(app)
     assert any(s.value.startswith("Kept take-0001.wav in **page-keep**") for s in app.success)
-    assert (populated.home / "recordings" / "page-keep" / "take-0001.txt").read_text(
-        encoding="utf-8"
-    ).strip() == "Hei på deg."
+    assert (populated.recordings / "page-keep" / "take-0001.txt").read_text(encoding="utf-8").strip() == "Hei på deg."
 
 
 def test_timing_every_word_keeps_the_text(tmp_path, page):

@@ -15,3 +15,10 @@ INT16_SCALE = 32767  # 16-bit PCM full scale: float ±1.0 ↔ int16 ±32767 (sto
 # transcript tokens (text, not audio positions) a second of audio may give: more than any language's speech needs
 # (English ~4, Norwegian ~6 tokens a second), so a window that loops is cut off
 TEXT_TOKENS_PER_SECOND_CAP = 10
+TOKEN_CAP_SLACK = 16  # tokens beyond the per-second cap: a clip of one or two words still has room to end
+
+
+def text_token_cap(seconds: float) -> int:
+    """The most text tokens a transcript of `seconds` of audio may take: a longer one is a loop, cut off where its
+    speech ends; never more than half the decoder's positions (openai/whisper's sample_len, CTranslate2's limit)."""
+    return min(MAX_TARGET_POSITIONS // 2, int(TEXT_TOKENS_PER_SECOND_CAP * seconds) + TOKEN_CAP_SLACK)

@@ -13,6 +13,7 @@ from core.errors import StudioError
 from core.languages import get_language
 from core.models.resolve import DEFAULT_MODEL
 from core.options import option_help
+from core.text.wer import LOOP_COMPRESSION_RATIO
 
 KEEP, REVIEW, DROP = "keep", "review", "drop"
 DECISIONS = (KEEP, REVIEW, DROP)
@@ -86,7 +87,8 @@ class LabelThresholds:
         metadata=option_help("drop a row whose average token log-probability is below this (Whisper's failure line)"),
     )
     max_compression_ratio: float = field(
-        default=2.4, metadata=option_help("drop a row whose text compresses more than this (a decoding loop)")
+        default=LOOP_COMPRESSION_RATIO,
+        metadata=option_help("drop a row whose text compresses more than this (a decoding loop)"),
     )
     review_no_speech: float = field(
         default=0.4, metadata=option_help("send to review a row whose no-speech probability is above this")
@@ -109,7 +111,9 @@ class LabelThresholds:
                 f"most 0 and the drop line lies at or below the keep line (e.g. -1.0 and -0.5)"
             )
         if self.max_compression_ratio <= 1:
-            raise StudioError(f"max_compression_ratio {self.max_compression_ratio}: above 1 (2.4 is Whisper's)")
+            raise StudioError(
+                f"max_compression_ratio {self.max_compression_ratio}: above 1 ({LOOP_COMPRESSION_RATIO} is Whisper's)"
+            )
         if not 0 <= self.review_no_speech <= 1 or not 0 <= self.drop_agreement <= self.keep_agreement <= 1:
             raise StudioError(
                 f"review_no_speech {self.review_no_speech}, drop_agreement {self.drop_agreement}, keep_agreement "

@@ -38,7 +38,7 @@ REVIEW_ACTIONS = ("keep", "fix", "drop")  # keep the model's text, keep a correc
 
 
 def labels_root(workspace: Workspace) -> Path:
-    return workspace.home / "labels"
+    return workspace.labels
 
 
 def clip_name(index: int, part: int = 0) -> str:

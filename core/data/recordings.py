@@ -47,7 +47,7 @@ LENGTH_SLACK_S = 2.0
 
 
 def recordings_root(workspace: Workspace) -> Path:
-    return workspace.home / "recordings"
+    return workspace.recordings
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from core import ASSETS
 from core.errors import StudioError
 from core.languages import Language
 from core.text.cleaning import normalize_for_wer
 from core.workspace import read_json_if_intact, staged_folder, write_json_atomic
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
 WORDLISTS = ASSETS / "wordlists"
 SENTENCES = ASSETS / "sentences"
 FREE_SENTENCES = ASSETS / "free_sentences"  # one sentence a line, written apart from the templates

@@ -179,7 +179,7 @@ def checkpoint_choices(workspace: Workspace) -> dict[str, str]:
     choices = {}
     for name in list_runs(workspace.runs):
         run = RunFolder.of(workspace, name)
-        best = (run.best() or {}).get("checkpoint")
+        best = run.best_checkpoint_name()
         # the best checkpoint first: it is what a person wants to try
         for checkpoint in sorted(run.checkpoints(), key=lambda c: c.name != best):
             star = " ★ best" if checkpoint.name == best else ""

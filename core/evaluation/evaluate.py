@@ -65,12 +65,12 @@ def evaluation_path(model: str, data: str, split: str, workspace) -> Path:
     if location.is_dir() and checkpoint_step(location.name) is not None and run.exists():
         return run.evaluation_file(location.name, data, split)
     safe = model.strip("/").replace("/", "--").replace(".", "_") or "model"
-    return workspace.home / "evaluations" / f"{safe}__{data}__{split}.json"
+    return workspace.evaluations / f"{safe}__{data}__{split}.json"
 
 
 def workspace_evaluations(workspace) -> list[Path]:
     """Saved evaluations of models outside any run (a base model, an export, a folder)."""
-    return sorted((workspace.home / "evaluations").glob("*.json"))
+    return sorted(workspace.evaluations.glob("*.json"))
 
 
 def _model_stamp(model: str) -> str:

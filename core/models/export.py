@@ -29,7 +29,8 @@ from pathlib import Path
 
 from core.errors import StudioError
 from core.models.export_loader import EXPORT_MARKER
-from core.models.resolve import PROCESSOR_FILES, damaged_model_error, is_ctranslate2, resolve_model
+from core.models.hf_folders import PROCESSOR_FILES
+from core.models.resolve import damaged_model_error, is_ctranslate2, resolve_model
 from core.workspace import (
     Workspace,
     read_json_if_intact,

@@ -15,11 +15,14 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from core import ASSETS
 from core.audio.constants import HOP_LENGTH, MAX_TARGET_POSITIONS, N_FFT, SAMPLE_RATE
 from core.errors import StudioError
 from core.workspace import staged_folder, write_json_atomic
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+DEMO = "demo"  # the 4M-parameter toy built offline (build_demo_model): a test fixture, never trained on English
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")  # where a folder keeps its feature extractor
+
 TOKENIZER_ASSETS = ASSETS / "whisper-tokenizer"
 SPACE_TOKEN = 220  # "Ġ", a lone space: Whisper never begins a transcript with it (begin_suppress_tokens)
 SPECIAL_TOKENS = (

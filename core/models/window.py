@@ -23,13 +23,13 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from core.audio.constants import ENCODER_POSITIONS_PER_SECOND, WINDOW_POSITIONS
+from core.audio.constants import ENCODER_POSITIONS_PER_SECOND, HOP_LENGTH, SAMPLE_RATE, WINDOW_POSITIONS
 from core.errors import StudioError
+from core.models.hf_folders import PROCESSOR_FILES
 from core.workspace import read_json_if_intact, write_json_atomic
 
 TABLE_KEY = "model.encoder.embed_positions.weight"  # the encoder's position table in a saved Whisper folder
 WHISPER_WIDTHS = (384, 512, 768, 1024, 1280)  # d_model of whisper tiny, base, small, medium, large
-PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")  # where a folder keeps its feature extractor
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,9 @@ def restore_window(folder: Path, full: FullWindow) -> bool:
         data = read_json_if_intact(folder / name)
         if isinstance(data, dict):
             extractor = data.get("feature_extractor", data)  # processor_config.json nests it, preprocessor_ does not
-            seconds, rate = full.seconds, extractor.get("sampling_rate", 16000)
+            seconds, rate = full.seconds, extractor.get("sampling_rate", SAMPLE_RATE)
             extractor.update(chunk_length=seconds, n_samples=seconds * rate)
-            extractor["nb_max_frames"] = extractor["n_samples"] // extractor.get("hop_length", 160)
+            extractor["nb_max_frames"] = extractor["n_samples"] // extractor.get("hop_length", HOP_LENGTH)
             write_json_atomic(folder / name, data)
     return True
 

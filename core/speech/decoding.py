@@ -14,12 +14,16 @@ that fail are decoded again, at the next temperature, so a clean recording costs
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
+from core.audio.constants import MAX_TARGET_POSITIONS
 from core.errors import StudioError
+from core.models.hf_folders import DEMO, DEMO_SPEC_FILE
 from core.options import option_help
+from core.text.wer import LOOP_COMPRESSION_RATIO, compression_ratio
+from core.workspace import read_json_if_intact
 
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 VAD_CHOICES = ("silero", "energy")
@@ -39,7 +43,8 @@ class DecodingOptions:
         default=TEMPERATURES, metadata=option_help("temperature ladder: the next is tried when a window fails")
     )
     compression_ratio_threshold: float | None = field(
-        default=2.4, metadata=option_help("retry a window whose text compresses more than this (a loop)")
+        default=LOOP_COMPRESSION_RATIO,
+        metadata=option_help("retry a window whose text compresses more than this (a loop)"),
     )
     log_prob_threshold: float | None = field(
         default=-1.0, metadata=option_help("retry a window whose average token log-probability is below this")
@@ -74,7 +79,7 @@ class DecodingOptions:
                 raise StudioError(f"{name} {value}: give a whole number from 1 to {MAX_CANDIDATES} (5 is the default)")
         _check_ladder(self.temperatures, ",".join(map(str, self.temperatures)) if _iterable(self.temperatures) else "")
         for name, fits, meaning in (  # None switches a check off, on purpose; NaN or a value out of range never does
-            ("compression_ratio_threshold", lambda v: v > 0, "above 0 (2.4 is the default)"),
+            ("compression_ratio_threshold", lambda v: v > 0, f"above 0 ({LOOP_COMPRESSION_RATIO} is the default)"),
             ("log_prob_threshold", lambda v: v <= 0, "at most 0, a log-probability (-1 is the default)"),
             ("no_speech_threshold", lambda v: 0 <= v <= 1, "from 0 to 1, a probability (0.6 is the default)"),
         ):
@@ -142,12 +147,6 @@ def parse_temperatures(value: str) -> tuple[float, ...]:
         ladder = ()
     _check_ladder(ladder, value)
     return ladder
-
-
-def compression_ratio(text: str) -> float:
-    """Bytes of UTF-8 over bytes after zlib: ~1.5 for speech, above 2.4 when a phrase repeats (a decoding loop)."""
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def _judged(
@@ -226,8 +225,8 @@ class WindowDecoder:
         return self.tokenizer.encode(" " + text.strip(), add_special_tokens=False) if text and text.strip() else []
 
     def prompt(self, previous: list[int]) -> list[int]:
-        """The decoder's first tokens; hotwords and previous text share half the decoder's 448 positions."""
-        half = 448 // 2 - 1
+        """The decoder's first tokens; hotwords and previous text share half the decoder's positions."""
+        half = MAX_TARGET_POSITIONS // 2 - 1
         context = (self.hotwords[:half] + previous[-half:])[-half:] if self.hotwords or previous else []
         lead = [self.start_of_previous, *context] if context else []
         return [*lead, *self.start_sequence, self.no_timestamps]
@@ -266,12 +265,7 @@ def file_options(accurate: bool = True, word_timestamps: bool = False) -> Decodi
 def is_toy(model: str) -> bool:
     """The 4M-parameter demo model, or a checkpoint of a run that trained it: it never passes the fallback's
     thresholds, so the ladder only costs it time (62 s instead of 2 s for a 3 s clip, measured)."""
-    from pathlib import Path
-
-    from core.models.hf_folders import DEMO_SPEC_FILE
-    from core.workspace import read_json_if_intact
-
     folder = Path(str(model))
     run_config = read_json_if_intact(folder.parent / "config.json") if folder.is_dir() else None
-    from_demo = isinstance(run_config, dict) and run_config.get("model") == "demo"
-    return model == "demo" or (folder / DEMO_SPEC_FILE).is_file() or from_demo
+    from_demo = isinstance(run_config, dict) and run_config.get("model") == DEMO
+    return model == DEMO or (folder / DEMO_SPEC_FILE).is_file() or from_demo

@@ -26,7 +26,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from core.audio.constants import HOP_LENGTH, MAX_TARGET_POSITIONS, SAMPLE_RATE, TEXT_TOKENS_PER_SECOND_CAP
+from core.audio.constants import (
+    HOP_LENGTH,
+    SAMPLE_RATE,
+    text_token_cap,
+)
 from core.audio.decode import AudioSource, audio_pieces, finite_audio_problem
 from core.audio.melspec import log_mel
 from core.audio.vad import speech_regions, speech_windows
@@ -197,7 +201,7 @@ class Transcriber:
         enforces). A window's cap is its own: its text does not depend on the windows decoded beside it."""
         step = CAP_STEP_S * SAMPLE_RATE
         seconds = min(self.window, math.ceil(length / step) * step) / SAMPLE_RATE
-        return min(MAX_TARGET_POSITIONS // 2, int(TEXT_TOKENS_PER_SECOND_CAP * seconds) + 16)
+        return text_token_cap(seconds)
 
     def _onsets(self, samples: np.ndarray, policy: WindowDecoder) -> list[tuple[int, int]]:
         """Unpadded speech regions whose starts the words after a pause are moved to: the alignment gives a pause

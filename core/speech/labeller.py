@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import soundfile as sf
 
-from core.audio.constants import MAX_TARGET_POSITIONS, SAMPLE_RATE, TEXT_TOKENS_PER_SECOND_CAP
+from core.audio.constants import SAMPLE_RATE, text_token_cap
 from core.audio.decode import finite_audio_problem
 from core.audio.vad import speech_windows
 from core.data.examples import Example
@@ -133,7 +133,7 @@ def token_cap(samples: int) -> int:
     transcription cuts it (TEXT_TOKENS_PER_SECOND_CAP, inference.py), here by the window's length rounded up to
     CAP_STEP_S so that windows of similar length decode together."""
     seconds = CAP_STEP_S * math.ceil(samples / SAMPLE_RATE / CAP_STEP_S)
-    return min(MAX_TARGET_POSITIONS // 2, int(TEXT_TOKENS_PER_SECOND_CAP * seconds) + 16)
+    return text_token_cap(seconds)
 
 
 def _row(index: int, example: Example, samples: int, reason: str) -> LabelRow:

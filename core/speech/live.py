@@ -298,7 +298,12 @@ class LiveSession:
     @property
     def working(self) -> bool:
         """Whether text may still change: an utterance is being spoken or a transcription is queued or running."""
-        return bool(self._speech) or bool(self._jobs.unfinished_tasks)
+        return bool(self._speech) or self.transcribing
+
+    @property
+    def transcribing(self) -> bool:
+        """Whether a transcription is queued or running: text the listener is still owed."""
+        return bool(self._jobs.unfinished_tasks)
 
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Block until every queued transcription is done (tests and benchmarks)."""

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import StudioError
+from core.models.hf_folders import PROCESSOR_FILES
 from core.models.installed import installed_name
-from core.models.resolve import BASE_MODELS, CT2_MARKERS, DEMO, PROCESSOR_FILES
+from core.models.resolve import BASE_MODELS, CT2_MARKERS, DEMO
 from core.speech.batching import EngineLoop
 from core.speech.openai_api import OPENAI_ALIAS, ApiError
 from core.workspace import Workspace

@@ -288,6 +288,8 @@ async def _receive(session: RealtimeSession, idle_s: float, label: str) -> None:
             try:
                 message = await asyncio.wait_for(websocket.receive(), idle_s)
             except TimeoutError:
+                if session.live is not None and session.live.transcribing:
+                    continue  # the client is waiting for our transcripts (a loaded server is slow), not idle
                 session.error(f"no event for {idle_s:g} s: the session is closed", "idle_timeout")
                 await _close(session, POLICY_VIOLATION, "idle")
                 return

@@ -9,17 +9,21 @@ the aligned word pairs the Compare page colours.
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from functools import lru_cache
-from pathlib import Path
 
 import jiwer
 
+from core import ASSETS
 from core.text.cleaning import normalize_for_wer
 
-METRICS = Path(__file__).resolve().parents[2] / "assets" / "metrics"
+METRICS = ASSETS / "metrics"
 REPEAT_NGRAM = 3  # an n-gram of this many words …
 REPEAT_TIMES = 3  # … seen this many times in one hypothesis is the classic Whisper loop
+# openai/whisper's compression_ratio_threshold: text that zlib shrinks more than this is a decoder loop (decoding's
+# temperature fallback and the label thresholds start from it)
+LOOP_COMPRESSION_RATIO = 2.4
 LENGTH_RATIO = (0.5, 2.0)  # hypothesis/reference words outside this range is suspicious
 
 
@@ -107,17 +111,20 @@ def summarize(ids: list[str], references: list[str], hypotheses: list[str]) -> d
     return {**error_rates(references, hypotheses), "utterances": len(rows), "flags": dict(flags), "rows": rows}
 
 
+def compression_ratio(text: str) -> float:
+    """Bytes of UTF-8 over bytes after zlib: ~1.5 for speech, above LOOP_COMPRESSION_RATIO when a phrase repeats."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
 def loops(text: str) -> bool:
     """A repeated n-gram loop (REPEAT_NGRAM words seen REPEAT_TIMES times), or text that compresses more than
-    openai/whisper's 2.4 compression-ratio threshold: the output of a decoder stuck in a loop."""
-    import zlib
-
+    openai/whisper's compression-ratio threshold: the output of a decoder stuck in a loop."""
     words = normalize_for_wer(text).split()
     grams = Counter(tuple(words[i : i + REPEAT_NGRAM]) for i in range(len(words) - REPEAT_NGRAM + 1))
     if grams and max(grams.values()) >= REPEAT_TIMES:
         return True
-    raw = text.encode("utf-8")
-    return len(raw) > 24 and len(raw) / len(zlib.compress(raw)) > 2.4
+    return len(text.encode("utf-8")) > 24 and compression_ratio(text) > LOOP_COMPRESSION_RATIO
 
 
 def probe_counts(texts: list[str]) -> dict[str, int]:

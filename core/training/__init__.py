@@ -38,7 +38,6 @@ __getattr__, __all__ = lazy_api(
         "chart_ceiling": "monitor",
         "FeatureDataset": "data",
         "SpeechCollator": "data",
-        "apply_window": "trainer",
-        "generate_texts": "trainer",
+        "generate_texts": "held_out",
     },
 )

@@ -8,17 +8,16 @@ on a GPU): batch 16 × 5000 steps = 80,000 utterances seen. The `demo` preset su
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import math
 import shlex
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from core.audio.constants import MAX_TARGET_POSITIONS, WINDOW_SECONDS
 from core.data.options import TASKS as DATASET_TASKS
 from core.errors import StudioError
+from core.models.hf_folders import DEMO
+from core.models.installed import DEFAULT_MODEL, installed_name
 from core.options import option_help
-from core.workspace import check_new_name
+from core.training.config_checks import check_config
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 REPORTERS = ("none", "tensorboard", "wandb", "mlflow")
@@ -26,27 +25,13 @@ SCHEDULERS = ("linear", "constant_with_warmup", "cosine")
 OPTIMIZERS = ("adamw_torch", "adamw_bnb_8bit")
 SHARDINGS = ("none", "fsdp", "zero2", "zero3")  # core/training/parallel.py writes each one's config
 TASKS = ("", *DATASET_TASKS)  # empty: the dataset's own task
-MOST = 10**9  # no count a user types is meant to be larger; bigger ones are typos
-POSITIVE = (  # counts that must be at least 1
-    "train_batch_size",
-    "eval_batch_size",
-    "grad_accum_steps",
-    "logging_steps",
-    "eval_steps",
-    "save_steps",
-    "max_steps",
-    "generation_max_length",
-    "save_total_limit",
-    "nnodes",
-    "rdzv_timeout",
-)
 
 
 @dataclass
 class TrainConfig:
     data: str = field(default="", metadata=option_help("prepared dataset name (see `prepare`)"))
     model: str = field(
-        default="whisper-base",
+        default=DEFAULT_MODEL,
         metadata=option_help("base model: whisper-base (installed), a Hub id, a local or checkpoint folder, or demo"),
     )
     run: str = field(default="", metadata=option_help("run name: the folder under WORKSPACE/runs"))
@@ -255,224 +240,13 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise StudioError for the first invalid value; return self so calls chain. By concern: what the run is
         called and trains on, numbers, the schedule, the encoder, the splits, the choices, what must be installed."""
-        self._check_names()
-        self._check_numbers()
-        self._check_schedule()
-        self._check_encoder()
-        self._check_splits()
-        self._check_guards()
-        self._check_students()
-        self._check_choices()
-        self._check_nodes()
-        self._check_installed()
+        check_config(self)
         return self
 
     @property
     def processes(self) -> int:
         """Training processes in all: nproc on each of nnodes machines (torchrun's world size)."""
         return self.nproc * self.nnodes
-
-    def _check_names(self) -> None:
-        if not self.data:
-            raise StudioError("no dataset: choose a prepared dataset (--data NAME)")
-        check_new_name(self.run, "run")
-        if self.language:
-            from core.languages import get_language
-
-            get_language(self.language)  # an unknown language is refused here, with the choices
-
-    def _check_numbers(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                continue
-            # NaN passes every `x < 0` check (all comparisons with it are False): refuse it first
-            if not math.isfinite(value):
-                raise StudioError(f"{f.name} {value}: give a finite number")
-            if abs(value) > MOST:
-                raise StudioError(f"{f.name} {value}: larger than any sensible value (at most {MOST:,})")
-        if not 0 < self.learning_rate < 1:
-            raise StudioError(
-                f"learning_rate {self.learning_rate}: choose a value between 0 and 1 "
-                f"(1e-5 for whisper-small, 1e-3 for the demo)"
-            )
-        for name in POSITIVE:
-            if getattr(self, name) < 1:
-                raise StudioError(f"{name} {getattr(self, name)}: must be at least 1")
-        for name in ("warmup_steps", "early_stopping_patience", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise StudioError(f"{name} {getattr(self, name)}: must not be negative")
-        for name in ("max_train_samples", "max_eval_samples"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise StudioError(f"{name} {getattr(self, name)}: give a positive number, or leave it empty for all")
-        if not 0 <= self.dropout < 1:
-            raise StudioError(f"dropout {self.dropout}: choose 0 to 0.9 (0.1 is a common regulariser)")
-        if self.generation_max_length > MAX_TARGET_POSITIONS:
-            raise StudioError(
-                f"generation_max_length {self.generation_max_length}: at most {MAX_TARGET_POSITIONS} "
-                "(Whisper's decoder positions)"
-            )
-        if self.lora_rank < 0 or self.lora_alpha < 1 or self.nproc < 1:
-            raise StudioError(
-                f"lora_rank {self.lora_rank}, lora_alpha {self.lora_alpha}, nproc {self.nproc}: "
-                f"lora_rank ≥ 0 (0 = off), lora_alpha ≥ 1 and nproc ≥ 1"
-            )
-
-    def _check_schedule(self) -> None:
-        if self.num_train_epochs < 0:
-            raise StudioError(f"num_train_epochs {self.num_train_epochs}: must not be negative (0 = use max_steps)")
-        if self.warmup_steps >= self.max_steps and not self.num_train_epochs:
-            raise StudioError(
-                f"warmup_steps {self.warmup_steps} ≥ max_steps {self.max_steps}: the learning rate "
-                f"would never leave warm-up; lower warmup_steps"
-            )
-        if self.save_steps % self.eval_steps:
-            raise StudioError(
-                f"save_steps {self.save_steps} is not a multiple of eval_steps {self.eval_steps}: "
-                f"the best checkpoint by WER needs an evaluation at every save"
-            )
-
-    def _check_encoder(self) -> None:
-        if self.window_seconds and not 1 <= self.window_seconds <= WINDOW_SECONDS:
-            raise StudioError(
-                f"window_seconds {self.window_seconds}: choose 1–{WINDOW_SECONDS}, or 0 for the model's own window"
-            )
-        if self.cache_encoder_states and not self.freeze_encoder:
-            raise StudioError(
-                "cache_encoder_states needs freeze_encoder: a trained encoder's output changes every step"
-            )
-        if self.lora_rank and not [m for m in self.lora_target_modules.split(",") if m.strip()]:
-            raise StudioError("lora_target_modules is empty: name the layers that get adapters, e.g. q_proj,v_proj")
-
-    def _check_guards(self) -> None:
-        if not 0 <= self.replay_fraction <= 0.9:
-            raise StudioError(
-                f"replay_fraction {self.replay_fraction}: choose 0 (off) to 0.9; 0.1 keeps a tenth of each epoch "
-                f"from the replay set"
-            )
-        for f in fields(self):
-            if f.name in ("mask_time_prob", "mask_feature_prob") and not 0 <= getattr(self, f.name) <= 0.9:
-                # the default is the HF script's, as the field's help says: one home for the number
-                raise StudioError(
-                    f"{f.name} {getattr(self, f.name)}: choose 0 to 0.9 ({f.default:g} is the HF script's)"
-                )
-        if self.guard_threshold <= 0:
-            raise StudioError(f"guard_threshold {self.guard_threshold}: give the WER points a guard may rise, e.g. 5")
-        if self.guard_stop and self.processes > 1:
-            raise StudioError(
-                "guard_stop ends training from the process that measures the guards; with nproc > 1 (or nnodes > 1) "
-                "the others would wait for it: train with nproc 1 on one node or without guard_stop (the warning "
-                "still shows)"
-            )
-        if self.replay and self.replay in [g.strip() for g in self.guard.split(",")]:
-            raise StudioError(
-                f"'{self.replay}' is both a guard and the replay set: a guard must be a set the run never trains on"
-            )
-        if self.apply_spec_augment and self.cache_encoder_states:
-            raise StudioError(
-                "apply_spec_augment masks the encoder's input, which cached encoder states skip: turn one of them off"
-            )
-        for name in [g.strip() for g in self.guard.split(",") if g.strip()] + ([self.replay] if self.replay else []):
-            if name == self.data:
-                raise StudioError(
-                    f"'{name}' is the dataset the run trains on: a guard or replay set must be another dataset"
-                )
-
-    def _check_students(self) -> None:
-        """Pseudo-labels mixed in at a stated share; a distillation's teacher, layers and frozen shared encoder."""
-        if not 0 <= self.pseudo_label_fraction <= 0.9:
-            raise StudioError(f"pseudo_label_fraction {self.pseudo_label_fraction}: choose 0 (none) to 0.9")
-        if bool(self.pseudo_labels) != bool(self.pseudo_label_fraction):
-            raise StudioError(
-                "pseudo_labels and pseudo_label_fraction go together: name the prepared pseudo-label set and the "
-                "share of training rows it gives (e.g. 0.5), or neither"
-            )
-        if self.pseudo_labels and self.pseudo_labels in (self.data, self.replay):
-            raise StudioError(f"pseudo_labels '{self.pseudo_labels}': another dataset than data and replay")
-        if self.decoder_layers < 0 or self.kl_weight < 0:
-            raise StudioError(f"decoder_layers {self.decoder_layers}, kl_weight {self.kl_weight}: must not be negative")
-        if bool(self.teacher) != bool(self.decoder_layers):
-            raise StudioError(
-                f"decoder_layers {self.decoder_layers}: a student keeps 1 or more of its teacher's decoder layers; "
-                "give teacher and decoder_layers together (python -m core distil), or neither"
-            )
-        if self.teacher and (self.model != self.teacher or not self.freeze_encoder or self.lora_rank):
-            raise StudioError(
-                "a student is made from its teacher and shares its encoder, frozen: set model to the teacher, "
-                "freeze_encoder on and lora_rank 0"
-            )
-
-    def _check_splits(self) -> None:
-        if self.eval_split == self.test_split and self.test_split:
-            raise StudioError(
-                f"eval_split and test_split are both '{self.test_split}': the split that picks the best checkpoint "
-                f"cannot also be the held-out result; evaluate on validation"
-            )
-
-    def _check_choices(self) -> None:
-        for name, choices in (
-            ("precision", PRECISIONS),
-            ("report_to", REPORTERS),
-            ("lr_scheduler", SCHEDULERS),
-            ("optimizer", OPTIMIZERS),
-            ("task", TASKS),
-            ("sharding", SHARDINGS),
-        ):
-            if getattr(self, name) not in choices:
-                raise StudioError(f"{name} '{getattr(self, name)}': choose one of {', '.join(choices)}")
-
-    def _check_nodes(self) -> None:
-        if not 0 <= self.node_rank < self.nnodes:
-            raise StudioError(
-                f"node_rank {self.node_rank} with nnodes {self.nnodes}: give 0 to {self.nnodes - 1}, one per machine "
-                "(node 0 creates the run folder and hosts the rendezvous)"
-            )
-        if self.nnodes > 1:
-            parse_endpoint(self.rdzv_endpoint)
-        elif self.rdzv_endpoint:
-            raise StudioError(
-                f"rdzv_endpoint {self.rdzv_endpoint}: the rendezvous is where several nodes meet; set nnodes to the "
-                "number of machines, or leave rdzv_endpoint empty"
-            )
-        if self.sharding == "none":
-            return
-        if self.processes == 1:
-            raise StudioError(
-                f"sharding {self.sharding} splits the model across processes, and this run has one: set nproc (one "
-                "per GPU) or nnodes above 1, or sharding none"
-            )
-        if self.lora_rank:
-            raise StudioError(
-                f"sharding {self.sharding} with lora_rank {self.lora_rank}: LoRA trains a few million weights, which "
-                "fit one GPU; sharding is for full fine-tuning: set lora_rank 0 or sharding none"
-            )
-
-    def _check_installed(self) -> None:
-        if self.sharding.startswith("zero") and importlib.util.find_spec("deepspeed") is None:
-            raise StudioError(
-                f"sharding {self.sharding} is DeepSpeed ZeRO, and the deepspeed package is not installed: pip install "
-                f"deepspeed (requirements-gpu.txt pins it) on the GPU machines, or choose fsdp (in PyTorch)"
-            )
-        if self.sharding != "none":
-            import torch  # here, not at the top: the pages import this module, and torch takes seconds to import
-
-            if not torch.cuda.is_available():
-                raise StudioError(
-                    f"sharding {self.sharding} needs CUDA GPUs: accelerate applies FSDP and DeepSpeed only to GPU "
-                    "processes, and on a CPU the run would train unsharded; on this machine choose sharding none"
-                )
-        if self.optimizer == "adamw_bnb_8bit" and importlib.util.find_spec("bitsandbytes") is None:
-            raise StudioError(
-                "optimizer adamw_bnb_8bit needs bitsandbytes and a CUDA GPU: pip install bitsandbytes "
-                "on a GPU machine, or choose adamw_torch"
-            )
-        if self.report_to != "none":
-            package = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}[self.report_to]
-            if importlib.util.find_spec(package) is None:
-                raise StudioError(
-                    f"report_to {self.report_to}: the {package} package is not installed; "
-                    f"pip install {package} into .venv, or choose none"
-                )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -505,18 +279,6 @@ class TrainConfig:
         return " ".join(shlex.quote(part) for part in parts)
 
 
-def parse_endpoint(endpoint: str) -> tuple[str, int]:
-    """('10.0.0.1', 29400) from '10.0.0.1:29400' (an IPv6 host in brackets: '[fd00::1]:29400')."""
-    host, _, port = endpoint.strip().rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise StudioError(
-            f"rdzv_endpoint '{endpoint}': give HOST:PORT, node 0's address and a free port every node can reach "
-            "(e.g. 10.0.0.1:29400)"
-        )
-    return host, int(port)
-
-
 @dataclass(frozen=True)
 class DistilRequest:
     """What `python -m core distil` and the Train page's "Make a smaller model" ask for."""
@@ -537,8 +299,8 @@ class DistilRequest:
 # The demo preset: a 4M-parameter model learns from scratch with a large learning rate. Measured on 2 CPU cores:
 # 1000 steps × batch 24 (about 17 epochs of 1440 utterances) reached 6% held-out WER in 5 minutes.
 PRESETS: dict[str, dict] = {
-    "demo": dict(
-        model="demo",
+    DEMO: dict(
+        model=DEMO,
         learning_rate=3e-3,
         train_batch_size=24,
         eval_batch_size=64,
@@ -554,7 +316,7 @@ PRESETS: dict[str, dict] = {
     # whisper-base on a CPU: the encoder frozen and run once per clip (cached), a 10 s window for short clips, the
     # decoder trained from the cache. Measured on 2 cores (bench/demo.py): see BENCHMARKS.md.
     "whisper-base-cpu": dict(
-        model="whisper-base",
+        model=DEFAULT_MODEL,
         freeze_encoder=True,
         cache_encoder_states=True,
         window_seconds=10,
@@ -574,7 +336,7 @@ PRESETS: dict[str, dict] = {
 }
 # What each preset is for, in a line: the Train form's and `train --preset`'s help
 PRESET_PURPOSES = {
-    "demo": "the 4M-parameter toy, learning from scratch",
+    DEMO: "the 4M-parameter toy, learning from scratch",
     "whisper-base-cpu": "the encoder frozen and run once per clip, 10 s window, the decoder trained (the fast way on "
     "a CPU)",
     "whisper-small": "the seed recipe's model (for a GPU)",
@@ -590,9 +352,9 @@ def presets_help(none: str | None = None) -> str:
 def default_preset(model: str) -> str:
     """The preset a form starts from for a dataset prepared with `model`: the toy's own, whisper-base's fast CPU
     recipe when there is no GPU, else none (the recipe's settings)."""
-    if model == "demo":
-        return "demo"
-    if model in ("whisper-base", "openai/whisper-base"):
+    if model == DEMO:
+        return DEMO
+    if installed_name(model) == DEFAULT_MODEL:
         import torch
 
         return "none" if torch.cuda.is_available() else "whisper-base-cpu"

@@ -23,27 +23,75 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.audio.constants import SAMPLE_RATE, TEXT_TOKENS_PER_SECOND_CAP, WINDOW_SECONDS
+from core.audio.constants import SAMPLE_RATE, WINDOW_SECONDS, text_token_cap
 from core.audio.probes import probe_clips
-from core.data.artifact import REFERENCE_PREFIX, Artifact, open_artifact
+from core.data.artifact import MANIFEST_FILE, REFERENCE_PREFIX, Artifact, open_artifact
 from core.errors import StudioError
 from core.languages import get_language
 from core.models.hf_folders import language_token_ids
+from core.models.resolve import DEMO
 from core.text.wer import probe_counts, summarize
-from core.training.data import FeatureDataset
+from core.training.data import FeatureDataset, ReplaySet
 from core.workspace import Workspace
 
 PREFIX_TOKENS = 4  # <|startoftranscript|><|lang|><|transcribe|><|notimestamps|>
 GUARD_ROWS = 30  # utterances per guard set: enough to see a forgotten language, cheap enough for every evaluation
 ENGLISH_SENTENCES = 200  # the English reference set: 30 test sentences guard, its train split is replay's default
 ENGLISH_SEED = 7
-DEMO_MODEL = "demo"  # the toy never knew English: no English guard for it
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """One guard set decoded by the model as it is now: `summary` is `summarize`'s (wer, cer, utterances, flags and
+    the per-utterance rows)."""
+
+    name: str
+    split: str
+    language: str
+    language_accuracy: float
+    summary: dict
+
+    @property
+    def wer(self) -> float:
+        return self.summary["wer"]
+
+    def record(self) -> dict:
+        """The guard's entry in result.json: its figures without the per-utterance rows (saved as evaluations)."""
+        figures = {k: v for k, v in self.summary.items() if k != "rows"}
+        return {**figures, "split": self.split, "language": self.language, "language_accuracy": self.language_accuracy}
+
+    def evaluation(self, checkpoint: str) -> dict:
+        """The guard's per-utterance evaluation of `checkpoint`, as the Compare page's drill-down reads it."""
+        return {"model": checkpoint, "data": self.name, **self.summary, **self.record()}
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What the model wrote on the clips with no speech: `counts` is `probe_counts`' (probe_words,
+    probe_clips_with_words, probe_loops, probe_clips), `texts` each clip's transcript by id."""
+
+    counts: dict[str, int]
+    texts: dict[str, str]
+
+    def record(self) -> dict:
+        return {**self.counts, "texts": self.texts}
+
+
+@dataclass(frozen=True)
+class HarmMeasurement:
+    """The guard sets and the probes, measured once on the model as it was at one step."""
+
+    guards: dict[str, GuardResult]
+    probes: ProbeResult
+
+    def guard_wers(self) -> dict[str, float]:
+        return {name: guard.wer for name, guard in self.guards.items()}
 
 
 def transcript_cap(seconds: float, max_length: int) -> int:
     """The most tokens (prefix included) a transcript of `seconds` of speech may take, never above `max_length`: a
     longer one is a loop, cut off where its speech ends, as transcription cuts it (core/speech/inference.py)."""
-    return min(max_length, PREFIX_TOKENS + int(TEXT_TOKENS_PER_SECOND_CAP * seconds) + 8)
+    return min(max_length, PREFIX_TOKENS + text_token_cap(seconds))
 
 
 def english_reference_name(n_mels: int) -> str:
@@ -55,12 +103,12 @@ def english_reference(workspace: Workspace, model: str, n_mels: int, log=print) 
     models with `n_mels` mel bins, made on first use: its test split is the English guard, its train split what
     replay mixes in, so the two never share a sentence."""
     name = english_reference_name(n_mels)
-    if (workspace.dataset(name) / "manifest.json").is_file():
+    if (workspace.dataset(name) / MANIFEST_FILE).is_file():
         return name
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 makes it; the others wait for its manifest
         for _ in range(1800):
             time.sleep(1)
-            if (workspace.dataset(name) / "manifest.json").is_file():
+            if (workspace.dataset(name) / MANIFEST_FILE).is_file():
                 return name
         raise StudioError("the English reference set was not made within 30 minutes: see rank 0's train.log")
     from core.data.features import PrepareOptions, prepare_features
@@ -70,9 +118,34 @@ def english_reference(workspace: Workspace, model: str, n_mels: int, log=print) 
     english = get_language("en")
     spec = SynthSpec(language="en", n=ENGLISH_SENTENCES, seed=ENGLISH_SEED, test_fraction=0.15)
     log(f"making the English reference set ({ENGLISH_SENTENCES} espeak-ng sentences): once per workspace")
-    folder = synthesize_dataset(english, workspace.home / "synth" / spec.folder_name("reference-"), spec)
+    folder = synthesize_dataset(english, workspace.synth / spec.folder_name("reference-"), spec)
     prepare_features(FolderSource(folder), english, model, name, workspace, PrepareOptions())
     return name
+
+
+def replay_set(workspace: Workspace, config, artifact: Artifact, language: str, mels: int) -> ReplaySet | None:
+    """The replay set (the user's, or the English reference set's training split) and the share of it the run
+    reads, or None without replay. `language`: the target's Whisper code; `mels`: the model's mel bins."""
+    if not config.replay_fraction:
+        return None
+    if artifact.streams("train"):
+        raise StudioError(
+            "replay mixes stored training rows; this dataset streams its training split: prepare it without "
+            "stream_train, or set replay_fraction 0"
+        )
+    name = config.replay
+    if not name and language == "en":
+        raise StudioError(
+            "replay's default is the English reference set, drawn from the same templates as an English target's "
+            "sentences: give another dataset (--replay DATASET) or set replay_fraction 0"
+        )
+    if not name:
+        name = english_reference(workspace, config.model, mels)
+    replay = open_artifact(workspace, name)
+    if replay.feature_shape()[0] != mels:
+        raise StudioError(f"replay dataset '{name}' was prepared for another model's mel bins: prepare it again")
+    train_rows = len(FeatureDataset(artifact, "train", config.max_train_samples, config.window_seconds or None))
+    return ReplaySet.for_run(replay, train_rows, config.replay_fraction)
 
 
 def guard_datasets(config, target_language: str, workspace: Workspace, n_mels: int, log=print) -> list[str]:
@@ -80,7 +153,9 @@ def guard_datasets(config, target_language: str, workspace: Workspace, n_mels: i
     from core.data.synth import espeak_available
 
     names = [g.strip() for g in config.guard.split(",") if g.strip()]
-    if config.english_guard and target_language != "en" and config.model != DEMO_MODEL:
+    if (
+        config.english_guard and target_language != "en" and config.model != DEMO
+    ):  # the toy never knew English: no English guard
         if espeak_available():
             names.insert(0, english_reference(workspace, config.model, n_mels, log))
         else:
@@ -170,7 +245,7 @@ class HarmChecks:
             seconds=[len(samples) / SAMPLE_RATE for _, samples in clips],
         )
         self.frozen = _frozen(model)
-        self.base: dict | None = None  # the step-0 results, measured once (before training or at step 0)
+        self.base: dict[str, float] | None = None  # each guard set's WER at step 0 (before training or at step 0)
 
     @staticmethod
     def _mel(processor, clips: list[np.ndarray]) -> np.ndarray:
@@ -239,31 +314,25 @@ class HarmChecks:
             found = self.detected_languages(model, fed)
         return sum(code == expected for code in found) / max(len(found), 1)
 
-    def measure(self, model, max_length: int) -> dict:
-        """{guards: {name: {wer, cer, utterances, language, language_accuracy, rows}}, probes: {counts}} for the
-        model as it is now; the model's training mode is kept."""
+    def measure(self, model, max_length: int) -> HarmMeasurement:
+        """The guard sets and the probes for the model as it is now; the model's training mode is kept."""
         was_training = model.training
         model.eval()
         try:
             guards = {}
             for inputs in self.sets:
                 hypotheses = self._decode(model, inputs, inputs.language, max_length)
-                record = summarize(inputs.ids, inputs.texts, hypotheses)
+                summary = summarize(inputs.ids, inputs.texts, hypotheses)
                 accuracy = self.language_accuracy(model, self._inputs(model, inputs), inputs.language, self.frozen)
-                guards[inputs.name] = {
-                    **record,
-                    "split": inputs.split,
-                    "language": inputs.language,
-                    "language_accuracy": accuracy,
-                }
+                guards[inputs.name] = GuardResult(inputs.name, inputs.split, inputs.language, accuracy, summary)
             probe_texts = self._decode(model, self.probes, None, max_length)
-            probes = {**probe_counts(probe_texts), "texts": dict(zip(self.probes.ids, probe_texts))}
+            probes = ProbeResult(probe_counts(probe_texts), dict(zip(self.probes.ids, probe_texts)))
         finally:
             model.train(was_training)
-        return {"guards": guards, "probes": probes}
+        return HarmMeasurement(guards, probes)
 
 
-def metric_rows(step: int, measured: dict) -> list[dict]:
+def metric_rows(step: int, measured: HarmMeasurement) -> list[dict]:
     """The metrics.jsonl rows of one measurement: a row per guard set and one for the probes."""
     now = time.time()
     rows = [
@@ -271,36 +340,31 @@ def metric_rows(step: int, measured: dict) -> list[dict]:
             "step": step,
             "time": now,
             "guard": name,
-            "guard_wer": g["wer"],
-            "guard_cer": g["cer"],
-            "guard_language_accuracy": g["language_accuracy"],
+            "guard_wer": g.wer,
+            "guard_cer": g.summary["cer"],
+            "guard_language_accuracy": g.language_accuracy,
         }
-        for name, g in measured["guards"].items()
+        for name, g in measured.guards.items()
     ]
-    probes = {k: v for k, v in measured["probes"].items() if k != "texts"}
-    return [*rows, {"step": step, "time": now, **probes}]
+    return [*rows, {"step": step, "time": now, **measured.probes.counts}]
 
 
-def guard_rises(base: dict, now: dict, threshold_points: float) -> list[str]:
-    """One line per guard set whose WER rose more than `threshold_points` above the base model's."""
+def guard_rises(base: dict[str, float], now: dict[str, float], threshold_points: float) -> list[str]:
+    """One line per guard set whose WER (`now`: name → WER) rose more than `threshold_points` above the base
+    model's (`base`)."""
     lines = []
-    for name, guard in now["guards"].items():
-        before = base["guards"].get(name)
+    for name, wer in now.items():
+        before = base.get(name)
         if before is None:
             continue
-        rise = 100 * (guard["wer"] - before["wer"])
+        rise = 100 * (wer - before)
         if rise > threshold_points:
             lines.append(
-                f"guard '{name}' WER rose {rise:.1f} points ({100 * before['wer']:.1f}% → {100 * guard['wer']:.1f}%), "
+                f"guard '{name}' WER rose {rise:.1f} points ({100 * before:.1f}% → {100 * wer:.1f}%), "
                 f"more than {threshold_points:g}: the model is forgetting; try replay (--replay-fraction 0.1), "
                 f"a lower learning rate, fewer steps or LoRA"
             )
     return lines
-
-
-def short_record(measured_guard: dict) -> dict:
-    """A guard's result without its per-utterance rows (those go into the run's evaluations/)."""
-    return {k: v for k, v in measured_guard.items() if k not in ("rows",)}
 
 
 class HarmCallback:
@@ -310,22 +374,23 @@ class HarmCallback:
     def __init__(self, checks: HarmChecks, run, status, config):
         self.checks, self.run, self.status, self.config = checks, run, status, config
         self.stopped_by: str | None = None
-        self.by_step: dict[int, dict] = {}  # this process's measurements: the best step's is the "after" half's
+        # this process's measurements: the best step's is the "after" half's
+        self.by_step: dict[int, HarmMeasurement] = {}
         if checks.base is None:  # a resumed run: the base model's figures are in its step-0 rows
-            base = {r["guard"]: {"wer": r["guard_wer"]} for r in run.metrics() if r["step"] == 0 and "guard" in r}
-            checks.base = {"guards": base, "probes": {}} if base else None
+            base = {r["guard"]: r["guard_wer"] for r in run.metrics() if r["step"] == 0 and "guard" in r}
+            checks.base = base or None
 
-    def measure(self, model, step: int) -> dict:
+    def measure(self, model, step: int) -> HarmMeasurement:
         """Measure the model as it is at `step`, into metrics.jsonl and train.log (step 0: the base model)."""
         measured = self.checks.measure(model, self.config.generation_max_length)
         self.by_step[step] = measured
         if step == 0:
-            self.checks.base = measured
+            self.checks.base = measured.guard_wers()
         for row in metric_rows(step, measured):
             self.run.append_metrics(row)
-        for name, guard in measured["guards"].items():
-            print(f"step {step}  guard {name} WER {100 * guard['wer']:.1f}%", flush=True)
-        probes = measured["probes"]
+        for name, guard in measured.guards.items():
+            print(f"step {step}  guard {name} WER {100 * guard.wer:.1f}%", flush=True)
+        probes = measured.probes.counts
         print(
             f"step {step}  probes: {probes['probe_words']} words on {probes['probe_clips']} clips with no speech, "
             f"{probes['probe_loops']} loops",
@@ -340,7 +405,7 @@ class HarmCallback:
         measured = self.measure(model, step)
         if self.checks.base is None or step == 0:
             return False
-        rises = guard_rises(self.checks.base, measured, self.config.guard_threshold)
+        rises = guard_rises(self.checks.base, measured.guard_wers(), self.config.guard_threshold)
         if not rises:
             return False
         lines = [f"step {step}: {line}" for line in rises]

@@ -355,7 +355,7 @@ def start_command_job(workspace: Workspace, name: str, args: list[str]) -> dict:
     """Run `python -m core ARGS --home WORKSPACE` detached (the one-click demo); its record is jobs/NAME.json."""
     from core.workspace import read_json_if_intact, write_json_atomic
 
-    jobs = workspace.home / "jobs"
+    jobs = workspace.jobs
     jobs.mkdir(parents=True, exist_ok=True)
     record = read_json_if_intact(jobs / f"{name}.json")
     if record and command_job_state(record) == "running":
@@ -369,7 +369,7 @@ def start_command_job(workspace: Workspace, name: str, args: list[str]) -> dict:
 
 
 def command_job(workspace: Workspace, name: str) -> dict | None:
-    return read_json_if_intact(workspace.home / "jobs" / f"{name}.json")  # a damaged record: no such job
+    return read_json_if_intact(workspace.jobs / f"{name}.json")  # a damaged record: no such job
 
 
 def command_job_state(record: dict) -> str:

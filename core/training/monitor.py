@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 import time
 
-from core.training.run_records import RunStatus
-from core.training.runs import baseline_of
+from core.training.run_records import RunStatus, baseline_of
 
 PACE_ROWS = 6  # the pace is taken over the last 6 loss rows: recent enough to follow a change, long enough to be calm
 READABLE_CEILING = 200.0  # % WER: values above this (an untrained model's 1000%+) are pinned to the chart's top

@@ -26,7 +26,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from core.errors import DamagedFile, StudioError
-from core.training.config import TrainConfig, parse_endpoint
+from core.training.config import TrainConfig
+from core.training.config_checks import parse_endpoint
 from core.training.run_records import RunState
 from core.training.runs import RunFolder
 

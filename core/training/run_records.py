@@ -277,3 +277,40 @@ class RunSummary:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class BestCheckpoint:
+    """The best checkpoint by validation WER (best.json), or the best still on disk recomputed from the metrics."""
+
+    checkpoint: str  # the folder's name: checkpoint-N
+    wer: float | None
+    step: int | None
+    recomputed: bool = False  # best.json was missing, damaged or named a checkpoint that is gone
+
+    def to_dict(self) -> dict:
+        return {"checkpoint": self.checkpoint, "wer": self.wer, "step": self.step}
+
+
+# The rows of metrics.jsonl: what each records, and the numbers a plot may trust.
+def row_kind(row: dict) -> str:
+    """What a metrics.jsonl row records: 'eval' (validation), 'save' (a checkpoint's save time), 'guard:NAME' (a
+    guard set), 'probes' (the no-speech probes) or 'train' (loss and learning rate); one row of each kind a step."""
+    if "guard" in row:
+        return f"guard:{row['guard']}"
+    if "probe_words" in row:
+        return "probes"
+    return "eval" if "eval_wer" in row else "save" if "checkpoint_seconds" in row else "train"
+
+
+def baseline_of(metrics: list[dict]) -> float | None:
+    """The base model's zero-shot WER in a run's metric rows (the row marked baseline, at step 0)."""
+    return next((r["eval_wer"] for r in metrics if r.get("baseline") and "eval_wer" in r), None)
+
+
+NUMERIC_KEYS = ("epoch", "time", "loss", "learning_rate", "samples_per_second", "eval_wer", "eval_cer")
+
+
+def numbers_where_expected(row: dict) -> bool:
+    """A metric row whose numeric keys hold numbers (a damaged line is skipped, never plotted)."""
+    return all(isinstance(row[k], int | float) and not isinstance(row[k], bool) for k in NUMERIC_KEYS if k in row)

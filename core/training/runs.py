@@ -38,7 +38,16 @@ from core.formatting import MISSING, log_lines, percent
 from core.languages import get_language
 from core.text.bootstrap import shown_change
 from core.training.config import TrainConfig
-from core.training.run_records import STATUS_FIELDS, RunResult, RunState, RunStatus, RunSummary
+from core.training.run_records import (
+    STATUS_FIELDS,
+    BestCheckpoint,
+    RunResult,
+    RunState,
+    RunStatus,
+    RunSummary,
+    baseline_of,
+    numbers_where_expected,
+)
 from core.workspace import Workspace, folder_name, pid_alive, read_json, read_json_if_intact, write_json_atomic
 
 HEARTBEAT_S = 5  # the worker touches status.json this often
@@ -214,7 +223,7 @@ class RunFolder:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(row, dict) and isinstance(row.get("step"), int) and _numbers_where_expected(row):
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and numbers_where_expected(row):
                 rows.append(row)
         return rows
 
@@ -248,9 +257,9 @@ class RunFolder:
 
     def write_best(self, checkpoint: str, wer: float) -> None:
         name = Path(checkpoint.rstrip("/")).name
-        write_json_atomic(self.path / "best.json", {"checkpoint": name, "wer": wer, "step": checkpoint_step(name)})
+        write_json_atomic(self.path / "best.json", BestCheckpoint(name, wer, checkpoint_step(name)).to_dict())
 
-    def best(self) -> dict | None:
+    def best(self) -> BestCheckpoint | None:
         """The best checkpoint by validation WER: best.json when it names a checkpoint that exists, else the
         best-scoring checkpoint still on disk (recomputed from the metrics), else None."""
         try:
@@ -258,16 +267,18 @@ class RunFolder:
         except DamagedFile:
             saved = None  # recomputed below from what exists
         if saved and isinstance(saved.get("checkpoint"), str) and (self.path / saved["checkpoint"]).is_dir():
-            return saved
+            wer, step = saved.get("wer"), saved.get("step")
+            return BestCheckpoint(saved["checkpoint"], wer if isinstance(wer, int | float) else None, step)
         on_disk = {checkpoint_step(p): p.name for p in self.checkpoints()}
         scored = [r for r in self.metrics() if r["step"] in on_disk and isinstance(r.get("eval_wer"), int | float)]
         if not scored:
             return None
         row = min(scored, key=lambda r: r["eval_wer"])
-        return {"checkpoint": on_disk[row["step"]], "wer": row["eval_wer"], "step": row["step"], "recomputed": True}
+        return BestCheckpoint(on_disk[row["step"]], row["eval_wer"], row["step"], recomputed=True)
 
     def best_checkpoint_name(self) -> str | None:
-        return (self.best() or {}).get("checkpoint")
+        best = self.best()
+        return best.checkpoint if best else None
 
     # --- evaluations and the held-out result
     def evaluation_file(self, checkpoint: str, data: str, split: str) -> Path:
@@ -326,7 +337,7 @@ class RunFolder:
     def summary(self) -> RunSummary:
         """One row for tables: never raises, whatever the state of the files."""
         status = self.status()
-        best = self.best() or {}
+        best = self.best()
         try:
             result = self.result()
         except DamagedFile:
@@ -337,7 +348,7 @@ class RunFolder:
             step=status.step,
             total=status.total,
             baseline_wer=self.baseline_wer(),
-            best_wer=best.get("wer"),
+            best_wer=best.wer if best else None,
             best_checkpoint=best.get("checkpoint"),
             test_before=result.wer_before,
             test_after=result.wer_after,
@@ -356,28 +367,6 @@ class RunFolder:
             ),
             warnings=tuple(status.warnings),
         )
-
-
-def row_kind(row: dict) -> str:
-    """What a metrics.jsonl row records: 'eval' (validation), 'save' (a checkpoint's save time), 'guard:NAME' (a
-    guard set), 'probes' (the no-speech probes) or 'train' (loss and learning rate); one row of each kind a step."""
-    if "guard" in row:
-        return f"guard:{row['guard']}"
-    if "probe_words" in row:
-        return "probes"
-    return "eval" if "eval_wer" in row else "save" if "checkpoint_seconds" in row else "train"
-
-
-def baseline_of(metrics: list[dict]) -> float | None:
-    """The base model's zero-shot WER in a run's metric rows (the row marked baseline, at step 0)."""
-    return next((r["eval_wer"] for r in metrics if r.get("baseline") and "eval_wer" in r), None)
-
-
-NUMERIC_KEYS = ("epoch", "time", "loss", "learning_rate", "samples_per_second", "eval_wer", "eval_cer")
-
-
-def _numbers_where_expected(row: dict) -> bool:
-    return all(isinstance(row[k], int | float) and not isinstance(row[k], bool) for k in NUMERIC_KEYS if k in row)
 
 
 def free_run_name(workspace: Workspace, stem: str) -> str:

@@ -15,34 +15,26 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 import traceback
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Seq2SeqTrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 
 from core.audio.constants import FRAMES_PER_SECOND
-from core.data.artifact import Artifact, open_artifact
+from core.data.artifact import open_artifact
 from core.errors import StudioError
 from core.languages import get_language
 from core.models.resolve import load_model
 from core.models.window import StandardWindowCallback, apply_window
-from core.text.wer import error_rates, summarize
-from core.training.config import TrainConfig
-from core.training.data import FeatureDataset, ReplayMix, ReplaySet, SpeechCollator, check_streamed_training
-from core.training.guards import (
-    HarmCallback,
-    HarmChecks,
-    english_reference,
-    guard_datasets,
-    short_record,
-    transcript_cap,
-)
+from core.text.wer import error_rates
+from core.training.data import FeatureDataset, ReplayMix, SpeechCollator, check_streamed_training
+from core.training.guards import HarmCallback, HarmChecks, guard_datasets, replay_set
+from core.training.held_out import decoded_texts, held_out_half
+from core.training.levers import apply_memory_levers, resolve_precision
 from core.training.parallel import DEEPSPEED_FILE, StudioTrainer, sharding_arguments, streamed_arguments
 from core.training.run_recorder import (
     RunFolderCallback,
@@ -52,52 +44,11 @@ from core.training.run_recorder import (
     load_adapter_weights,
 )
 from core.training.run_records import RunState
-from core.training.runs import BASELINE_CHECKPOINT, RunFolder, StopRequested, checkpoint_step, raise_if_stop_requested
+from core.training.runs import RunFolder, StopRequested, raise_if_stop_requested
 from core.training.self_training import pseudo_label_artifact, pseudo_label_splits, with_pseudo_labels
+from core.training.session import TrainingSession
 from core.training.student import DistillationTrainer
 from core.workspace import Workspace, write_json_atomic
-
-
-def resolve_precision(choice: str) -> str:
-    if choice == "auto":
-        if torch.cuda.is_available():
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"
-    if choice == "fp16" and not torch.cuda.is_available():
-        raise StudioError("precision fp16 needs a CUDA GPU; choose auto, fp32 or bf16 on a CPU")
-    return choice
-
-
-def apply_memory_levers(model, config: TrainConfig):
-    """Freeze the encoder and/or wrap the model with LoRA adapters, as the config asks."""
-    if config.freeze_encoder:
-        model.freeze_encoder()  # the encoder's weights get no gradients and no optimiser state
-    if config.lora_rank:
-        from peft import LoraConfig, get_peft_model
-
-        targets = [m.strip() for m in config.lora_target_modules.split(",") if m.strip()]
-        names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-        missing = sorted(set(targets) - names)
-        if missing:
-            raise StudioError(
-                f"lora_target_modules: {', '.join(missing)} not in this model; Whisper's attention "
-                f"layers are q_proj, k_proj, v_proj, out_proj; its MLP fc1, fc2"
-            )
-        # A frozen encoder gets no adapters either: a regex keeps them to the decoder's layers.
-        where = rf".*decoder\..*\.({'|'.join(map(re.escape, targets))})$" if config.freeze_encoder else targets
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=config.lora_rank, lora_alpha=config.lora_alpha, target_modules=where, lora_dropout=0.05, bias="none"
-            ),
-        )
-    return model
-
-
-def decoded_texts(tokenizer, token_ids: np.ndarray) -> list[str]:
-    """Generated or label ids (-100 = padding) → text without special tokens."""
-    ids = np.where(token_ids == -100, tokenizer.pad_token_id, token_ids)
-    return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
 def compute_metrics_for(tokenizer):
@@ -112,18 +63,24 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
     """Train the run in this process; returns the final state (completed / stopped). Raises on failure."""
     # 1. The config, the data and the precision.
     config = run.config().validate()
-    artifact = open_artifact(workspace, config.data)
     set_seed(config.seed)
-    checkpoint = run.last_checkpoint() if resume else None
-    status = StatusWriter(run)
-    status.start()
+    session = TrainingSession(
+        run=run,
+        workspace=workspace,
+        config=config,
+        artifact=open_artifact(workspace, config.data),
+        status=StatusWriter(run),
+        checkpoint=run.last_checkpoint() if resume else None,
+        precision=resolve_precision(config.precision),
+    )
+    session.status.start()
     try:
-        return _phases(run, workspace, config, artifact, checkpoint, status)
+        return _phases(session)
     except StopRequested:
         # a stop outside the training steps (caching, testing, an evaluation): what is complete is kept (the last
         # checkpoint, a test result already written); the half-done phase is dropped
         doing = run.status().phase or "starting"
-        status.update(
+        session.status.update(
             state=RunState.STOPPED,
             phase=None,
             phase_done=None,
@@ -134,88 +91,116 @@ def train(run: RunFolder, workspace: Workspace, resume: bool = False) -> str:
         )
         return RunState.STOPPED
     finally:
-        status.close()
+        session.status.close()
         if is_primary_process():
             run.stop_file.unlink(missing_ok=True)
 
 
-def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact: Artifact, checkpoint, status) -> str:
-    """Steps 2–8 of `train`: model, splits, trainer, test before, training, test after, final state."""
-    language = get_language(config.language or artifact.manifest["language"])
-    task = config.task or artifact.task
-    precision = resolve_precision(config.precision)
+def _phases(session: TrainingSession) -> str:
+    """Steps 2–9 of `train`: model, splits, harm checks, trainer, test before, training, test after, final state."""
+    status, checkpoint = session.status, session.checkpoint
     # 2. The model with the run's levers: window, dropout, frozen encoder, cached states, LoRA.
-    status.update(phase="loading the model")
+    _load_model(session)
+    # 3. The splits; with cached encoder states the encoder runs once per clip, here, before training.
+    train_set, eval_set, test_set = _datasets(session)
+    # 4. What fine-tuning may break, measured at each evaluation: guard sets, probes, language detection.
+    session.harm = _harm_checks(session)
+    # 5. The Trainer, writing the run folder through its callbacks.
+    trainer, callback = _trainer(session, train_set, eval_set)
+    if session.full_window is not None:  # after the run folder's callback: a LoRA merge is saved first
+        trainer.add_callback(StandardWindowCallback(session.full_window))
+    status.update(
+        state=RunState.RUNNING,
+        phase="training",
+        total=session.config.max_steps,
+        precision=session.precision,
+        resumed_from=checkpoint.name if checkpoint else None,
+    )
+    # 6. The held-out split, before: the starting model's zero-shot result (once per run).
+    if test_set is not None and not session.run.has_result_half("before"):
+        status.update(phase="testing the base model")
+        held_out_half(session, trainer, test_set, "before")
+    # 7. Training.
+    stopped = _fit(session, trainer, callback)
+    # 8. The held-out split, after: the best checkpoint by validation WER (loaded at the end of training).
+    if test_set is not None and not stopped:
+        status.update(phase="testing the best checkpoint")
+        held_out_half(session, trainer, test_set, "after")
+        if session.teacher is not None and is_primary_process():  # a student: its speed beside its teacher's
+            from core.training.student import record_distillation
+
+            status.update(phase="timing the student against its teacher")
+            record_distillation(session.run, session.config, session.workspace, session.artifact)
+    # 9. The final state.
+    return _finish(session, trainer, stopped)
+
+
+def _load_model(session: TrainingSession) -> None:
+    """Step 2: the model and processor in the run's language and task, with its window and memory levers; under
+    distillation the loaded model is the teacher and the session trains a student of it."""
+    config, workspace = session.config, session.workspace
+    session.language = get_language(config.language or session.artifact.manifest["language"])
+    session.task = config.task or session.artifact.task
+    session.status.update(phase="loading the model")
     overrides = {"dropout": config.dropout}
     if config.apply_spec_augment:
         overrides.update(
             apply_spec_augment=True, mask_time_prob=config.mask_time_prob, mask_feature_prob=config.mask_feature_prob
         )
-    model, processor = load_model(config.model, workspace, language=language.whisper, task=task, overrides=overrides)
-    teacher = None
-    if config.teacher:  # distillation: the model loaded is the teacher; the run trains a student of it
+    model, processor = load_model(
+        config.model, workspace, language=session.language.whisper, task=session.task, overrides=overrides
+    )
+    if config.teacher:
         from core.training.distil import check_student
         from core.training.student import student_of
 
         check_student(config.teacher, config.decoder_layers, workspace)
-        teacher, model = model, student_of(model, config.decoder_layers)
+        session.teacher, model = model, student_of(model, config.decoder_layers)
     model.generation_config.max_length = config.generation_max_length
     if config.gradient_checkpointing:
         model.config.use_cache = False
     # a shortened window trains on the first rows of the encoder's table; every checkpoint is saved whole (30 s)
-    full_window = apply_window(model, processor, config.window_seconds) if config.window_seconds else None
-    window = config.window_seconds or None
-    model = apply_memory_levers(model, config)
-    # 3. The splits; with cached encoder states the encoder runs once per clip, here, before training.
+    session.full_window = apply_window(model, processor, config.window_seconds) if config.window_seconds else None
+    session.window = config.window_seconds or None
+    session.model, session.processor = apply_memory_levers(model, config), processor
+
+
+def _datasets(session: TrainingSession) -> tuple:
+    """Step 3: (train, validation, test or None) rows: replay and pseudo-labels mixed into train, encoder states
+    cached first when the config asks."""
+    config, artifact, window = session.config, session.artifact, session.window
     splits = [config.eval_split] + ([config.test_split] if config.test_split else [])
-    status.update(phase="preparing the replay set" if config.replay_fraction else "caching encoder states")
-    replay = _replay_set(workspace, config, processor, artifact, language)
-    pseudo = pseudo_label_artifact(workspace, config, processor, artifact)
+    session.status.update(phase="preparing the replay set" if config.replay_fraction else "caching encoder states")
+    mels = session.processor.feature_extractor.feature_size
+    replay = replay_set(session.workspace, config, artifact, session.language.whisper, mels)
+    pseudo = pseudo_label_artifact(session.workspace, config, session.processor, artifact)
     # the replay rows a run reads are the first of the set: only those are encoded
     extras = {"replay": (replay.artifact, {"train": replay.table_rows(window)})} if replay else {}
     extras.update({"pseudo": (pseudo, dict.fromkeys(pseudo_label_splits(pseudo)))} if pseudo else {})
-    states = _encoder_states(model, artifact, config, splits, status, extras) if config.cache_encoder_states else {}
-    train_set = _training_rows(artifact, workspace, config, window, states.get("train"))
+    states = _encoder_states(session, splits, extras) if config.cache_encoder_states else {}
+    train_set = _training_rows(session, states.get("train"))
     if pseudo is not None:
         train_set = with_pseudo_labels(train_set, pseudo, config, window, states.get("pseudo"))
     if replay is not None:
-        replay_rows = FeatureDataset(
-            replay.artifact, "train", replay.rows, window, states.get("replay", {}).get("train")
-        )
+        replay_states = states.get("replay", {}).get("train")
+        replay_rows = FeatureDataset(replay.artifact, "train", replay.rows, window, replay_states)
         train_set = ReplayMix(train_set, replay_rows, config.replay_fraction, config.seed)
         print(
             f"replay: {train_set.extra} rows of '{replay.artifact.name}' among {len(train_set)} per epoch", flush=True
         )
-    eval_set = FeatureDataset(
-        artifact, config.eval_split, config.max_eval_samples, window, states.get(config.eval_split)
-    )
-    test_set = (
-        FeatureDataset(artifact, config.test_split, None, window, states.get(config.test_split))
-        if config.test_split
-        else None
-    )
-    _note_left_out(status, train_set, eval_set, test_set, window)
-    # 4. What fine-tuning may break, measured at each evaluation: guard sets, probes, language detection.
-    harm = _harm_checks(run, workspace, config, model, processor, language, window, status)
-    # 5. The Trainer, writing the run folder through its callbacks.
-    trainer, callback = _trainer(
-        run, config, model, processor, train_set, eval_set, precision, checkpoint, status, harm, teacher
-    )
-    if full_window is not None:
-        trainer.add_callback(StandardWindowCallback(full_window))  # after the run folder's: a LoRA merge is saved
-    status.update(
-        state=RunState.RUNNING,
-        phase="training",
-        total=config.max_steps,
-        precision=precision,
-        resumed_from=checkpoint.name if checkpoint else None,
-    )
-    # 6. The held-out split, before: the starting model's zero-shot result (once per run).
-    if test_set is not None and not run.has_result_half("before"):
-        status.update(phase="testing the base model")
-        _test(trainer, test_set, run, config, "before", processor.tokenizer, harm, language.whisper)
-    # 7. Training.
-    status.update(phase="training")
+    eval_states = states.get(config.eval_split)
+    eval_set = FeatureDataset(artifact, config.eval_split, config.max_eval_samples, window, eval_states)
+    test_set = None
+    if config.test_split:
+        test_set = FeatureDataset(artifact, config.test_split, None, window, states.get(config.test_split))
+    _note_left_out(session.status, train_set, eval_set, test_set, window)
+    return train_set, eval_set, test_set
+
+
+def _fit(session: TrainingSession, trainer, callback) -> bool:
+    """Step 7: the Trainer's loop, from the resumed checkpoint if any; True when a stop request ended it."""
+    model, checkpoint = session.model, session.checkpoint
+    session.status.update(phase="training")
     if checkpoint and is_peft(model):
         # the Trainer finds the merged model at the checkpoint's root, which does not fit a LoRA-wrapped
         # model (none of its keys match, so nothing is loaded, and it lists every key in a warning): the
@@ -227,17 +212,12 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     best = trainer.state.best_model_checkpoint
     if best and is_peft(model) and not stopped:
         load_adapter_weights(model, Path(best))  # what load_best_model_at_end does for a model without LoRA
-    # 8. The held-out split, after: the best checkpoint by validation WER (loaded at the end of training).
-    if test_set is not None and not stopped:
-        status.update(phase="testing the best checkpoint")
-        _test(trainer, test_set, run, config, "after", processor.tokenizer, harm, language.whisper)
-        if teacher is not None and is_primary_process():  # a student: its speed beside its teacher's
-            from core.training.student import record_distillation
+    return stopped
 
-            status.update(phase="timing the student against its teacher")
-            record_distillation(run, config, workspace, artifact)
-    # 9. The final state.
-    state = trainer.state
+
+def _finish(session: TrainingSession, trainer, stopped: bool) -> str:
+    """Step 9: the final state, with why the run ended early when it did."""
+    state, harm = trainer.state, session.harm
     final = RunState.STOPPED if stopped else RunState.COMPLETED
     note = None
     if harm is not None and harm.stopped_by and not stopped:
@@ -245,9 +225,9 @@ def _phases(run: RunFolder, workspace: Workspace, config: TrainConfig, artifact:
     elif not stopped and state.global_step < state.max_steps:
         note = (
             f"early-stopped at step {state.global_step}: WER did not improve for "
-            f"{config.early_stopping_patience} evaluations"
+            f"{session.config.early_stopping_patience} evaluations"
         )
-    status.update(state=final, phase=None, step=state.global_step, finished=time.time(), note=note, error=None)
+    session.status.update(state=final, phase=None, step=state.global_step, finished=time.time(), note=note, error=None)
     return final
 
 
@@ -255,46 +235,21 @@ def _without_key_lists(record: logging.LogRecord) -> bool:
     return "keys in the checkpoint model loaded" not in record.getMessage()
 
 
-def _training_rows(artifact: Artifact, workspace: Workspace, config: TrainConfig, window, states):
+def _training_rows(session: TrainingSession, states):
+    artifact, config = session.artifact, session.config
     if artifact.streams("train"):
         check_streamed_training(artifact, config)
         from core.training.streaming import StreamingFeatureDataset
 
         node = (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))  # torchrun's, else one
-        return StreamingFeatureDataset(artifact, workspace, config.max_train_samples, config.seed, node)
-    return FeatureDataset(artifact, "train", config.max_train_samples, window, states)
+        return StreamingFeatureDataset(artifact, session.workspace, config.max_train_samples, config.seed, node)
+    return FeatureDataset(artifact, "train", config.max_train_samples, session.window, states)
 
 
-def _replay_set(workspace: Workspace, config: TrainConfig, processor, artifact: Artifact, language):
-    """The replay set (the user's, or the English reference set's training split) and the share of it the run
-    reads, or None without replay."""
-    if not config.replay_fraction:
-        return None
-    if artifact.streams("train"):
-        raise StudioError(
-            "replay mixes stored training rows; this dataset streams its training split: prepare it without "
-            "stream_train, or set replay_fraction 0"
-        )
-    name = config.replay
-    if not name and language.whisper == "en":
-        raise StudioError(
-            "replay's default is the English reference set, drawn from the same templates as an English target's "
-            "sentences: give another dataset (--replay DATASET) or set replay_fraction 0"
-        )
-    if not name:
-        name = english_reference(workspace, config.model, processor.feature_extractor.feature_size)
-    replay = open_artifact(workspace, name)
-    if replay.feature_shape()[0] != processor.feature_extractor.feature_size:
-        raise StudioError(f"replay dataset '{name}' was prepared for another model's mel bins: prepare it again")
-    train_rows = len(FeatureDataset(artifact, "train", config.max_train_samples, config.window_seconds or None))
-    return ReplaySet.for_run(replay, train_rows, config.replay_fraction)
-
-
-def _encoder_states(
-    model, artifact: Artifact, config: TrainConfig, eval_splits: list[str], status, extras: dict | None = None
-) -> dict:
+def _encoder_states(session: TrainingSession, eval_splits: list[str], extras: dict) -> dict:
     from core.training.encoder_cache import cached_states, read_cached_states
 
+    config, artifact, model, status = session.config, session.artifact, session.model, session.status
     frames = (config.window_seconds * FRAMES_PER_SECOND) if config.window_seconds else artifact.feature_shape()[1]
     encoder = model.get_encoder()
 
@@ -304,7 +259,7 @@ def _encoder_states(
 
     states = cached_states(artifact, ["train", *eval_splits], encoder, frames, progress)
     # replay, pseudo-labels: {split: states}, for the rows given (None: every row of the split)
-    for name, (extra, needed) in (extras or {}).items():
+    for name, (extra, needed) in extras.items():
         wanted = {split: rows for split, rows in needed.items() if rows is not None}
         states[name] = cached_states(extra, list(needed), encoder, frames, progress, wanted or None)
     read_cached_states(model)
@@ -324,23 +279,54 @@ def _note_left_out(status, train_set, eval_set, test_set, window) -> None:
         status.update(left_out=left)
 
 
-def _harm_checks(run, workspace, config, model, processor, language, window, status):
+def _harm_checks(session: TrainingSession):
     """The run's guard sets and probes (rank 0 alone measures them), or None under another rank."""
     if not is_primary_process():
         return None
-    status.update(phase="preparing guard sets and probes")
+    config, processor, workspace = session.config, session.processor, session.workspace
+    session.status.update(phase="preparing guard sets and probes")
     mels = processor.feature_extractor.feature_size
-    guards = guard_datasets(config, language.whisper, workspace, mels)
-    checks = HarmChecks(model, processor, guards, workspace, window, config.eval_batch_size)
-    return HarmCallback(checks, run, status, config)
+    guards = guard_datasets(config, session.language.whisper, workspace, mels)
+    checks = HarmChecks(session.model, processor, guards, workspace, session.window, config.eval_batch_size)
+    return HarmCallback(checks, session.run, session.status, config)
 
 
-def _trainer(
-    run, config, model, processor, train_set, eval_set, precision, checkpoint, status, harm=None, teacher=None
-):
+def _trainer(session: TrainingSession, train_set, eval_set):
+    """Step 5: the Trainer (a distillation trainer for a student), its arguments from the config, its callbacks
+    writing the run folder."""
+    args = _training_arguments(session, train_set)
+    config, run, model, processor = session.config, session.run, session.model, session.processor
+    if args.deepspeed and is_primary_process():
+        write_json_atomic(run.path / DEEPSPEED_FILE, args.deepspeed)  # the config the run used, for the record
+    samples_per_step = config.train_batch_size * config.grad_accum_steps * max(1, args.world_size)
+    # sharded weights cannot run on rank 0 alone: the guard sets are measured at the test halves only (_test_model)
+    harm = None if config.sharding != "none" else session.harm
+    callback = RunFolderCallback(run, session.status, samples_per_step, harm)
+    callbacks = [callback]
+    if config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    # a student learns from its teacher's soft targets too (core/training/distil.py)
+    teacher = session.teacher
+    make = partial(DistillationTrainer, teacher=teacher, kl_weight=config.kl_weight) if teacher else StudioTrainer
+    trainer = make(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=SpeechCollator(model.config.decoder_start_token_id),
+        processing_class=processor,
+        compute_metrics=compute_metrics_for(processor.tokenizer),
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # its raw dicts would repeat what progress_line already writes
+    return trainer, callback
+
+
+def _training_arguments(session: TrainingSession, train_set) -> Seq2SeqTrainingArguments:
+    config, run, precision = session.config, session.run, session.precision
     epochs = config.num_train_epochs
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tensorboard")  # read by transformers' TensorBoard logger
-    args = Seq2SeqTrainingArguments(
+    return Seq2SeqTrainingArguments(
         output_dir=str(run.path),
         learning_rate=config.learning_rate,
         per_device_train_batch_size=config.train_batch_size,
@@ -358,7 +344,7 @@ def _trainer(
         bf16=precision == "bf16",
         eval_strategy="steps",
         eval_steps=config.eval_steps,
-        eval_on_start=checkpoint is None,
+        eval_on_start=session.checkpoint is None,
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
@@ -382,154 +368,6 @@ def _trainer(
         **sharding_arguments(config),
         **streamed_arguments(train_set),
     )
-    if args.deepspeed and is_primary_process():
-        write_json_atomic(run.path / DEEPSPEED_FILE, args.deepspeed)  # the config the run used, for the record
-    samples_per_step = config.train_batch_size * config.grad_accum_steps * max(1, args.world_size)
-    # sharded weights cannot run on rank 0 alone: the guard sets are measured at the test halves only (_test_model)
-    callback = RunFolderCallback(run, status, samples_per_step, None if config.sharding != "none" else harm)
-    callbacks = [callback]
-    if config.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    # a student learns from its teacher's soft targets too (core/training/distil.py)
-    make = partial(DistillationTrainer, teacher=teacher, kl_weight=config.kl_weight) if teacher else StudioTrainer
-    trainer = make(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        data_collator=SpeechCollator(model.config.decoder_start_token_id),
-        processing_class=processor,
-        compute_metrics=compute_metrics_for(processor.tokenizer),
-        callbacks=callbacks,
-    )
-    trainer.remove_callback(PrinterCallback)  # its raw dicts would repeat what progress_line already writes
-    return trainer, callback
-
-
-def _test(
-    trainer, test_set: FeatureDataset, run: RunFolder, config: TrainConfig, half: str, tokenizer, harm, language: str
-) -> None:
-    """Evaluate the trainer's current model on the held-out split, with its language detection, the guard sets and
-    the probes; saved as the run's result half and as per-utterance evaluations (the Compare page's drill-down).
-    After the second half, each before → after change gets its paired-bootstrap interval. Rank 0 alone decodes (in
-    order, no padding across processes); the other ranks wait for it."""
-    if is_primary_process():
-        model = _test_model(trainer, run, config, half)
-        teacher = getattr(trainer, "teacher", None)
-        if half == "before" and teacher is not None:
-            model = teacher  # a student is measured against its teacher: before → after is teacher → student
-        hypotheses = generate_texts(
-            model,
-            test_set,
-            config.eval_batch_size,
-            config.generation_max_length,
-            tokenizer,
-            between_batches=lambda: raise_if_stop_requested(run),
-        )
-        ids, references = test_set.ids_and_texts()
-        checkpoint = BASELINE_CHECKPOINT if half == "before" else run.best_checkpoint_name()
-        record = {
-            "model": f"{config.model} ({'the teacher' if config.teacher else 'as the run starts'})"
-            if half == "before"
-            else checkpoint,
-            "data": config.data,
-            "split": config.test_split,
-            **summarize(ids, references, hypotheses),
-        }
-        run.write_evaluation(checkpoint, config.data, config.test_split, record)
-        changes = None
-        if harm is not None:
-            record.update(_harm_half(harm, model, test_set, run, config, half, checkpoint, language))
-            changes = _changes(run, config, record, checkpoint) if half == "after" else None
-        run.write_result_half(half, checkpoint, record, changes)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-
-
-def _test_model(trainer, run: RunFolder, config: TrainConfig, half: str):
-    """The model rank 0 tests alone: the trainer's own; with sharding, after training, the best checkpoint read
-    whole from disk (its shards live on every rank, and would wait for the others), on rank 0's device."""
-    if config.sharding == "none" or half == "before":  # before training the model is not sharded yet
-        return trainer.accelerator.unwrap_model(trainer.model).to(trainer.args.device)
-    best = run.path / (run.best_checkpoint_name() or run.last_checkpoint().name)
-    model = type(trainer.accelerator.unwrap_model(trainer.model)).from_pretrained(best)
-    model.generation_config = trainer.accelerator.unwrap_model(trainer.model).generation_config
-    if config.window_seconds:  # saved whole (30 s), tested as trained
-        apply_window(model, trainer.processing_class, config.window_seconds)
-    return model.to(trainer.args.device)
-
-
-LANGUAGE_ROWS = 200  # test rows whose language is detected: enough for a share, bounded for large test splits
-
-
-def _harm_half(harm, model, test_set: FeatureDataset, run: RunFolder, config, half: str, checkpoint: str, language):
-    """The test split's language-detection accuracy, the guard sets and the probes for one half of the result; the
-    guard sets' per-utterance rows are saved as evaluations of the same checkpoint."""
-    if half == "before":
-        measured = harm.measure(model, 0)
-    else:  # the best checkpoint's weights were measured at its step, in this process (unless it resumed since)
-        measured = harm.by_step.get(checkpoint_step(checkpoint) or -1) or harm.checks.measure(
-            model, config.generation_max_length
-        )
-    fed = torch.from_numpy(
-        np.stack([test_set[i]["input_features"] for i in range(min(len(test_set), LANGUAGE_ROWS))]).astype(np.float32)
-    )
-    was_training = model.training
-    model.eval()
-    accuracy = harm.checks.language_accuracy(model, fed, language)
-    model.train(was_training)
-    for name, guard in measured["guards"].items():
-        run.write_evaluation(checkpoint, name, guard["split"], {"model": checkpoint, "data": name, **guard})
-    return {
-        "language": language,
-        "language_accuracy": accuracy,
-        "guards": {name: short_record(g) for name, g in measured["guards"].items()},
-        "probes": measured["probes"],
-    }
-
-
-def _changes(run: RunFolder, config: TrainConfig, after: dict, checkpoint: str) -> dict:
-    """Paired-bootstrap intervals of the test split's change and of each guard set's, from the saved rows."""
-    from core.text.bootstrap import paired_bootstrap
-    from core.workspace import read_json_if_intact
-
-    changes = {}
-    pairs = [("test", config.data, config.test_split)] + [
-        (name, name, g["split"]) for name, g in after.get("guards", {}).items()
-    ]
-    for key, data, split in pairs:
-        before = read_json_if_intact(run.evaluation_file(BASELINE_CHECKPOINT, data, split))
-        now = read_json_if_intact(run.evaluation_file(checkpoint, data, split))
-        if before and now and before.get("rows") and now.get("rows"):
-            changes[key] = paired_bootstrap(before["rows"], now["rows"]).to_dict()
-    return changes
-
-
-@torch.inference_mode()
-def generate_texts(
-    model, rows: FeatureDataset, batch_size: int, max_length: int, tokenizer, between_batches=None
-) -> list[str]:
-    """Greedy transcripts of every row, in the rows' order, with the generation config's language and task
-    (`between_batches()` is called before each batch: a stop raises there). Rows are decoded shortest first, so a
-    batch holds clips of about one length and stops at its longest clip's `transcript_cap`: a looping transcript
-    (the base model's, on a language it hardly knows) is cut where its speech ends, not at `max_length`."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    seconds = rows.seconds()
-    order = np.argsort(seconds, kind="stable")
-    texts = [""] * len(rows)
-    for start in range(0, len(rows), batch_size):
-        if between_batches:
-            between_batches()
-        chunk = order[start : start + batch_size]
-        inputs = torch.from_numpy(np.stack([rows[int(i)]["input_features"] for i in chunk]).astype(np.float32))
-        cap = transcript_cap(float(seconds[chunk].max()), max_length)
-        ids = model.generate(inputs.to(device), max_length=cap, synced_gpus=False)  # one process decodes, alone
-        for i, text in zip(chunk, decoded_texts(tokenizer, ids.cpu().numpy())):
-            texts[int(i)] = text
-    model.train(was_training)
-    return texts
 
 
 def describe_failure(err: BaseException) -> str:
