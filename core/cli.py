@@ -100,37 +100,20 @@ def cmd_synth(args) -> int:
 
 def cmd_prepare(args) -> int:
     from core.data.artifact import artifact_warnings
-    from core.data.features import PrepareOptions, prepare_features
-    from core.data.sources import MixedSource, open_source
+    from core.data.features import Preparation, PrepareOptions
+    from core.data.sources import MixedSource, SourceSpec, open_source
     from core.text.cleaning import CleaningOptions
 
-    workspace = Workspace.open(args.home)
-    language = get_language(args.language)
-    sources = [
-        open_source(
-            name,
-            language,
-            config=args.config,
-            streaming=args.streaming or None,
-            text_column=args.text_column,
-            train_split=args.train_split,
-            eval_split=args.eval_split,
-            validation_split=args.validation_split,
-        )
-        for name in [args.source, *(args.interleave or [])]
-    ]
+    workspace, language = Workspace.open(args.home), get_language(args.language)
+    spec = dataclass_from_flags(SourceSpec, args, streaming=args.streaming or None, token=None)
+    sources = [open_source(name, language, spec) for name in [args.source, *(args.interleave or [])]]
     source = sources[0] if len(sources) == 1 else MixedSource(sources)
     options = dataclass_from_flags(PrepareOptions, args, cleaning=dataclass_from_flags(CleaningOptions, args))
     bar = _progress_bar("clip")
-    artifact = prepare_features(
-        source, language, args.model, args.name, workspace, options, overwrite=args.overwrite, progress=bar
-    )
+    preparation = Preparation(overwrite=args.overwrite, progress=bar)
+    artifact = preparation.prepare(source, language, args.model, args.name, workspace, options)
     bar.close()
-    verb = "reused" if artifact.reused else "prepared"
-    counts = ", ".join(
-        f"{s} {c['rows']} rows ({c['hours'] * 60:.1f} min)" for s, c in artifact.manifest["splits"].items()
-    )
-    print(f"{verb} {artifact.name}: {counts} → {artifact.path}")
+    print(artifact.shown)
     for warning in artifact_warnings(artifact.manifest):
         print(f"warning: {warning}", file=sys.stderr)
     return 0

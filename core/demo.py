@@ -178,7 +178,7 @@ class _Demo:
 
     def data(self):
         """Steps 1–2: espeak-ng speech split by text, then its features with the model's own processor."""
-        from core.data.features import PrepareOptions, prepare_features
+        from core.data.features import Preparation, PrepareOptions
         from core.data.folders import FolderSource
         from core.data.synth import SynthSpec, default_kind, synthesize_dataset
 
@@ -202,9 +202,8 @@ class _Demo:
         with self.timed("preparing features"):
             source = FolderSource(folder)
             options = PrepareOptions()
-            return prepare_features(
-                source, self.language, plan.model, name, self.workspace, options, overwrite=True, progress=progress
-            )
+            preparation = Preparation(overwrite=True, progress=progress)
+            return preparation.prepare(source, self.language, plan.model, name, self.workspace, options)
 
     def free_sentences(self) -> str | None:
         """The language's free sentences (written apart from the templates, so they share few words with
