@@ -262,24 +262,13 @@ def cmd_resume(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from core.evaluation.evaluate import evaluate_model
+    from core.evaluation.evaluate import EvaluateOptions, evaluate_model
 
+    options = EvaluateOptions(split=args.split, batch_size=args.batch_size, limit=args.limit)
     bar = _progress_bar("clip")
-    result = evaluate_model(
-        args.model,
-        args.data,
-        Workspace.open(args.home),
-        split=args.split,
-        batch_size=args.batch_size,
-        limit=args.limit,
-        progress=bar,
-    )
+    result = evaluate_model(args.model, args.data, Workspace.open(args.home), options, progress=bar)
     bar.close()
-    flags = ", ".join(f"{k} {v}" for k, v in result.flags.items()) or "none"
-    print(
-        f"{args.model} on {args.data}/{args.split} ({result.utterances} utterances): "
-        f"{result.shown}; hallucination flags: {flags}"
-    )
+    print(result.report_line(args.model))
     return 0
 
 
@@ -352,23 +341,13 @@ def cmd_publish(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core.evaluation.parity import export_with_parity
+    from core.evaluation.parity import ExportOptions, export_with_parity, parity_report
 
-    exports = export_with_parity(
-        args.model,
-        Workspace.open(args.home),
-        args.quantization,
-        data=args.data,
-        split=args.split,
-        out=Path(args.out).expanduser() if args.out else None,
-        formats=args.formats,
-    )
-    failed = 0
-    for exported, checks in exports:
-        print(exported.summary)
-        for check in checks:
-            print(f"  {check.summary}")
-            failed += check.failed
+    out = Path(args.out).expanduser() if args.out else None
+    options = ExportOptions(args.quantization, args.data, args.split, out, args.formats)
+    lines, failed = parity_report(export_with_parity(args.model, Workspace.open(args.home), options))
+    for line in lines:
+        print(line)
     if failed:
         print(f"{failed} export file(s) FAILED parity: kept, and marked in their parity.json", file=sys.stderr)
     return 1 if failed else 0

@@ -14,7 +14,7 @@ from transformers import WhisperForConditionalGeneration, pipeline
 from core.audio import load_audio
 from core.data import open_artifact
 from core.errors import StudioError
-from core.evaluation.parity import export_with_parity
+from core.evaluation.parity import ExportOptions, export_with_parity
 from core.models import export_ctranslate2, is_ctranslate2
 from core.speech import Transcriber
 from core.training import resume_run, start_run
@@ -38,7 +38,9 @@ def test_ctranslate2_export_transcribes_and_checks_parity(populated, tmp_path):
     exported_text = Transcriber(str(exported), populated, language="no").text(speech)
     original_text = Transcriber(str(checkpoint), populated, language="no").text(speech)
     assert exported_text and len(exported_text.split()) <= 2 * len(original_text.split()) + 2  # the same model, int8
-    ((_, [check]),) = export_with_parity(str(checkpoint), populated, "int8", "nb-tiny", out=tmp_path / "int8")
+    ((_, [check]),) = export_with_parity(
+        str(checkpoint), populated, ExportOptions("int8", "nb-tiny", out=tmp_path / "int8")
+    )
     assert (check.format, check.variant, check.change.utterances) == ("ct2", "int8", 3)
     assert check.change.difference == pytest.approx(check.wer - check.checkpoint_wer)
     assert check.failed == check.change.measurable  # fails only when the interval excludes 0
