@@ -16,7 +16,7 @@ from core.data import open_artifact
 from core.errors import StudioError
 from core.evaluation.parity import ExportOptions, export_with_parity
 from core.models import export_ctranslate2, is_ctranslate2
-from core.speech import Transcriber
+from core.speech import EngineOptions, Transcriber
 from core.training import resume_run, start_run
 from core.workspace import Workspace
 
@@ -124,7 +124,7 @@ def test_a_float32_export_of_whisper_base_decodes_token_for_token_like_pytorch(t
         "she bought three apples and a loaf of bread",
         "we need more water for the garden",
     ]
-    pytorch = Transcriber(str(whisper_base), workspace, language="en", prefer_ctranslate2=False)
+    pytorch = Transcriber(str(whisper_base), workspace, language="en", engine=EngineOptions(prefer_ctranslate2=False))
     clips = [load_audio(make_audio(tmp_path / f"{i}.wav", t, "en-us")) for i, t in enumerate(texts)]
     features = pytorch.features(clips)
     prompt = pytorch.processor.tokenizer.convert_tokens_to_ids(

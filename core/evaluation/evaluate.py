@@ -17,7 +17,7 @@ from core.data.artifact import features_from_row, open_artifact
 from core.errors import DamagedFile, StudioError
 from core.formatting import percent
 from core.models.resolve import resolve_model
-from core.speech.inference import Transcriber
+from core.speech.inference import EngineOptions, Transcriber
 from core.text.wer import summarize
 from core.training.runs import RunFolder, checkpoint_step
 from core.workspace import read_json_if_intact, write_json_atomic
@@ -134,7 +134,7 @@ def evaluate_model(
         workspace,
         language=artifact.manifest["whisper_language"],
         task=artifact.task,
-        prefer_ctranslate2=False,
+        engine=EngineOptions(prefer_ctranslate2=False),
     )
     inputs = ModelInputs(artifact, table, transcriber)
     ids, refs, hyps = [], [], []
