@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from bench.report import write_section
-from core.demo import run_demo
+from core.demo import DemoRequest, run_demo
 from core.evaluation import EvaluateOptions, evaluate_model
 from core.languages import get_language
 from core.models import apply_window, load_model
@@ -77,7 +77,7 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             workspace = Workspace.open(Path(tmp) / "ws")
-            demo = run_demo(get_language(args.language), workspace, max_steps=args.max_steps)
+            demo = run_demo(get_language(args.language), workspace, DemoRequest(max_steps=args.max_steps))
             trained = (
                 f"The best checkpoint of `python -m core demo --language {args.language}` (WER "
                 f"{100 * demo.wer_before:.1f}% → {100 * demo.wer_after:.1f}% in the run's own short-form test)"

@@ -367,25 +367,15 @@ def cmd_align_heads(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from core.demo import run_demo
+    from core.demo import DemoRequest, run_demo
 
+    language, workspace = get_language(args.language), Workspace.open(args.home)
+    request = dataclass_from_flags(DemoRequest, args)
     bar = _progress_bar("item")
-    result = run_demo(
-        get_language(args.language),
-        Workspace.open(args.home),
-        model=args.model,
-        log=lambda line: print(line, file=sys.stderr),
-        progress=bar,
-        max_steps=args.max_steps,
-        utterances=args.utterances,
-        replay_fraction=args.replay_fraction,
-    )
+    result = run_demo(language, workspace, request, log=lambda line: print(line, file=sys.stderr), progress=bar)
     bar.close()
-    print(f"run {result.run}, {result.seconds / 60:.1f} min; best checkpoint {result.checkpoint}")
-    for line in result.report:
+    for line in result.lines():
         print(line)
-    print(f"held-out test split, {result.test_utterances} utterances, {result.model} before and after fine-tuning:")
-    print(f"WER before {percent(result.wer_before)} → after {percent(result.wer_after)}")
     return 0
 
 
