@@ -38,8 +38,8 @@ COMMON_VOICE = "common_voice"
 
 
 def pick_source(kind: str, ws: Workspace, language: Language, model: str) -> tuple[dict, bool]:
-    """(open_source keyword arguments, or {} while none is chosen; whether to stream the training split). `model`
-    is the base model the set is for: synthetic speech is made to fit its window."""
+    """(the source and its `SourceSpec` fields, or {} while none is chosen; whether to stream the training split).
+    `model` is the base model the set is for: synthetic speech is made to fit its window."""
     if kind == "Synthetic speech":
         return _synthetic(ws, language, model), False
     if kind == "Record my voice":

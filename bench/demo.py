@@ -31,7 +31,7 @@ from common import ROOT
 
 from bench.report import write_section
 from core.demo import DEMO_FILE, PLANS
-from core.evaluation import evaluate_model
+from core.evaluation import EvaluateOptions, evaluate_model
 from core.models.resolve import DEFAULT_MODEL
 from core.workspace import Workspace
 
@@ -185,7 +185,9 @@ def main() -> None:
                 home = Path(tmp) / f"ws-{replay}-{round_}"
                 measured[replay].append(run_demo(home, args.language, DEFAULT_MODEL, replay))
         on = measured[0.1][-1]
-        native = evaluate_model("whisper-base", on["config"]["data"], Workspace(on["home"]), split="test")
+        native = evaluate_model(
+            "whisper-base", on["config"]["data"], Workspace(on["home"]), EvaluateOptions(split="test")
+        )
     config, after = on["config"], on["result"]["after"]
     head = ["replay", "wall time", "CPU used by other work", "target test WER (95% CI of the change)"]
     head += [f"{'free sentences' if g.startswith('demo-') else 'English guard'} `{g}`" for g in _guards(on)]

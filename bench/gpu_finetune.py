@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from bench.report import write_section
-from core.data import FolderSource, PrepareOptions, SynthSpec, prepare_features, synthesize_dataset
+from core.data import FolderSource, Preparation, PrepareOptions, SynthSpec, synthesize_dataset
 from core.data.synth import default_kind
 from core.demo import PLANS
 from core.languages import get_language
@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     folder = synthesize_dataset(language, workspace.synth / spec.folder_name(prefix="gpu-"), spec)
     data = f"gpu-{language.code}-{plan.utterances}"
-    prepare_features(FolderSource(folder), language, DEFAULT_MODEL, data, workspace, PrepareOptions(), overwrite=True)
+    Preparation(overwrite=True).prepare(
+        FolderSource(folder), language, DEFAULT_MODEL, data, workspace, PrepareOptions()
+    )
     started = time.perf_counter()
     run = start_run(gpu_config(data, "gpu-full", args.steps), workspace, foreground=True)
     minutes = (time.perf_counter() - started) / 60

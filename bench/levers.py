@@ -21,7 +21,7 @@ from common import chart
 
 from bench.report import write_section
 from core.data import FolderSource, PrepareOptions, SynthSpec, prepare_features, synthesize_dataset
-from core.evaluation import evaluate_model
+from core.evaluation import EvaluateOptions, evaluate_model
 from core.formatting import percent
 from core.languages import get_language
 from core.training import RunFolder, RunState, TrainConfig, apply_preset, start_run, stop_run, wait_for
@@ -87,14 +87,14 @@ def main() -> None:
         folder = synthesize_dataset(NB, Path(tmp) / "synth", spec)
         artifact = prepare_features(FolderSource(folder), NB, "whisper-base", "levers", workspace, PrepareOptions())
         train_rows = artifact.manifest["splits"]["train"]["rows"]
-        zero = evaluate_model("whisper-base", "levers", workspace, split="test")
+        zero = evaluate_model("whisper-base", "levers", workspace, EvaluateOptions(split="test"))
         for index, (label, changes) in enumerate(LEVERS.items()):
             run = budgeted(workspace, f"lever-{index}", changes, args.minutes)
             rows_log = [r for r in run.metrics() if "samples_per_second" in r]
             rate = sorted(r["samples_per_second"] for r in rows_log)[len(rows_log) // 2] if rows_log else 0.0
             step = run.status().step
             checkpoint = run.last_checkpoint()
-            result = evaluate_model(str(checkpoint), "levers", workspace, split="test")
+            result = evaluate_model(str(checkpoint), "levers", workspace, EvaluateOptions(split="test"))
             points[label] = result.wer
             rows.append(f"| {label} | {rate:.2f} | {step * 16} | {percent(result.wer)} | {percent(result.cer)} |")
     picture = chart(

@@ -33,7 +33,7 @@ from bench.report import write_section
 from core.data import FolderSource, PrepareOptions, SynthSpec, prepare_features, synthesize_dataset
 from core.data.pseudo_labels import LabelSet, labels_root
 from core.data.synth import speak_texts
-from core.evaluation import evaluate_model
+from core.evaluation import EvaluateOptions, evaluate_model
 from core.languages import get_language
 from core.text.bootstrap import paired_bootstrap
 from core.text.wer import error_rates
@@ -182,7 +182,10 @@ def main() -> None:
 def _evaluations(workspace: Workspace, run: str) -> dict:
     folder = RunFolder.of(workspace, run)
     checkpoint = str(folder.path / folder.best_checkpoint_name())
-    return {data: evaluate_model(checkpoint, data, workspace, split="test") for data in ("st-labelled", "st-free")}
+    return {
+        data: evaluate_model(checkpoint, data, workspace, EvaluateOptions(split="test"))
+        for data in ("st-labelled", "st-free")
+    }
 
 
 def report(workspace: Workspace, labels: LabelSet, args, seconds: dict, loads: list[str]) -> None:

@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 from bench.report import write_section
-from core.demo import run_demo
-from core.evaluation import evaluate_model
+from core.demo import DemoRequest, run_demo
+from core.evaluation import EvaluateOptions, evaluate_model
 from core.languages import get_language
 from core.models import apply_window, load_model
 from core.text.bootstrap import paired_bootstrap
@@ -39,11 +39,11 @@ def measure(checkpoint: Path, workspace: Workspace, trained: str) -> str:
     config = json.loads((checkpoint.parent / "config.json").read_text())
     window = config["window_seconds"]
     positions = json.loads((checkpoint / "config.json").read_text())["max_source_positions"]
-    standard = evaluate_model(str(checkpoint), config["data"], workspace, split="test")
+    standard = evaluate_model(str(checkpoint), config["data"], workspace, EvaluateOptions(split="test"))
     short_folder = workspace.home / "window-short" / f"{checkpoint.parent.name}--{checkpoint.name}"
     if not (short_folder / "model.safetensors").is_file():  # kept: its evaluation is reused while it is unchanged
         short_copy(checkpoint, window, workspace, short_folder)
-    short = evaluate_model(str(short_folder), config["data"], workspace, split="test")
+    short = evaluate_model(str(short_folder), config["data"], workspace, EvaluateOptions(split="test"))
     change = paired_bootstrap(short.rows, standard.rows)
     return f"""## A short-window fine-tune in standard form (`bench/window.py`)
 
@@ -77,7 +77,7 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             workspace = Workspace.open(Path(tmp) / "ws")
-            demo = run_demo(get_language(args.language), workspace, max_steps=args.max_steps)
+            demo = run_demo(get_language(args.language), workspace, DemoRequest(max_steps=args.max_steps))
             trained = (
                 f"The best checkpoint of `python -m core demo --language {args.language}` (WER "
                 f"{100 * demo.wer_before:.1f}% → {100 * demo.wer_after:.1f}% in the run's own short-form test)"

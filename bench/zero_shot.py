@@ -20,7 +20,7 @@ from common import sentences
 
 from bench.report import write_section
 from core.models import apply_window, load_model
-from core.speech import Transcriber
+from core.speech import EngineOptions, Transcriber
 from core.text import error_rates
 from core.training import generate_texts
 from core.workspace import Workspace
@@ -49,7 +49,7 @@ def main() -> None:
         for language, code in (("nb", "no"), ("en", "en")):
             clips = sentences(Path(tmp) / language, language, args.sentences, seed=41)
             texts = [t for _, t in clips]
-            full = Transcriber("whisper-base", workspace, language=code, prefer_ctranslate2=False)
+            full = Transcriber("whisper-base", workspace, language=code, engine=EngineOptions(prefer_ctranslate2=False))
             fast = Transcriber("whisper-base", workspace, language=code)
             results = {
                 "transformers fp32, 30 s": [full.text(a) for a, _ in clips],

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from core.errors import StudioError
+from core.formatting import percent
 from core.languages import Language
 from core.models.resolve import DEFAULT_MODEL, DEMO
 from core.workspace import Workspace, write_json_atomic
@@ -76,16 +77,45 @@ class DemoResult:
     seconds: float
     report: tuple[str, ...] = ()  # what else changed: the interval, the guard sets, the probes, language ID
 
+    def lines(self) -> list[str]:
+        """What the `demo` command prints: the run, what else changed, and the held-out WER before → after."""
+        return [
+            f"run {self.run}, {self.seconds / 60:.1f} min; best checkpoint {self.checkpoint}",
+            *self.report,
+            f"held-out test split, {self.test_utterances} utterances, {self.model} before and after fine-tuning:",
+            f"WER before {percent(self.wer_before)} → after {percent(self.wer_after)}",
+        ]
+
+
+@dataclass(frozen=True)
+class DemoRequest:
+    """What a demo is asked for (the `demo` command's flags): the base model (a key of PLANS), and where given,
+    fewer training steps, another number of utterances, another share of English replay (None: the plan's)."""
+
+    model: str = DEFAULT_MODEL
+    max_steps: int | None = None
+    utterances: int | None = None
+    replay_fraction: float | None = None
+
+    def checked(self) -> tuple[DemoPlan, int]:
+        """The plan for the model and the number of utterances, or StudioError naming what to give instead."""
+        if self.model not in PLANS:
+            raise StudioError(f"demo model '{self.model}': choose one of {', '.join(PLANS)}")
+        plan = PLANS[self.model]
+        n = plan.utterances if self.utterances is None else self.utterances
+        if not 20 <= n <= 100_000:
+            raise StudioError(f"--utterances {n}: choose 20 to 100000 (the demo needs train, validation and test rows)")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise StudioError(f"--max-steps {self.max_steps}: give at least 1")
+        return plan, n
+
 
 def run_demo(
     language: Language,
     workspace: Workspace,
-    model: str = DEFAULT_MODEL,
+    request: DemoRequest | None = None,
     log=print,
     progress=None,
-    max_steps: int | None = None,
-    utterances: int | None = None,
-    replay_fraction: float | None = None,
 ) -> DemoResult:
     """Synthesize, prepare, train and evaluate in this process; returns the test WER before and after. What the
     libraries say on the way (warnings, log records, progress bars) goes to the run's train.log, not to `log`."""
@@ -94,8 +124,9 @@ def run_demo(
     from core.training.library_output import library_output_to
     from core.training.run_records import RunState
 
-    plan, n = _checked_request(model, utterances, max_steps)
-    demo = _Demo(language, workspace, plan, n, log, progress)
+    request = request or DemoRequest()
+    plan, n = request.checked()
+    demo = _Demo(language, workspace, request, plan, n, log, progress)
     run_name = f"{demo.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_log = workspace.run(run_name) / "train.log"  # the run folder holds its log from the first phase on
     run_log.parent.mkdir(parents=True, exist_ok=True)
@@ -105,14 +136,7 @@ def run_demo(
         free = demo.free_sentences() if plan.free_sentences else None
         # 3. Fine-tuning: the test split is evaluated with the starting model first, then with the best checkpoint;
         # the free sentences and English are guarded on the way.
-        config = replace(
-            _training_config(plan, artifact.name, run_name, max_steps),
-            guard=free or "",
-            # replay's English set shares templates with an English target's sentences: none by default there
-            replay_fraction=(plan.replay_fraction if language.whisper != "en" else 0.0)
-            if replay_fraction is None
-            else replay_fraction,
-        )
+        config = demo.training_config(artifact.name, run_name, guard=free)
         counts = artifact.manifest["splits"]
         log(
             f"3/4 training run {config.run} ({config.model}, preset {plan.preset}): {config.max_steps} steps × "
@@ -135,7 +159,7 @@ def run_demo(
     return DemoResult(
         run=run.name,
         data=artifact.name,
-        model=model,
+        model=request.model,
         checkpoint=str(run.path / after.checkpoint),
         wer_before=before.wer,
         wer_after=after.wer,
@@ -156,6 +180,7 @@ class _Demo:
 
     language: Language
     workspace: Workspace
+    request: DemoRequest
     plan: DemoPlan
     n: int
     log: Callable[[str], None]
@@ -166,6 +191,14 @@ class _Demo:
     @property
     def tag(self) -> str:
         return f"demo-{self.language.code}" + ("" if self.plan.model == DEFAULT_MODEL else f"-{self.plan.model}")
+
+    def training_config(self, data: str, run: str, guard: str | None):
+        """The plan's preset (shortened by `max_steps`), `guard` guarded, English replayed as asked or as planned."""
+        replay = self.request.replay_fraction
+        if replay is None:  # replay's English set shares templates with an English target's sentences: none there
+            replay = self.plan.replay_fraction if self.language.whisper != "en" else 0.0
+        config = _training_config(self.plan, data, run, self.request.max_steps)
+        return replace(config, guard=guard or "", replay_fraction=replay)
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
@@ -178,7 +211,7 @@ class _Demo:
 
     def data(self):
         """Steps 1–2: espeak-ng speech split by text, then its features with the model's own processor."""
-        from core.data.features import PrepareOptions, prepare_features
+        from core.data.features import Preparation, PrepareOptions
         from core.data.folders import FolderSource
         from core.data.synth import SynthSpec, default_kind, synthesize_dataset
 
@@ -202,9 +235,8 @@ class _Demo:
         with self.timed("preparing features"):
             source = FolderSource(folder)
             options = PrepareOptions()
-            return prepare_features(
-                source, self.language, plan.model, name, self.workspace, options, overwrite=True, progress=progress
-            )
+            preparation = Preparation(overwrite=True, progress=progress)
+            return preparation.prepare(source, self.language, plan.model, name, self.workspace, options)
 
     def free_sentences(self) -> str | None:
         """The language's free sentences (written apart from the templates, so they share few words with
@@ -224,19 +256,6 @@ class _Demo:
                 FolderSource(folder), self.language, self.plan.model, name, self.workspace, PrepareOptions()
             )
         return name
-
-
-def _checked_request(model: str, utterances: int | None, max_steps: int | None) -> tuple[DemoPlan, int]:
-    """The plan for `model` and the number of utterances, or StudioError naming what to give instead."""
-    if model not in PLANS:
-        raise StudioError(f"demo model '{model}': choose one of {', '.join(PLANS)}")
-    plan = PLANS[model]
-    n = plan.utterances if utterances is None else utterances
-    if not 20 <= n <= 100_000:
-        raise StudioError(f"--utterances {n}: choose 20 to 100000 (the demo needs train, validation and test rows)")
-    if max_steps is not None and max_steps < 1:
-        raise StudioError(f"--max-steps {max_steps}: give at least 1")
-    return plan, n
 
 
 def _training_config(plan: DemoPlan, data: str, run: str, max_steps: int | None):

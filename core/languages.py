@@ -91,3 +91,14 @@ def get_language(name: str) -> Language:
             f"(python -m core languages), e.g. {presets}"
         )
     return LANGUAGES[code]
+
+
+def language_table() -> list[str]:
+    """The `languages` command's table: code, name, Whisper token, each dataset's config, espeak-ng voice, preset."""
+    lines = [f"{'code':5} {'name':22} {'whisper':9} {'fleurs':12} {'common voice':13} {'espeak-ng':10} preset"]
+    for lang in LANGUAGES.values():
+        lines.append(
+            f"{lang.code:5} {lang.name:22} {lang.whisper_token:9} {lang.fleurs or '-':12} "
+            f"{lang.common_voice or '-':13} {lang.espeak or '-':10} {'yes' if lang.code in PRESETS else ''}"
+        )
+    return lines

@@ -10,7 +10,7 @@ from app.students import students_table
 from core.audio import SAMPLE_RATE
 from core.data import list_artifacts, open_artifact
 from core.errors import DamagedFile
-from core.evaluation import evaluate_model, export_with_parity
+from core.evaluation import EvaluateOptions, ExportOptions, evaluate_model, export_with_parity
 from core.evaluation.comparison import (
     ab_change,
     checkpoint_choices,
@@ -106,7 +106,9 @@ with evaluate_tab:
         if buttons[0].button("Evaluate", icon=":material/fact_check:"):
             bar = st.progress(0.0)
             with user_errors():
-                result = evaluate_model(choices[model_label], data, ws, split=split, progress=progress_callback(bar))
+                result = evaluate_model(
+                    choices[model_label], data, ws, EvaluateOptions(split=split), progress_callback(bar)
+                )
                 st.success(f"{model_label} on {data}/{split}: {result.shown}")
         quantization = (
             buttons[2].segmented_control(
@@ -123,9 +125,8 @@ with evaluate_tab:
         )
         if buttons[1].button("Export", icon=":material/bolt:", help="export, then WER parity in each format's runtime"):
             with user_errors(), st.spinner("Exporting and checking WER parity in each runtime…"):
-                for exported, checks in export_with_parity(
-                    choices[model_label], ws, quantization, data, split, formats=formats or EXPORT_FORMATS[:1]
-                ):
+                options = ExportOptions(quantization, data, split, formats=formats or EXPORT_FORMATS[:1])
+                for exported, checks in export_with_parity(choices[model_label], ws, options):
                     st.success(exported.summary)
                     for check in checks:
                         (st.error if check.failed else st.success)(check.summary)

@@ -12,8 +12,11 @@ from app.source_picker import KINDS, WAITING, pick_source
 from core.data import (
     SPLIT_RULES,
     TASKS,
+    DoctorSample,
     MixedSource,
+    Preparation,
     PrepareOptions,
+    SourceSpec,
     artifact_warnings,
     dropped_rows_line,
     examine,
@@ -22,7 +25,6 @@ from core.data import (
     made_from,
     open_artifact,
     open_source,
-    prepare_features,
     small_split_warnings,
     split_table,
 )
@@ -106,7 +108,8 @@ options = PrepareOptions(
 
 
 def chosen_source():
-    first = open_source(language=language, **source_args)
+    spec = SourceSpec(**{k: v for k, v in source_args.items() if k != "source"})  # the picker's other fields
+    first = open_source(source_args["source"], language, spec)
     return MixedSource([first, open_source(interleave, language)]) if interleave else first
 
 
@@ -117,9 +120,8 @@ if source_args:
         if st.button("Examine the first rows", icon=":material/stethoscope:"):
             bar = st.progress(0.0)
             with user_errors():
-                report = examine(
-                    chosen_source(), language, model, ws, options, limit=100, progress=progress_callback(bar)
-                )
+                sample = DoctorSample(limit=100, progress=progress_callback(bar))
+                report = examine(chosen_source(), language, model, ws, options, sample)
                 st.session_state[DOCTOR] = (looked_at, report)
             bar.empty()  # done: the report below says what was read
         shown = st.session_state.get(DOCTOR)
@@ -131,9 +133,8 @@ if source_args:
         if st.button("Prepare features", type="primary", icon=":material/memory:"):
             bar = st.progress(0.0)
             with user_errors():
-                artifact = prepare_features(
-                    chosen_source(), language, model, name, ws, options, overwrite, progress_callback(bar)
-                )
+                preparation = Preparation(overwrite=overwrite, progress=progress_callback(bar))
+                artifact = preparation.prepare(chosen_source(), language, model, name, ws, options)
                 st.session_state[SELECTED_DATASET] = artifact.name
                 st.success(f"{'Reused' if artifact.reused else 'Prepared'} **{artifact.name}**")
                 dropped = dropped_rows_line(artifact.manifest)

@@ -18,7 +18,15 @@ from helpers import make_audio, no_trouble, open_page, tiny_config
 from core.audio import SAMPLE_RATE, load_audio
 from core.audio.decode import audio_duration, audio_pieces
 from core.cli import main
-from core.data import FolderSource, PrepareOptions, RecordingSet, examine, list_recordings, prepare_features
+from core.data import (
+    DoctorSample,
+    FolderSource,
+    PrepareOptions,
+    RecordingSet,
+    examine,
+    list_recordings,
+    prepare_features,
+)
 from core.data.recordings import METADATA_FILE
 from core.data.rows import REASON_TEXT, text_key
 from core.errors import DamagedFile, StudioError
@@ -365,7 +373,7 @@ def test_a_clip_too_short_for_its_text_is_dropped_and_counted(tmp_path, workspac
     assert train["filtered"]["audio_too_short"] == 1 and train["rows"] == train["seen"] - 1
     # the synthetic words, one to four, are all long enough: the rule drops no real speech
     assert all(not s["filtered"]["audio_too_short"] for s in demo_artifact.manifest["splits"].values())
-    report = examine(FolderSource(folder), NB, "demo", workspace, PrepareOptions(), limit=100)
+    report = examine(FolderSource(folder), NB, "demo", workspace, PrepareOptions(), DoctorSample(limit=100))
     [problem] = [p for p in report.problems if p.name == REASON_TEXT["audio_too_short"]]
     assert (
         problem.rows == 1 and problem.examples[0].endswith("tiny (0.00 s)") and "prepare drops them" in problem.advice

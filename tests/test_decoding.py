@@ -12,7 +12,7 @@ from helpers import make_audio, run_cli
 
 from core.audio import SAMPLE_RATE, load_audio
 from core.errors import StudioError
-from core.speech import DecodingOptions, Transcriber, WindowDecoder
+from core.speech import DecodingOptions, EngineOptions, Transcriber, WindowDecoder
 from core.speech.decoding import parse_temperatures
 from core.text.wer import compression_ratio
 
@@ -105,7 +105,9 @@ def test_words_are_timed_on_both_engines_and_written_as_word_srt(tmp_path, whisp
     cues = (tmp_path / "out" / "two.srt").read_text().strip().split("\n\n")
     assert len(cues) == len(words) and cues[0].split("\n")[2] == words[0]["word"].strip()
     # the transformers engine times the same words by DTW over whisper-base's alignment heads
-    pytorch = Transcriber("whisper-base", session_workspace, language="en", prefer_ctranslate2=False)
+    pytorch = Transcriber(
+        "whisper-base", session_workspace, language="en", engine=EngineOptions(prefer_ctranslate2=False)
+    )
     assert pytorch.backend.heads == [tuple(h) for h in pytorch.model.generation_config.alignment_heads]
     timed = _check_words(pytorch.transcribe_array(second, options=DecodingOptions(beam_size=1, word_timestamps=True)))
     assert [w.word.strip(" .").lower() for w in timed][:3] == ["our", "train", "leaves"]

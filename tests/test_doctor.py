@@ -5,7 +5,15 @@ from collections import Counter
 
 from helpers import make_audio
 
-from core.data import DoctorReport, FolderSource, PrepareOptions, duration_histogram, examine, prepare_features
+from core.data import (
+    DoctorReport,
+    DoctorSample,
+    FolderSource,
+    PrepareOptions,
+    duration_histogram,
+    examine,
+    prepare_features,
+)
 from core.languages import get_language
 
 
@@ -66,8 +74,7 @@ def test_the_progress_ends_at_what_each_split_held(synth_folder, session_workspa
         get_language("nb"),
         "demo",
         session_workspace,
-        limit=100,
-        progress=lambda *a: calls.append(a),
+        sample=DoctorSample(limit=100, progress=lambda *a: calls.append(a)),
     )
     last = {split: (done, total) for split, done, total in calls}
     assert set(last) == {"train", "validation", "test"}

@@ -13,6 +13,7 @@ from helpers import REPO, make_audio, run_cli
 
 from core.data import (
     FolderSource,
+    Preparation,
     PrepareOptions,
     features_from_row,
     list_artifacts,
@@ -84,7 +85,7 @@ def test_same_inputs_are_reused_and_changed_inputs_are_not(workspace, synth_fold
     changed = PrepareOptions(max_train_samples=5, cleaning=CleaningOptions(lowercase=True))
     with pytest.raises(StudioError, match="exists, prepared from other inputs"):
         prepare_features(source, NB, "demo", "reuse", workspace, changed)
-    replaced = prepare_features(source, NB, "demo", "reuse", workspace, changed, overwrite=True)
+    replaced = Preparation(overwrite=True).prepare(source, NB, "demo", "reuse", workspace, changed)
     assert not replaced.reused and replaced.manifest["cleaning"]["lowercase"] is True
     assert "reuse" in list_artifacts(workspace)
 
@@ -211,9 +212,9 @@ def test_training_subsets_are_seeded_random_not_the_first_rows(workspace, synth_
 
 @pytest.mark.slow  # over 4 s: out of the fast lane
 def test_train_plus_validation_and_two_interleaved_sources(tmp_path, workspace, synth_folder):
-    from core.data import MixedSource, open_source
+    from core.data import MixedSource, SourceSpec, open_source
 
-    combined = open_source(str(synth_folder), NB, train_split="train+validation")
+    combined = open_source(str(synth_folder), NB, SourceSpec(train_split="train+validation"))
     assert combined.splits() == ["train", "test"] and len(list(combined.examples("train"))) == 27
     artifact = prepare_features(combined, NB, "demo", "combined", workspace, PrepareOptions())
     assert artifact.manifest["splits"]["validation"]["carved_from_train"] == 0.1  # checkpoints still need one

@@ -7,7 +7,7 @@ from helpers import make_audio, run_cli
 
 from core.audio import SAMPLE_RATE, load_audio
 from core.audio.vad import PAD_S, speech_windows, split_windows
-from core.evaluation import evaluate_model
+from core.evaluation import EvaluateOptions, evaluate_model
 from core.speech import Transcriber
 
 
@@ -53,13 +53,13 @@ def test_long_file_is_transcribed_in_timed_segments(tmp_path, whisper_base, sess
 
 
 def test_evaluations_are_saved_and_reused(session_workspace, demo_artifact):
-    first = evaluate_model("demo", "nb-tiny", session_workspace, split="test")
+    first = evaluate_model("demo", "nb-tiny", session_workspace, EvaluateOptions(split="test"))
     assert first.utterances == demo_artifact.manifest["splits"]["test"]["rows"]
     assert len(first.rows) == first.utterances and {"wer", "cer", "wer_raw", "cer_raw"} <= set(first.to_dict())
     saved = list((session_workspace.home / "evaluations").glob("*.json"))
     assert len(saved) == 1
     stamp = saved[0].stat().st_mtime_ns
-    again = evaluate_model("demo", "nb-tiny", session_workspace, split="test")
+    again = evaluate_model("demo", "nb-tiny", session_workspace, EvaluateOptions(split="test"))
     assert again == first and saved[0].stat().st_mtime_ns == stamp
 
 

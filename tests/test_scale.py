@@ -14,9 +14,9 @@ from transformers import WhisperForConditionalGeneration, pipeline
 from core.audio import load_audio
 from core.data import open_artifact
 from core.errors import StudioError
-from core.evaluation.parity import export_with_parity
+from core.evaluation.parity import ExportOptions, export_with_parity
 from core.models import export_ctranslate2, is_ctranslate2
-from core.speech import Transcriber
+from core.speech import EngineOptions, Transcriber
 from core.training import resume_run, start_run
 from core.workspace import Workspace
 
@@ -38,7 +38,9 @@ def test_ctranslate2_export_transcribes_and_checks_parity(populated, tmp_path):
     exported_text = Transcriber(str(exported), populated, language="no").text(speech)
     original_text = Transcriber(str(checkpoint), populated, language="no").text(speech)
     assert exported_text and len(exported_text.split()) <= 2 * len(original_text.split()) + 2  # the same model, int8
-    ((_, [check]),) = export_with_parity(str(checkpoint), populated, "int8", "nb-tiny", out=tmp_path / "int8")
+    ((_, [check]),) = export_with_parity(
+        str(checkpoint), populated, ExportOptions("int8", "nb-tiny", out=tmp_path / "int8")
+    )
     assert (check.format, check.variant, check.change.utterances) == ("ct2", "int8", 3)
     assert check.change.difference == pytest.approx(check.wer - check.checkpoint_wer)
     assert check.failed == check.change.measurable  # fails only when the interval excludes 0
@@ -122,7 +124,7 @@ def test_a_float32_export_of_whisper_base_decodes_token_for_token_like_pytorch(t
         "she bought three apples and a loaf of bread",
         "we need more water for the garden",
     ]
-    pytorch = Transcriber(str(whisper_base), workspace, language="en", prefer_ctranslate2=False)
+    pytorch = Transcriber(str(whisper_base), workspace, language="en", engine=EngineOptions(prefer_ctranslate2=False))
     clips = [load_audio(make_audio(tmp_path / f"{i}.wav", t, "en-us")) for i, t in enumerate(texts)]
     features = pytorch.features(clips)
     prompt = pytorch.processor.tokenizer.convert_tokens_to_ids(

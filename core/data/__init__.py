@@ -10,6 +10,7 @@ __getattr__, __all__ = lazy_api(
     __name__,
     {
         "open_source": "sources",
+        "SourceSpec": "sources",
         "MixedSource": "sources",
         "FolderSource": "folders",
         "LAYOUTS": "folders",
@@ -23,6 +24,7 @@ __getattr__, __all__ = lazy_api(
         "kind_for_window": "synth",
         "PrepareOptions": "options",
         "prepare_features": "features",
+        "Preparation": "features",
         "TASKS": "options",
         "FEATURE_DTYPE": "artifact",
         "open_artifact": "artifact",
@@ -38,6 +40,7 @@ __getattr__, __all__ = lazy_api(
         "features_from_row": "artifact",
         "DoctorReport": "doctor",
         "examine": "doctor",
+        "DoctorSample": "doctor",
         "duration_histogram": "doctor",
         "SPLIT_RULES": "options",
         "with_split_rule": "folders",

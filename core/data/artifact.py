@@ -47,6 +47,14 @@ class Artifact:
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def shown(self) -> str:
+        """'prepared nb-tiny: train 240 rows (12.0 min), … → /home/…/datasets/nb-tiny' ('reused' when it was)."""
+        counts = ", ".join(
+            f"{s} {c['rows']} rows ({c['hours'] * 60:.1f} min)" for s, c in self.manifest["splits"].items()
+        )
+        return f"{'reused' if self.reused else 'prepared'} {self.name}: {counts} → {self.path}"
+
     def streams(self, split: str) -> bool:
         """Whether `split` is read from the source at training time instead of stored here."""
         return bool(self.manifest["splits"].get(split, {}).get("streamed"))

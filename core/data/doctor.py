@@ -15,7 +15,7 @@ from itertools import islice
 
 from core.audio.constants import SAMPLE_RATE, WINDOW_SECONDS
 from core.data.examples import Source
-from core.data.features import feature_processor
+from core.data.features import PrepareContext, ProgressCallback, feature_processor
 from core.data.folders import with_split_rule
 from core.data.options import PrepareOptions
 from core.data.rows import REASON_TEXT, RowLimits, decoded, row_problem, text_key
@@ -58,32 +58,45 @@ class DoctorReport:
         return self.seconds / 3600
 
 
+@dataclass(frozen=True)
+class DoctorSample:
+    """How much the doctor reads: the first `limit` rows of each split (each one decoded), and where its progress
+    goes."""
+
+    limit: int = 200
+    progress: ProgressCallback | None = None
+
+
 def examine(
     source: Source,
     language: Language,
     model: str,
     workspace: Workspace,
     options: PrepareOptions | None = None,
-    limit: int = 200,
-    progress=None,
+    sample: DoctorSample | None = None,
 ) -> DoctorReport:
-    """Look at up to `limit` rows per split, as `prepare_features(source, language, model, …, options)` would."""
-    options = options or PrepareOptions()
+    """Look at `sample`'s rows per split, as `prepare_features(source, language, model, …, options)` would."""
+    options, sample = options or PrepareOptions(), sample or DoctorSample()
     source = with_split_rule(source, options.split_by)  # the splits prepare will make
     processor, limits = feature_processor(model, workspace, language, options)
-    rows = _read_rows(source, language, options, processor.tokenizer, limits, limit, progress)
+    context = PrepareContext(
+        language, options, processor.feature_extractor, processor.tokenizer, limits, sample.progress
+    )
+    rows = _read_rows(source, context, sample.limit)
     problems = _dropped(rows, limits) + _warnings(rows, language)
     seconds = sum(r["duration"] or 0 for r in rows)
     return DoctorReport(rows, problems, seconds, dict(Counter(r["split"] for r in rows)), limits.window_seconds)
 
 
-def _read_rows(source, language, options, tokenizer, limits: RowLimits, limit, progress) -> list[dict]:
+def _read_rows(source: Source, context: PrepareContext, limit: int) -> list[dict]:
+    """Each split's first `limit` rows, cleaned, tokenised and checked as prepare would, dropped ones included."""
+    limits, progress = context.limits, context.progress
     rows = []
     for split in source.splits():
         seen_ids: set[str] = set()
         for i, (example, audio) in enumerate(decoded(islice(source.examples(split), limit), limits.window_samples), 1):
-            text = clean_text(example.text, options.cleaning, language)
-            ids = tokenizer(text).input_ids if text else None
+            text = clean_text(example.text, context.options.cleaning, context.language)
+            ids = context.tokenizer(text).input_ids if text else None
             reason = row_problem(text, audio, ids, limits)
             if reason is None and example.id in seen_ids:
                 reason = "duplicate_id"

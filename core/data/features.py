@@ -160,61 +160,95 @@ def prepare_features(
     name: str,
     workspace: Workspace,
     options: PrepareOptions | None = None,
-    overwrite: bool = False,
-    progress: ProgressCallback | None = None,
 ) -> Artifact:
-    """Build (or reuse) the artifact `name` from `source`, with `model`'s processor."""
-    # 1. Check the inputs and claim the name; the same inputs give the existing artifact back.
-    options = options or PrepareOptions()
-    options.validate()
-    check_new_name(name, "dataset")
-    source = with_split_rule(source, options.split_by)
-    with claim_name(workspace, name):
-        fingerprint_ = fingerprint(source, language, model, workspace, options)
-        final = workspace.dataset(name)
+    """Build (or reuse) the artifact `name` from `source`, with `model`'s processor. `Preparation` replaces an
+    artifact made from other inputs, or follows the progress."""
+    return Preparation().prepare(source, language, model, name, workspace, options)
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """How one prepare runs, beside what it makes (the `PrepareOptions`, which the manifest keeps): whether it may
+    replace an artifact of the same name made from other inputs, and where its progress goes."""
+
+    overwrite: bool = False
+    progress: ProgressCallback | None = None
+
+    def prepare(
+        self,
+        source: Source,
+        language: Language,
+        model: str,
+        name: str,
+        workspace: Workspace,
+        options: PrepareOptions | None = None,
+    ) -> Artifact:
+        """Build (or reuse) the artifact `name` from `source`, with `model`'s processor."""
+        # 1. Check the inputs and claim the name; the same inputs give the existing artifact back.
+        options = options or PrepareOptions()
+        options.validate()
+        check_new_name(name, "dataset")
+        source = with_split_rule(source, options.split_by)
+        with claim_name(workspace, name):
+            fingerprint_ = fingerprint(source, language, model, workspace, options)
+            final = workspace.dataset(name)
+            existing = self._existing(final, name, fingerprint_)
+            if existing:
+                return existing
+            # 2. The model's processor fixes the features (bins, window) and the label prefix.
+            processor, limits = feature_processor(model, workspace, language, options)
+            extractor, tokenizer = processor.feature_extractor, processor.tokenizer
+            _remove_abandoned_staging(workspace.datasets, name)
+            with staged_folder(final, marker=MANIFEST_FILE, tag=str(os.getpid())) as staging:
+                # 3. Each split of the source, through the one row check, into its Arrow file.
+                context = PrepareContext(language, options, extractor, tokenizer, limits, self.progress)
+                splits = _write_splits(source, staging, context)
+                overlap = splits.pop("_overlap")
+                if not any(c["rows"] for c in splits.values()):
+                    raise StudioError(f"no usable rows in the source: {summarize_filtered(splits)}")
+                # 4. The manifest, written last: its presence means complete.
+                manifest = {
+                    "name": name,
+                    "fingerprint": fingerprint_,
+                    "format": FORMAT_VERSION,
+                    "created": time.time(),
+                    "source": source.describe(),
+                    "language": language.code,
+                    "whisper_language": language.whisper,
+                    "task": options.task,
+                    "model": model,
+                    "cleaning": options.cleaning.to_dict(),
+                    "options": asdict(options),
+                    "features": _feature_layout(context),
+                    "prefix": tokenizer.convert_ids_to_tokens(tokenizer.prefix_tokens),
+                    "splits": splits,
+                    "overlap": overlap,
+                }
+                write_json_atomic(staging / MANIFEST_FILE, manifest)
+        return Artifact(final, manifest)
+
+    def _existing(self, final: Path, name: str, fingerprint_: str) -> Artifact | None:
+        """The artifact already made from the same inputs; None where there is none, or where `overwrite` lets
+        one made from other inputs be replaced (else that one is refused)."""
         existing = read_json_if_intact(final / MANIFEST_FILE)
         if existing and existing.get("fingerprint") == fingerprint_:
             return Artifact(final, existing, reused=True)
-        if (final / MANIFEST_FILE).exists() and not overwrite:
+        if (final / MANIFEST_FILE).exists() and not self.overwrite:
             raise StudioError(
                 f"dataset '{name}' exists, prepared from other inputs; choose another name or overwrite it"
             )
-        # 2. The model's processor fixes the features (bins, window) and the label prefix.
-        processor, limits = feature_processor(model, workspace, language, options)
-        extractor, tokenizer = processor.feature_extractor, processor.tokenizer
-        _remove_abandoned_staging(workspace.datasets, name)
-        with staged_folder(final, marker=MANIFEST_FILE, tag=str(os.getpid())) as staging:
-            # 3. Each split of the source, through the one row check, into its Arrow file.
-            context = PrepareContext(language, options, extractor, tokenizer, limits, progress)
-            splits = _write_splits(source, staging, context)
-            overlap = splits.pop("_overlap")
-            if not any(c["rows"] for c in splits.values()):
-                raise StudioError(f"no usable rows in the source: {summarize_filtered(splits)}")
-            # 4. The manifest, written last: its presence means complete.
-            manifest = {
-                "name": name,
-                "fingerprint": fingerprint_,
-                "format": FORMAT_VERSION,
-                "created": time.time(),
-                "source": source.describe(),
-                "language": language.code,
-                "whisper_language": language.whisper,
-                "task": options.task,
-                "model": model,
-                "cleaning": options.cleaning.to_dict(),
-                "options": asdict(options),
-                "features": {
-                    "shape": [extractor.feature_size, extractor.nb_max_frames],
-                    "dtype": np.dtype(FEATURE_DTYPE).name,
-                    "window_seconds": limits.window_seconds,
-                    "sampling_rate": SAMPLE_RATE,
-                },
-                "prefix": tokenizer.convert_ids_to_tokens(tokenizer.prefix_tokens),
-                "splits": splits,
-                "overlap": overlap,
-            }
-            write_json_atomic(staging / MANIFEST_FILE, manifest)
-    return Artifact(final, manifest)
+        return None
+
+
+def _feature_layout(context: PrepareContext) -> dict:
+    """The features' shape (bins × frames), dtype, window and sampling rate, as the manifest records them."""
+    extractor = context.extractor
+    return {
+        "shape": [extractor.feature_size, extractor.nb_max_frames],
+        "dtype": np.dtype(FEATURE_DTYPE).name,
+        "window_seconds": context.limits.window_seconds,
+        "sampling_rate": SAMPLE_RATE,
+    }
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from shlex import quote
 
 from core.audio.decode import load_audio
 from core.data.label_options import KEEP, REVIEW, UNKNOWN_SPEAKER, LabelRow
@@ -107,6 +108,17 @@ class LabelSet:
             have = ", ".join(list_label_sets(workspace)) or "none yet: run python -m core label"
             raise StudioError(f"no label set '{name}'; label sets: {have}")
         return found
+
+    def report_lines(self) -> list[str]:
+        """What labelling ends with: minutes and decisions, and the prepare command for the kept rows."""
+        record, summary = self.record(), self.summary()
+        counts = ", ".join(f"{decision} {n}" for decision, n in record.counts.items())
+        return [
+            f"labelled {record.seconds / 60:.1f} min of audio into {self.name}: {counts} → {self.root}",
+            f"prepare the kept rows with: python -m core prepare --source {quote(str(self.root))} --language "
+            f"{record.language} --model MODEL --name {self.name}; {summary.review_left} rows wait for review on "
+            f"the Data page",
+        ]
 
     def record(self) -> LabelRecord:
         data = read_json(self.root / LABEL_FILE, fix=f"label the audio again into a new name, or delete {self.root}")

@@ -8,6 +8,7 @@ is an existing folder is read as a local folder; anything else is a Hub id.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.data.examples import SPLITS, Example, Source, normalize_split
@@ -17,35 +18,41 @@ from core.errors import StudioError
 from core.languages import Language
 
 
-def open_source(
-    source: str,
-    language: Language,
-    config: str | None = None,
-    streaming: bool | None = None,
-    text_column: str | None = None,
-    train_split: str = "train",
-    eval_split: str = "test",
-    token: str | None = None,
-    validation_split: str | None = None,
-) -> Source:
+@dataclass(frozen=True)
+class SourceSpec:
+    """How to read a source beyond its name: what the CLI's source flags and the Data page's Hub form give. None
+    leaves a preset's own value (its config from the language table, its streaming, its text column)."""
+
+    config: str | None = None
+    streaming: bool | None = None
+    text_column: str | None = None
+    train_split: str = "train"  # "train+validation" trains on both
+    eval_split: str = "test"
+    token: str | None = None
+    validation_split: str | None = None
+
+
+def open_source(source: str, language: Language, spec: SourceSpec | None = None) -> Source:
     """A `Source` for `source`; raises StudioError with the choices when it cannot be one."""
+    spec = spec or SourceSpec()
     if not source:
         raise StudioError("no source given: a local folder, a Hub dataset id, or one of " + ", ".join(PRESETS))
-    train_parts = [part.strip() for part in train_split.split("+") if part.strip()]
+    train_parts = [part.strip() for part in spec.train_split.split("+") if part.strip()]
     path = Path(source).expanduser()
     if path.exists():
         also = tuple(normalize_split(p) or p for p in train_parts if p != "train")
-        return FolderSource(path, text_column=text_column, train_also=also)
+        return FolderSource(path, text_column=spec.text_column, train_also=also)
     if source.lower().startswith(MOVED):
         raise StudioError(COMMON_VOICE_MOVED)
     if source.startswith((".", "/", "~")):
         raise StudioError(f"{source}: no such folder; give a dataset folder or a Hugging Face dataset id")
-    split_names = {"train": train_split, "test": eval_split}
-    if validation_split:
-        split_names["validation"] = validation_split
+    split_names = {"train": spec.train_split, "test": spec.eval_split}
+    if spec.validation_split:
+        split_names["validation"] = spec.validation_split
     preset = PRESETS.get(source.lower())
+    config = spec.config
     if preset:
-        if preset.validation_split and validation_split is None and preset.validation_split not in train_parts:
+        if preset.validation_split and spec.validation_split is None and preset.validation_split not in train_parts:
             split_names["validation"] = preset.validation_split
         if preset.config_field:
             config = config or getattr(language, preset.config_field)
@@ -57,15 +64,15 @@ def open_source(
             preset.dataset_id,
             config,
             split_names,
-            preset.streaming if streaming is None else streaming,
-            text_column or preset.text_column,
-            token,
+            preset.streaming if spec.streaming is None else spec.streaming,
+            spec.text_column or preset.text_column,
+            spec.token,
         )
     if "/" not in source and not source.replace("-", "").replace("_", "").isalnum():
         raise StudioError(
             f"{source}: neither a folder nor a Hub dataset id (owner/name) nor a preset ({', '.join(PRESETS)})"
         )
-    return HubSource(source, config, split_names, bool(streaming), text_column, token)
+    return HubSource(source, config, split_names, bool(spec.streaming), spec.text_column, spec.token)
 
 
 def source_from_description(description: dict) -> Source:

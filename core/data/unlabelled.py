@@ -15,7 +15,7 @@ from pathlib import Path
 from core.audio.decode import AUDIO_EXTENSIONS
 from core.data.examples import Example
 from core.data.folders import FolderSource, detect_layout, read_text_file
-from core.data.sources import open_source
+from core.data.sources import SourceSpec, open_source
 from core.errors import StudioError
 from core.languages import Language
 
@@ -37,7 +37,7 @@ def unlabelled_audio(source: str, language: Language, config: str | None = None)
     if path.is_file():
         raise StudioError(f"{source}: a file; give the folder that holds the audio to label")
     if not path.is_dir():
-        hub = open_source(source, language, config=config)
+        hub = open_source(source, language, SourceSpec(config=config))
         examples = [e for split in hub.splits() for e in hub.examples(split)]
         return UnlabelledSource(hub.describe(), examples)
     root = path.resolve()

@@ -7,7 +7,9 @@ __getattr__, __all__ = lazy_api(
     __name__,
     {
         "evaluate_model": "evaluate",
+        "EvaluateOptions": "evaluate",
         "export_with_parity": "parity",
+        "ExportOptions": "parity",
         "runtime_parity": "parity",
         "checkpoint_choices": "comparison",
         "config_diff": "comparison",

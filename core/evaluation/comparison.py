@@ -93,6 +93,22 @@ def list_evaluations(workspace: Workspace) -> list[dict]:
     return rows
 
 
+def saved_evaluation(workspace: Workspace, given: str) -> Path:
+    """`given` when it is an evaluation file, else run `given`'s latest saved evaluation on its own dataset (as the
+    Compare page's drill-down: a guard set's words are another language or domain)."""
+    if Path(given).suffix == ".json":
+        return Path(given)
+    run = RunFolder.of(workspace, given).require()
+    own = f"__{run.config().data}__"
+    saved = [path for path, _ in run.evaluations() if own in path.name]
+    if not saved:
+        raise StudioError(
+            f"run {given} has no saved evaluation; evaluate one of its checkpoints first "
+            f"(python -m core evaluate --model {workspace.run(given)}/checkpoint-N --data DATA)"
+        )
+    return max(saved, key=lambda path: path.stat().st_mtime)
+
+
 def load_evaluation(path: str) -> dict:
     return read_json(Path(path), fix="evaluate the model again to replace it") or {}
 

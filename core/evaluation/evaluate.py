@@ -17,7 +17,7 @@ from core.data.artifact import features_from_row, open_artifact
 from core.errors import DamagedFile, StudioError
 from core.formatting import percent
 from core.models.resolve import resolve_model
-from core.speech.inference import Transcriber
+from core.speech.inference import EngineOptions, Transcriber
 from core.text.wer import summarize
 from core.training.runs import RunFolder, checkpoint_step
 from core.workspace import read_json_if_intact, write_json_atomic
@@ -57,6 +57,12 @@ class EvaluationResult:
         wer, cer = f"WER {percent(self.wer)} (raw {percent(self.wer_raw)})", f"CER {percent(self.cer)}"
         return f"{wer}, {cer} (raw {percent(self.cer_raw)})"
 
+    def report_line(self, model: str) -> str:
+        """'demo on nb-tiny/test (40 utterances): WER …; hallucination flags: none', `model` named as the user did."""
+        flags = ", ".join(f"{k} {v}" for k, v in self.flags.items()) or "none"
+        where = f"{model} on {self.data}/{self.split} ({self.utterances} utterances)"
+        return f"{where}: {self.shown}; hallucination flags: {flags}"
+
 
 def evaluation_path(model: str, data: str, split: str, workspace) -> Path:
     """Where an evaluation is saved: inside the run for a checkpoint of a run, else in WORKSPACE/evaluations."""
@@ -80,18 +86,23 @@ def _model_stamp(model: str) -> str:
     return ";".join(f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights) or model
 
 
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """What an evaluation is asked for beyond the model and the dataset: which split, how many of its rows (None:
+    all), how many utterances per generate call, and whether a saved evaluation of the same weights may answer."""
+
+    split: str = "test"
+    batch_size: int = 16
+    limit: int | None = None
+    reuse: bool = True
+
+
 def evaluate_model(
-    model: str,
-    data: str,
-    workspace,
-    split: str = "test",
-    batch_size: int = 16,
-    limit: int | None = None,
-    progress=None,
-    reuse: bool = True,
+    model: str, data: str, workspace, options: EvaluateOptions | None = None, progress=None
 ) -> EvaluationResult:
     """WER/CER and per-utterance rows of `model` on a prepared dataset's split; saved and reused."""
-
+    options = options or EvaluateOptions()
+    split, batch_size, limit = options.split, options.batch_size, options.limit
     # 1. Check the request; a saved evaluation of the same weights on the same rows is the answer.
     if batch_size < 1 or batch_size > 4096:
         raise StudioError(f"batch size {batch_size}: choose 1 to 4096 utterances per batch")
@@ -108,7 +119,7 @@ def evaluate_model(
         "limit": limit,
     }
     saved = read_json_if_intact(path)  # a damaged saved evaluation is simply made again
-    if reuse and saved and saved.get("stamp") == stamp:
+    if options.reuse and saved and saved.get("stamp") == stamp:
         try:
             return EvaluationResult.from_dict(saved)
         except DamagedFile:
@@ -123,7 +134,7 @@ def evaluate_model(
         workspace,
         language=artifact.manifest["whisper_language"],
         task=artifact.task,
-        prefer_ctranslate2=False,
+        engine=EngineOptions(prefer_ctranslate2=False),
     )
     inputs = ModelInputs(artifact, table, transcriber)
     ids, refs, hyps = [], [], []

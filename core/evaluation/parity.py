@@ -19,7 +19,7 @@ import numpy as np
 from core.audio.constants import INT16_SCALE, SAMPLE_RATE
 from core.data.artifact import open_artifact
 from core.errors import StudioError
-from core.evaluation.evaluate import evaluate_model
+from core.evaluation.evaluate import EvaluateOptions, evaluate_model
 from core.evaluation.runtimes import check_runtime, open_runtime
 from core.formatting import percent
 from core.models.export import PARITY_FILE, ExportedModel, export_model, parse_formats
@@ -83,7 +83,7 @@ def runtime_parity(
     The records are written to the export's PARITY_FILE."""
     check_runtime(exported.format)
     artifact, ids, references, clips = split_audio(workspace, data, split, limit)
-    original = evaluate_model(model, data, workspace, split=split, limit=limit)
+    original = evaluate_model(model, data, workspace, EvaluateOptions(split=split, limit=limit))
     language, task = artifact.manifest["whisper_language"], artifact.task
     window = _window_samples(exported.folder)
     results = []
@@ -134,21 +134,39 @@ def _size(file: Path, fmt: str) -> int:
     return file.stat().st_size
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """What an export is asked for: the CTranslate2 quantization, the formats, the folder (None: beside the
+    model), and the prepared dataset and split each export's WER parity is checked on (None: no check)."""
+
+    quantization: str = "int8"
+    data: str | None = None
+    split: str = "test"
+    out: Path | None = None
+    formats: tuple[str, ...] | list[str] | str | None = ("ct2",)  # as parse_formats reads them (None: ct2)
+
+
 def export_with_parity(
-    model: str,
-    workspace: Workspace,
-    quantization: str = "int8",
-    data: str | None = None,
-    split: str = "test",
-    out: Path | None = None,
-    formats=("ct2",),
+    model: str, workspace: Workspace, options: ExportOptions | None = None
 ) -> list[tuple[ExportedModel, list[RuntimeParity]]]:
     """Export to each format, then (given a prepared dataset) check each in its runtime: the one place the CLI and
     the Compare page both call. Runtimes are checked before anything is written."""
-    formats = parse_formats(formats)
+    options = options or ExportOptions()
+    formats, data = parse_formats(options.formats), options.data
     if data:
         open_artifact(workspace, data)  # a missing dataset is said before the export, not after
         for fmt in formats:
             check_runtime(fmt)
-    exports = export_model(model, workspace, formats, quantization, out)
-    return [(e, runtime_parity(model, e, data, workspace, split) if data else []) for e in exports]
+    exports = export_model(model, workspace, formats, options.quantization, options.out)
+    return [(e, runtime_parity(model, e, data, workspace, options.split) if data else []) for e in exports]
+
+
+def parity_report(exports: list[tuple[ExportedModel, list[RuntimeParity]]]) -> tuple[list[str], int]:
+    """(each export's summary line with its parity checks indented under it, how many files FAILED parity)."""
+    lines, failed = [], 0
+    for exported, checks in exports:
+        lines.append(exported.summary)
+        for check in checks:
+            lines.append(f"  {check.summary}")
+            failed += check.failed
+    return lines, failed

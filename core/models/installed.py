@@ -236,6 +236,16 @@ def ctranslate2_twin(location: str | Path) -> Path | None:
     return folder if (folder / "model.bin").is_file() and (folder / MARKER).is_file() else None
 
 
+def describe_lines(workspace: Workspace) -> list[str]:
+    """`describe` for a terminal: each model's source and license, packages, and its two workspace folders."""
+    lines = []
+    for row in describe(workspace):
+        lines.append(f"{row['name']} ({row['hub_id']}, {row['license']}): packages {row['packages']}")
+        lines.append(f"  transformers: {row['transformers']}")
+        lines.append(f"  ctranslate2:  {row['ctranslate2']}")
+    return lines
+
+
 def describe(workspace: Workspace) -> list[dict]:
     """One row per installable model: packages found or not, and the workspace folders made from them."""
     rows = []

@@ -9,6 +9,7 @@ __getattr__, __all__ = lazy_api(
     __name__,
     {
         "Transcriber": "inference",
+        "EngineOptions": "inference",
         "DecodingOptions": "decoding",
         "WindowDecoder": "decoding",
         "FORMATS": "transcripts",

@@ -21,7 +21,7 @@ import copy
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -50,14 +50,26 @@ FILE_BATCH = 16  # windows of one file decoded together (a 30 s window each: 8 m
 LIKELY_LANGUAGES = 3  # languages a detection keeps: the likeliest and its closest rivals, offered when it is unsure
 
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """How a `Transcriber` runs its model: on which device (None: a GPU where there is one), whether a
+    transformers folder with a CTranslate2 twin runs on the twin, and the beams of a call that passes no
+    DecodingOptions."""
+
+    device: str | None = None
+    prefer_ctranslate2: bool = True
+    beam_size: int = 1
+
+
 class Transcriber:
     """A model and its processor, loaded once; `language` is a Whisper code (`no`) or None to detect it.
 
-    With `prefer_ctranslate2` a transformers folder that has a CTranslate2 twin (the installed whisper-base) runs on
-    the twin with int8 compute on a CPU (float16 on a GPU); evaluation turns it off to measure the very weights that
-    training starts from. `beam_size` is the beams of a call that passes no DecodingOptions (which also decodes
-    each window once, at temperature 0): 1, greedy, is what evaluation and the live microphone use; files get
-    DecodingOptions' 5 beams and its temperature fallback from the command line and the server."""
+    With `EngineOptions.prefer_ctranslate2` a transformers folder that has a CTranslate2 twin (the installed
+    whisper-base) runs on the twin with int8 compute on a CPU (float16 on a GPU); evaluation turns it off to measure
+    the very weights that training starts from. Its `beam_size` is the beams of a call that passes no
+    DecodingOptions (which also decodes each window once, at temperature 0): 1, greedy, is what evaluation and the
+    live microphone use; files get DecodingOptions' 5 beams and its temperature fallback from the command line and
+    the server."""
 
     def __init__(
         self,
@@ -65,15 +77,14 @@ class Transcriber:
         workspace: Workspace,
         language: str | None = None,
         task: str = "transcribe",
-        device: str | None = None,
-        prefer_ctranslate2: bool = True,
-        beam_size: int = 1,
+        engine: EngineOptions | None = None,
     ):
+        engine = engine or EngineOptions()
         self.model_name = model
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.language, self.task, self.beam_size = language, task, beam_size
+        self.device = engine.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.language, self.task, self.beam_size = language, task, engine.beam_size
         location = resolve_model(model, workspace)
-        twin = ctranslate2_twin(location) if prefer_ctranslate2 else None
+        twin = ctranslate2_twin(location) if engine.prefer_ctranslate2 else None
         self.processor = load_processor(location, workspace)
         if twin is not None:
             compute = "float16" if self.device == "cuda" else "int8"
@@ -89,7 +100,7 @@ class Transcriber:
         )
         # a call that passes no options (the live microphone, conversation, evaluation's long rows) decodes once per
         # window: a temperature ladder would multiply the live microphone's latency when the model is unsure
-        self.options = DecodingOptions(beam_size=beam_size, temperatures=(0.0,))
+        self.options = DecodingOptions(beam_size=engine.beam_size, temperatures=(0.0,))
         extractor = self.processor.feature_extractor
         self.window = extractor.n_samples  # samples per window: the processor says how long the model listens
 

@@ -42,7 +42,7 @@ from core.speech.batching import BATCH_WAIT_S, BATCH_WINDOWS, BatchedEngine, Job
 from core.speech.model_pool import EngineSettings, LoadedModel, ModelPool
 from core.speech.observability import REQUEST_ID, Metrics, RequestIds, log_config
 from core.speech.openai_api import KEY_ENV, ApiError, TranscriptionRequest, check_key, render
-from core.speech.streaming import event_stream
+from core.speech.streaming import StreamHooks, event_stream
 from core.speech.uploads import check_audio, read_form
 from core.workspace import Workspace
 
@@ -275,7 +275,8 @@ async def _answer(served: Served, request: Request, task: str):
         if parsed.stream:
             await admission.run(check_audio, parsed.data, parsed.filename, options.max_audio_s, job)
             streaming, ended = True, _releaser(admission, pool, model, job)
-            return event_stream(admission.run, transcriber, parsed, job, label, ended, served.metrics.audio.inc)
+            hooks = StreamHooks(admission.run, ended, served.metrics.audio.inc)
+            return event_stream(transcriber, parsed, job, label, hooks)
         work = admission.run(transcribe_request, transcriber, parsed, options.max_audio_s, job)
         body, media_type, seconds = await until_answered(work, request.receive, job, label)
     finally:

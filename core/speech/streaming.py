@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from core.errors import StudioError
 from core.speech.batching import Cancelled, Job
@@ -21,17 +22,18 @@ log = logging.getLogger("studio")
 _DONE = object()  # what the decoding thread queues after the last transcript
 
 
-def event_stream(
-    run: Callable[..., Awaitable],
-    transcriber,
-    request: TranscriptionRequest,
-    job: Job,
-    label: str,
-    on_end: Callable[[], None],
-    count_audio: Callable[[float], None],
-):
-    """The StreamingResponse for `request`. `run(function)` runs a function on a request thread; `on_end()` is
-    called once the decoding thread is done, `count_audio(seconds)` when the whole file was transcribed."""
+@dataclass(frozen=True)
+class StreamHooks:
+    """What the server lends a stream: `run(function)` runs a function on a request thread; `on_end()` is called
+    once the decoding thread is done, `count_audio(seconds)` when the whole file was transcribed."""
+
+    run: Callable[..., Awaitable]
+    on_end: Callable[[], None]
+    count_audio: Callable[[float], None]
+
+
+def event_stream(transcriber, request: TranscriptionRequest, job: Job, label: str, hooks: StreamHooks):
+    """The StreamingResponse for `request`, decoded by `transcriber` as `job` (`label` names it in the log)."""
     from fastapi.responses import StreamingResponse
     from starlette.background import BackgroundTask
 
@@ -49,8 +51,8 @@ def event_stream(
             loop.call_soon_threadsafe(progress.put_nowait, err)
 
     # started now, not when the body is first read: a client gone before that still has its work stopped below
-    work = asyncio.ensure_future(run(decode))
-    work.add_done_callback(lambda _: on_end())
+    work = asyncio.ensure_future(hooks.run(decode))
+    work.add_done_callback(lambda _: hooks.on_end())
     said_all = asyncio.Event()
 
     async def events():
@@ -63,7 +65,7 @@ def event_stream(
                 delta, said = text_delta(last, said)
                 if delta:
                     yield stream_event(delta)
-            count_audio(last.duration)
+            hooks.count_audio(last.duration)
             yield stream_event(text_done(last))
         except (ApiError, StudioError, Cancelled) as err:
             status = err.status if isinstance(err, ApiError) else 503 if isinstance(err, Cancelled) else 400

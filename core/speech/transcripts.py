@@ -235,6 +235,24 @@ def destinations(arguments: list[Path], files: list[Path], out: Path | None, for
     return _checked(planned, formats)
 
 
+def planned_outputs(
+    arguments: list[Path], files: list[Path], out: Path | None, formats: list[str]
+) -> tuple[list[Path], list[Destination | None]]:
+    """(the files to transcribe, where each one's transcripts go: None, printed), checked before any model loads:
+    a file is never written over unless ours, and a file given twice (and in its folder) is done once."""
+    if not formats:
+        return files, [None] * len(files)
+    targets = destinations(arguments, files, out, formats)
+    return [t.audio for t in targets], targets
+
+
+def detected_note(transcript: Transcript) -> str:
+    """' (detected no, p=0.97)', or what was heard when no language could be detected (no speech in the file)."""
+    if transcript.language_probability is None:
+        return " (no speech heard: no language detected)"
+    return f" (detected {transcript.language}, p={transcript.language_probability:.2f})"
+
+
 def _checked(planned: list[Destination], formats: list[str]) -> list[Destination]:
     """The destinations, once every folder they need can be written (made now, before decoding) and no file they
     name is someone else's."""
