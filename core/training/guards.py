@@ -32,60 +32,13 @@ from core.models.hf_folders import language_token_ids
 from core.models.resolve import DEMO
 from core.text.wer import probe_counts, summarize
 from core.training.data import FeatureDataset, ReplaySet
+from core.training.run_records import GuardResult, HarmMeasurement, ProbeResult
 from core.workspace import Workspace
 
 PREFIX_TOKENS = 4  # <|startoftranscript|><|lang|><|transcribe|><|notimestamps|>
 GUARD_ROWS = 30  # utterances per guard set: enough to see a forgotten language, cheap enough for every evaluation
 ENGLISH_SENTENCES = 200  # the English reference set: 30 test sentences guard, its train split is replay's default
 ENGLISH_SEED = 7
-
-
-@dataclass(frozen=True)
-class GuardResult:
-    """One guard set decoded by the model as it is now: `summary` is `summarize`'s (wer, cer, utterances, flags and
-    the per-utterance rows)."""
-
-    name: str
-    split: str
-    language: str
-    language_accuracy: float
-    summary: dict
-
-    @property
-    def wer(self) -> float:
-        return self.summary["wer"]
-
-    def record(self) -> dict:
-        """The guard's entry in result.json: its figures without the per-utterance rows (saved as evaluations)."""
-        figures = {k: v for k, v in self.summary.items() if k != "rows"}
-        return {**figures, "split": self.split, "language": self.language, "language_accuracy": self.language_accuracy}
-
-    def evaluation(self, checkpoint: str) -> dict:
-        """The guard's per-utterance evaluation of `checkpoint`, as the Compare page's drill-down reads it."""
-        return {"model": checkpoint, "data": self.name, **self.summary, **self.record()}
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """What the model wrote on the clips with no speech: `counts` is `probe_counts`' (probe_words,
-    probe_clips_with_words, probe_loops, probe_clips), `texts` each clip's transcript by id."""
-
-    counts: dict[str, int]
-    texts: dict[str, str]
-
-    def record(self) -> dict:
-        return {**self.counts, "texts": self.texts}
-
-
-@dataclass(frozen=True)
-class HarmMeasurement:
-    """The guard sets and the probes, measured once on the model as it was at one step."""
-
-    guards: dict[str, GuardResult]
-    probes: ProbeResult
-
-    def guard_wers(self) -> dict[str, float]:
-        return {name: guard.wer for name, guard in self.guards.items()}
 
 
 def transcript_cap(seconds: float, max_length: int) -> int:

@@ -292,6 +292,55 @@ class BestCheckpoint:
         return {"checkpoint": self.checkpoint, "wer": self.wer, "step": self.step}
 
 
+# What fine-tuning broke, measured at one step (core/training/guards.py measures; result.json keeps it)
+@dataclass(frozen=True)
+class GuardResult:
+    """One guard set decoded by the model as it is now: `summary` is `summarize`'s (wer, cer, utterances, flags and
+    the per-utterance rows)."""
+
+    name: str
+    split: str
+    language: str
+    language_accuracy: float
+    summary: dict
+
+    @property
+    def wer(self) -> float:
+        return self.summary["wer"]
+
+    def record(self) -> dict:
+        """The guard's entry in result.json: its figures without the per-utterance rows (saved as evaluations)."""
+        figures = {k: v for k, v in self.summary.items() if k != "rows"}
+        return {**figures, "split": self.split, "language": self.language, "language_accuracy": self.language_accuracy}
+
+    def evaluation(self, checkpoint: str) -> dict:
+        """The guard's per-utterance evaluation of `checkpoint`, as the Compare page's drill-down reads it."""
+        return {"model": checkpoint, "data": self.name, **self.summary, **self.record()}
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What the model wrote on the clips with no speech: `counts` is `probe_counts`' (probe_words,
+    probe_clips_with_words, probe_loops, probe_clips), `texts` each clip's transcript by id."""
+
+    counts: dict[str, int]
+    texts: dict[str, str]
+
+    def record(self) -> dict:
+        return {**self.counts, "texts": self.texts}
+
+
+@dataclass(frozen=True)
+class HarmMeasurement:
+    """The guard sets and the probes, measured once on the model as it was at one step."""
+
+    guards: dict[str, GuardResult]
+    probes: ProbeResult
+
+    def guard_wers(self) -> dict[str, float]:
+        return {name: guard.wer for name, guard in self.guards.items()}
+
+
 # The rows of metrics.jsonl: what each records, and the numbers a plot may trust.
 def row_kind(row: dict) -> str:
     """What a metrics.jsonl row records: 'eval' (validation), 'save' (a checkpoint's save time), 'guard:NAME' (a
