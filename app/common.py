@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.errors import StudioError, os_error_line
 from core.languages import LANGUAGES, Language
-from core.options import in_labels
+from core.option_fields import in_labels
 from core.workspace import Workspace
 
 SELECTED_DATASET = "selected_dataset"

@@ -11,7 +11,7 @@ from dataclasses import fields
 
 import streamlit as st
 
-from core.options import field_kind, field_label
+from core.option_fields import field_kind, field_label
 from core.training import TrainConfig
 
 BASIC = (

@@ -26,7 +26,7 @@ from core.errors import StudioError
 from core.languages import Language
 from core.workspace import Workspace
 
-KINDS = ["Synthetic speech", "Record my voice", "Local folder", "Hugging Face Hub"]
+SOURCE_KINDS = ["Synthetic speech", "Record my voice", "Local folder", "Hugging Face Hub"]
 # what to do above before there is anything to preview and prepare, for each kind of source
 WAITING = {
     "Synthetic speech": "Generate the speech above (Generate with espeak-ng), then preview and prepare it here.",

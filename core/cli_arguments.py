@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, fields
 
 from core.models.installed import DEFAULT_MODEL
-from core.options import field_kind
+from core.option_fields import field_kind
 
 CASTERS = {"int": int, "optional_int": int, "float": float, "optional_float": float, "str": str}
 AUDIO_FORMATS = "wav, flac, ogg, opus, mp3, webm, m4a"
@@ -58,7 +58,7 @@ def _models(sub, home) -> None:
 
 
 def _synth(sub, home) -> None:
-    from core.data.synth import KINDS
+    from core.data.synth import TEXT_KINDS
 
     p = sub.add_parser("synth", parents=[home], help="make a synthetic speech dataset with espeak-ng")
     p.add_argument("--language", required=True, help="language code, e.g. nb, sv, es (see `languages`)")
@@ -67,7 +67,7 @@ def _synth(sub, home) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for words, speed, pitch and voice")
     p.add_argument(
         "--kind",
-        choices=KINDS,
+        choices=TEXT_KINDS,
         help="sentences from templates (default where a language has them) or 1–4 words from the word list",
     )
     p.add_argument("--vocabulary-size", type=int, help="words: use only the first N words of the word list")
@@ -80,7 +80,7 @@ def _synth(sub, home) -> None:
 
 
 def _prepare(sub, home) -> None:
-    from core.data.options import PrepareOptions
+    from core.data.prepare_options import PrepareOptions
     from core.text.cleaning import CleaningOptions
 
     p = sub.add_parser("prepare", parents=[home], help="turn a source into a feature artifact")

@@ -27,7 +27,7 @@ from core.formatting import percent
 from core.models import QUANTIZATIONS
 from core.models.export import FORMATS as EXPORT_FORMATS
 from core.models.export import RUNTIMES as EXPORT_RUNTIMES
-from core.options import field_label
+from core.option_fields import field_label
 from core.speech.server import serve_command
 from core.training import RunFolder, list_runs
 

@@ -8,7 +8,7 @@ import streamlit as st
 from app.common import SELECTED_DATASET, progress_callback, user_errors, workspace
 from app.doctor_view import show_report
 from app.review import review_section
-from app.source_picker import KINDS, WAITING, pick_source
+from app.source_picker import SOURCE_KINDS, WAITING, pick_source
 from core.data import (
     SPLIT_RULES,
     TASKS,
@@ -41,7 +41,10 @@ st.title("Data")
 st.caption("Source → preview and doctor → cleaning → features on disk, reused by every run.")
 
 # persist_state: the choices stay when the user comes back from another page
-kind = st.segmented_control("Source", KINDS, default=KINDS[0], key="data_kind", persist_state="session") or KINDS[0]
+kind = (
+    st.segmented_control("Source", SOURCE_KINDS, default=SOURCE_KINDS[0], key="data_kind", persist_state="session")
+    or SOURCE_KINDS[0]
+)
 left, right = st.columns(2)
 codes = [*PRESETS, *sorted((c for c in LANGUAGES if c not in PRESETS), key=lambda c: LANGUAGES[c].name)]
 code = right.selectbox(

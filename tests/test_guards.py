@@ -67,7 +67,7 @@ def test_guard_and_replay_settings_are_checked_before_anything_starts():
 
 
 def test_replay_mixes_its_share_of_rows_into_every_epoch(demo_artifact, session_workspace):
-    from core.training.data import FeatureDataset, ReplayMix
+    from core.training.feature_sets import FeatureDataset, ReplayMix
 
     train = FeatureDataset(demo_artifact, "train")
     replay = FeatureDataset(demo_artifact, "test")
@@ -82,8 +82,8 @@ def test_replay_mixes_its_share_of_rows_into_every_epoch(demo_artifact, session_
 def test_replay_reads_and_caches_only_its_share_of_the_set(workspace, demo_artifact):
     from core.data.artifact import open_artifact
     from core.models.resolve import load_model
-    from core.training.data import ReplaySet
     from core.training.encoder_cache import cached_states
+    from core.training.feature_sets import ReplaySet
 
     artifact = open_artifact(workspace, demo_artifact.name)  # this test's copy: its cache is written beside it
     total = artifact.read_split("train").num_rows
@@ -103,7 +103,7 @@ def test_transcripts_decoded_shortest_first_come_back_in_the_rows_order(synth_fo
     from core.data import FolderSource, PrepareOptions, prepare_features
     from core.languages import get_language
     from core.models.resolve import load_model
-    from core.training.data import FeatureDataset
+    from core.training.feature_sets import FeatureDataset
     from core.training.held_out import generate_texts
 
     nb = get_language("nb")

@@ -20,7 +20,7 @@ FLOORS = {
     "workspace": 0,
     "languages": 0,
     "formatting": 0,
-    "options": 0,
+    "option_fields": 0,
     "audio": 1,
     "text": 1,
     "models": 2,

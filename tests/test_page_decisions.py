@@ -10,7 +10,7 @@ from core.data.doctor import report_table
 from core.evaluation.comparison import model_label
 from core.formatting import readable_lines
 from core.languages import get_language
-from core.options import field_label
+from core.option_fields import field_label
 from core.speech.transcripts import Transcript, language_guesses, language_line
 from core.training import RunState, RunStatus, TrainConfig, eta_seconds, schedule_warnings
 

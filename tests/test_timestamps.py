@@ -16,7 +16,7 @@ from core.data.labels import LabelSegment, label_segments, parse_segments, times
 from core.errors import StudioError
 from core.languages import get_language
 from core.models.hf_folders import whisper_tokenizer
-from core.training.data import FeatureDataset, SpeechCollator
+from core.training.feature_sets import FeatureDataset, SpeechCollator
 
 NB = get_language("nb")
 

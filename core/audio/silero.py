@@ -18,7 +18,7 @@ import numpy as np
 
 from core.errors import StudioError
 
-CHUNK = 512  # samples per decision: 32 ms at 16 kHz (the model's fixed input)
+FRAME_SAMPLES = 512  # samples per decision: 32 ms at 16 kHz (the model's fixed input)
 CONTEXT = 64  # samples of the previous chunk each chunk is given
 STATE_SHAPE = (1, 1, 128)  # the LSTM's h and c
 ROWS_PER_CALL = 10_000  # chunks per onnxruntime call (320 s of audio): bounds the memory of a long piece
@@ -55,11 +55,11 @@ class SileroStream:
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         audio = np.concatenate([self.pending, np.asarray(samples, np.float32)])
-        count = len(audio) // CHUNK
-        self.pending = audio[count * CHUNK :]
+        count = len(audio) // FRAME_SAMPLES
+        self.pending = audio[count * FRAME_SAMPLES :]
         if count == 0:
             return np.zeros(0, np.float32)
-        chunks = audio[: count * CHUNK].reshape(count, CHUNK)
+        chunks = audio[: count * FRAME_SAMPLES].reshape(count, FRAME_SAMPLES)
         previous = np.concatenate([self.context[None], chunks[:-1, -CONTEXT:]])  # each chunk's 64 samples before
         self.context = chunks[-1, -CONTEXT:].copy()
         rows = np.concatenate([previous, chunks], axis=1)
@@ -73,7 +73,7 @@ class SileroStream:
 
 def speech_probabilities(samples: np.ndarray) -> np.ndarray:
     """One probability per 512-sample chunk of `samples` (the last partial chunk padded with zeros)."""
-    padded = np.pad(np.asarray(samples, np.float32), (0, -len(samples) % CHUNK))
+    padded = np.pad(np.asarray(samples, np.float32), (0, -len(samples) % FRAME_SAMPLES))
     return SileroStream().push(padded)
 
 

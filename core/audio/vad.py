@@ -37,7 +37,7 @@ def frame_db(frames: np.ndarray) -> np.ndarray:
 def voiced_frames(samples: np.ndarray, detector: str = "energy") -> tuple[np.ndarray, int]:
     """(whether each frame is speech, samples per frame) by the named detector."""
     if detector == "silero":
-        return silero.speech_chunks(silero.speech_probabilities(samples)), silero.CHUNK
+        return silero.speech_chunks(silero.speech_probabilities(samples)), silero.FRAME_SAMPLES
     if detector != "energy":
         raise StudioError(f"voice detector '{detector}': choose {' or '.join(DETECTORS)}")
     count = len(samples) // FRAME

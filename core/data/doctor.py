@@ -17,7 +17,7 @@ from core.audio.constants import SAMPLE_RATE, WINDOW_SECONDS
 from core.data.examples import Source
 from core.data.features import PrepareContext, ProgressCallback, feature_processor
 from core.data.folders import with_split_rule
-from core.data.options import PrepareOptions
+from core.data.prepare_options import PrepareOptions
 from core.data.rows import REASON_TEXT, RowLimits, decoded, row_problem, text_key
 from core.formatting import MISSING
 from core.languages import Language

@@ -36,7 +36,7 @@ from core.data.artifact import AUDIO_SPLITS, FEATURE_DTYPE, MANIFEST_FILE, SCHEM
 from core.data.examples import SPLITS, Example, Source
 from core.data.folders import with_split_rule
 from core.data.labels import TrainingLabels
-from core.data.options import PrepareOptions
+from core.data.prepare_options import PrepareOptions
 from core.data.rows import REASONS, RowLimits, in_carved_validation, in_slice, summarize_filtered, text_key, usable_rows
 from core.errors import StudioError
 from core.languages import Language

@@ -29,7 +29,7 @@ from core.audio.constants import SAMPLE_RATE
 from core.audio.decode import AUDIO_EXTENSIONS
 from core.data.examples import SPLITS, Example, normalize_split
 from core.data.labels import parse_segments
-from core.data.options import SPLIT_RULES
+from core.data.prepare_options import SPLIT_RULES
 from core.data.pseudo_labels import pseudo_label_summary
 from core.data.rows import in_slice, text_key
 from core.errors import StudioError

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from core.errors import StudioError
 from core.languages import get_language
 from core.models.resolve import DEFAULT_MODEL
-from core.options import option_help
+from core.option_fields import option_help
 from core.text.wer import LOOP_COMPRESSION_RATIO
 
 KEEP, REVIEW, DROP = "keep", "review", "drop"

@@ -19,7 +19,7 @@ from core.audio.constants import SAMPLE_RATE
 from core.audio.probes import pink_noise
 from core.data.examples import Example
 
-KINDS = ("silence", "white noise", "pink noise", "hum")
+NOISE_KINDS = ("silence", "white noise", "pink noise", "hum")
 SECONDS = (1.0, 10.0)  # clip lengths, uniform: as long as short utterances (capped by the model's window)
 NOISE_PEAK = (0.002, 0.03)  # −54 to −30 dBFS: a quiet room or a quiet line, not a loud one
 HUM_HZ = (50, 60)  # mains frequency
@@ -29,7 +29,7 @@ ID_PREFIX = "no-speech-"
 def no_speech_clip(index: int, seed: int, max_seconds: float) -> tuple[str, np.ndarray]:
     """(kind, 16 kHz float32 samples) of clip `index`: the kinds in turn, length and level seeded."""
     rng = np.random.default_rng([abs(seed), index])
-    kind = KINDS[index % len(KINDS)]
+    kind = NOISE_KINDS[index % len(NOISE_KINDS)]
     longest = max(SECONDS[0], min(SECONDS[1], max_seconds))
     n = int(rng.uniform(SECONDS[0], longest) * SAMPLE_RATE)
     if kind == "silence":

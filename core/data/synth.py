@@ -41,7 +41,7 @@ FREE_SENTENCES = ASSETS / "free_sentences"  # one sentence a line, written apart
 VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+f4")  # espeak-ng voice variants
 SPEED_WPM = (130, 190)  # espeak-ng -s: words per minute
 PITCH = (25, 75)  # espeak-ng -p: 0–99
-KINDS = ("sentences", "words")
+TEXT_KINDS = ("sentences", "words")
 SPEC_FILE = "synth.json"
 PAUSE_S = (0.3, 0.9)  # silence between the texts of a multi-sentence clip, uniform
 SILENT = 1e-3  # |sample| at or below this is espeak-ng's padding silence, trimmed from each text's ends
@@ -191,8 +191,8 @@ def espeak_available() -> bool:
 
 
 def _check(language: Language, out: Path, spec: SynthSpec) -> None:
-    if spec.kind not in KINDS:
-        raise StudioError(f"kind '{spec.kind}': choose one of {', '.join(KINDS)}")
+    if spec.kind not in TEXT_KINDS:
+        raise StudioError(f"kind '{spec.kind}': choose one of {', '.join(TEXT_KINDS)}")
     if spec.n < 3 or spec.split_sizes()["train"] < 1:
         raise StudioError(
             f"--n {spec.n}: a synthetic set needs at least 3 utterances (train, validation and test each get one)"
@@ -272,7 +272,7 @@ def _espeak(text: str, voice: str, speed: int, pitch: int, wav: Path) -> None:
 def _spoken_in_turn(clip: tuple, voice: str, speed: int, pitch: int, pauses: list[float], wav: Path) -> dict:
     """Speak each text of `clip` into `wav`, one after another with `pauses` between them; returns its metadata
     row's text and segments (seconds from the clip's start, each text's own sound: padding silence trimmed)."""
-    import numpy as np  # here, not at the top: the command line's parser imports this module for KINDS
+    import numpy as np  # here, not at the top: the command line's parser imports this module for TEXT_KINDS
     import soundfile
 
     pieces, segments, at, rate = [], [], 0, 0

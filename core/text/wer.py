@@ -117,7 +117,7 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
-def loops(text: str) -> bool:
+def is_loop(text: str) -> bool:
     """A repeated n-gram loop (REPEAT_NGRAM words seen REPEAT_TIMES times), or text that compresses more than
     openai/whisper's compression-ratio threshold: the output of a decoder stuck in a loop."""
     words = normalize_for_wer(text).split()
@@ -133,6 +133,6 @@ def probe_counts(texts: list[str]) -> dict[str, int]:
     return {
         "probe_words": sum(words),
         "probe_clips_with_words": sum(1 for n in words if n),
-        "probe_loops": sum(1 for t in texts if loops(t)),
+        "probe_loops": sum(1 for t in texts if is_loop(t)),
         "probe_clips": len(texts),
     }

@@ -36,8 +36,8 @@ __getattr__, __all__ = lazy_api(
         "run_warnings": "monitor",
         "schedule_warnings": "monitor",
         "chart_ceiling": "monitor",
-        "FeatureDataset": "data",
-        "SpeechCollator": "data",
+        "FeatureDataset": "feature_sets",
+        "SpeechCollator": "feature_sets",
         "generate_texts": "held_out",
     },
 )

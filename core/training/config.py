@@ -12,11 +12,11 @@ import json
 import shlex
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from core.data.options import TASKS as DATASET_TASKS
+from core.data.prepare_options import TASKS as DATASET_TASKS
 from core.errors import StudioError
 from core.models.hf_folders import DEMO
 from core.models.installed import DEFAULT_MODEL, installed_name
-from core.options import option_help
+from core.option_fields import option_help
 from core.training.config_checks import check_config
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")

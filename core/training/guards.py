@@ -31,7 +31,7 @@ from core.languages import get_language
 from core.models.hf_folders import language_token_ids
 from core.models.resolve import DEMO
 from core.text.wer import probe_counts, summarize
-from core.training.data import FeatureDataset, ReplaySet
+from core.training.feature_sets import FeatureDataset, ReplaySet
 from core.training.run_records import GuardResult, HarmMeasurement, ProbeResult
 from core.workspace import Workspace
 

@@ -12,7 +12,7 @@ import torch
 from core.models.window import apply_window
 from core.text.bootstrap import paired_bootstrap
 from core.text.wer import summarize
-from core.training.data import FeatureDataset
+from core.training.feature_sets import FeatureDataset
 from core.training.guards import transcript_cap
 from core.training.run_recorder import is_primary_process
 from core.training.runs import BASELINE_CHECKPOINT, RunFolder, checkpoint_step, raise_if_stop_requested

@@ -25,7 +25,7 @@ from core.errors import StudioError
 from core.formatting import log_lines
 from core.models.resolve import resolve_model
 from core.training.config import TrainConfig
-from core.training.data import check_streamed_training
+from core.training.feature_sets import check_streamed_training
 from core.training.library_output import library_output_to
 from core.training.nodes import check_endpoint_here, join_run, launcher_args
 from core.training.run_records import RESUMABLE_STATES, RunState, RunStatus

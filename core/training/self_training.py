@@ -1,7 +1,7 @@
 """Self-training: labelled rows plus rows a model labelled itself (a label set, prepared), at a stated share.
 
 `pseudo_labels` names a prepared dataset made from a label set (core/data/pseudo_labels.py); its rows (every split
-prepare made of it) join the run's training rows through the mix replay uses (core/training/data.py's ReplayMix), so
+prepare made of it) join the run's training rows through replay's mix (ReplayMix, core/training/feature_sets.py), so
 `pseudo_label_fraction` of every epoch is pseudo-labelled. Evaluation never sees them: validation and test stay the
 labelled set's, so the run's held-out result is comparable with a run on the labelled rows alone (`compare_held_out`
 gives the paired interval).
@@ -15,7 +15,7 @@ from core.data.artifact import Artifact, open_artifact
 from core.errors import StudioError
 from core.text.bootstrap import WerChange, paired_bootstrap
 from core.training.config import TrainConfig
-from core.training.data import FeatureDataset, ReplayMix
+from core.training.feature_sets import FeatureDataset, ReplayMix
 from core.training.runs import RunFolder
 from core.workspace import Workspace, read_json_if_intact
 

@@ -23,8 +23,8 @@ import torch
 from core.data.artifact import Artifact
 from core.models.resolve import load_model
 from core.training.config import TrainConfig
-from core.training.data import FeatureDataset
 from core.training.distil import DISTILLATION_FILE, DistillationRecord, decoder_mapping
+from core.training.feature_sets import FeatureDataset
 from core.training.parallel import StudioTrainer
 from core.training.runs import RunFolder
 from core.workspace import Workspace, write_json_atomic

@@ -31,7 +31,7 @@ from core.languages import get_language
 from core.models.resolve import load_model
 from core.models.window import StandardWindowCallback, apply_window
 from core.text.wer import error_rates
-from core.training.data import FeatureDataset, ReplayMix, SpeechCollator, check_streamed_training
+from core.training.feature_sets import FeatureDataset, ReplayMix, SpeechCollator, check_streamed_training
 from core.training.guards import HarmCallback, HarmChecks, guard_datasets, replay_set
 from core.training.held_out import decoded_texts, held_out_half
 from core.training.levers import apply_memory_levers, resolve_precision

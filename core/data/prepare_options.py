@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from core.audio.constants import MAX_TARGET_POSITIONS
 from core.errors import StudioError
-from core.options import option_help
+from core.option_fields import option_help
 from core.text.cleaning import CleaningOptions
 
 TASKS = ("transcribe", "translate")
