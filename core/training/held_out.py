@@ -15,6 +15,7 @@ from core.text.wer import summarize
 from core.training.feature_sets import FeatureDataset
 from core.training.guards import transcript_cap
 from core.training.run_recorder import is_primary_process
+from core.training.run_records import Half
 from core.training.runs import BASELINE_CHECKPOINT, RunFolder, checkpoint_step, raise_if_stop_requested
 from core.training.session import TrainingSession
 from core.workspace import read_json_if_intact
@@ -28,7 +29,7 @@ def decoded_texts(tokenizer, token_ids: np.ndarray) -> list[str]:
     return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
-def held_out_half(session: TrainingSession, trainer, test_set: FeatureDataset, half: str) -> None:
+def held_out_half(session: TrainingSession, trainer, test_set: FeatureDataset, half: Half) -> None:
     """Evaluate the trainer's current model on the held-out split, with its language detection, the guard sets and
     the probes; saved as the run's result half and as per-utterance evaluations. After the second half, each
     before → after change gets its paired-bootstrap interval. Rank 0 alone decodes (in order, no padding across
@@ -62,7 +63,7 @@ def held_out_half(session: TrainingSession, trainer, test_set: FeatureDataset, h
         torch.distributed.barrier()
 
 
-def _test_model(session: TrainingSession, trainer, half: str):
+def _test_model(session: TrainingSession, trainer, half: Half):
     """The model rank 0 tests alone: the trainer's own; with sharding, after training, the best checkpoint read
     whole from disk (its shards live on every rank, and would wait for the others), on rank 0's device."""
     run, config = session.run, session.config
@@ -76,7 +77,7 @@ def _test_model(session: TrainingSession, trainer, half: str):
     return model.to(trainer.args.device)
 
 
-def _harm_half(session: TrainingSession, model, test_set: FeatureDataset, half: str, checkpoint: str) -> dict:
+def _harm_half(session: TrainingSession, model, test_set: FeatureDataset, half: Half, checkpoint: str) -> dict:
     """The test split's language-detection accuracy, the guard sets and the probes for one half of the result; the
     guard sets' per-utterance rows are saved as evaluations of the same checkpoint."""
     harm, language = session.harm, session.language.whisper

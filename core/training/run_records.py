@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
+from typing import Literal
 
 from core.formatting import MISSING, percent, points
 from core.text.bootstrap import WerChange
@@ -277,6 +278,10 @@ class RunSummary:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# The two halves of a run's held-out result: the test split decoded before training and after it
+Half = Literal["before", "after"]
 
 
 @dataclass(frozen=True)

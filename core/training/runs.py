@@ -41,6 +41,7 @@ from core.training.config import TrainConfig
 from core.training.run_records import (
     STATUS_FIELDS,
     BestCheckpoint,
+    Half,
     RunResult,
     RunState,
     RunStatus,
@@ -301,13 +302,13 @@ class RunFolder:
         """The held-out split before and after; the halves that exist (DamagedFile if result.json is damaged)."""
         return RunResult.from_dict(self._result_json())
 
-    def has_result_half(self, half: str) -> bool:
+    def has_result_half(self, half: Half) -> bool:
         try:
             return getattr(self.result(), half) is not None
         except DamagedFile:
             return False
 
-    def write_result_half(self, half: str, checkpoint: str, record: dict, changes: dict | None = None) -> None:
+    def write_result_half(self, half: Half, checkpoint: str, record: dict, changes: dict | None = None) -> None:
         """One half of result.json from an evaluation record (its rows stay in evaluations/); `changes` are the
         paired-bootstrap intervals, once both halves exist."""
         keys = ("wer", "cer", "wer_raw", "cer_raw", "utterances")
