@@ -350,7 +350,7 @@ class RunFolder:
             total=status.total,
             baseline_wer=self.baseline_wer(),
             best_wer=best.wer if best else None,
-            best_checkpoint=best.get("checkpoint"),
+            best_checkpoint=best.checkpoint if best else None,
             test_before=result.wer_before,
             test_after=result.wer_after,
             error=status.error,
