@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=12)
     parser.add_argument("--language", default="en", choices=sorted(TIMING_TEXTS))
     parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--label", help="what the model is, for the report (default: --model)")
     args = parser.parse_args()
     load = os.getloadavg()
     workspace = Workspace.open(Path(tempfile.gettempdir()) / "bench-export")
@@ -129,9 +130,10 @@ def main() -> None:
         speed.append(f"- {label}: {ratio:.2f}× CTranslate2 int8's seconds, {said}: **{met}**")
     described = "its own" if args.model == "whisper-base" else "the checkpoint's"
     texts = "espeak-ng English sentences" if args.language == "en" else "free Norwegian sentences (espeak-ng)"
-    body = f"""## Every export in its own runtime: {args.model} (`bench/export_formats.py --language {args.language}`)
+    shown = args.label or args.model
+    body = f"""## Every export in its own runtime: {shown} (`bench/export_formats.py --language {args.language}`)
 
-{args.model} exported to every format, each file run in its own runtime with {THREADS} threads, greedy, language
+{shown} exported to every format, each file run in its own runtime with {THREADS} threads, greedy, language
 given, on {args.rows} held-out {texts} it never trained on; WER against {described} (transformers, greedy) on the
 same rows with the paired 95% interval. Transcribe: seconds for the {args.rows} clips, every runtime loaded side by
 side, warmed once, then {args.repeats} rounds in alternating order: median (range). Word start: median error on
