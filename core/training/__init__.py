@@ -20,7 +20,7 @@ __getattr__, __all__ = lazy_api(
         "RESUMABLE_STATES": "run_records",
         "list_runs": "runs",
         "free_run_name": "runs",
-        "workspace_language": "runs",
+        "workspace_language": "monitor",
         "start_run": "jobs",
         "stop_run": "jobs",
         "resume_run": "jobs",

@@ -9,7 +9,12 @@ from __future__ import annotations
 import math
 import time
 
+from core.data.artifact import newest_artifact, open_artifact
+from core.errors import StudioError
+from core.languages import get_language
 from core.training.run_records import RunStatus, baseline_of
+from core.training.runs import RunFolder, list_runs
+from core.workspace import Workspace
 
 PACE_ROWS = 6  # the pace is taken over the last 6 loss rows: recent enough to follow a change, long enough to be calm
 READABLE_CEILING = 200.0  # % WER: values above this (an untrained model's 1000%+) are pinned to the chart's top
@@ -146,3 +151,19 @@ def estimate_from_runs(config, runs: list) -> str | None:
             f"({pace:.1f} samples/s), plus its evaluations"
         )
     return None
+
+
+def workspace_language(workspace: Workspace) -> str | None:
+    """The language (our code) this workspace works in: its newest run's, else its newest dataset's; what the
+    Transcribe and Conversation pages choose before anyone does (None on an empty workspace)."""
+    runs = list_runs(workspace.runs)
+    data = newest_artifact(workspace)
+    try:
+        if runs:
+            config = RunFolder.of(workspace, runs[-1]).config()
+            if config.language:
+                return get_language(config.language).code
+            data = config.data
+        return get_language(open_artifact(workspace, data).manifest["language"]).code if data else None
+    except (StudioError, KeyError):  # a damaged run or dataset says nothing: the pages then offer auto-detect
+        return None

@@ -32,10 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.data.artifact import newest_artifact, open_artifact
 from core.errors import DamagedFile, StudioError
 from core.formatting import MISSING, log_lines, percent
-from core.languages import get_language
 from core.text.bootstrap import shown_change
 from core.training.config import TrainConfig
 from core.training.run_records import (
@@ -376,22 +374,6 @@ def free_run_name(workspace: Workspace, stem: str) -> str:
     while (workspace.run(f"{stem}-{n}")).exists():
         n += 1
     return f"{stem}-{n}"
-
-
-def workspace_language(workspace: Workspace) -> str | None:
-    """The language (our code) this workspace works in: its newest run's, else its newest dataset's; what the
-    Transcribe and Conversation pages choose before anyone does (None on an empty workspace)."""
-    runs = list_runs(workspace.runs)
-    data = newest_artifact(workspace)
-    try:
-        if runs:
-            config = RunFolder.of(workspace, runs[-1]).config()
-            if config.language:
-                return get_language(config.language).code
-            data = config.data
-        return get_language(open_artifact(workspace, data).manifest["language"]).code if data else None
-    except (StudioError, KeyError):  # a damaged run or dataset says nothing: the pages then offer auto-detect
-        return None
 
 
 def list_runs(runs_dir: Path) -> list[str]:
