@@ -6,6 +6,8 @@ reports (result.json); per-utterance rows are saved as evaluations for the Compa
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
@@ -40,7 +42,7 @@ def held_out_half(session: TrainingSession, trainer, test_set: FeatureDataset, h
         teacher = getattr(trainer, "teacher", None)
         if half == "before" and teacher is not None:
             model = teacher  # a student is measured against its teacher: before → after is teacher → student
-        stop = lambda: raise_if_stop_requested(run)  # noqa: E731
+        stop = partial(raise_if_stop_requested, run)
         hypotheses = generate_texts(
             model, test_set, config.eval_batch_size, config.generation_max_length, session.tokenizer, stop
         )
