@@ -90,10 +90,13 @@ def language_picker(key: str, default: str | None = None) -> tuple[str | None, L
     user chooses: (Whisper's code or None for auto, the Language for the rest of the page — English when auto, for
     espeak-ng and text cleaning). It keeps the choice across pages."""
     options = ["auto", *LANGUAGES]
+    # a value already in session state (kept from another page, or set by a "this language" button) is the
+    # widget's; a default beside it would be ignored, with a warning and its stack in the log
+    chosen = key in st.session_state
     code = st.selectbox(
         "Language",
         options,
-        index=options.index(default) if default in LANGUAGES else 0,
+        index=None if chosen else options.index(default) if default in LANGUAGES else 0,
         key=key,
         format_func=lambda c: "auto-detect" if c == "auto" else f"{LANGUAGES[c].name} ({c})",
         persist_state="session",

@@ -71,10 +71,15 @@ def microphone(key: str, session: LiveSession):
     sinks = st.session_state.setdefault("_audio_sinks", {})
     if sinks.get(key, (None,))[0] is not session:
         sinks[key] = (session, CallbackSinkTrack(lambda frame: session.push(*frame_samples(frame)), kind="audio"))
-    return webrtc_streamer(
+    streamer = webrtc_streamer(
         key=key,
         mode=WebRtcMode.SENDONLY,
         sink_audio_track=sinks[key][1],
         rtc_configuration={"iceServers": ice_servers()},
         media_stream_constraints={"audio": True, "video": False},
     )
+    if not (streamer and streamer.state.playing):
+        # stopped (Stop, or a dropped connection) mid-sentence: no silence will ever end that utterance, so it ends
+        # here and is transcribed, instead of 'speaking…' forever (a start or stop reruns the page)
+        session.flush()
+    return streamer

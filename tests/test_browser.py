@@ -138,14 +138,15 @@ def wait_until(driver, condition, what: str, timeout: float = 60):
             return found
         if time.time() > deadline:
             shot(driver, "timeout")
-            server_log = ARTIFACTS / "app-server.log"
-            tail = server_log.read_text(errors="replace")[-3000:] if server_log.is_file() else ""
+            # the log of the app this test drives: the one written last (each module starts its own app)
+            logs = sorted(ARTIFACTS.glob("app-server*.log"), key=lambda p: p.stat().st_mtime)
+            tail = logs[-1].read_text(errors="replace")[-3000:] if logs else ""
             entries = [f"{e['timestamp']} {e['level']} {e['message'][:400]}" for e in driver.get_log("browser")]
             (ARTIFACTS / "browser-console.log").write_text("\n".join(entries) + "\n")  # the whole page's story
             console = "\n".join(dict.fromkeys(e.split(" ", 1)[1] for e in entries[-40:]))  # the end, repeats once
             raise AssertionError(
                 f"{what} never happened; page text: {body_text(driver)[:1500]}\napp log (end): {tail}\n"
-                f"browser console (end): {console}"
+                f"browser console (end): {console}\n(so: {what} never happened)"  # once more where a cut log ends
             )
         time.sleep(0.3)
 

@@ -99,6 +99,26 @@ def test_silence_and_clicks_make_no_utterance(session_workspace):
     assert session.snapshot().utterances == [] and calls == []
 
 
+def test_speech_cut_off_by_stop_is_an_utterance_not_speaking_forever(tmp_path):
+    """The microphone stopped (Stop, a dropped connection) mid-sentence: no silence follows, so only the page's flush
+    ends the utterance; the words heard are transcribed, and the session no longer says it is speaking."""
+    heard = []
+    session = LiveSession(lambda audio: heard.append(len(audio)) or f"{len(audio)} samples")
+    speech = spoken(tmp_path, "god morgen, en to tre")
+    session.push(np.zeros(SAMPLE_RATE // 2, np.float32))
+    session.push(speech[: int(0.8 * len(speech))])  # cut before the phrase ends
+    assert session.snapshot().speaking
+    session.flush()
+    session.wait_idle()
+    snapshot = session.snapshot()
+    assert not snapshot.speaking and not session.working
+    assert len(snapshot.utterances) == 1 and snapshot.utterances[0].text == f"{heard[-1]} samples"
+    assert heard[-1] >= 0.7 * len(speech)  # the whole cut-off phrase, not a tail of it
+    session.flush()  # a page that reruns while stopped flushes again: nothing more happens
+    session.wait_idle()
+    assert len(session.snapshot().utterances) == 1
+
+
 def test_a_closed_session_ends_its_thread_and_lets_go_of_the_model():
     session = LiveSession(lambda audio: "hei")
     worker = session._worker

@@ -120,7 +120,9 @@ class LiveSession:
         self._transcribe, self._listener, self.detect, self.reuse = transcribe, listener, detect, reuse
         self.max_utterance = int(max_utterance_s * SAMPLE_RATE)
         self.silence_chunks = max(1, round(silence_end_s * SAMPLE_RATE / FRAME_SAMPLES))
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # what snapshot() copies (the worker writes it)
+        # the audio side's state: frames arrive on one thread, but a page flushes on another when the stream stops
+        self._audio_lock = threading.RLock()
         self._jobs: queue.Queue = queue.Queue()
         self._silero = SileroStream()
         self._pending = np.zeros(0, np.float32)  # samples not yet a whole chunk
@@ -145,6 +147,10 @@ class LiveSession:
     def push(self, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
         if self._closed:
             return  # a frame that arrives after the session closed (the browser still streaming) is dropped
+        with self._audio_lock:
+            self._push(samples, rate)
+
+    def _push(self, samples: np.ndarray, rate: int) -> None:
         samples = resample(samples, rate) if rate != SAMPLE_RATE or samples.ndim > 1 else samples.astype(np.float32)
         self._pending = np.concatenate([self._pending, samples])
         usable = len(self._pending) // FRAME_SAMPLES * FRAME_SAMPLES
@@ -216,19 +222,22 @@ class LiveSession:
             self._finalize(tentative)
 
     def flush(self) -> None:
-        """End the current utterance now (push-to-talk release, a manual commit, or the stream stopped)."""
-        if self._speech:
-            if not self.detect:
-                self._voiced = len(self._speech)
-            self._quiet = min(self._quiet, len(self._speech))
-            self._finish()
+        """End the current utterance now (push-to-talk release, a manual commit, or the stream stopped: words cut off
+        by Stop or a dropped connection are an utterance, not a 'speaking…' that never ends)."""
+        with self._audio_lock:
+            if self._speech:
+                if not self.detect:
+                    self._voiced = len(self._speech)
+                self._quiet = min(self._quiet, len(self._speech))
+                self._finish()
 
     def clear(self) -> None:
         """Drop the utterance being spoken, unheard (the realtime API's buffer clear)."""
-        if self._tentative is not None:
-            self._tentative.stale = True
-        self._speech, self._pre_roll, self._voiced, self._quiet, self._tentative = [], [], 0, 0, None
-        self._pending = np.zeros(0, np.float32)
+        with self._audio_lock:
+            if self._tentative is not None:
+                self._tentative.stale = True
+            self._speech, self._pre_roll, self._voiced, self._quiet, self._tentative = [], [], 0, 0, None
+            self._pending = np.zeros(0, np.float32)
 
     @property
     def in_utterance(self) -> bool:
