@@ -66,7 +66,7 @@ def new_run_panel(ws: Workspace, datasets: list[str], runs: list[str], demo_runn
         except DamagedFile as err:
             st.error(str(err), icon=":material/broken_image:")
             return
-        prepared_with = artifact.manifest["model"]
+        prepared_with = artifact.manifest.model
         choices = ["none", *PRESETS]
         preset = top[1].selectbox(
             "Preset",
@@ -84,7 +84,7 @@ def new_run_panel(ws: Workspace, datasets: list[str], runs: list[str], demo_runn
         if st.session_state.get(FORM_DATASET) != data or st.session_state.get(f"{form}-run") in runs:
             st.session_state[FORM_DATASET] = data
             st.session_state.pop(f"{form}-run", None)
-        inherited = {"language": artifact.manifest["language"], "task": artifact.task}
+        inherited = {"language": artifact.manifest.language, "task": artifact.task}
         config, submitted, previewed = config_form(defaults, key=form, inherited=inherited)
         if submitted or previewed:
             with user_errors(labels=TrainConfig):

@@ -86,7 +86,7 @@ def main() -> None:
         spec = SynthSpec(language="nb", n=args.utterances, seed=0, test_fraction=0.125, validation_fraction=0.075)
         folder = synthesize_dataset(NB, Path(tmp) / "synth", spec)
         artifact = prepare_features(FolderSource(folder), NB, "whisper-base", "levers", workspace, PrepareOptions())
-        train_rows = artifact.manifest["splits"]["train"]["rows"]
+        train_rows = artifact.manifest.rows("train")
         zero = evaluate_model("whisper-base", "levers", workspace, EvaluateOptions(split="test"))
         for index, (label, changes) in enumerate(LEVERS.items()):
             run = budgeted(workspace, f"lever-{index}", changes, args.minutes)

@@ -86,7 +86,6 @@ def cmd_synth(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from core.data.artifact import artifact_warnings
     from core.data.features import Preparation, PrepareOptions
     from core.data.sources import MixedSource, SourceSpec, open_source
     from core.text.cleaning import CleaningOptions
@@ -101,7 +100,7 @@ def cmd_prepare(args) -> int:
     artifact = preparation.prepare(source, language, args.model, args.name, workspace, options)
     bar.close()
     print(artifact.shown)
-    for warning in artifact_warnings(artifact.manifest):
+    for warning in artifact.manifest.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     return 0
 

@@ -137,10 +137,10 @@ def run_demo(
         # 3. Fine-tuning: the test split is evaluated with the starting model first, then with the best checkpoint;
         # the free sentences and English are guarded on the way.
         config = demo.training_config(artifact.name, run_name, guard=free)
-        counts = artifact.manifest["splits"]
+        manifest = artifact.manifest
         log(
             f"3/4 training run {config.run} ({config.model}, preset {plan.preset}): {config.max_steps} steps × "
-            f"batch {config.train_batch_size} on {counts['train']['rows']} utterances; {counts['test']['rows']} "
+            f"batch {config.train_batch_size} on {manifest.rows('train')} utterances; {manifest.rows('test')} "
             f"held out"
         )
         run = start_run(config, workspace, foreground=True)

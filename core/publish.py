@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from shlex import quote
 
-from core.data.artifact import MANIFEST_FILE
+from core.data.manifest import MANIFEST_FILE, Manifest
 from core.errors import StudioError
 from core.formatting import MISSING, percent
 from core.languages import Language, get_language
@@ -90,13 +90,13 @@ class CardFacts:
     def of(cls, run: RunFolder, checkpoint: Path) -> CardFacts:
         config = run.config()
         dataset = Workspace(run.path.parent.parent).dataset(config.data)
-        manifest = read_json_if_intact(dataset / MANIFEST_FILE) or {}
-        source = manifest.get("source", {})
+        manifest = Manifest.from_dict(read_json_if_intact(dataset / MANIFEST_FILE) or {})
+        source = manifest.source
         base = INSTALLED[name].hub_id if (name := installed_name(config.model)) else config.model
         return cls(
             config=config,
-            language=get_language(config.language or manifest.get("language", "en")),
-            task=config.task or manifest.get("task", "transcribe"),
+            language=get_language(config.language or manifest.language or "en"),
+            task=config.task or manifest.task,
             result=_result_for(run, checkpoint),
             source=source,
             dataset_id=source.get("dataset") if source.get("kind") == "hub" else None,

@@ -17,16 +17,11 @@ from core.data import (
     Preparation,
     PrepareOptions,
     SourceSpec,
-    artifact_warnings,
-    dropped_rows_line,
     examine,
     list_artifacts,
     list_recordings,
-    made_from,
     open_artifact,
     open_source,
-    small_split_warnings,
-    split_table,
 )
 from core.errors import DamagedFile
 from core.formatting import format_duration
@@ -140,10 +135,10 @@ if source_args:
                 artifact = preparation.prepare(chosen_source(), language, model, name, ws, options)
                 st.session_state[SELECTED_DATASET] = artifact.name
                 st.success(f"{'Reused' if artifact.reused else 'Prepared'} **{artifact.name}**")
-                dropped = dropped_rows_line(artifact.manifest)
+                dropped = artifact.manifest.dropped_rows_line()
                 if dropped:
                     st.info(dropped, icon=":material/filter_alt:")
-                for warning in artifact_warnings(artifact.manifest) + small_split_warnings(artifact.manifest):
+                for warning in artifact.manifest.warnings() + artifact.manifest.small_split_warnings():
                     st.warning(warning, icon=":material/warning:")
 else:
     st.info(WAITING[kind], icon=":material/arrow_upward:")
@@ -159,14 +154,13 @@ for name in names:
         st.error(f"**{name}** · damaged: {err}", icon=":material/broken_image:")
         continue
     splits = ", ".join(
-        f"{s} {c['rows']} row{'s' * (c['rows'] != 1)} ({format_duration(3600 * c['hours'])})"
-        for s, c in manifest["splits"].items()
+        f"{s} {c.rows} row{'s' * (c.rows != 1)} ({format_duration(3600 * c.hours)})" for s, c in manifest.splits.items()
     )
-    with st.expander(f"**{name}** · {manifest['language']} · {manifest['model']} · {splits}"):
-        for warning in artifact_warnings(manifest):
+    with st.expander(f"**{name}** · {manifest.language} · {manifest.model} · {splits}"):
+        for warning in manifest.warnings():
             st.warning(warning, icon=":material/warning:")
-        st.caption(made_from(manifest))
-        st.dataframe(pd.DataFrame(split_table(manifest)), hide_index=True, width="stretch")
+        st.caption(manifest.made_from())
+        st.dataframe(pd.DataFrame(manifest.split_table()), hide_index=True, width="stretch")
         if st.button("Use this dataset", key=f"use-{name}"):
             st.session_state[SELECTED_DATASET] = name
 

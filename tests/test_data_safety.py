@@ -239,10 +239,8 @@ def test_a_streamed_flac_of_unknown_length_is_counted_not_dropped(tmp_path, work
     with pytest.raises(ApiError, match=r"clip0.flac: \d s of audio, over this server's \d s limit"):
         check_audio(path.read_bytes(), "clip0.flac", max_audio_s=0.5, job=Job())
     artifact = prepare_features(FolderSource(folder), NB, "demo", "streamed", workspace, PrepareOptions())
-    splits = artifact.manifest["splits"]
-    assert sum(s["rows"] for s in splits.values()) == 4 and not any(
-        s["filtered"]["audio_too_long"] for s in splits.values()
-    )
+    splits = artifact.manifest.splits
+    assert sum(s.rows for s in splits.values()) == 4 and not any(s.filtered["audio_too_long"] for s in splits.values())
 
 
 # --- 17, 18: transcription's crashes
@@ -369,10 +367,10 @@ def test_a_clip_too_short_for_its_text_is_dropped_and_counted(tmp_path, workspac
     sf.write(folder / "train" / "tiny.wav", np.full(28, 0.1, np.float32), SAMPLE_RATE)  # a 100-byte wav
     (folder / "train" / "tiny.txt").write_text("Bestemor liker å fiske hver dag.")
     artifact = prepare_features(FolderSource(folder), NB, "demo", "short", workspace, PrepareOptions())
-    train = artifact.manifest["splits"]["train"]
-    assert train["filtered"]["audio_too_short"] == 1 and train["rows"] == train["seen"] - 1
+    train = artifact.manifest.splits["train"]
+    assert train.filtered["audio_too_short"] == 1 and train.rows == train.seen - 1
     # the synthetic words, one to four, are all long enough: the rule drops no real speech
-    assert all(not s["filtered"]["audio_too_short"] for s in demo_artifact.manifest["splits"].values())
+    assert all(not s.filtered["audio_too_short"] for s in demo_artifact.manifest.splits.values())
     report = examine(FolderSource(folder), NB, "demo", workspace, PrepareOptions(), DoctorSample(limit=100))
     [problem] = [p for p in report.problems if p.name == REASON_TEXT["audio_too_short"]]
     assert (

@@ -44,7 +44,7 @@ def test_problems_are_found_and_counted(tmp_path, synth_folder, session_workspac
     assert report.splits == {"train": 8, "test": 2} and report.seconds > 0 and report.window_seconds == 3
     # The doctor's "prepare drops these" is what prepare drops: the same rows, for the same reasons.
     artifact = prepare_features(FolderSource(root), get_language("nb"), "demo", "messy", session_workspace, options)
-    dropped = {k: v for k, v in artifact.manifest["splits"]["train"]["filtered"].items() if v}
+    dropped = {k: v for k, v in artifact.manifest.splits["train"].filtered.items() if v}
     doctor = Counter(r["dropped"] for r in report.rows if r["split"] == "train" and r["dropped"])
     assert (
         dropped

@@ -281,7 +281,7 @@ def test_nan_inf_and_absurd_samples_are_dropped_counted_and_shown_by_the_doctor(
     report = examine(FolderSource(folder), get_language("nb"), "demo", home)
     assert Counter(r["dropped"] for r in report.rows)["invalid_samples"] == 3
     artifact = prepare_features(FolderSource(folder), get_language("nb"), "demo", "damaged", home, PrepareOptions())
-    dropped = sum(c["filtered"].get("invalid_samples", 0) for c in artifact.manifest["splits"].values())
+    dropped = sum(c.filtered.get("invalid_samples", 0) for c in artifact.manifest.splits.values())
     assert dropped == 3
     for split in artifact.eval_splits() + ["train"]:
         table = artifact.read_split(split)

@@ -18,22 +18,22 @@ from core.data import (
     features_from_row,
     list_artifacts,
     open_artifact,
-    overlap_warnings,
     prepare_features,
 )
 from core.errors import StudioError
 from core.languages import get_language
 from core.text import CleaningOptions
+from core.workspace import Workspace
 
 NB = get_language("nb")
 
 
 def test_features_shapes_and_label_prefix(demo_artifact):
     manifest = demo_artifact.manifest
-    assert manifest["features"]["shape"] == [80, 300]  # demo window: 3 s × 100 frames/s, 80 mel bins
-    assert manifest["prefix"] == ["<|startoftranscript|>", "<|no|>", "<|transcribe|>", "<|notimestamps|>"]
+    assert manifest.features.shape == (80, 300)  # demo window: 3 s × 100 frames/s, 80 mel bins
+    assert manifest.prefix == ["<|startoftranscript|>", "<|no|>", "<|transcribe|>", "<|notimestamps|>"]
     table = demo_artifact.read_split("train")
-    assert table.num_rows == manifest["splits"]["train"]["rows"] > 0
+    assert table.num_rows == manifest.splits["train"].rows > 0
     features = features_from_row(table, 0, demo_artifact.feature_shape())
     assert features.shape == (80, 300) and np.isfinite(features).all() and features.std() > 0.1
     labels = table.column("labels")[0].as_py()
@@ -60,8 +60,8 @@ def test_filters_are_counted_in_the_manifest(tmp_path, workspace, synth_folder):
     artifact = prepare_features(
         FolderSource(root), NB, "demo", "mixed", workspace, PrepareOptions(max_sequence_length=30)
     )
-    counts = artifact.manifest["splits"]["train"]
-    assert counts["filtered"] == {
+    counts = artifact.manifest.splits["train"]
+    assert counts.filtered == {
         "audio_too_long": 1,
         "audio_too_short": 0,  # under 20 ms a character (issue 26): none of the synthetic words
         "labels_too_long": 1,
@@ -70,23 +70,23 @@ def test_filters_are_counted_in_the_manifest(tmp_path, workspace, synth_folder):
         "invalid_samples": 0,  # NaN/inf audio (issue 18): counted, none here
         "duplicate_id": 1,
     }
-    assert counts["rows"] == counts["seen"] - 5
-    assert artifact.manifest["source"]["layout"] == "pairs"
+    assert counts.rows == counts.seen - 5
+    assert artifact.manifest.source["layout"] == "pairs"
 
 
 def test_same_inputs_are_reused_and_changed_inputs_are_not(workspace, synth_folder):
     source = FolderSource(synth_folder)
     first = prepare_features(source, NB, "demo", "reuse", workspace, PrepareOptions(max_train_samples=5))
-    assert not first.reused and first.manifest["splits"]["train"]["rows"] == 5
+    assert not first.reused and first.manifest.splits["train"].rows == 5
     again = prepare_features(
         FolderSource(synth_folder), NB, "demo", "reuse", workspace, PrepareOptions(max_train_samples=5)
     )
-    assert again.reused and again.manifest["fingerprint"] == first.manifest["fingerprint"]
+    assert again.reused and again.manifest.fingerprint == first.manifest.fingerprint
     changed = PrepareOptions(max_train_samples=5, cleaning=CleaningOptions(lowercase=True))
     with pytest.raises(StudioError, match="exists, prepared from other inputs"):
         prepare_features(source, NB, "demo", "reuse", workspace, changed)
     replaced = Preparation(overwrite=True).prepare(source, NB, "demo", "reuse", workspace, changed)
-    assert not replaced.reused and replaced.manifest["cleaning"]["lowercase"] is True
+    assert not replaced.reused and replaced.manifest.cleaning["lowercase"] is True
     assert "reuse" in list_artifacts(workspace)
 
 
@@ -139,7 +139,7 @@ def test_killed_prepare_leaves_nothing_that_looks_complete(tmp_path, workspace):
     artifact = prepare_features(
         FolderSource(folder), NB, "demo", "killed", workspace, PrepareOptions(max_train_samples=4, max_eval_samples=2)
     )
-    assert artifact.manifest["splits"]["train"]["rows"] == 4
+    assert artifact.manifest.splits["train"].rows == 4
     assert not list(workspace.datasets.glob(".killed.*"))
 
 
@@ -148,6 +148,25 @@ def test_manifest_is_valid_json_with_the_inputs(demo_artifact):
     assert manifest["language"] == "nb" and manifest["model"] == "demo"
     assert set(manifest["cleaning"]) == {"lowercase", "strip_punctuation", "collapse_whitespace"}
     assert len(manifest["fingerprint"]) == 16
+
+
+def test_a_manifest_written_before_its_later_fields_still_opens(tmp_path, demo_artifact):
+    """An older folder's manifest (no Whisper code, task, overlap or window; a split without its hours) opens as a
+    Manifest: what it lacks is filled or left out of what it says, never a KeyError."""
+    workspace = Workspace(tmp_path / "ws")
+    folder = workspace.dataset("old")
+    folder.mkdir(parents=True)
+    old = json.loads((demo_artifact.path / "manifest.json").read_text())
+    for later in ("whisper_language", "task", "overlap", "prefix"):
+        old.pop(later)
+    old["features"].pop("window_seconds")
+    old["splits"] = {"train": {"rows": 7, "filtered": {"empty_text": 2}}, "test": {"rows": 3}}
+    (folder / "manifest.json").write_text(json.dumps(old))
+    manifest = open_artifact(workspace, "old").manifest
+    assert manifest.whisper_language == "no" and manifest.task == "transcribe" and manifest.features.shape == (80, 300)
+    assert manifest.empty_splits() == ["validation"] and "the validation split is empty" in manifest.warnings()[0]
+    assert manifest.dropped_rows_line() == "2 of 12 rows dropped: 2 empty transcripts (train 2)"
+    assert "window" not in manifest.made_from() and manifest.split_table()[1]["audio"] == "0m 00s"
 
 
 def test_every_artifact_gets_a_validation_split_and_overlap_is_counted(tmp_path, workspace, synth_folder):
@@ -160,24 +179,24 @@ def test_every_artifact_gets_a_validation_split_and_overlap_is_counted(tmp_path,
     (root / "train" / "again.txt").write_text(shared_text)
     options = PrepareOptions(validation_fraction=0.3)
     artifact = prepare_features(FolderSource(root), NB, "demo", "carved", workspace, options)
-    splits = artifact.manifest["splits"]
+    splits = artifact.manifest.splits
     assert set(splits) == {"train", "validation", "test"}
-    assert splits["validation"]["carved_from_train"] == 0.3 and splits["validation"]["rows"] >= 1
+    assert splits["validation"].carved_from_train == 0.3 and splits["validation"].rows >= 1
     train = set(artifact.read_split("train").column("text").to_pylist())
     validation = set(artifact.read_split("validation").column("text").to_pylist())
     assert not train & validation  # by transcript: a sentence never lands on both sides
-    assert splits["train"]["rows"] + splits["validation"]["rows"] == splits["train"]["seen"]
-    overlap = artifact.manifest["overlap"]
+    assert splits["train"].rows + splits["validation"].rows == splits["train"].seen
+    overlap = artifact.manifest.overlap
     assert overlap["test"]["checked"] and overlap["test"]["sentences"] == 1
     assert overlap["validation"]["sentences"] == 0
-    assert "1 test sentences also occur in train" in " ".join(overlap_warnings(artifact.manifest))
+    assert "1 test sentences also occur in train" in " ".join(artifact.manifest.overlap_warnings())
     # The synthetic folder has its own validation split and no overlap.
     assert demo_overlap_free(workspace)
 
 
 def demo_overlap_free(workspace) -> bool:
     manifest = open_artifact(workspace, "nb-tiny").manifest
-    return "carved_from_train" not in manifest["splits"]["validation"] and not overlap_warnings(manifest)
+    return not manifest.splits["validation"].carved_from_train and not manifest.overlap_warnings()
 
 
 @pytest.mark.slow  # over 4 s: out of the fast lane
@@ -217,7 +236,7 @@ def test_train_plus_validation_and_two_interleaved_sources(tmp_path, workspace, 
     combined = open_source(str(synth_folder), NB, SourceSpec(train_split="train+validation"))
     assert combined.splits() == ["train", "test"] and len(list(combined.examples("train"))) == 27
     artifact = prepare_features(combined, NB, "demo", "combined", workspace, PrepareOptions())
-    assert artifact.manifest["splits"]["validation"]["carved_from_train"] == 0.1  # checkpoints still need one
+    assert artifact.manifest.splits["validation"].carved_from_train == 0.1  # checkpoints still need one
 
     other = tmp_path / "other"
     shutil.copytree(synth_folder, other)
@@ -225,8 +244,8 @@ def test_train_plus_validation_and_two_interleaved_sources(tmp_path, workspace, 
     train_ids = [e.id for e in mixed.examples("train")]
     assert len(train_ids) == 48 and train_ids[0].startswith("0:") and train_ids[1].startswith("1:")  # in turn
     artifact = prepare_features(mixed, NB, "demo", "mixed2", workspace, PrepareOptions())
-    assert artifact.manifest["splits"]["train"]["rows"] == 48  # the same clips in two sources: two rows each
-    assert artifact.manifest["source"]["kind"] == "mixed" and len(artifact.manifest["source"]["sources"]) == 2
+    assert artifact.manifest.splits["train"].rows == 48  # the same clips in two sources: two rows each
+    assert artifact.manifest.source["kind"] == "mixed" and len(artifact.manifest.source["sources"]) == 2
     result = run_cli(
         "prepare",
         "--source",
@@ -256,7 +275,7 @@ def test_translate_is_a_dataset_and_config_choice(workspace, synth_folder):
     artifact = prepare_features(
         FolderSource(synth_folder), NB, "demo", "nb-to-en", workspace, PrepareOptions(task="translate")
     )
-    assert artifact.manifest["prefix"][2] == "<|translate|>" and artifact.task == "translate"
+    assert artifact.manifest.prefix[2] == "<|translate|>" and artifact.task == "translate"
     assert artifact.read_split("train").column("labels")[0].as_py()[2] == 50358  # <|translate|>
     config = tiny_config("translated", data="nb-to-en")
     check_before_start(config, workspace)  # empty task: the dataset's

@@ -54,7 +54,7 @@ def test_long_file_is_transcribed_in_timed_segments(tmp_path, whisper_base, sess
 
 def test_evaluations_are_saved_and_reused(session_workspace, demo_artifact):
     first = evaluate_model("demo", "nb-tiny", session_workspace, EvaluateOptions(split="test"))
-    assert first.utterances == demo_artifact.manifest["splits"]["test"]["rows"]
+    assert first.utterances == demo_artifact.manifest.splits["test"].rows
     assert len(first.rows) == first.utterances and {"wer", "cer", "wer_raw", "cer_raw"} <= set(first.to_dict())
     saved = list((session_workspace.home / "evaluations").glob("*.json"))
     assert len(saved) == 1

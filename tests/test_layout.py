@@ -173,7 +173,7 @@ ONE_HOME = {
     160: "core/audio/constants.py",
     448: "core/audio/constants.py",
     2.4: "core/text/wer.py",
-    "manifest.json": "core/data/artifact.py",
+    "manifest.json": "core/data/manifest.py",
     "whisper-base": "core/models/installed.py",
     "assets": "core/__init__.py",
 }

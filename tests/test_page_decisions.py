@@ -5,7 +5,7 @@ models are named, the doctor's table in words, the detected language in words, a
 import pytest
 from helpers import REPO, make_audio
 
-from core.data import DoctorReport, dropped_rows_line, kind_for_window, small_split_warnings, split_table
+from core.data import DoctorReport, Manifest, kind_for_window
 from core.data.doctor import report_table
 from core.evaluation.comparison import model_label
 from core.formatting import readable_lines
@@ -82,20 +82,19 @@ def test_synthetic_speech_fits_the_models_window():
 
 
 def test_prepare_says_what_it_dropped_and_how_sure_a_small_test_split_is():
-    manifest = {
-        "splits": {
-            "train": {"rows": 25, "hours": 0.01, "filtered": {"audio_too_long": 9, "empty_text": 0}},
-            "validation": {"rows": 3, "hours": 0.001, "filtered": {}},
-            "test": {"rows": 3, "hours": 0.001, "filtered": {"audio_too_long": 3}},
-        }
+    splits = {
+        "train": {"rows": 25, "hours": 0.01, "filtered": {"audio_too_long": 9, "empty_text": 0}},
+        "validation": {"rows": 3, "hours": 0.001, "filtered": {}},
+        "test": {"rows": 3, "hours": 0.001, "filtered": {"audio_too_long": 3}},
     }
-    assert dropped_rows_line(manifest) == (
+    manifest = Manifest.from_dict({"splits": splits})
+    assert manifest.dropped_rows_line() == (
         "12 of 43 rows dropped: 12 audio longer than the model's window (train 9, test 3)"
     )
-    (warning,) = small_split_warnings(manifest)
+    (warning,) = manifest.small_split_warnings()
     assert "the test split has 3 rows" in warning and "±57 points" in warning
-    assert small_split_warnings({"splits": {"test": {"rows": 40}}}) == []
-    assert split_table(manifest)[0] == {
+    assert Manifest.from_dict({"splits": {"test": {"rows": 40}}}).small_split_warnings() == []
+    assert manifest.split_table()[0] == {
         "split": "train",
         "rows": 25,
         "audio": "0m 36s",

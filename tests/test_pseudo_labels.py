@@ -127,11 +127,11 @@ def test_a_label_set_prepares_as_any_folder_its_manifest_counting_pseudo_labels(
     source = FolderSource(copy)
     assert source.layout == "audiofolder"
     artifact = prepare_features(source, NB, "demo", "nb-pseudo", workspace, PrepareOptions(validation_fraction=0.2))
-    counted = artifact.manifest["source"]["pseudo_labels"]
+    counted = artifact.manifest.source["pseudo_labels"]
     kept = labelled.record().counts[KEEP]
     assert (counted["rows"], counted["reviewed"], counted["model"]) == (kept, 0, "demo")
     assert counted["thresholds"] == labelled.record().thresholds
-    assert sum(split["rows"] for split in artifact.manifest["splits"].values()) == kept
+    assert sum(split.rows for split in artifact.manifest.splits.values()) == kept
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ def test_review_edits_become_training_rows(in_review, workspace):
     texts = {e.text for split in source.splits() for e in source.examples(split)}
     assert texts == {fixed.reference, kept.text}  # the corrected text trains, the dropped row does not
     artifact = prepare_features(source, NB, "demo", "reviewed", workspace, PrepareOptions(validation_fraction=0))
-    counted = artifact.manifest["source"]["pseudo_labels"]
+    counted = artifact.manifest.source["pseudo_labels"]
     assert (counted["rows"], counted["reviewed"]) == (0, 2) and take.file_name.startswith("take-")
 
 

@@ -112,9 +112,9 @@ def test_several_speakers_split_by_speaker_and_prepare(workspace, takes):
     assert heard["test"].isdisjoint(heard["train"]) and heard["validation"].isdisjoint(heard["train"])
 
     artifact = prepare_features(by_text, NB, "demo", "voices", workspace, PrepareOptions(split_by="speaker"))
-    assert artifact.manifest["source"]["split_by"] == "speaker"
-    assert {s: c["rows"] for s, c in artifact.manifest["splits"].items()} == {"train": 3, "validation": 3, "test": 3}
-    assert artifact.manifest["overlap"]["test"]["sentences"] == 3  # the same prompts, read by another voice
+    assert artifact.manifest.source["split_by"] == "speaker"
+    assert {s: c.rows for s, c in artifact.manifest.splits.items()} == {"train": 3, "validation": 3, "test": 3}
+    assert artifact.manifest.overlap["test"]["sentences"] == 3  # the same prompts, read by another voice
 
     one_voice = RecordingSet.open(workspace, "alone", "nb")
     one_voice.keep(takes[PROMPTS[0]], PROMPTS[0], "ola")

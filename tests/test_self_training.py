@@ -19,7 +19,7 @@ def test_pseudo_labels_join_the_training_rows_at_the_stated_share(demo_artifact)
     rows = FeatureDataset(demo_artifact, "train")
     config = tiny_config("mix", pseudo_labels="other", pseudo_label_fraction=0.75)
     mixed = with_pseudo_labels(rows, demo_artifact, config, None, None)
-    everything = sum(c["rows"] for c in demo_artifact.manifest["splits"].values())  # every split of it trains
+    everything = sum(c.rows for c in demo_artifact.manifest.splits.values())  # every split of it trains
     assert len(mixed.replay) == everything
     assert mixed.extra == 3 * len(rows) and len(mixed) == 4 * len(rows)  # 75% of every epoch is pseudo-labelled
     stored = [demo_artifact.read_split(split)["labels"].to_pylist() for split in ("train", "validation", "test")]
@@ -50,7 +50,7 @@ def test_a_run_with_pseudo_labels_is_compared_with_one_without(synth_folder, dem
     short = labels_cut_short(labels.root, workspace.home / "pseudo-short")
     prepare_features(FolderSource(short), nb, "demo", "nb-pseudo", workspace, PrepareOptions())
     # the toy writes one text for every clip: prepare holds all twelve out as test; as pseudo-labels they all train
-    assert open_artifact(workspace, "nb-pseudo").manifest["source"]["pseudo_labels"]["rows"] == 12
+    assert open_artifact(workspace, "nb-pseudo").manifest.source["pseudo_labels"]["rows"] == 12
     small = dict(max_steps=4, eval_steps=4, save_steps=4, logging_steps=1)
     alone = start_run(tiny_config("labelled-only", **small), workspace, foreground=True)
     assert "self-training:" not in "".join(capfd.readouterr())  # the run's lines go to stderr and its log
@@ -60,7 +60,7 @@ def test_a_run_with_pseudo_labels_is_compared_with_one_without(synth_folder, dem
         foreground=True,
     )
     assert (alone.status().state, mixed.status().state) == ("completed", "completed"), mixed.log_tail(30)
-    own = open_artifact(workspace, "nb-tiny").manifest["splits"]["train"]["rows"]  # at 0.5, as many pseudo-labels
+    own = open_artifact(workspace, "nb-tiny").manifest.splits["train"].rows  # at 0.5, as many pseudo-labels
     assert f"self-training: {own} rows of 'nb-pseudo' among {2 * own} per epoch" in "".join(capfd.readouterr())
     change = compare_held_out(alone, mixed)
     assert change.utterances == alone.result().after.utterances and change.low <= change.difference <= change.high

@@ -45,7 +45,7 @@ def streamed(tmp_path_factory, synth_folder, session_workspace, demo_artifact):
 def test_training_split_is_not_stored_and_streams_in_passes(streamed, session_workspace):
     artifact, train_rows = streamed
     assert artifact.streams("train") and not (artifact.path / "train.arrow").exists()
-    assert artifact.manifest["splits"]["test"]["rows"] > 0 and (artifact.path / "test.arrow").is_file()
+    assert artifact.manifest.splits["test"].rows > 0 and (artifact.path / "test.arrow").is_file()
     with pytest.raises(StudioError, match="streams its 'train' split"):
         artifact.read_split("train")
     rows = list(islice(iter(StreamingFeatureDataset(artifact, session_workspace, seed=1)), train_rows + 3))
@@ -84,7 +84,7 @@ def test_each_rank_reads_its_own_share_of_the_stream(streamed, session_workspace
     disjoint and together are the whole split."""
     artifact, train_rows = streamed
     options = StreamingFeatureDataset(artifact, session_workspace).options
-    source = source_from_description(artifact.manifest["source"])
+    source = source_from_description(artifact.manifest.source)
     whole = [e.id for e in node_rows(source, options, 0, 1)]
     shares = [[e.id for e in node_rows(source, options, rank, 2)] for rank in (0, 1)]
     assert len(whole) == train_rows and not set(shares[0]) & set(shares[1])

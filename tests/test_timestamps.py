@@ -57,21 +57,21 @@ def test_a_segments_column_is_read_or_refused_with_its_row():
 def test_no_speech_and_timestamped_rows_are_prepared_into_train_only(synth_folder, workspace, tokenizer):
     options = PrepareOptions(no_speech_fraction=0.2, timestamp_fraction=0.5)
     artifact = prepare_features(FolderSource(synth_folder), NB, "demo", "nb-marked", workspace, options)
-    train = artifact.manifest["splits"]["train"]
+    train = artifact.manifest.splits["train"]
     table = artifact.read_split("train")
     ids, texts = table.column("id").to_pylist(), table.column("text").to_pylist()
     labels = table.column("labels").to_pylist()
     silent = [i for i, name in enumerate(ids) if name.startswith("no-speech-")]
     real = len(ids) - len(silent)
     # a stated share of the training rows: n / (real + n) = 0.2, spread through the split, every kind made
-    assert train["no_speech"]["rows"] == len(silent) == real // 4 and train["rows"] == len(ids)
-    assert set(train["no_speech"]["kinds"]) == {"silence", "white noise", "pink noise", "hum"}
+    assert train.no_speech["rows"] == len(silent) == real // 4 and train.rows == len(ids)
+    assert set(train.no_speech["kinds"]) == {"silence", "white noise", "pink noise", "hum"}
     assert silent[0] < real / 2
     empty = tokenizer("").input_ids  # Whisper's empty transcript: the prefix, then <|endoftext|>
     assert all(labels[i] == empty and texts[i] == "" for i in silent)
     no_timestamps = tokenizer.convert_tokens_to_ids("<|notimestamps|>")
     timed = [i for i, seq in enumerate(labels) if i not in silent and no_timestamps not in seq]
-    assert train["timestamped"] == len(timed) and 0 < len(timed) < real
+    assert train.timestamped == len(timed) and 0 < len(timed) < real
     durations = table.column("duration").to_pylist()
     for i in timed:  # no segment times in a pairs folder: one segment over the clip
         (segment,) = label_segments(tokenizer, labels[i])

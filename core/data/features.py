@@ -32,10 +32,11 @@ import pyarrow as pa
 
 from core.audio.constants import INT16_SCALE, SAMPLE_RATE
 from core.audio.melspec import log_mel
-from core.data.artifact import AUDIO_SPLITS, FEATURE_DTYPE, MANIFEST_FILE, SCHEMA, Artifact
+from core.data.artifact import AUDIO_SPLITS, FEATURE_DTYPE, SCHEMA, Artifact
 from core.data.examples import SPLITS, Example, Source
 from core.data.folders import with_split_rule
 from core.data.labels import TrainingLabels
+from core.data.manifest import MANIFEST_FILE, Manifest
 from core.data.prepare_options import PrepareOptions
 from core.data.rows import REASONS, RowLimits, in_carved_validation, in_slice, summarize_filtered, text_key, usable_rows
 from core.errors import StudioError
@@ -225,14 +226,14 @@ class Preparation:
                     "overlap": overlap,
                 }
                 write_json_atomic(staging / MANIFEST_FILE, manifest)
-        return Artifact(final, manifest)
+        return Artifact(final, Manifest.from_dict(manifest))
 
     def _existing(self, final: Path, name: str, fingerprint_: str) -> Artifact | None:
         """The artifact already made from the same inputs; None where there is none, or where `overwrite` lets
         one made from other inputs be replaced (else that one is refused)."""
         existing = read_json_if_intact(final / MANIFEST_FILE)
         if existing and existing.get("fingerprint") == fingerprint_:
-            return Artifact(final, existing, reused=True)
+            return Artifact(final, Manifest.from_dict(existing), reused=True)
         if (final / MANIFEST_FILE).exists() and not self.overwrite:
             raise StudioError(
                 f"dataset '{name}' exists, prepared from other inputs; choose another name or overwrite it"

@@ -101,7 +101,7 @@ def missed_words(rows: list[dict]) -> list[tuple[str, int]]:
 def evaluated_language(workspace: Workspace, evaluation: dict) -> Language | None:
     """The language of the dataset a saved evaluation scored (its manifest's), or None when that dataset is gone."""
     try:
-        return get_language(open_artifact(workspace, str(evaluation.get("data", ""))).manifest["language"])
+        return get_language(open_artifact(workspace, str(evaluation.get("data", ""))).manifest.language)
     except (StudioError, KeyError):
         return None
 

@@ -114,7 +114,7 @@ def evaluate_model(
     stamp = {
         "model": location,
         "weights": _model_stamp(location),
-        "data": artifact.manifest["fingerprint"],
+        "data": artifact.manifest.fingerprint,
         "split": split,
         "limit": limit,
     }
@@ -132,7 +132,7 @@ def evaluate_model(
     transcriber = Transcriber(
         location,
         workspace,
-        language=artifact.manifest["whisper_language"],
+        language=artifact.manifest.whisper_language,
         task=artifact.task,
         engine=EngineOptions(prefer_ctranslate2=False),
     )

@@ -84,7 +84,7 @@ def runtime_parity(
     check_runtime(exported.format)
     artifact, ids, references, clips = split_audio(workspace, data, split, limit)
     original = evaluate_model(model, data, workspace, EvaluateOptions(split=split, limit=limit))
-    language, task = artifact.manifest["whisper_language"], artifact.task
+    language, task = artifact.manifest.whisper_language, artifact.task
     window = _window_samples(exported.folder)
     results = []
     for variant, name in exported.variants.items():

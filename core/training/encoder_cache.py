@@ -44,7 +44,7 @@ def encoder_fingerprint(encoder: torch.nn.Module) -> str:
 
 def cache_folder(artifact: Artifact, encoder: torch.nn.Module, frames: int) -> Path:
     key = hashlib.sha256(
-        f"{artifact.manifest['fingerprint']}:{encoder_fingerprint(encoder)}:{frames}".encode()
+        f"{artifact.manifest.fingerprint}:{encoder_fingerprint(encoder)}:{frames}".encode()
     ).hexdigest()[:16]
     return artifact.path / CACHE_FOLDER / key
 
@@ -111,7 +111,7 @@ def _build(artifact, wanted: dict[str, int], encoder, frames, folder: Path, prog
                     "positions": positions,
                     "d_model": d_model,
                     "dtype": np.dtype(STATES_DTYPE).name,
-                    "artifact": artifact.manifest["fingerprint"],
+                    "artifact": artifact.manifest.fingerprint,
                 },
             )
     finally:

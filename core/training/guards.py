@@ -25,7 +25,8 @@ import torch
 
 from core.audio.constants import SAMPLE_RATE, WINDOW_SECONDS, text_token_cap
 from core.audio.probes import probe_clips
-from core.data.artifact import MANIFEST_FILE, REFERENCE_PREFIX, Artifact, open_artifact
+from core.data.artifact import REFERENCE_PREFIX, Artifact, open_artifact
+from core.data.manifest import MANIFEST_FILE
 from core.errors import StudioError
 from core.languages import get_language
 from core.models.hf_folders import language_token_ids
@@ -119,7 +120,7 @@ def guard_datasets(config, target_language: str, workspace: Workspace, n_mels: i
 def _guard_split(artifact: Artifact) -> str:
     """A guard's held-out split: test, else validation, else train (a set the run never trains on)."""
     for split in ("test", "validation", "train"):
-        if artifact.manifest.get("splits", {}).get(split):
+        if split in artifact.manifest.splits:
             return split
     raise StudioError(f"guard dataset '{artifact.name}' has no rows: prepare it again or remove it from --guard")
 
@@ -219,7 +220,7 @@ class HarmChecks:
         ids, texts = rows.ids_and_texts()
         mel = torch.from_numpy(np.stack([rows[i]["input_features"] for i in range(len(rows))]).astype(np.float32))
         seconds = rows.seconds().tolist()
-        return Inputs(name, artifact.manifest["whisper_language"], mel, ids, texts, split, seconds)
+        return Inputs(name, artifact.manifest.whisper_language, mel, ids, texts, split, seconds)
 
     def _inputs(self, model, inputs: Inputs) -> torch.Tensor:
         if not self.frozen:

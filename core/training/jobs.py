@@ -20,7 +20,7 @@ from pathlib import Path
 from shlex import quote
 
 from core.audio.constants import ENCODER_POSITIONS_PER_SECOND, FRAMES_PER_SECOND, WINDOW_POSITIONS
-from core.data.artifact import empty_splits, open_artifact
+from core.data.artifact import open_artifact
 from core.errors import StudioError
 from core.formatting import log_lines
 from core.models.resolve import resolve_model
@@ -189,9 +189,9 @@ def check_before_start(config: TrainConfig, workspace: Workspace) -> None:
     splits, the task, and that the model hears what the dataset's features hold (mel bins, window)."""
     config.validate()
     artifact = open_artifact(workspace, config.data)
-    splits = artifact.manifest["splits"]
+    splits = artifact.manifest.splits
     used = ["train", config.eval_split] + ([config.test_split] if config.test_split else [])
-    empty = [split for split in empty_splits(artifact.manifest) if split in used]
+    empty = [split for split in artifact.manifest.empty_splits() if split in used]
     if empty:
         raise StudioError(
             f"dataset '{config.data}' has no rows in its {' and '.join(empty)} split{'s' if len(empty) > 1 else ''}: "
@@ -235,7 +235,7 @@ def check_model_fits_features(config: TrainConfig, artifact, workspace: Workspac
     if model_bins != bins:
         raise StudioError(
             f"model {config.model} takes {model_bins} mel bins, {what} holds {bins} "
-            f"(prepared with {artifact.manifest['model']}); {redo}"
+            f"(prepared with {artifact.manifest.model}); {redo}"
         )
     if config.window_seconds and config.window_seconds > model_seconds:
         raise StudioError(
@@ -244,7 +244,7 @@ def check_model_fits_features(config: TrainConfig, artifact, workspace: Workspac
     if wanted > held + 1e-6 or (not config.window_seconds and abs(held - model_seconds) > 1e-6):
         raise StudioError(
             f"model {config.model} listens to {wanted:g} s, {what} holds {held:g} s features (prepared with "
-            f"{artifact.manifest['model']}); {redo}"
+            f"{artifact.manifest.model}); {redo}"
         )
 
 

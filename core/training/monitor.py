@@ -164,6 +164,6 @@ def workspace_language(workspace: Workspace) -> str | None:
             if config.language:
                 return get_language(config.language).code
             data = config.data
-        return get_language(open_artifact(workspace, data).manifest["language"]).code if data else None
+        return get_language(open_artifact(workspace, data).manifest.language).code if data else None
     except (StudioError, KeyError):  # a damaged run or dataset says nothing: the pages then offer auto-detect
         return None

@@ -31,10 +31,10 @@ def pseudo_label_artifact(workspace: Workspace, config: TrainConfig, processor, 
         )
     pseudo = open_artifact(workspace, config.pseudo_labels)
     bins = processor.feature_extractor.feature_size
-    if pseudo.feature_shape()[0] != bins or pseudo.manifest.get("language") != artifact.manifest.get("language"):
+    if pseudo.feature_shape()[0] != bins or pseudo.manifest.language != artifact.manifest.language:
         raise StudioError(
-            f"pseudo_labels '{pseudo.name}' holds {pseudo.manifest.get('language')} features of "
-            f"{pseudo.feature_shape()[0]} mel bins, the run's dataset {artifact.manifest.get('language')} and the "
+            f"pseudo_labels '{pseudo.name}' holds {pseudo.manifest.language} features of "
+            f"{pseudo.feature_shape()[0]} mel bins, the run's dataset {artifact.manifest.language} and the "
             f"model {bins}: prepare the label set again with the run's language and model"
         )
     if not pseudo_label_splits(pseudo):
@@ -45,7 +45,7 @@ def pseudo_label_artifact(workspace: Workspace, config: TrainConfig, processor, 
 def pseudo_label_splits(pseudo: Artifact) -> list[str]:
     """The stored splits of a prepared label set that hold rows: all of them train. Prepare splits a label set as it
     splits any folder, but a pseudo-label is no held-out truth: the run's validation and test are its own dataset's."""
-    return [split for split, counts in pseudo.manifest["splits"].items() if counts.get("rows")]
+    return [split for split, counts in pseudo.manifest.splits.items() if counts.rows]
 
 
 def with_pseudo_labels(

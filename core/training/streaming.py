@@ -61,10 +61,10 @@ class StreamingFeatureDataset(torch.utils.data.IterableDataset):
     ):
         manifest = artifact.manifest
         self.name = artifact.name
-        self.description = manifest["source"]
-        self.language = get_language(manifest["language"])
-        self.model, self.workspace = manifest["model"], workspace
-        saved = dict(manifest["options"])
+        self.description = manifest.source
+        self.language = get_language(manifest.language)
+        self.model, self.workspace = manifest.model, workspace
+        saved = dict(manifest.options)
         saved["cleaning"] = CleaningOptions(**saved["cleaning"])
         self.options = PrepareOptions(**saved)
         self.limit = limit or self.options.max_train_samples
@@ -72,7 +72,8 @@ class StreamingFeatureDataset(torch.utils.data.IterableDataset):
         self.node = node  # (rank, world size): under torchrun, the rows this rank reads are its own
         self.per_rank = node[1] > 1
         # rows whose transcript fell into the validation slice at prepare time never train
-        self.validation_fraction = manifest["splits"].get("validation", {}).get("carved_from_train") or 0.0
+        validation = manifest.splits.get("validation")
+        self.validation_fraction = validation.carved_from_train if validation else 0.0
 
     def __iter__(self) -> Iterator[dict]:
         processor = load_processor(self.model, self.workspace)

@@ -121,7 +121,7 @@ def record_distillation(run: RunFolder, config: TrainConfig, workspace: Workspac
     best = run.best_checkpoint_name()
     if not best or not config.test_split:
         return
-    language = artifact.manifest["whisper_language"]
+    language = artifact.manifest.whisper_language
     models = {
         name: load_model(path, workspace, language=language, task=config.task or artifact.task)[0].eval()
         for name, path in (("teacher", config.teacher), ("student", str(run.path / best)))

@@ -139,7 +139,7 @@ def _load_model(session: TrainingSession) -> None:
     """Step 2: the model and processor in the run's language and task, with its window and memory levers; under
     distillation the loaded model is the teacher and the session trains a student of it."""
     config, workspace = session.config, session.workspace
-    session.language = get_language(config.language or session.artifact.manifest["language"])
+    session.language = get_language(config.language or session.artifact.manifest.language)
     session.task = config.task or session.artifact.task
     session.status.update(phase="loading the model")
     overrides = {"dropout": config.dropout}
