@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from app.common import secret, user_errors
+from app.tab_state import secret
+from app.widgets import user_errors
 from core.errors import StudioError
 from core.languages import Language
 from core.speech import DEFAULT_SYSTEM_PROMPT, Conversation, Endpoint, speak, stream_reply

@@ -10,7 +10,7 @@ import os
 
 import streamlit as st
 
-from app.common import workspace
+from app.tab_state import workspace
 from core.evaluation import checkpoint_choices
 from core.models import DEFAULT_MODEL, DEMO
 from core.models.resolve import load_processor

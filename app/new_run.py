@@ -12,8 +12,9 @@ from dataclasses import replace
 
 import streamlit as st
 
-from app.common import SELECTED_DATASET, SELECTED_RUN, action, flash, show_outcome, user_errors
 from app.config_form import config_form
+from app.tab_state import SELECTED_DATASET, SELECTED_RUN, action, flash, show_outcome
+from app.widgets import user_errors
 from core.data import newest_artifact, open_artifact
 from core.errors import DamagedFile
 from core.training import (

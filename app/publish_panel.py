@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.common import secret, user_errors
+from app.tab_state import secret
+from app.widgets import user_errors
 from core.models import QUANTIZATIONS
 from core.publish import prepare_upload, push
 from core.workspace import Workspace

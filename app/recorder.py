@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.common import action, show_outcome, user_errors
+from app.tab_state import action, show_outcome
+from app.widgets import user_errors
 from core.audio import load_audio
 from core.data import (
     RecordingSet,

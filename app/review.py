@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.common import flash, show_flash, user_errors
+from app.tab_state import flash, show_flash
+from app.widgets import user_errors
 from core.data.label_options import LabelRow
 from core.data.pseudo_labels import LabelSet, list_label_sets
 from core.workspace import Workspace

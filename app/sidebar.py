@@ -9,15 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.common import (
-    DEMO_JOB,
-    SELECTED_DATASET,
-    SELECTED_RUN,
-    action,
-    device_summary,
-    show_outcome,
-    workspace,
-)
+from app.tab_state import DEMO_JOB, SELECTED_DATASET, SELECTED_RUN, action, show_outcome, workspace
+from app.widgets import device_summary
 from core.data import list_artifacts, newest_artifact
 from core.demo import PLANS
 from core.formatting import MISSING, format_duration

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.common import secret, user_errors
 from app.model_cache import window_seconds
 from app.recorder import record_source
+from app.tab_state import secret
+from app.widgets import user_errors
 from core.audio.constants import WINDOW_SECONDS
 from core.data import (
     COMMON_VOICE_MOVED,

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.common import SELECTED_RUN, flash, user_errors
+from app.tab_state import SELECTED_RUN, flash
+from app.widgets import user_errors
 from core.errors import StudioError
 from core.formatting import MISSING, percent
 from core.training import RunFolder, RunState, start_run

@@ -4,9 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from app.charts import alignment_html, before_after_bars, error_rate_curves
-from app.common import progress_callback, user_errors, workspace
 from app.publish_panel import publish_panel
 from app.students import students_table
+from app.tab_state import workspace
+from app.widgets import progress_callback, user_errors
 from core.audio import SAMPLE_RATE
 from core.data import list_artifacts, open_artifact
 from core.errors import DamagedFile

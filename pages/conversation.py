@@ -6,9 +6,10 @@ import hashlib
 import streamlit as st
 
 from app.chat import clear_conversation, endpoint_settings, render_history, send
-from app.common import follow, language_picker, user_errors, workspace
 from app.microphone import live_session, microphone
 from app.model_cache import model_choices, transcript_of
+from app.tab_state import follow, workspace
+from app.widgets import language_picker, user_errors
 from core.speech import language_line
 from core.training import workspace_language
 

@@ -5,10 +5,11 @@ from dataclasses import fields
 import pandas as pd
 import streamlit as st
 
-from app.common import SELECTED_DATASET, progress_callback, user_errors, workspace
 from app.doctor_view import show_report
 from app.review import review_section
 from app.source_picker import SOURCE_KINDS, WAITING, pick_source
+from app.tab_state import SELECTED_DATASET, workspace
+from app.widgets import progress_callback, user_errors
 from core.data import (
     SPLIT_RULES,
     TASKS,

@@ -4,9 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from app.charts import error_rate_curves, guard_curves, training_curves
-from app.common import DEMO_JOB, SELECTED_RUN, action, show_flash, show_outcome, user_errors, workspace
 from app.new_run import RUN_PICKER, new_run_panel
 from app.students import smaller_model_control
+from app.tab_state import DEMO_JOB, SELECTED_RUN, action, show_flash, show_outcome, workspace
+from app.widgets import user_errors
 from core.data import list_artifacts
 from core.formatting import MISSING, format_duration, readable_lines
 from core.training import (

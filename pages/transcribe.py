@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.common import action, follow, language_picker, show_outcome, user_errors, workspace
 from app.microphone import live_session, microphone
 from app.model_cache import model_choices, timed_transcript_of, transcript_of
+from app.tab_state import action, follow, show_outcome, workspace
+from app.widgets import language_picker, user_errors
 from core.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
 from core.data import keep_in_set
 from core.languages import LANGUAGES

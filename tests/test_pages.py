@@ -260,7 +260,7 @@ def test_the_sidebar_demo_starts_and_the_sidebar_follows_it_in_the_same_rerun(tm
     import os
     import signal
 
-    from app.common import DEMO_JOB
+    from app.tab_state import DEMO_JOB
     from core.training import command_job
     from core.workspace import Workspace
 
