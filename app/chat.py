@@ -19,7 +19,7 @@ from core.languages import Language
 from core.speech import DEFAULT_SYSTEM_PROMPT, Conversation, Endpoint, speak, stream_reply
 
 if TYPE_CHECKING:
-    from core.speech.conversation import Turn
+    from core.speech import Turn
 
 CHAT = "conversation"
 SPOKEN = "conversation_spoken"  # wav bytes of the last reply, when spoken replies are on

@@ -6,8 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.charts import duration_chart
-from core.data import DoctorReport, duration_histogram
-from core.data.doctor import report_table
+from core.data import DoctorReport, duration_histogram, report_table
 
 
 def show_report(report: DoctorReport) -> None:

@@ -12,11 +12,8 @@ import streamlit as st
 
 from app.tab_state import workspace
 from core.evaluation import checkpoint_choices
-from core.models import DEFAULT_MODEL, DEMO
-from core.models.resolve import load_processor
-from core.speech import Transcriber
-from core.speech.decoding import DecodingOptions
-from core.speech.transcripts import Transcript
+from core.models import DEFAULT_MODEL, DEMO, load_processor
+from core.speech import DecodingOptions, Transcriber, Transcript
 from core.workspace import Workspace
 
 ICE_SERVERS_ENV = "STUDIO_ICE_SERVERS"  # JSON list of RTCIceServer dicts; empty by default (localhost needs none)

@@ -9,8 +9,7 @@ import streamlit as st
 
 from app.tab_state import flash, show_flash
 from app.widgets import user_errors
-from core.data.label_options import LabelRow
-from core.data.pseudo_labels import LabelSet, list_label_sets
+from core.data import LabelRow, LabelSet, list_label_sets
 from core.workspace import Workspace
 
 SHOWN = 5  # rows in review shown at once: each has a player and a text box

@@ -12,7 +12,7 @@ from app.model_cache import window_seconds
 from app.recorder import record_source
 from app.tab_state import secret
 from app.widgets import user_errors
-from core.audio.constants import WINDOW_SECONDS
+from core.audio import WINDOW_SECONDS
 from core.data import (
     COMMON_VOICE_MOVED,
     LAYOUTS,

@@ -11,9 +11,15 @@ from app.tab_state import SELECTED_RUN, flash
 from app.widgets import user_errors
 from core.errors import StudioError
 from core.formatting import MISSING, percent
-from core.training import RunFolder, RunState, start_run
-from core.training.config import DistilRequest
-from core.training.distil import DistillationRecord, distil_config, teacher_layers
+from core.training import (
+    DistillationRecord,
+    DistilRequest,
+    RunFolder,
+    RunState,
+    distil_config,
+    start_run,
+    teacher_layers,
+)
 from core.workspace import Workspace
 
 

@@ -30,7 +30,7 @@ from core.evaluation.alignment import timed_clips
 from core.evaluation.parity import runtime_parity, split_audio
 from core.evaluation.runtimes import THREADS, open_runtime
 from core.languages import get_language
-from core.models.export import RUNTIMES, export_model
+from core.models.export import EXPORT_RUNTIMES, export_model
 from core.workspace import Workspace
 
 FREE_SENTENCES = ROOT / "assets" / "free_sentences" / "nb.txt"
@@ -99,7 +99,7 @@ def main() -> None:
     checks, runtimes = {}, {}
     for exported in exports:
         for check in runtime_parity(args.model, exported, data, workspace, split="test"):
-            label = f"{RUNTIMES[check.format]} {check.variant}"
+            label = f"{EXPORT_RUNTIMES[check.format]} {check.variant}"
             checks[label] = (exported, check)
             runtimes[label], _ = open_runtime(exported.format, exported.folder / check.file, WINDOW)
     # Speed: every runtime loaded side by side, the same clips, alternating order over `repeats` rounds.
@@ -114,16 +114,16 @@ def main() -> None:
     for label, (exported, check) in checks.items():
         timing = word_start_error(exported.format, exported.folder / check.file, WINDOW, args.language)
         rows.append(
-            f"| {RUNTIMES[check.format]} | {check.variant} | {check.size_bytes / 2**20:.0f} MiB "
+            f"| {EXPORT_RUNTIMES[check.format]} | {check.variant} | {check.size_bytes / 2**20:.0f} MiB "
             f"| {check.load_s:.2f} s | {spread(seconds[label], 1)} s "
             f"| {100 * check.wer:.1f}% vs {100 * check.checkpoint_wer:.1f}% "
             f"| {check.change.shown} | {'**failed**' if check.failed else 'within'} | {timing} |"
         )
     failed = [label for label, (_, check) in checks.items() if check.failed]
-    ct2 = next(label for label in seconds if label.startswith(RUNTIMES["ct2"]))
+    ct2 = next(label for label in seconds if label.startswith(EXPORT_RUNTIMES["ct2"]))
     speed = []
     for fmt, variant in (("ggml", "q8_0"), ("onnx", "int8")):
-        label = f"{RUNTIMES[fmt]} {variant}"
+        label = f"{EXPORT_RUNTIMES[fmt]} {variant}"
         ratio = statistics.median(seconds[label]) / statistics.median(seconds[ct2])
         met = "met" if ratio <= 1 or verdict(seconds[label], seconds[ct2]).startswith("no measurable") else "missed"
         said = verdict(seconds[label], seconds[ct2]).replace("faster", "faster than it").replace("slower", "slower")

@@ -189,7 +189,7 @@ def _transcribe(sub, home) -> None:
 
 
 def _export(sub, home) -> None:
-    from core.models.export import FORMATS, QUANTIZATIONS, RUNTIMES
+    from core.models.export import EXPORT_FORMATS, EXPORT_RUNTIMES, QUANTIZATIONS
 
     p = sub.add_parser(
         "export", parents=[home], help="export a checkpoint to CTranslate2, ggml, openai-whisper or ONNX, checked"
@@ -199,7 +199,8 @@ def _export(sub, home) -> None:
         "--format",
         action="append",
         dest="formats",
-        help="; ".join(f"{f}: {r}" for f, r in RUNTIMES.items()) + f"; repeat it, or all (default {FORMATS[0]})",
+        help="; ".join(f"{f}: {r}" for f, r in EXPORT_RUNTIMES.items())
+        + f"; repeat it, or all (default {EXPORT_FORMATS[0]})",
     )
     p.add_argument("--quantization", default=QUANTIZATIONS[0], choices=QUANTIZATIONS, help="CTranslate2's weights")
     p.add_argument(

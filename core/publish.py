@@ -22,7 +22,7 @@ from core.data.manifest import MANIFEST_FILE, Manifest
 from core.errors import StudioError
 from core.formatting import MISSING, percent
 from core.languages import Language, get_language
-from core.models.export import EXPORT_MARKER, HEADS_FILE, PARITY_FILE, RUNTIMES, export_model
+from core.models.export import EXPORT_MARKER, EXPORT_RUNTIMES, HEADS_FILE, PARITY_FILE, export_model
 from core.models.export_usage import usage
 from core.models.hf_folders import PROCESSOR_FILES
 from core.models.installed import INSTALLED, installed_name
@@ -239,7 +239,7 @@ def runtime_sections(exports: list, repo_id: str, language: str, task: str) -> s
         heads = (read_json_if_intact(exported.folder / HEADS_FILE) or {}).get("alignment_heads")
         lines = usage(exported.format, repo_id, _where(exported), language, task, heads)
         parts.append(
-            f"### {RUNTIMES[exported.format]}: `{_where(exported)}/`\n\n{lines}\n\n"
+            f"### {EXPORT_RUNTIMES[exported.format]}: `{_where(exported)}/`\n\n{lines}\n\n"
             f"WER parity on the held-out test split, in this runtime:\n\n{measured}\n"
         )
     return "\n".join(parts)

@@ -11,12 +11,15 @@ from app.widgets import progress_callback, user_errors
 from core.audio import SAMPLE_RATE
 from core.data import list_artifacts, open_artifact
 from core.errors import DamagedFile
-from core.evaluation import EvaluateOptions, ExportOptions, evaluate_model, export_with_parity
-from core.evaluation.comparison import (
+from core.evaluation import (
+    EvaluateOptions,
+    ExportOptions,
     ab_change,
     checkpoint_choices,
     config_diff,
     dataset_of,
+    evaluate_model,
+    export_with_parity,
     list_evaluations,
     load_evaluation,
     side_by_side,
@@ -25,11 +28,9 @@ from core.evaluation.comparison import (
     utterance_table,
 )
 from core.formatting import percent
-from core.models import QUANTIZATIONS
-from core.models.export import FORMATS as EXPORT_FORMATS
-from core.models.export import RUNTIMES as EXPORT_RUNTIMES
+from core.models import EXPORT_FORMATS, EXPORT_RUNTIMES, QUANTIZATIONS
 from core.option_fields import field_label
-from core.speech.server import serve_command
+from core.speech import serve_command
 from core.training import RunFolder, list_runs
 
 PICKED_FOR = "compare_data_for"  # the model the test-set picker last followed

@@ -14,9 +14,7 @@ from app.widgets import language_picker, user_errors
 from core.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
 from core.data import keep_in_set
 from core.languages import LANGUAGES
-from core.speech import FORMATS, WRITERS, language_guesses, language_line
-from core.speech.decoding import file_options, is_toy
-from core.speech.transcripts import SURE_LANGUAGE
+from core.speech import FORMATS, SURE_LANGUAGE, WRITERS, file_options, is_toy, language_guesses, language_line
 from core.training import workspace_language
 
 PLAYED_S = 30  # seconds played from a chosen word

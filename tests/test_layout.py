@@ -2,6 +2,7 @@
 sys.path, and the command line's defaults are the dataclasses' own."""
 
 import ast
+import importlib
 from dataclasses import fields
 from pathlib import Path
 
@@ -209,3 +210,30 @@ def test_each_fact_has_one_home():
             if is_home and isinstance(node.right, ast.Constant) and where != "core/workspace.py":
                 seconds.append(f"{where}:{node.lineno} home / {node.right.value!r} (its home: core/workspace.py)")
     assert not seconds, seconds
+
+
+def _imports_from(paths) -> list[tuple[Path, ast.ImportFrom]]:
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("core."):
+                found.append((path, node))
+    return found
+
+
+def test_pages_import_core_through_its_package_faces_and_each_face_name_is_used():
+    """The app reads core through each sub-package's face (`from core.data import …`), never around it; and a face
+    exports only what somebody imports through it, so it stays a short list of what the package offers."""
+    app = sorted((REPO / "app").glob("*.py")) + sorted((REPO / "pages").glob("*.py"))
+    around = [f"{p.relative_to(REPO)}: {n.module}" for p, n in _imports_from(app) if n.module.count(".") > 1]
+    assert not around, around
+    everywhere = [
+        p for folder in ("core", "app", "pages", "bench", "tests", "scripts") for p in (REPO / folder).rglob("*.py")
+    ]
+    through = {(n.module, a.name) for _, n in _imports_from(everywhere) if n.module.count(".") == 1 for a in n.names}
+    faces = [p.parent.name for p in CORE.glob("*/__init__.py")]
+    unused = []
+    for face in faces:
+        module = importlib.import_module(f"core.{face}")
+        unused += [f"core.{face}.{name}" for name in module.__all__ if (f"core.{face}", name) not in through]
+    assert not unused, f"exported by a face, imported through it nowhere: {unused}"

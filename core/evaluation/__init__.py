@@ -10,7 +10,6 @@ __getattr__, __all__ = lazy_api(
         "EvaluateOptions": "evaluate",
         "export_with_parity": "parity",
         "ExportOptions": "parity",
-        "runtime_parity": "parity",
         "checkpoint_choices": "comparison",
         "config_diff": "comparison",
         "list_evaluations": "comparison",
@@ -19,5 +18,7 @@ __getattr__, __all__ = lazy_api(
         "unreadable_evaluations": "comparison",
         "utterance_audio": "comparison",
         "utterance_table": "comparison",
+        "ab_change": "comparison",
+        "dataset_of": "comparison",
     },
 )

@@ -22,8 +22,8 @@ from core.errors import StudioError
 from core.evaluation.evaluate import EvaluateOptions, evaluate_model
 from core.evaluation.runtimes import check_runtime, open_runtime
 from core.formatting import percent
+from core.models.export import EXPORT_RUNTIMES as RUNTIME_NAMES
 from core.models.export import PARITY_FILE, ExportedModel, export_model, parse_formats
-from core.models.export import RUNTIMES as RUNTIME_NAMES
 from core.text.bootstrap import WerChange, paired_bootstrap
 from core.text.wer import summarize
 from core.workspace import Workspace, read_json_if_intact, write_json_atomic

@@ -17,6 +17,8 @@ __getattr__, __all__ = lazy_api(
         "QUANTIZATIONS": "export",
         "export_ctranslate2": "export",
         "apply_window": "window",
-        "standardize_folder": "window",
+        "load_processor": "resolve",
+        "EXPORT_FORMATS": "export",
+        "EXPORT_RUNTIMES": "export",
     },
 )

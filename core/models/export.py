@@ -39,8 +39,8 @@ from core.workspace import (
     write_json_atomic,
 )
 
-FORMATS = ("ct2", "ggml", "openai", "onnx")
-RUNTIMES = {
+EXPORT_FORMATS = ("ct2", "ggml", "openai", "onnx")
+EXPORT_RUNTIMES = {
     "ct2": "faster-whisper (CTranslate2)",
     "ggml": "whisper.cpp (pywhispercpp)",
     "openai": "openai-whisper",
@@ -83,16 +83,16 @@ class ExportedModel:
 
 
 def parse_formats(values: list[str] | tuple[str, ...] | str | None) -> tuple[str, ...]:
-    """`ct2`, `ggml,onnx`, repeated values, or `all` → the formats in FORMATS order; default ct2."""
+    """`ct2`, `ggml,onnx`, repeated values, or `all` → the formats in EXPORT_FORMATS order; default ct2."""
     if isinstance(values, str):
         values = [values]
     wanted = {part.strip() for value in values or ["ct2"] for part in value.split(",") if part.strip()}
     if "all" in wanted:
-        return FORMATS
-    unknown = sorted(wanted - set(FORMATS))
+        return EXPORT_FORMATS
+    unknown = sorted(wanted - set(EXPORT_FORMATS))
     if unknown or not wanted:
-        raise StudioError(f"export format {', '.join(unknown) or '(none)'}: choose {', '.join(FORMATS)} or all")
-    return tuple(f for f in FORMATS if f in wanted)
+        raise StudioError(f"export format {', '.join(unknown) or '(none)'}: choose {', '.join(EXPORT_FORMATS)} or all")
+    return tuple(f for f in EXPORT_FORMATS if f in wanted)
 
 
 def export_folder(location: Path, fmt: str, quantization: str, out: Path | None, several: bool) -> Path:
@@ -125,7 +125,7 @@ def export_model(
     targets = {fmt: export_folder(location, fmt, quantization, out, len(formats) > 1) for fmt in formats}
     for target in targets.values():
         check_out(target, location)
-    # here, not at the top: window.py imports torch, and the command line's parser reads FORMATS on every start
+    # here, not at the top: window.py imports torch, and the command line's parser reads EXPORT_FORMATS on every start
     from core.models.export_source import load_source
     from core.models.window import is_short_window
 

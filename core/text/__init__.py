@@ -6,14 +6,6 @@ __getattr__, __all__ = lazy_api(
     __name__,
     {
         "CleaningOptions": "cleaning",
-        "clean_text": "cleaning",
-        "normalize_for_wer": "cleaning",
         "error_rates": "wer",
-        "summarize": "wer",
-        "align_words": "wer",
-        "WerChange": "bootstrap",
-        "probe_counts": "wer",
-        "is_loop": "wer",
-        "paired_bootstrap": "bootstrap",
     },
 )
