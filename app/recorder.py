@@ -78,8 +78,8 @@ def _prompt_list(ws: Workspace, language: Language) -> list[str]:
                 return []
             shown = [f"{e['model']} on {e['data']}/{e['split']} (WER {100 * e['wer']:.1f}%)" for e in evaluations]
             index = st.selectbox("Evaluation", range(len(shown)), len(shown) - 1, format_func=shown.__getitem__)
-            rows = load_evaluation(evaluations[index]["path"]).get("rows", [])
-            return error_prompts(rows, language, n, held, evaluated=evaluated_language(ws, evaluations[index]))
+            scored = load_evaluation(evaluations[index]["path"])
+            return error_prompts(scored.rows, language, n, held, evaluated=evaluated_language(ws, scored.data))
         return template_prompts(language, n, held)
     return []
 

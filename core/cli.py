@@ -299,10 +299,8 @@ def cmd_prompts(args) -> int:
         from core.evaluation.comparison import load_evaluation, saved_evaluation  # the models' engines (seconds)
 
         scored = load_evaluation(str(saved_evaluation(workspace, args.from_errors)))
-        evaluated = prompt_lists.evaluated_language(workspace, scored)
-        prompts = prompt_lists.error_prompts(
-            scored.get("rows", []), language, args.n, held, args.seed, evaluated=evaluated
-        )
+        evaluated = prompt_lists.evaluated_language(workspace, scored.data)
+        prompts = prompt_lists.error_prompts(scored.rows, language, args.n, held, args.seed, evaluated=evaluated)
     elif args.text:
         prompts = prompt_lists.file_prompts(Path(args.text).expanduser())[: args.n]
     else:

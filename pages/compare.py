@@ -10,7 +10,7 @@ from app.tab_state import workspace
 from app.widgets import progress_callback, user_errors
 from core.audio import SAMPLE_RATE
 from core.data import list_artifacts, open_artifact
-from core.errors import DamagedFile
+from core.errors import DamagedFile, StudioError
 from core.evaluation import (
     EvaluateOptions,
     ExportOptions,
@@ -180,17 +180,18 @@ with utterances_tab:
         second_label = pick[1].selectbox("Side by side with", ["–", *twins], key="compare_second")
         try:
             detail = load_evaluation(first["path"])
-        except DamagedFile as err:  # damaged between listing and reading
+            rows = detail.rows
+        except StudioError as err:  # damaged or removed between listing and reading
             st.error(str(err))
-            detail = {"rows": []}
+            rows = []
         if second_label != "–":
             with user_errors():
                 other = load_evaluation(labels[second_label]["path"])
                 st.markdown(f"**{ab_change(detail, other)}**")
                 pairs = side_by_side(detail, other, first["model"], labels[second_label]["model"])
                 st.dataframe(pd.DataFrame(pairs), width="stretch", hide_index=True, height=table_height(len(pairs)))
-        elif detail["rows"]:
-            rows = sorted(detail["rows"], key=lambda r: r["wer"], reverse=True)
+        elif rows:
+            rows = sorted(rows, key=lambda r: r.wer, reverse=True)
             st.dataframe(
                 pd.DataFrame(utterance_table(rows)), width="stretch", hide_index=True, height=table_height(len(rows))
             )
@@ -198,12 +199,12 @@ with utterances_tab:
                 "WER: word errors over the reference's words, in percent. S: words substituted (heard as another "
                 "word), D: deleted (missed), I: inserted (heard where nothing was said)."
             )
-            chosen = st.selectbox("Listen to", [r["id"] for r in rows], key="compare_utterance")
-            row = next(r for r in rows if r["id"] == chosen)
-            st.markdown(alignment_html(row["alignment"]) or "(empty)", unsafe_allow_html=True)
+            chosen = st.selectbox("Listen to", [r.id for r in rows], key="compare_utterance")
+            row = next(r for r in rows if r.id == chosen)
+            st.markdown(alignment_html(row.alignment) or "(empty)", unsafe_allow_html=True)
             st.caption(
-                f"reference: {row['reference']}  \nhypothesis: {row['hypothesis'] or '(empty)'}  \n"
-                f"flags: {', '.join(row['flags']) or 'none'}"
+                f"reference: {row.reference}  \nhypothesis: {row.hypothesis or '(empty)'}  \n"
+                f"flags: {', '.join(row.flags) or 'none'}"
             )
             with user_errors():
                 audio = utterance_audio(ws, first["data"], first["split"], chosen)

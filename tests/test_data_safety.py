@@ -36,6 +36,7 @@ from core.speech.decoding import DecodingOptions
 from core.speech.openai_api import ApiError
 from core.speech.transcripts import Segment, Transcript, destinations, write_transcripts
 from core.speech.uploads import check_audio
+from core.text.wer import summarize
 from core.training import RunFolder, TrainConfig, start_run
 from core.training.run_records import RunState
 from core.workspace import LEDGER_FILE
@@ -383,8 +384,8 @@ def test_a_clip_too_short_for_its_text_is_dropped_and_counted(tmp_path, workspac
 
 def test_prompts_from_another_languages_errors_are_refused(capsys, workspace, demo_artifact, tmp_path):
     evaluation = tmp_path / "evaluation.json"
-    rows = [{"id": "a", "reference": "hei deg", "hypothesis": "hei", "alignment": [["delete", ["deg"], []]]}]
-    evaluation.write_text(json.dumps({"data": "nb-tiny", "split": "test", "rows": rows}))
+    scored = summarize(["a"], ["hei deg"], ["hei"])  # "deg" missed
+    evaluation.write_text(json.dumps({"model": "demo", "data": "nb-tiny", "split": "test", **scored}))
     args = ["prompts", "--from-errors", str(evaluation), "--n", "3"]
     line = one_error(*cli(capsys, workspace.home, *args, "--language", "en")[::2])
     assert "the evaluation is of Norwegian" in line and "--language nb" in line

@@ -28,6 +28,7 @@ from core.data import (
 from core.data.rows import text_key
 from core.errors import StudioError
 from core.languages import get_language
+from core.text.wer import utterance_results
 from core.workspace import Workspace
 
 NB = get_language("nb")
@@ -134,10 +135,7 @@ def test_prompts_hold_out_test_sentences_and_follow_the_errors(workspace, synth_
     (workspace.synth / "nb-set" / "test" / "00000.txt").write_text(prompts[0] + "\n")
     assert prompts[0] not in template_prompts(NB, 50, held_out_sentences(workspace, NB))
 
-    rows = [
-        {"reference": "barna kjøpte en bil", "alignment": [["substitute", ["kjøpte"], ["kjøpt"]]]},
-        {"reference": "vi kjøpte is", "alignment": [["substitute", ["kjøpte"], ["købte"]], ["delete", ["is"], []]]},
-    ]
+    rows = utterance_results(["1", "2"], ["barna kjøpte en bil", "vi kjøpte is"], ["barna kjøpt en bil", "vi købte"])
     assert missed_words(rows) == [("kjøpte", 2), ("is", 1)]
     chosen = error_prompts(rows, NB, 10, held)
     assert "kjøpte" in text_key(chosen[0]).split() and chosen[0] not in ("barna kjøpte en bil", "vi kjøpte is")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.data.artifact import open_artifact
 from core.data.folders import read_text_file
@@ -21,6 +22,9 @@ from core.data.synth import SPEC_FILE, SynthSpec, _texts, default_kind
 from core.errors import StudioError
 from core.languages import Language, get_language
 from core.workspace import Workspace, check_free, read_json_if_intact, writable_folder, write_owned
+
+if TYPE_CHECKING:  # wer.py brings jiwer: prompts only read its rows
+    from core.text.wer import UtteranceRow
 
 # The demo draws its texts with seed 0 and holds out its first test + validation texts (20% of at most 3,200):
 # the first 1,000 texts of that seed cover every seed-0 set up to 5,000 utterances.
@@ -87,27 +91,32 @@ def file_prompts(path: Path) -> list[str]:
     return text_prompts(read_text_file(path))
 
 
-def missed_words(rows: list[dict]) -> list[tuple[str, int]]:
+def missed_words(rows: list[UtteranceRow]) -> list[tuple[str, int]]:
     """(reference word, times missed) from an evaluation's per-utterance rows, most missed first: the words of the
     reference that the model substituted or deleted (the alignment is on normalised text)."""
     missed: Counter = Counter()
     for row in rows:
-        for op, reference, _ in row.get("alignment", []):
+        for op, reference, _ in row.alignment:
             if op in ("substitute", "delete"):
                 missed.update(reference)
     return sorted(missed.items(), key=lambda item: (-item[1], item[0]))
 
 
-def evaluated_language(workspace: Workspace, evaluation: dict) -> Language | None:
-    """The language of the dataset a saved evaluation scored (its manifest's), or None when that dataset is gone."""
+def evaluated_language(workspace: Workspace, data: str) -> Language | None:
+    """The language of the dataset `data` a saved evaluation scored (its manifest's), or None when it is gone."""
     try:
-        return get_language(open_artifact(workspace, str(evaluation.get("data", ""))).manifest.language)
-    except (StudioError, KeyError):
+        return get_language(open_artifact(workspace, data).manifest.language)
+    except StudioError:
         return None
 
 
 def error_prompts(
-    rows: list[dict], language: Language, n: int, held_out: set[str], seed: int = 0, evaluated: Language | None = None
+    rows: list[UtteranceRow],
+    language: Language,
+    n: int,
+    held_out: set[str],
+    seed: int = 0,
+    evaluated: Language | None = None,
 ) -> list[str]:
     """Prompts for the words the model misses most: for each, a template sentence that holds it (never one the
     evaluation scored, nor a held-out one), else the word alone; at most `n`, most missed word first. An evaluation
@@ -121,7 +130,7 @@ def error_prompts(
     words = [word for word, _ in missed_words(rows)][:n]
     if not words:
         raise StudioError("the evaluation has no missed words (a WER of 0, or no rows): choose another prompt list")
-    scored = {text_key(r.get("reference", "")) for r in rows}
+    scored = {text_key(r.reference) for r in rows}
     pool: dict[str, str] = {}
     try:
         spec = SynthSpec(language.code, CANDIDATES_PER_WORD * len(words), seed, default_kind(language))

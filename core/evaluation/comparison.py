@@ -14,9 +14,10 @@ import numpy as np
 from core.audio.constants import INT16_SCALE
 from core.data.artifact import open_artifact
 from core.errors import DamagedFile, StudioError
-from core.evaluation.evaluate import workspace_evaluations
+from core.evaluation.evaluate import EvaluationResult, workspace_evaluations
 from core.models.export_loader import export_format
 from core.models.resolve import is_ctranslate2
+from core.text.wer import UtteranceRow
 from core.training.config import TrainConfig
 from core.training.runs import BASELINE_CHECKPOINT, RunFolder, checkpoint_step, list_runs
 from core.workspace import Workspace, read_json, read_json_if_intact
@@ -109,58 +110,57 @@ def saved_evaluation(workspace: Workspace, given: str) -> Path:
     return max(saved, key=lambda path: path.stat().st_mtime)
 
 
-def load_evaluation(path: str) -> dict:
-    return read_json(Path(path), fix="evaluate the model again to replace it") or {}
+def load_evaluation(path: str) -> EvaluationResult:
+    """A saved evaluation file, its rows as UtteranceRow records; a missing or damaged one is one line."""
+    fix = "evaluate the model again to replace it"
+    saved = read_json(Path(path), fix=fix)
+    if saved is None:
+        raise StudioError(f"no saved evaluation at {path}: {fix}")
+    return EvaluationResult.from_dict(saved)
 
 
-def side_by_side(first: dict, second: dict, name_a: str = "A", name_b: str = "B") -> list[dict]:
+def side_by_side(first: EvaluationResult, second: EvaluationResult, name_a: str = "A", name_b: str = "B") -> list[dict]:
     """Utterances both evaluations share, with each model's hypothesis and WER (percent), the columns named after the
     models; the largest difference first."""
-    other = {row["id"]: row for row in second.get("rows", [])}
-    pairs = []
-    for row in first.get("rows", []):
-        twin = other.get(row["id"])
-        if twin:
-            pairs.append((abs(row["wer"] - twin["wer"]), row, twin))
+    other = {row.id: row for row in second.rows}
+    pairs = [(abs(row.wer - other[row.id].wer), row, other[row.id]) for row in first.rows if row.id in other]
     pairs.sort(key=lambda p: p[0], reverse=True)
     return [
         {
-            "id": row["id"],
-            "reference": row["reference"],
-            f"A: {name_a}": row["hypothesis"],
-            "A WER (%)": round(100 * row["wer"], 1),
-            f"B: {name_b}": twin["hypothesis"],
-            "B WER (%)": round(100 * twin["wer"], 1),
+            "id": row.id,
+            "reference": row.reference,
+            f"A: {name_a}": row.hypothesis,
+            "A WER (%)": round(100 * row.wer, 1),
+            f"B: {name_b}": twin.hypothesis,
+            "B WER (%)": round(100 * twin.wer, 1),
         }
         for _, row, twin in pairs
     ]
 
 
-def ab_change(first: dict, second: dict) -> str:
+def ab_change(first: EvaluationResult, second: EvaluationResult) -> str:
     """B's WER minus A's on the utterances both evaluations share, with its 95% paired-bootstrap interval."""
     from core.text.bootstrap import paired_bootstrap
 
-    shared = {row["id"] for row in second.get("rows", [])} & {row["id"] for row in first.get("rows", [])}
+    shared = {row.id for row in second.rows} & {row.id for row in first.rows}
     if not shared:
         return "no utterances in common: evaluate both models on the same test set"
-    change = paired_bootstrap(
-        [r for r in first["rows"] if r["id"] in shared], [r for r in second["rows"] if r["id"] in shared]
-    )
+    change = paired_bootstrap([r for r in first.rows if r.id in shared], [r for r in second.rows if r.id in shared])
     return f"B − A on {change.utterances} shared utterances: {change.shown}"
 
 
-def utterance_table(rows: list[dict]) -> list[dict]:
+def utterance_table(rows: list[UtteranceRow]) -> list[dict]:
     """An evaluation's per-utterance rows as a table: WER in percent, S/D/I counts, flags, both texts."""
     return [
         {
-            "id": r["id"],
-            "WER": round(100 * r["wer"], 1),
-            "S": r["substitutions"],
-            "D": r["deletions"],
-            "I": r["insertions"],
-            "flags": ", ".join(r["flags"]),
-            "reference": r["reference"],
-            "hypothesis": r["hypothesis"],
+            "id": r.id,
+            "WER": round(100 * r.wer, 1),
+            "S": r.substitutions,
+            "D": r.deletions,
+            "I": r.insertions,
+            "flags": ", ".join(r.flags),
+            "reference": r.reference,
+            "hypothesis": r.hypothesis,
         }
         for r in rows
     ]

@@ -18,7 +18,7 @@ from core.errors import DamagedFile, StudioError
 from core.formatting import percent
 from core.models.resolve import resolve_model
 from core.speech.inference import EngineOptions, Transcriber
-from core.text.wer import summarize
+from core.text.wer import UtteranceRow, summarize
 from core.training.runs import RunFolder, checkpoint_step
 from core.workspace import read_json_if_intact, write_json_atomic
 
@@ -37,15 +37,16 @@ class EvaluationResult:
     cer_raw: float
     utterances: int
     flags: dict = field(default_factory=dict)
-    rows: list = field(default_factory=list)
+    rows: list[UtteranceRow] = field(default_factory=list)
     stamp: dict = field(default_factory=dict)  # what it was made from: reused while the weights and rows are the same
 
     @classmethod
     def from_dict(cls, data: dict) -> EvaluationResult:
         known = {f.name for f in fields(cls)}
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError as err:
+            rows = [UtteranceRow.from_dict(row) for row in data.get("rows", [])]
+            return cls(**{k: v for k, v in data.items() if k in known and k != "rows"}, rows=rows)
+        except (TypeError, AttributeError) as err:
             raise DamagedFile(f"the saved evaluation lacks a field ({err}); evaluate the model again") from None
 
     def to_dict(self) -> dict:
@@ -146,7 +147,9 @@ def evaluate_model(
         if progress:
             progress("evaluate", stop, total)
     # 3. Rates, per-utterance rows and flags, saved beside the run (or in the workspace).
-    result = EvaluationResult(model=model, data=data, split=split, stamp=stamp, **summarize(ids, refs, hyps))
+    result = EvaluationResult.from_dict(
+        {"model": model, "data": data, "split": split, "stamp": stamp, **summarize(ids, refs, hyps)}
+    )
     write_json_atomic(path, result.to_dict())
     return result
 

@@ -19,7 +19,7 @@ import numpy as np
 from core.audio.constants import INT16_SCALE, SAMPLE_RATE
 from core.data.artifact import open_artifact
 from core.errors import StudioError
-from core.evaluation.evaluate import EvaluateOptions, evaluate_model
+from core.evaluation.evaluate import EvaluateOptions, EvaluationResult, evaluate_model
 from core.evaluation.runtimes import check_runtime, open_runtime
 from core.formatting import percent
 from core.models.export import EXPORT_RUNTIMES as RUNTIME_NAMES
@@ -93,7 +93,9 @@ def runtime_parity(
         start = time.perf_counter()
         texts = [runtime.transcribe(clip, language, task).text for clip in clips]
         seconds = time.perf_counter() - start
-        measured = summarize(ids, references, texts)
+        measured = EvaluationResult.from_dict(
+            {"model": file.name, "data": data, "split": split, **summarize(ids, references, texts)}
+        )
         results.append(
             RuntimeParity(
                 format=exported.format,
@@ -102,9 +104,9 @@ def runtime_parity(
                 size_bytes=_size(file, exported.format),
                 load_s=round(load_s, 3),
                 transcribe_s=round(seconds, 3),
-                wer=measured["wer"],
+                wer=measured.wer,
                 checkpoint_wer=original.wer,
-                change=paired_bootstrap(original.rows, measured["rows"]),
+                change=paired_bootstrap(original.rows, measured.rows),
             )
         )
     records = {"data": data, "split": split, "results": [r.to_dict() for r in results]}

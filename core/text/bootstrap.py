@@ -9,11 +9,15 @@ reads. Seeded: the same rows give the same interval.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.errors import StudioError
 from core.formatting import MISSING
+
+if TYPE_CHECKING:  # wer.py brings jiwer and evaluate: not needed to resample counts
+    from core.text.wer import UtteranceRow
 
 RESAMPLES = 1000
 SEED = 0
@@ -60,15 +64,16 @@ def worst_half_width(utterances: int) -> float:
     return 1.96 * (0.25 / utterances) ** 0.5 if utterances > 0 else 1.0
 
 
-def _counts(rows: list[dict]) -> tuple[np.ndarray, np.ndarray, list]:
-    """(errors, reference words, ids) per utterance, from an evaluation's rows (core/text/wer.py's
-    utterance_results)."""
-    errors = np.array([r["substitutions"] + r["deletions"] + r["insertions"] for r in rows], dtype=np.float64)
-    words = np.array([r["substitutions"] + r["deletions"] + r["hits"] for r in rows], dtype=np.float64)
-    return errors, words, [r["id"] for r in rows]
+def _counts(rows: list[UtteranceRow]) -> tuple[np.ndarray, np.ndarray, list]:
+    """(errors, reference words, ids) per utterance, from an evaluation's rows."""
+    errors = np.array([r.errors for r in rows], dtype=np.float64)
+    words = np.array([r.reference_words for r in rows], dtype=np.float64)
+    return errors, words, [r.id for r in rows]
 
 
-def paired_bootstrap(before: list[dict], after: list[dict], resamples: int = RESAMPLES, seed: int = SEED) -> WerChange:
+def paired_bootstrap(
+    before: list[UtteranceRow], after: list[UtteranceRow], resamples: int = RESAMPLES, seed: int = SEED
+) -> WerChange:
     """The WER change from `before` to `after` (per-utterance rows of the same utterances, matched by id) with its
     95% percentile interval over `resamples` paired resamples."""
     errors_a, words_a, ids_a = _counts(before)

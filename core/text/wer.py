@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 
 import jiwer
@@ -96,19 +97,53 @@ def hallucination_flags(reference: str, hypothesis: str) -> list[str]:
     return flags
 
 
-def utterance_results(ids: list[str], references: list[str], hypotheses: list[str]) -> list[dict]:
-    rows = []
-    for uid, ref, hyp in zip(ids, references, hypotheses):
-        aligned = align_words(ref, hyp)
-        rows.append({"id": uid, "reference": ref, "hypothesis": hyp, **aligned, "flags": hallucination_flags(ref, hyp)})
-    return rows
+@dataclass(frozen=True)
+class UtteranceRow:
+    """One utterance of an evaluation: both texts, its WER, the S/D/I/hit counts, the aligned chunks
+    [op, reference words, hypothesis words] on normalised text, and its hallucination flags. Saved as a JSON object
+    (`to_dict`) and read back (`from_dict`) in every evaluation file."""
+
+    id: str
+    reference: str
+    hypothesis: str
+    wer: float = 0.0
+    substitutions: int = 0
+    deletions: int = 0
+    insertions: int = 0
+    hits: int = 0
+    alignment: list = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> UtteranceRow:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    @property
+    def reference_words(self) -> int:
+        return self.substitutions + self.deletions + self.hits
+
+
+def utterance_results(ids: list[str], references: list[str], hypotheses: list[str]) -> list[UtteranceRow]:
+    return [
+        UtteranceRow(uid, ref, hyp, **align_words(ref, hyp), flags=hallucination_flags(ref, hyp))
+        for uid, ref, hyp in zip(ids, references, hypotheses)
+    ]
 
 
 def summarize(ids: list[str], references: list[str], hypotheses: list[str]) -> dict:
-    """The full evaluation record: corpus rates, flag counts and per-utterance rows."""
+    """The full evaluation record as saved (JSON): corpus rates, flag counts and per-utterance rows."""
     rows = utterance_results(ids, references, hypotheses)
-    flags = Counter(flag for row in rows for flag in row["flags"])
-    return {**error_rates(references, hypotheses), "utterances": len(rows), "flags": dict(flags), "rows": rows}
+    flags = Counter(flag for row in rows for flag in row.flags)
+    record = {**error_rates(references, hypotheses), "utterances": len(rows), "flags": dict(flags)}
+    return {**record, "rows": [row.to_dict() for row in rows]}
 
 
 def compression_ratio(text: str) -> float:

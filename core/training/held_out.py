@@ -13,7 +13,7 @@ import torch
 
 from core.models.window import apply_window
 from core.text.bootstrap import paired_bootstrap
-from core.text.wer import summarize
+from core.text.wer import UtteranceRow, summarize
 from core.training.feature_sets import FeatureDataset
 from core.training.guards import transcript_cap
 from core.training.run_recorder import is_primary_process
@@ -114,7 +114,8 @@ def _changes(run: RunFolder, data: str, split: str, after: dict, checkpoint: str
         before = read_json_if_intact(run.evaluation_file(BASELINE_CHECKPOINT, name, on))
         now = read_json_if_intact(run.evaluation_file(checkpoint, name, on))
         if before and now and before.get("rows") and now.get("rows"):
-            changes[key] = paired_bootstrap(before["rows"], now["rows"]).to_dict()
+            rows = [[UtteranceRow.from_dict(row) for row in saved["rows"]] for saved in (before, now)]
+            changes[key] = paired_bootstrap(*rows).to_dict()
     return changes
 
 

@@ -14,6 +14,7 @@ from torch.utils.data import ConcatDataset
 from core.data.artifact import Artifact, open_artifact
 from core.errors import StudioError
 from core.text.bootstrap import WerChange, paired_bootstrap
+from core.text.wer import UtteranceRow
 from core.training.config import TrainConfig
 from core.training.feature_sets import FeatureDataset, ReplayMix
 from core.training.runs import RunFolder
@@ -70,5 +71,5 @@ def compare_held_out(first: RunFolder, second: RunFolder) -> WerChange:
         saved = read_json_if_intact(run.evaluation_file(result.after.checkpoint, config.data, config.test_split))
         if not saved or not saved.get("rows"):
             raise StudioError(f"run '{run.name}' kept no per-utterance test rows; evaluate its best checkpoint")
-        rows.append(saved["rows"])
+        rows.append([UtteranceRow.from_dict(row) for row in saved["rows"]])
     return paired_bootstrap(rows[0], rows[1])
