@@ -180,11 +180,11 @@ with utterances_tab:
         second_label = pick[1].selectbox("Side by side with", ["–", *twins], key="compare_second")
         try:
             detail = load_evaluation(first["path"])
-            rows = detail.rows
         except StudioError as err:  # damaged or removed between listing and reading
             st.error(str(err))
-            rows = []
-        if second_label != "–":
+            detail = None
+        rows = detail.rows if detail else []
+        if detail and second_label != "–":
             with user_errors():
                 other = load_evaluation(labels[second_label]["path"])
                 st.markdown(f"**{ab_change(detail, other)}**")

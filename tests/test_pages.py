@@ -255,6 +255,28 @@ def test_compare_names_exports_as_runs_and_shows_ab_in_percent(monkeypatch, work
     assert f"A: {named}" in pairs.columns and "A WER (%)" in pairs.columns and "wer_a" not in pairs.columns
 
 
+def test_compare_says_in_one_line_that_a_saved_evaluation_lacks_fields(monkeypatch, workspace, populated):
+    """A saved evaluation that is valid JSON but not a whole evaluation (a WER and no rows' worth of fields) is listed,
+    and choosing it shows one line naming the problem; the page goes on."""
+    import json
+
+    ws = fresh_copy(workspace, populated)
+    ws.evaluations.mkdir(parents=True, exist_ok=True)
+    (ws.evaluations / "broken-model__nb-tiny__test.json").write_text(
+        json.dumps({"model": "broken-model", "data": "nb-tiny", "split": "test", "wer": 0.5})
+    )
+    monkeypatch.setenv("STUDIO_HOME", str(ws.home))
+    app = open_page("pages/compare.py")
+    first = app.selectbox(key="compare_first")
+    first.set_value(next(o for o in first.options if "broken-model" in o))
+    app.run()
+    second = app.selectbox(key="compare_second")
+    second.set_value(second.options[1])  # another evaluation of the same test set: no side by side with a broken one
+    app.run()
+    assert not app.exception
+    assert any("lacks a field" in e.value and "evaluate the model again" in e.value for e in app.error)
+
+
 @pytest.mark.slow  # starts the demo in the background (killed at once)
 def test_the_sidebar_demo_starts_and_the_sidebar_follows_it_in_the_same_rerun(tmp_path, monkeypatch):
     import os
