@@ -22,7 +22,7 @@ from core.training.config_checks import check_config
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 REPORTERS = ("none", "tensorboard", "wandb", "mlflow")
 SCHEDULERS = ("linear", "constant_with_warmup", "cosine")
-OPTIMIZERS = ("adamw_torch", "adamw_bnb_8bit")
+OPTIMIZERS = ("adamw_torch_fused", "adamw_torch", "adamw_bnb_8bit")
 SHARDINGS = ("none", "fsdp", "zero2", "zero3")  # core/training/parallel.py writes each one's config
 TASKS = ("", *DATASET_TASKS)  # empty: the dataset's own task
 
@@ -120,9 +120,13 @@ class TrainConfig:
         ),
     )
     optimizer: str = field(
-        default="adamw_torch",
+        # the fused kernel (the Trainer's own default since torch 2.8): one pass over the parameters in place of
+        # a dozen; on 2 CPU cores whisper-base's decoder step took 0.22 s in AdamW, fused 0.05 s, the same update
+        default="adamw_torch_fused",
         metadata=option_help(
-            "adamw_torch, or adamw_bnb_8bit (8-bit state, needs a CUDA GPU and bitsandbytes)", choices=OPTIMIZERS
+            "adamw_torch_fused (one kernel), adamw_torch (the same update, step by step), or adamw_bnb_8bit "
+            "(8-bit state, needs a CUDA GPU and bitsandbytes)",
+            choices=OPTIMIZERS,
         ),
     )
     nproc: int = field(
@@ -324,8 +328,8 @@ PRESETS: dict[str, dict] = {
         train_batch_size=16,
         eval_batch_size=32,
         logging_steps=5,
-        eval_steps=20,
-        save_steps=20,
+        eval_steps=25,
+        save_steps=25,
         warmup_steps=10,
         max_steps=100,
         generation_max_length=96,

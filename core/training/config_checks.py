@@ -240,7 +240,7 @@ def _installed(config) -> None:
     if config.optimizer == "adamw_bnb_8bit" and importlib.util.find_spec("bitsandbytes") is None:
         raise StudioError(
             "optimizer adamw_bnb_8bit needs bitsandbytes and a CUDA GPU: pip install bitsandbytes "
-            "on a GPU machine, or choose adamw_torch"
+            "on a GPU machine, or choose adamw_torch_fused"
         )
     if config.report_to != "none":
         package = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}[config.report_to]

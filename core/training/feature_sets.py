@@ -16,6 +16,8 @@ from core.audio.constants import FRAMES_PER_SECOND
 from core.data.artifact import Artifact, features_from_row
 from core.errors import StudioError
 
+SECONDS = "seconds"  # a validation row's clip length: read by StudioTrainer before the model sees the batch
+
 
 def check_streamed_training(artifact, config) -> None:
     """A training split read from its source as training goes has no stored features to cache or to pass over
@@ -37,7 +39,10 @@ class FeatureDataset(torch.utils.data.Dataset):
         limit: int | None = None,
         window_seconds: int | None = None,
         states: np.ndarray | None = None,
+        by_length: bool = False,
     ):
+        """`by_length`: rows shortest first, each with its "seconds" (how validation is decoded: a batch of clips of
+        about one length stops generating at its longest clip's transcript cap, see StudioTrainer)."""
         self.table = artifact.read_split(split)
         self.shape = artifact.feature_shape()
         self.frames = window_seconds * FRAMES_PER_SECOND if window_seconds else self.shape[1]
@@ -46,6 +51,9 @@ class FeatureDataset(torch.utils.data.Dataset):
         fits = durations <= self.frames / FRAMES_PER_SECOND + 1e-6
         self.rows = np.flatnonzero(fits)[: limit or None]
         self.too_long = int((~fits).sum())
+        self.by_length = by_length
+        if by_length:
+            self.rows = self.rows[np.argsort(durations[self.rows], kind="stable")]
         if len(self.rows) == 0:
             why = f" ({self.too_long} are longer than the {window_seconds} s window)" if self.too_long else ""
             raise StudioError(
@@ -61,7 +69,10 @@ class FeatureDataset(torch.utils.data.Dataset):
             inputs = self.states[row].T  # (d_model, positions): laid out like log-mel (core/encoder_cache.py)
         else:
             inputs = features_from_row(self.table, row, self.shape)[:, : self.frames]
-        return {"input_features": inputs, "labels": self.table.column("labels")[row].as_py()}
+        item = {"input_features": inputs, "labels": self.table.column("labels")[row].as_py()}
+        if self.by_length:
+            item[SECONDS] = float(self.table.column("duration")[row].as_py())
+        return item
 
     def seconds(self) -> np.ndarray:
         """Each row's duration in seconds, in the dataset's order."""
@@ -88,7 +99,10 @@ class SpeechCollator:
         padded = torch.full((len(labels), width), -100, dtype=torch.long)
         for i, seq in enumerate(labels):
             padded[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        return {"input_features": features, "labels": padded}
+        batch = {"input_features": features, "labels": padded}
+        if SECONDS in rows[0]:
+            batch[SECONDS] = torch.tensor([r[SECONDS] for r in rows])
+        return batch
 
 
 def replay_share(train_rows: int, fraction: float) -> int:

@@ -26,6 +26,8 @@ from accelerate.data_loader import IterableDatasetShard
 from transformers import Seq2SeqTrainer
 
 from core.training.config import TrainConfig
+from core.training.feature_sets import SECONDS
+from core.training.guards import transcript_cap
 
 FSDP_LAYERS = ["WhisperEncoderLayer", "WhisperDecoderLayer"]  # the shard units: one transformer block each
 ZERO_STAGES = {"zero2": 2, "zero3": 3}
@@ -79,9 +81,20 @@ def streamed_arguments(train_set) -> dict:
 
 
 class StudioTrainer(Seq2SeqTrainer):
-    """The Seq2SeqTrainer, with one change: streamed rows that are already this rank's own (core/training/
+    """The Seq2SeqTrainer, with two changes: streamed rows that are already this rank's own (core/training/
     streaming.py) pass through accelerate's IterableDatasetShard whole, where it would keep one batch in world size
-    of them (as the Trainer itself does for its rank-aware BatchRebalanceSampler)."""
+    of them (as the Trainer itself does for its rank-aware BatchRebalanceSampler); and a validation batch (its rows
+    in length order, each with its seconds) generates at most its longest clip's transcript cap, as the test split
+    and the guard sets do, so a looping transcript (the base model's, at step 0) stops where its speech ends."""
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        seconds = inputs.pop(SECONDS, None)
+        # one process alone: under several, each would stop at its own cap while generate() keeps them in step
+        if seconds is not None and self.args.predict_with_generate and self.args.world_size == 1:
+            gen_kwargs = dict(gen_kwargs or getattr(self, "_gen_kwargs", {}))
+            most = gen_kwargs.get("max_length") or self.args.generation_max_length
+            gen_kwargs["max_length"] = transcript_cap(float(seconds.max()), most)
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
 
     def get_train_dataloader(self):
         loader = super().get_train_dataloader()

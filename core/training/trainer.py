@@ -189,7 +189,7 @@ def _datasets(session: TrainingSession) -> tuple:
             f"replay: {train_set.extra} rows of '{replay.artifact.name}' among {len(train_set)} per epoch", flush=True
         )
     eval_states = states.get(config.eval_split)
-    eval_set = FeatureDataset(artifact, config.eval_split, config.max_eval_samples, window, eval_states)
+    eval_set = FeatureDataset(artifact, config.eval_split, config.max_eval_samples, window, eval_states, by_length=True)
     test_set = None
     if config.test_split:
         test_set = FeatureDataset(artifact, config.test_split, None, window, states.get(config.test_split))
