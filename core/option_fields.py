@@ -5,7 +5,14 @@ default or a help text is never typed twice (as transformers' HfArgumentParser d
 
 from __future__ import annotations
 
-from dataclasses import Field
+from dataclasses import Field, fields
+
+
+def known_fields(cls, data: dict) -> dict:
+    """The entries of `data` that the dataclass `cls` has fields for: a record written by an older or newer version
+    (a field added since, or one dropped) still reads; a missing required field is still a TypeError."""
+    names = {f.name for f in fields(cls)}
+    return {key: value for key, value in data.items() if key in names}
 
 
 def option_help(text: str, **extra) -> dict:

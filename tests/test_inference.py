@@ -63,6 +63,24 @@ def test_evaluations_are_saved_and_reused(session_workspace, demo_artifact):
     assert again == first and saved[0].stat().st_mtime_ns == stamp
 
 
+def test_evaluation_decodes_by_the_policy_each_row_capped_as_its_window(workspace, demo_artifact):
+    from core.audio.constants import text_token_cap
+    from core.models.resolve import load_processor
+    from core.speech.decoding import DecodingOptions
+
+    greedy = evaluate_model("demo", "nb-tiny", workspace, EvaluateOptions(split="test", limit=6))
+    tokenizer = load_processor("demo", workspace).tokenizer
+    lengths = [len(tokenizer.encode(r.hypothesis, add_special_tokens=False)) for r in greedy.rows]
+    # the untrained toy loops: the policy stops each row where a transcript of its (3 s) window must end, not at the
+    # decoder's 448 positions (the text, tokenized again, may count a few tokens more than were generated)
+    assert text_token_cap(3) // 2 < max(lengths) < 2 * text_token_cap(3) < 448, lengths
+    assert greedy.stamp["decoding"]["beam_size"] == 1 and greedy.stamp["decoding"]["no_speech_threshold"] is None
+    beams = DecodingOptions(beam_size=2, temperatures=(0.0,), no_speech_threshold=None)
+    other = evaluate_model("demo", "nb-tiny", workspace, EvaluateOptions(split="test", limit=6, decoding=beams))
+    assert other.stamp["decoding"]["beam_size"] == 2  # another decoding is another evaluation, not the saved one
+    assert evaluate_model("demo", "nb-tiny", workspace, EvaluateOptions(split="test", limit=6)) == greedy
+
+
 def test_speech_windows_skip_silence_and_keep_utterances_whole(tmp_path):
     speech = load_audio(make_audio(tmp_path / "a.wav", "en to tre"))
     gap = np.zeros(SAMPLE_RATE, np.float32)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from core.errors import StudioError
 from core.languages import get_language
 from core.models.resolve import DEFAULT_MODEL
-from core.option_fields import option_help
+from core.option_fields import known_fields, option_help
 from core.text.wer import LOOP_COMPRESSION_RATIO
 
 KEEP, REVIEW, DROP = "keep", "review", "drop"
@@ -176,5 +176,4 @@ class LabelRow:
 
     @classmethod
     def from_dict(cls, data: dict) -> LabelRow:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**known_fields(cls, data))

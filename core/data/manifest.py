@@ -7,7 +7,7 @@ reads one goes through `Manifest.from_dict`, which fills what older folders lack
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from core.audio.constants import SAMPLE_RATE
 from core.data.examples import SPLITS
@@ -15,15 +15,11 @@ from core.data.rows import REASON_TEXT
 from core.errors import StudioError
 from core.formatting import MISSING, format_duration, format_time
 from core.languages import get_language
+from core.option_fields import known_fields
 from core.text.bootstrap import worst_half_width
 
 MANIFEST_FILE = "manifest.json"  # written last: a dataset folder holding it is complete
 TEST_ROWS_ENOUGH = 30  # fewer test rows than this measure a WER to worse than about ±18 points (worst_half_width)
-
-
-def _known(cls, raw: dict) -> dict:
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in raw.items() if k in names}
 
 
 @dataclass(frozen=True)
@@ -41,7 +37,7 @@ class SplitCounts:
 
     @classmethod
     def from_dict(cls, raw: dict) -> SplitCounts:
-        return cls(**_known(cls, raw or {}))
+        return cls(**known_fields(cls, raw or {}))
 
     @property
     def dropped(self) -> dict[str, int]:
@@ -59,7 +55,7 @@ class FeatureLayout:
 
     @classmethod
     def from_dict(cls, raw: dict) -> FeatureLayout:
-        known = _known(cls, raw or {})
+        known = known_fields(cls, raw or {})
         return cls(**{**known, "shape": tuple(known.get("shape") or (0, 0))})
 
 
@@ -85,7 +81,7 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, raw: dict) -> Manifest:
-        known = _known(cls, raw)
+        known = known_fields(cls, raw)
         language = known.get("language") or ""
         if not known.get("whisper_language") and language:
             try:  # written before the manifest kept Whisper's code

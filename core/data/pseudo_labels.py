@@ -21,7 +21,7 @@ import fcntl
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from shlex import quote
 
@@ -29,6 +29,7 @@ from core.audio.decode import load_audio
 from core.data.label_options import KEEP, REVIEW, UNKNOWN_SPEAKER, LabelRow
 from core.data.recordings import LOCK_FILE, METADATA_FILE, RecordingSet, Take
 from core.errors import StudioError
+from core.option_fields import known_fields
 from core.workspace import Workspace, check_new_name, folder_name, read_json, write_bytes_atomic
 
 LABEL_FILE = "label.json"  # written last: a folder holding it is a complete label set, and ours
@@ -77,8 +78,7 @@ class LabelRecord:
 
     @classmethod
     def from_dict(cls, data: dict) -> LabelRecord:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: data[k] for k in known if k in data})
+        return cls(**known_fields(cls, data))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ model's weights and the artifact's fingerprint, and reused while both are unchan
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,8 @@ from core.data.artifact import features_from_row, open_artifact
 from core.errors import DamagedFile, StudioError
 from core.formatting import percent
 from core.models.resolve import resolve_model
+from core.option_fields import known_fields
+from core.speech.decoding import GREEDY, DecodingOptions
 from core.speech.inference import EngineOptions, Transcriber
 from core.text.wer import UtteranceRow, summarize
 from core.training.runs import RunFolder, checkpoint_step
@@ -42,10 +44,9 @@ class EvaluationResult:
 
     @classmethod
     def from_dict(cls, data: dict) -> EvaluationResult:
-        known = {f.name for f in fields(cls)}
         try:
             rows = [UtteranceRow.from_dict(row) for row in data.get("rows", [])]
-            return cls(**{k: v for k, v in data.items() if k in known and k != "rows"}, rows=rows)
+            return cls(**{**known_fields(cls, data), "rows": rows})
         except (TypeError, AttributeError) as err:
             raise DamagedFile(f"the saved evaluation lacks a field ({err}); evaluate the model again") from None
 
@@ -87,15 +88,22 @@ def _model_stamp(model: str) -> str:
     return ";".join(f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights) or model
 
 
+# How evaluation decodes: the decoding policy's greedy pass, every row transcribed (a row judged silence would count
+# as deletions words the model may have said), each row capped as a transcription window of its length is
+EVALUATION_DECODING = replace(GREEDY, no_speech_threshold=None)
+
+
 @dataclass(frozen=True)
 class EvaluateOptions:
     """What an evaluation is asked for beyond the model and the dataset: which split, how many of its rows (None:
-    all), how many utterances per generate call, and whether a saved evaluation of the same weights may answer."""
+    all), how many utterances per batch, whether a saved evaluation of the same weights may answer, and how a
+    window is decoded (the policy every transcription follows, with these options)."""
 
     split: str = "test"
     batch_size: int = 16
     limit: int | None = None
     reuse: bool = True
+    decoding: DecodingOptions = EVALUATION_DECODING
 
 
 def evaluate_model(
@@ -118,6 +126,7 @@ def evaluate_model(
         "data": artifact.manifest.fingerprint,
         "split": split,
         "limit": limit,
+        "decoding": {**asdict(options.decoding), "temperatures": list(options.decoding.temperatures)},  # as JSON reads
     }
     saved = read_json_if_intact(path)  # a damaged saved evaluation is simply made again
     if options.reuse and saved and saved.get("stamp") == stamp:
@@ -136,6 +145,7 @@ def evaluate_model(
         language=artifact.manifest.whisper_language,
         task=artifact.task,
         engine=EngineOptions(prefer_ctranslate2=False),
+        options=options.decoding,
     )
     inputs = ModelInputs(artifact, table, transcriber)
     ids, refs, hyps = [], [], []
@@ -181,14 +191,15 @@ class ModelInputs:
     def transcribe(self, rows: range) -> list[str]:
 
         durations = self.table.column("duration").slice(rows.start, len(rows)).to_pylist()
-        short = [r for r, d in zip(rows, durations) if d <= self.window_s + 1e-6]
+        fits = [(r, d) for r, d in zip(rows, durations) if d <= self.window_s + 1e-6]
+        short, seconds = [r for r, _ in fits], [d for _, d in fits]
         texts: dict[int, str] = {}
         if short and self.stored:
             batch = np.stack([features_from_row(self.table, r, self.shape)[:, : self.frames] for r in short])
-            texts.update(zip(short, self.transcriber.generate(batch)))
+            texts.update(zip(short, self.transcriber.window_texts(batch, seconds)))
         elif short:
             features = self.transcriber.features([self._audio(r) for r in short])
-            texts.update(zip(short, self.transcriber.generate(features)))
+            texts.update(zip(short, self.transcriber.window_texts(features, seconds)))
         for r in rows:
             if r not in texts:
                 audio = self._audio(r)

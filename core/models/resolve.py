@@ -176,13 +176,18 @@ def processor_location(location: str) -> str:
 
 
 def load_processor(model: str, workspace: Workspace):
+    return processor_at(resolve_model(model, workspace), model)
+
+
+def processor_at(location: str, model: str | None = None):
+    """The processor of a resolved `location` (resolve_model's answer); `model` is the name errors show."""
     from transformers import WhisperProcessor
 
-    location = processor_location(resolve_model(model, workspace))
+    folder = processor_location(location)
     try:
-        return WhisperProcessor.from_pretrained(location)
+        return WhisperProcessor.from_pretrained(folder)
     except (OSError, ValueError, KeyError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise _load_error(model, location, err) from None
+        raise _load_error(model or location, folder, err) from None
 
 
 def load_model(
@@ -194,13 +199,25 @@ def load_model(
 ):
     """(model, processor) with the generation config's language (a Whisper code such as `no`) and task set;
     `overrides` replace model-config values at load (dropout)."""
+    return model_at(resolve_model(model, workspace), language, task, overrides, model)
+
+
+def model_at(
+    location: str,
+    language: str | None = None,
+    task: str = "transcribe",
+    overrides: dict | None = None,
+    model: str | None = None,
+):
+    """`load_model` for a resolved `location` (a Transcriber resolves its model once and loads both halves from
+    there); `model` is the name errors show."""
     from safetensors import SafetensorError
     from transformers import WhisperForConditionalGeneration
 
-    location = resolve_model(model, workspace)
+    model = model or location
     if is_ctranslate2(location):
         raise StudioError(f"{model}: a CTranslate2 model runs inference only; train from its transformers folder")
-    processor = load_processor(model, workspace)
+    processor = processor_at(location, model)
     exported = export_format(location)
     try:
         if exported:  # a ggml or openai-whisper export of ours, read back into transformers

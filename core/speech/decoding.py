@@ -14,7 +14,7 @@ that fail are decoded again, at the next temperature, so a clean recording costs
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -254,12 +254,17 @@ class WindowDecoder:
         return results
 
 
+# Greedy in one pass: the live microphone and conversation (a temperature ladder would multiply their latency when
+# the model is unsure), and a Transcriber given no options
+GREEDY = DecodingOptions(beam_size=1, temperatures=(0.0,))
+
+
 def file_options(accurate: bool = True, word_timestamps: bool = False) -> DecodingOptions:
     """How a file is decoded: faster-whisper's defaults (5 beams, the temperature ladder) when `accurate`, else
     greedy in one pass (what the microphone and evaluation do)."""
     if accurate:
         return DecodingOptions(word_timestamps=word_timestamps)
-    return DecodingOptions(beam_size=1, temperatures=(0.0,), word_timestamps=word_timestamps)
+    return replace(GREEDY, word_timestamps=word_timestamps)
 
 
 def is_toy(model: str) -> bool:

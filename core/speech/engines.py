@@ -60,21 +60,6 @@ class CTranslate2Whisper:
         ranked = self.engine.detect_language(self._storage(np.asarray(features, np.float32)))[0]
         return [(token.strip("<|>"), probability) for token, probability in ranked[:top]]
 
-    def generate(
-        self, features: np.ndarray, tokenizer, language: str, task: str, max_new_tokens: int | None, beam_size: int = 1
-    ) -> list[str]:
-        """Plain decoding (no fallback, no prompt): what evaluation and the parity check measure."""
-        prompt = tokenizer.convert_tokens_to_ids(
-            ["<|startoftranscript|>", f"<|{language}|>", f"<|{task}|>", "<|notimestamps|>"]
-        )
-        results = self.engine.generate(
-            self._storage(features),
-            [prompt] * len(features),
-            beam_size=beam_size,
-            max_length=_ctranslate2_length(len(prompt), max_new_tokens or MAX_TARGET_POSITIONS),
-        )
-        return [tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in results]
-
     def encode(self, features: np.ndarray) -> np.ndarray:
         """(batch, positions, width) encoder output, on the CPU: windows that need another try are picked from it."""
         return np.asarray(self.engine.encode(self._storage(np.asarray(features, np.float32)), to_cpu=True))

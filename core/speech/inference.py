@@ -36,8 +36,8 @@ from core.audio.melspec import log_mel
 from core.audio.vad import speech_regions, speech_windows
 from core.errors import StudioError
 from core.models.installed import ctranslate2_twin
-from core.models.resolve import is_ctranslate2, load_model, load_processor, resolve_model
-from core.speech.decoding import DecodingOptions, WindowDecoder
+from core.models.resolve import is_ctranslate2, model_at, processor_at, resolve_model
+from core.speech.decoding import GREEDY, DecodingOptions, WindowDecoder
 from core.speech.engines import CTranslate2Whisper, TransformersWhisper
 from core.speech.transcripts import Segment, Transcript
 from core.speech.words import placed_words, window_words
@@ -52,13 +52,11 @@ LIKELY_LANGUAGES = 3  # languages a detection keeps: the likeliest and its close
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How a `Transcriber` runs its model: on which device (None: a GPU where there is one), whether a
-    transformers folder with a CTranslate2 twin runs on the twin, and the beams of a call that passes no
-    DecodingOptions."""
+    """How a `Transcriber` runs its model: on which device (None: a GPU where there is one), and whether a
+    transformers folder with a CTranslate2 twin runs on the twin."""
 
     device: str | None = None
     prefer_ctranslate2: bool = True
-    beam_size: int = 1
 
 
 class Transcriber:
@@ -66,10 +64,10 @@ class Transcriber:
 
     With `EngineOptions.prefer_ctranslate2` a transformers folder that has a CTranslate2 twin (the installed
     whisper-base) runs on the twin with int8 compute on a CPU (float16 on a GPU); evaluation turns it off to measure
-    the very weights that training starts from. Its `beam_size` is the beams of a call that passes no
-    DecodingOptions (which also decodes each window once, at temperature 0): 1, greedy, is what evaluation and the
-    live microphone use; files get DecodingOptions' 5 beams and its temperature fallback from the command line and
-    the server."""
+    the very weights that training starts from. Every window is decoded by the one policy (core/speech/decoding.py)
+    with `options`, the transcriber's DecodingOptions for a call that passes none: greedy in one pass (GREEDY, what
+    the live microphone and conversation use) unless given; evaluation gives its own; files get DecodingOptions'
+    5 beams and its temperature fallback per call, from the command line and the server."""
 
     def __init__(
         self,
@@ -78,29 +76,28 @@ class Transcriber:
         language: str | None = None,
         task: str = "transcribe",
         engine: EngineOptions | None = None,
+        options: DecodingOptions | None = None,
     ):
         engine = engine or EngineOptions()
         self.model_name = model
         self.device = engine.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.language, self.task, self.beam_size = language, task, engine.beam_size
-        location = resolve_model(model, workspace)
+        self.language, self.task = language, task
+        self.location = location = resolve_model(model, workspace)  # once: both halves load from here
         twin = ctranslate2_twin(location) if engine.prefer_ctranslate2 else None
-        self.processor = load_processor(location, workspace)
+        self.processor = processor_at(location, model)
         if twin is not None:
             compute = "float16" if self.device == "cuda" else "int8"
             self.model = CTranslate2Whisper(str(twin), self.device, compute, self.processor.tokenizer)
         elif is_ctranslate2(location):
             self.model = CTranslate2Whisper(location, self.device, tokenizer=self.processor.tokenizer)
         else:
-            self.model, _ = load_model(location, workspace, language=language, task=task)
+            self.model, _ = model_at(location, language=language, task=task, model=model)
             self.model.to(self.device).eval()
         # what the decoding policy talks to: the CTranslate2 model itself, or the transformers one behind an adapter
         self.backend = (
             self.model if self.engine == "ctranslate2" else TransformersWhisper(self.model, self.processor.tokenizer)
         )
-        # a call that passes no options (the live microphone, conversation, evaluation's long rows) decodes once per
-        # window: a temperature ladder would multiply the live microphone's latency when the model is unsure
-        self.options = DecodingOptions(beam_size=engine.beam_size, temperatures=(0.0,))
+        self.options = options or GREEDY
         extractor = self.processor.feature_extractor
         self.window = extractor.n_samples  # samples per window: the processor says how long the model listens
 
@@ -109,29 +106,19 @@ class Transcriber:
         return "ctranslate2" if isinstance(self.model, CTranslate2Whisper) else "transformers"
 
     @torch.inference_mode()
-    def generate(
-        self,
-        features: np.ndarray | torch.Tensor,
-        max_new_tokens: int | None = None,
-        language: str | None = None,
-        task: str | None = None,
-    ) -> list[str]:
-        """Decode a batch of log-mel features (batch, n_mels, frames) to text; language/task override the
-        transcriber's own for this call."""
-        language = language or self.language
-        task = task or self.task
-        if isinstance(self.model, CTranslate2Whisper):
-            features = np.asarray(features, np.float32)
-            language = language or self.detect_language(features[:1])[0]
-            return self.model.generate(
-                features, self.processor.tokenizer, language, task, max_new_tokens, self.beam_size
-            )
-        inputs = torch.as_tensor(features, dtype=torch.float32, device=self.device)
-        kwargs = {"task": task, "num_beams": self.beam_size, **({"language": language} if language else {})}
-        if max_new_tokens:
-            kwargs["max_new_tokens"] = max_new_tokens
-        ids = self.model.generate(inputs, **kwargs)
-        return [t.strip() for t in self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    def window_texts(self, features: np.ndarray, seconds: list[float]) -> list[str]:
+        """The text of each clip of a batch of log-mel windows (clips, n_mels, frames), the clips `seconds` long,
+        decoded by the policy with the transcriber's options and language (detected from the first clip when it
+        has none): what evaluation measures, window by window as a file's windows are decoded."""
+        features = np.asarray(features, np.float32)
+        language = self.language or self.detect_language(features[:1])[0]
+        policy = self._policy(language, None, self.options)
+        encoded = self.backend.encode(features)
+        results = []
+        caps = [self.token_cap(round(s * SAMPLE_RATE)) for s in seconds]
+        for first, last, cap in _runs(caps):
+            results += policy.decode(encoded[first:last], cap)
+        return [result.text for result in results]
 
     def detect_language(self, features: np.ndarray) -> tuple[str, float]:
         """(Whisper code, probability) of the language in the first window: the softmax of the first decoding
@@ -184,7 +171,7 @@ class Transcriber:
             chunk = spans[i : i + batch_size]
             encoded = self.backend.encode(self.features([samples[s:e] for s, e in chunk]))
             results = []
-            for first, last, cap in _runs([self._token_cap(e - s) for s, e in chunk]):
+            for first, last, cap in _runs([self.token_cap(e - s) for s, e in chunk]):
                 results += policy.decode(encoded[first:last], cap)  # in order: the policy may carry a prompt
             words = (
                 self._words(policy, encoded, chunk, [r.tokens for r in results])
@@ -204,7 +191,7 @@ class Transcriber:
                 segments.append(Segment(start, end, result.text, timed, *measures))
         return segments
 
-    def _token_cap(self, length: int) -> int:
+    def token_cap(self, length: int) -> int:
         """Most tokens a window of `length` samples may produce. A transcript longer than speech allows is a loop
         (Whisper's classic failure): stopped early, at TEXT_TOKENS_PER_SECOND_CAP of the window's length rounded
         up to CAP_STEP_S (windows of similar length share a cap, so many requests' windows share one decoding

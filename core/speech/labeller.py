@@ -24,7 +24,7 @@ from core.data.examples import Example
 from core.data.label_options import UNKNOWN_SPEAKER, LabelOptions, LabelRow
 from core.errors import StudioError
 from core.languages import get_language
-from core.speech.decoding import DecodingOptions, WindowDecoder, file_options, is_toy
+from core.speech.decoding import GREEDY, DecodingOptions, WindowDecoder, file_options, is_toy
 from core.speech.inference import Transcriber
 from core.text.wer import align_words
 from core.workspace import Workspace
@@ -66,7 +66,6 @@ class ClipLabeller:
         if options.agree_with:
             same = options.agree_with == options.model
             self.second = self.main if same else Transcriber(options.agree_with, workspace, language=self.language)
-        self.greedy = DecodingOptions(beam_size=1, temperatures=(0.0,))
         self.batch = options.batch_size
 
     def label(self, clips: list[tuple[int, Example]]) -> list[Labelled]:
@@ -120,7 +119,7 @@ class ClipLabeller:
         if self.second is None:
             return [None] * len(clips)
         states = encoded if self.second is self.main else self.second.backend.encode(self.second.features(clips))
-        return [r.text for r in self._policy(self.second, language, self.greedy).decode(states, most)]
+        return [r.text for r in self._policy(self.second, language, GREEDY).decode(states, most)]
 
     @staticmethod
     def _policy(transcriber: Transcriber, language: str, options: DecodingOptions) -> WindowDecoder:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 import jiwer
 
 from core import ASSETS
+from core.option_fields import known_fields
 from core.text.cleaning import normalize_for_wer
 
 METRICS = ASSETS / "metrics"
@@ -116,8 +117,7 @@ class UtteranceRow:
 
     @classmethod
     def from_dict(cls, raw: dict) -> UtteranceRow:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        return cls(**known_fields(cls, raw))
 
     def to_dict(self) -> dict:
         return asdict(self)

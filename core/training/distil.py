@@ -10,7 +10,7 @@ and `distillation.json` holds the speed of both, measured at the end of training
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from core.errors import StudioError
 from core.formatting import percent
 from core.models.resolve import DEMO, is_ctranslate2, resolve_model
+from core.option_fields import known_fields
 from core.training.config import DistilRequest, TrainConfig, apply_preset, default_preset
 from core.training.runs import RunFolder, free_run_name
 from core.workspace import Workspace, read_json, read_json_if_intact
@@ -129,8 +130,7 @@ class DistillationRecord:
     @classmethod
     def of(cls, run: RunFolder) -> DistillationRecord | None:
         data = read_json_if_intact(run.path / DISTILLATION_FILE)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known}) if data else None
+        return cls(**known_fields(cls, data)) if data else None
 
 
 def student_lines(run: RunFolder) -> list[str]:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Literal
 
 from core.formatting import MISSING, percent, points
+from core.option_fields import known_fields
 from core.text.bootstrap import WerChange
 
 
@@ -83,8 +84,7 @@ class RunStatus:
 
     @classmethod
     def from_dict(cls, data: dict) -> RunStatus:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known and v is not None}
+        values = {k: v for k, v in known_fields(cls, data).items() if v is not None}
         values["state"] = RunState.read(data.get("state")) or RunState.STARTING
         for number in ("step", "total"):
             if not isinstance(values.get(number), int) or isinstance(values.get(number), bool):
@@ -132,9 +132,8 @@ class TestHalf:
     def from_dict(cls, data) -> TestHalf | None:
         if not isinstance(data, dict):
             return None
-        known = {f.name for f in fields(cls)}
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
+            return cls(**known_fields(cls, data))
         except TypeError:
             return None
 
