@@ -76,9 +76,9 @@ def _prompt_list(ws: Workspace, language: Language) -> list[str]:
             if not evaluations:
                 st.info("No evaluation yet: evaluate a model on Compare, then its missed words become prompts.")
                 return []
-            shown = [f"{e['model']} on {e['data']}/{e['split']} (WER {100 * e['wer']:.1f}%)" for e in evaluations]
+            shown = [e.label for e in evaluations]
             index = st.selectbox("Evaluation", range(len(shown)), len(shown) - 1, format_func=shown.__getitem__)
-            scored = load_evaluation(evaluations[index]["path"])
+            scored = load_evaluation(evaluations[index].path)
             return error_prompts(scored.rows, language, n, held, evaluated=evaluated_language(ws, scored.data))
         return template_prompts(language, n, held)
     return []

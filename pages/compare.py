@@ -3,31 +3,25 @@
 import pandas as pd
 import streamlit as st
 
-from app.charts import alignment_html, before_after_bars, error_rate_curves
+from app.charts import before_after_bars, error_rate_curves
 from app.publish_panel import publish_panel
 from app.students import students_table
 from app.tab_state import workspace
+from app.utterances import utterance_drill_down
 from app.widgets import progress_callback, user_errors
-from core.audio import SAMPLE_RATE
 from core.data import list_artifacts, open_artifact
-from core.errors import DamagedFile, StudioError
+from core.errors import DamagedFile
 from core.evaluation import (
     EvaluateOptions,
     ExportOptions,
-    ab_change,
     checkpoint_choices,
     config_diff,
     dataset_of,
     evaluate_model,
     export_with_parity,
     list_evaluations,
-    load_evaluation,
-    side_by_side,
     unreadable_evaluations,
-    utterance_audio,
-    utterance_table,
 )
-from core.formatting import percent
 from core.models import EXPORT_FORMATS, EXPORT_RUNTIMES, QUANTIZATIONS
 from core.option_fields import field_label
 from core.speech import serve_command
@@ -35,12 +29,6 @@ from core.training import RunFolder, list_runs
 
 PICKED_FOR = "compare_data_for"  # the model the test-set picker last followed
 METRICS = {"wer": "WER", "cer": "CER", "wer_raw": "WER, raw text", "cer_raw": "CER, raw text"}
-ROWS_SHOWN = 10  # a table taller than this scrolls; a shorter one is as tall as its rows (no empty grid rows)
-
-
-def table_height(rows: int) -> int | str:
-    return 38 + 35 * ROWS_SHOWN if rows > ROWS_SHOWN else "auto"  # pixels: the header, then 35 a row
-
 
 ws = workspace()
 st.title("Compare")
@@ -150,8 +138,7 @@ with utterances_tab:
     for problem in unreadable_evaluations(ws):
         st.error(problem, icon=":material/broken_image:")
     if evaluations:
-        table = pd.DataFrame(evaluations)
-        table["test set"] = table["data"] + "/" + table["split"]
+        table = pd.DataFrame([e.to_row() for e in evaluations])
         metric = (
             st.segmented_control("Metric", list(METRICS), default="wer", key="compare_metric", format_func=METRICS.get)
             or "wer"
@@ -168,47 +155,6 @@ with utterances_tab:
         )
 
         st.subheader("Utterances")
-        labels = {f"{e['model']} on {e['data']}/{e['split']} · WER {percent(e['wer'])}": e for e in evaluations}
-        pick = st.columns(2)
-        first_label = pick[0].selectbox("Evaluation", list(labels), key="compare_first")
-        first = labels[first_label]
-        twins = [
-            k
-            for k, e in labels.items()
-            if k != first_label and (e["data"], e["split"]) == (first["data"], first["split"])
-        ]
-        second_label = pick[1].selectbox("Side by side with", ["–", *twins], key="compare_second")
-        try:
-            detail = load_evaluation(first["path"])
-        except StudioError as err:  # damaged or removed between listing and reading
-            st.error(str(err))
-            detail = None
-        rows = detail.rows if detail else []
-        if detail and second_label != "–":
-            with user_errors():
-                other = load_evaluation(labels[second_label]["path"])
-                st.markdown(f"**{ab_change(detail, other)}**")
-                pairs = side_by_side(detail, other, first["model"], labels[second_label]["model"])
-                st.dataframe(pd.DataFrame(pairs), width="stretch", hide_index=True, height=table_height(len(pairs)))
-        elif rows:
-            rows = sorted(rows, key=lambda r: r.wer, reverse=True)
-            st.dataframe(
-                pd.DataFrame(utterance_table(rows)), width="stretch", hide_index=True, height=table_height(len(rows))
-            )
-            st.caption(
-                "WER: word errors over the reference's words, in percent. S: words substituted (heard as another "
-                "word), D: deleted (missed), I: inserted (heard where nothing was said)."
-            )
-            chosen = st.selectbox("Listen to", [r.id for r in rows], key="compare_utterance")
-            row = next(r for r in rows if r.id == chosen)
-            st.markdown(alignment_html(row.alignment) or "(empty)", unsafe_allow_html=True)
-            st.caption(
-                f"reference: {row.reference}  \nhypothesis: {row.hypothesis or '(empty)'}  \n"
-                f"flags: {', '.join(row.flags) or 'none'}"
-            )
-            with user_errors():
-                audio = utterance_audio(ws, first["data"], first["split"], chosen)
-                if audio is not None:
-                    st.audio(audio, sample_rate=SAMPLE_RATE)
+        utterance_drill_down(ws, evaluations)
     else:
         st.caption("No saved evaluations yet.")

@@ -81,6 +81,17 @@ def test_evaluation_decodes_by_the_policy_each_row_capped_as_its_window(workspac
     assert evaluate_model("demo", "nb-tiny", workspace, EvaluateOptions(split="test", limit=6)) == greedy
 
 
+def test_saved_evaluations_are_listed_as_records_and_stray_files_are_not(workspace, demo_artifact):
+    from core.evaluation import list_evaluations
+
+    result = evaluate_model("demo", "nb-tiny", workspace, EvaluateOptions(split="test", limit=2))
+    (workspace.evaluations / "notes__nb-tiny__test.json").write_text('{"wer": 0.1}')  # JSON, but no evaluation
+    (listed,) = list_evaluations(workspace)
+    assert (listed.run, listed.model, listed.test_set, listed.utterances) == ("base", "demo", "nb-tiny/test", 2)
+    assert listed.wer == result.wer and listed.label.startswith("demo on nb-tiny/test · WER ")
+    assert listed.to_row()["test set"] == "nb-tiny/test" and listed.to_row()["path"] == listed.path
+
+
 def test_speech_windows_skip_silence_and_keep_utterances_whole(tmp_path):
     speech = load_audio(make_audio(tmp_path / "a.wav", "en to tre"))
     gap = np.zeros(SAMPLE_RATE, np.float32)

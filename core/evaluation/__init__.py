@@ -13,6 +13,7 @@ __getattr__, __all__ = lazy_api(
         "checkpoint_choices": "comparison",
         "config_diff": "comparison",
         "list_evaluations": "comparison",
+        "SavedEvaluation": "comparison",
         "load_evaluation": "comparison",
         "side_by_side": "comparison",
         "unreadable_evaluations": "comparison",

@@ -7,6 +7,7 @@ run (core.evaluation.workspace_evaluations). Nothing here computes WER again.
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from core.audio.constants import INT16_SCALE
 from core.data.artifact import open_artifact
 from core.errors import DamagedFile, StudioError
 from core.evaluation.evaluate import EvaluationResult, workspace_evaluations
+from core.formatting import percent
 from core.models.export_loader import export_format
 from core.models.resolve import is_ctranslate2
 from core.text.wer import UtteranceRow
@@ -22,7 +24,35 @@ from core.training.config import TrainConfig
 from core.training.runs import BASELINE_CHECKPOINT, RunFolder, checkpoint_step, list_runs
 from core.workspace import Workspace, read_json, read_json_if_intact
 
-SUMMARY_KEYS = ("wer", "cer", "wer_raw", "cer_raw", "utterances")
+
+@dataclass(frozen=True)
+class SavedEvaluation:
+    """One saved evaluation as Compare and the recorder list it: whose (run, or 'base' outside any run), which
+    model on which test set, its four rates (fractions) and utterances, and the file to read its rows from."""
+
+    run: str
+    model: str
+    data: str
+    split: str
+    wer: float
+    cer: float | None
+    wer_raw: float | None
+    cer_raw: float | None
+    utterances: int | None
+    path: str
+
+    @property
+    def test_set(self) -> str:
+        return f"{self.data}/{self.split}"
+
+    @property
+    def label(self) -> str:
+        """'nb-1/checkpoint-60 on nb-synth/test · WER 12.3%': how a picker names it."""
+        return f"{self.model} on {self.test_set} · WER {percent(self.wer)}"
+
+    def to_row(self) -> dict:
+        """A table row (the matrix's): the fields and the test set."""
+        return {**asdict(self), "test set": self.test_set}
 
 
 def _evaluation_files(workspace: Workspace) -> list[tuple[Path, str, str | None]]:
@@ -72,26 +102,20 @@ def dataset_of(model: str) -> str | None:
         return None
 
 
-def list_evaluations(workspace: Workspace) -> list[dict]:
-    """One row per saved evaluation: run, model, data, split and the four rates (fractions)."""
-    rows = []
+def list_evaluations(workspace: Workspace) -> list[SavedEvaluation]:
+    """Every saved evaluation that reads, oldest run first (a damaged file is listed by unreadable_evaluations)."""
+    found = []
     for path, run, checkpoint in _evaluation_files(workspace):
-        saved = read_json_if_intact(path)  # a damaged file is listed by unreadable_evaluations, not here
-        if not saved or "wer" not in saved:
-            continue
-        rows.append(
-            {
-                "run": run,
-                "model": f"{run}/{checkpoint_label(checkpoint)}"
-                if checkpoint
-                else model_label(str(saved.get("model", path.stem)), workspace),
-                "data": saved["data"],
-                "split": saved["split"],
-                **{k: saved.get(k) for k in SUMMARY_KEYS},
-                "path": str(path),
-            }
-        )
-    return rows
+        saved = read_json_if_intact(path)
+        if not isinstance(saved, dict) or not {"wer", "data", "split"} <= set(saved):
+            continue  # not one of ours, or written half: the matrix has no cell for it
+        if checkpoint:
+            model = f"{run}/{checkpoint_label(checkpoint)}"
+        else:
+            model = model_label(str(saved.get("model", path.stem)), workspace)
+        rates = {k: saved.get(k) for k in ("cer", "wer_raw", "cer_raw", "utterances")}
+        found.append(SavedEvaluation(run, model, saved["data"], saved["split"], saved["wer"], **rates, path=str(path)))
+    return found
 
 
 def saved_evaluation(workspace: Workspace, given: str) -> Path:
