@@ -47,7 +47,7 @@ PHASES = (
     ("caching encoder states", ("caching encoder states",)),
     ("guard sets and probes: log-mel, encoder states", ("preparing guard sets and probes",)),
     ("test split, base model (with guards, probes, language ID)", ("testing the base model",)),
-    ("validation evaluations (step 0 and every 20 steps)", ("evaluating the validation split",)),
+    ("validation evaluations (step 0 and every 25 steps)", ("evaluating the validation split",)),
     ("guard sets and probes at each evaluation", ("guard sets and probes",)),
     ("training steps and checkpoints", ("training",)),
     ("test split, best checkpoint (language ID)", ("testing the best checkpoint",)),
