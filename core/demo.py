@@ -45,14 +45,15 @@ class DemoPlan:
 PLANS = {
     # 800 sentences: 100 test, 60 validation, 640 train
     DEFAULT_MODEL: DemoPlan(
-        # 11.8 min measured on a quiet machine (bench/demo.py, 2026-12-04: other work used 1% of the cores; 10.8 with
-        # replay off); the goal is 10: caching encoder states and training steps are 2/3 of it (BENCHMARKS.md)
+        # 4.9 min measured on a quiet machine (bench/demo.py, 2026-12-05: other work used 1% of the cores; 4.7 with
+        # replay off); the same code took 8.0 min on the 2-core machine of the day before: CPUs differ. Caching encoder
+        # states and training steps are 2/3 of it (BENCHMARKS.md)
         DEFAULT_MODEL,
         "whisper-base-cpu",
         800,
         0.125,
         0.075,
-        minutes=12.0,
+        minutes=5.0,
         replay_fraction=0.1,
         free_sentences=True,
     ),
