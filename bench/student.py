@@ -2,14 +2,16 @@
 int8 on 2 threads, and WER on held-out sentences.
 
 The teacher: a finished whisper-base run (by default bench/self_training.py's run B, whisper-base fine-tuned on
-labelled and pseudo-labelled Norwegian). The student: `python -m core distil --teacher RUN --decoder-layers 2` (the
-teacher run's data and mix; encoder shared and frozen, its cached states reused; 0.8 × cross-entropy + KL to the
-teacher at temperature 2). Both best checkpoints are exported to CTranslate2 int8 and transcribe the same held-out
-clips (the template test sentences and the 40 free sentences) through faster-whisper's `WhisperModel` as a user runs
-an export (`cpu_threads=2`, `compute_type="int8"`, beam 5, the language given, without timestamps): end to end,
-log-mel, encoder and decoder inside the time. Each side is warmed once, then runs REPEATS times in alternating order;
-seconds are the median (range). WER: both on the same clips, the student − teacher change with its paired interval.
-Goal (issue 30): ≥ 2× faster, WER within +2 points of the teacher (or the interval says how far).
+labelled and pseudo-labelled Norwegian; `--teacher st-labelled-only` takes its run A, which this bench makes when
+the home lacks it: 100 labelled sentences, the held-out sets beside them). The student: `python -m core distil
+--teacher RUN --decoder-layers 2` (the teacher run's data and mix; encoder shared and frozen, its cached states
+reused; 0.8 × cross-entropy + KL to the teacher at temperature 2). Both best checkpoints are exported to CTranslate2
+int8 and transcribe the same held-out clips (the template test sentences and the 40 free sentences) through
+faster-whisper's `WhisperModel` as a user runs an export (`cpu_threads=2`, `compute_type="int8"`, beam 5, the
+language given, without timestamps): end to end, log-mel, encoder and decoder inside the time. Each side is warmed
+once, then runs REPEATS times in alternating order; seconds are the median (range). WER: both on the same clips, the
+student − teacher change with its paired interval. Goal (issue 30): ≥ 2× faster, WER within +2 points of the teacher
+(or the interval says how far).
 
     python bench/student.py [--home DIR] [--teacher st-with-pseudo] [--steps 300]
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from common import REPEATS, alternate, spread, verdict
-from self_training import cli, load_average
+from self_training import cli, labelled_sets, load_average, train
 
 from bench.report import write_section
 from core.data import open_artifact
@@ -34,6 +36,7 @@ from core.training import RunFolder
 from core.workspace import Workspace
 
 THREADS = 2
+RUN_A = "st-labelled-only"  # bench/self_training.py's run A: the one teacher this bench can make on its own
 TEST_SETS = ("st-labelled", "st-free")
 
 
@@ -61,6 +64,11 @@ def main() -> None:
     home = Path(args.home)
     workspace = Workspace.open(home)
     loads = [load_average()]
+    if not RunFolder.of(workspace, args.teacher).exists():
+        if args.teacher != RUN_A:
+            raise SystemExit(f"no run '{args.teacher}' in {home}: run bench/self_training.py, or --teacher {RUN_A}")
+        labelled_sets(home, workspace, 100, 30, 100)
+        train(home, RUN_A)
     name = f"{args.teacher}-student-2"
     if not RunFolder.of(workspace, name).exists():
         cli(home, "distil", "--teacher", args.teacher, "--decoder-layers", "2", "--max-steps", str(args.steps),
@@ -98,11 +106,12 @@ def main() -> None:
     met_speed = speedup >= 2 and "faster" in faster
     met_wer = 100 * change.difference <= 2
     config = runs["student"].config()
+    mix = " and pseudo-label mix" if runs["teacher"].config().pseudo_labels else ""
     body = f"""## A smaller student of a fine-tuned whisper-base (`bench/student.py`)
 
 Teacher: run `{args.teacher}` (whisper-base fine-tuned on Norwegian, 6 decoder layers). Student: `python -m core distil
 --teacher {args.teacher} --decoder-layers 2 --max-steps {config.max_steps} --learning-rate {config.learning_rate}`
-(decoder layers 0 and 5 kept, the encoder shared and frozen, trained on the teacher run's data and pseudo-label mix
+(decoder layers 0 and 5 kept, the encoder shared and frozen, trained on the teacher run's data{mix}
 with 0.8 × cross-entropy + KL to the teacher at temperature 2). Both exported to CTranslate2 int8; {len(clips)} held-out
 clips (template test sentences and free sentences) transcribed by faster-whisper (`cpu_threads={THREADS}`, int8, beam 5,
 language given), warmed once, {REPEATS} alternating rounds.
