@@ -41,6 +41,30 @@ def clips_folder(home: Path, count: int) -> Path:
     return out
 
 
+def _rows(workspace: Workspace, name: str) -> list:
+    return LabelSet.open(workspace, name).rows()
+
+
+def row_agreement(workspace: Workspace, one: list[str], two: list[str]) -> str:
+    """Whether one process's label sets and two ranks' wrote the same rows (each side's rounds against each other,
+    then the two sides' last rounds), and where they did not, how the differing rows were decoded."""
+    key = lambda r: (r.index, r.text, r.decision)  # noqa: E731
+    repeats = all(list(map(key, _rows(workspace, n))) == list(map(key, _rows(workspace, names[0])))
+                  for names in (one, two) for n in names)  # fmt: skip
+    pairs = list(zip(_rows(workspace, one[-1]), _rows(workspace, two[-1])))
+    differ = [(a, b) for a, b in pairs if key(a) != key(b)]
+    rounds = "each side wrote the same rows in every round" if repeats else "a side's rounds differ among themselves"
+    if not differ:
+        return f"The two wrote the same rows ({rounds})."
+    sampled = sum(1 for a, b in differ if a.temperature > 0 or b.temperature > 0)
+    decided = sum(1 for a, b in differ if a.decision != b.decision)
+    return (
+        f"The two wrote different rows for {len(differ)} of {len(pairs)} clips ({decided} with another decision), "
+        f"{sampled} of them sampled by the temperature fallback on at least one side: CTranslate2 on one thread and "
+        f"on two adds in another order, and a sampled token can change with the last digit ({rounds})."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "bench-label-throughput"))
@@ -53,18 +77,16 @@ def main() -> None:
     loads = [load_average()]
     cli(home, "models", "--install")  # whisper-base reassembled once, outside the timings
     times: dict[int, list[float]] = {1: [], 2: []}
-    rows = {}
     for round_ in range(REPEATS):
         for nproc in (1, 2) if round_ % 2 == 0 else (2, 1):
             name = f"n{nproc}-{round_}"
             started = time.perf_counter()
             cli(home, "label", "--source", str(folder), "--name", name, "--language", "nb", "--nproc", str(nproc))
             times[nproc].append(time.perf_counter() - started)
-            rows[nproc] = [(r.index, r.text, r.decision) for r in LabelSet.open(workspace, name).rows()]
     loads.append(load_average())
     audio_s = LabelSet.open(workspace, "n1-0").record().seconds
     per_hour = {n: [audio_s / t for t in ts] for n, ts in times.items()}  # audio hours per hour = audio s per wall s
-    same = rows[1] == rows[2]
+    agreement = row_agreement(workspace, *([f"n{n}-{r}" for r in range(REPEATS)] for n in (1, 2)))
     body = f"""## Labelling throughput (`bench/label_throughput.py`)
 
 `python -m core label` on {args.clips} espeak-ng Norwegian clips ({audio_s / 60:.1f} min of audio) with whisper-base
@@ -77,7 +99,7 @@ label set, {REPEATS} alternating rounds on 2 CPU cores.
 | 2 torchrun ranks (one thread each) | {spread(times[2], 1)} | {spread(per_hour[2], 1)} |
 
 Two ranks against one: {verdict(times[2], times[1])} ({statistics.median(times[1]) / statistics.median(times[2]):.2f}×
-by the medians). The two wrote {"the same" if same else "DIFFERENT"} rows. Each rank loads its own model and
+by the medians). {agreement} Each rank loads its own model and
 starts its own interpreter; on 2 cores the ranks share what one process already used, so more ranks pay off on more
 cores or machines (`--nnodes`). Load average (1/5/15 min) before and after: {"; ".join(loads)}."""
     write_section("label_throughput", body)
