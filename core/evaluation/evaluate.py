@@ -89,7 +89,7 @@ def _model_stamp(model: str) -> str:
 
 
 # How evaluation decodes: the decoding policy's greedy pass, every row transcribed (a row judged silence would count
-# as deletions words the model may have said), each row capped as a transcription window of its length is
+# as deletions words the model may have said), each row capped as a transcription window of its length:
 EVALUATION_DECODING = replace(GREEDY, no_speech_threshold=None)
 
 
