@@ -15,7 +15,7 @@ from streamlit_webrtc.sink import CallbackSinkTrack
 
 from app.model_cache import ice_servers, transcriber
 from core.audio import SAMPLE_RATE
-from core.speech import LiveSession, frame_samples
+from core.speech import LIVE, LiveSession, frame_samples
 
 # aioice offers the server's host addresses as WebRTC candidates and leaves out loopback, so on a machine whose only
 # interface is loopback (offline, or a sandbox) the server offers nothing and no browser can connect. There it
@@ -52,7 +52,7 @@ def live_session(key: str, model: str, language: str | None, task: str) -> LiveS
             state[1].close()
         engine = transcriber(model)
         session = LiveSession(
-            lambda audio: engine.text(audio, language=language, task=task),
+            lambda audio: engine.text(audio, language=language, task=task, options=LIVE),
             max_utterance_s=engine.window / SAMPLE_RATE,
         )
         st.session_state[key] = (signature, session)

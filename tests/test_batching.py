@@ -122,6 +122,32 @@ def test_a_cancelled_job_gives_up_its_place_and_its_thread_goes_on(session_works
         loop.submit(Work("encode", np.zeros((1, 4), np.float32), 1))  # a closed loop takes nothing
 
 
+def test_windows_of_another_shape_are_encoded_in_a_call_of_their_own():
+    """A context fitted to an utterance (8 s) and a full window (30 s) cannot share a call: each shape gets one."""
+    calls: list[tuple] = []
+
+    class Shapes:  # an engine that notes the shape of each encode call and answers each window with its own sum
+        def encode(self, features):
+            calls.append(features.shape)
+            return features.sum(axis=(1, 2))
+
+    loop = EngineLoop(Shapes(), batch=3, wait_s=30)  # the batch closes when all three have arrived
+    parts = [np.full((1, 2, frames), k + 1, np.float32) for k, frames in enumerate((800, 3000, 800))]
+    out: list[object] = [None] * 3
+
+    def run(k: int) -> None:
+        out[k] = BatchedEngine(loop).encode(parts[k])
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    loop.close()
+    assert sorted(calls) == [(1, 2, 3000), (2, 2, 800)]  # one call per shape, not one that failed and three alone
+    assert [float(o[0]) for o in out] == [2 * 800.0, 2 * 2 * 3000.0, 3 * 2 * 800.0]  # each request its own answer
+
+
 @pytest.mark.slow  # over 4 s: out of the fast lane
 def test_the_command_line_transcribes_many_files_through_one_loop_in_order(clips, session_workspace, tmp_path):
     transcriber = Transcriber("demo", session_workspace, language="no")

@@ -1,6 +1,7 @@
 """The decoding policy with the real whisper-base: a window that loops is retried hotter until the loop is gone, a
-window of noise is judged silence and yields no text, and words are timed monotonically inside their segments on
-both engines (CTranslate2's alignment and DTW over the transformers model's alignment heads)."""
+window of noise is judged silence and yields no text, words are timed monotonically inside their segments on both
+engines (CTranslate2's alignment and DTW over the transformers model's alignment heads), and the live paths' fitted
+context encodes an utterance's length only, a loop again over the full window."""
 
 import json
 import subprocess
@@ -12,8 +13,9 @@ from helpers import make_audio, run_cli
 
 from core.audio import SAMPLE_RATE, load_audio
 from core.errors import StudioError
-from core.speech import DecodingOptions, EngineOptions, Transcriber, WindowDecoder
+from core.speech import GREEDY, LIVE, DecodingOptions, EngineOptions, Transcriber, WindowDecoder
 from core.speech.decoding import parse_temperatures
+from core.text import error_rates
 from core.text.wer import compression_ratio
 
 
@@ -39,6 +41,57 @@ def test_a_looping_window_is_retried_until_the_loop_is_gone(tmp_path, whisper_ba
     retried = transcriber.transcribe_array(samples, options=DecodingOptions(beam_size=1, best_of=1))[0].text
     # the policy's test of a loop: compression ratio at most 2.4 (a stutter may still repeat a word a few times)
     assert retried and _longest_repeat(retried) < _longest_repeat(looped) and compression_ratio(retried) <= 2.4, retried
+
+
+class Watched:
+    """A real engine, with the frames of each encode call noted."""
+
+    def __init__(self, engine):
+        self.engine, self.frames = engine, []
+
+    @property
+    def fits_context(self) -> bool:
+        return self.engine.fits_context
+
+    def encode(self, features):
+        self.frames.append(np.shape(features)[-1])
+        return self.engine.encode(features)
+
+    def decode(self, *args):
+        return self.engine.decode(*args)
+
+
+def test_a_fitted_context_encodes_the_utterance_and_decodes_a_loop_again_over_the_full_window(
+    tmp_path, whisper_base, session_workspace
+):
+    transcriber = Transcriber("whisper-base", session_workspace, language="en")
+    said = "My brother keeps a small boat near the old bridge."
+    clip = load_audio(make_audio(tmp_path / "clean.wav", said, voice="en-us"))
+    texts = {}
+    for name, options in (("live", LIVE), ("full", GREEDY)):
+        watched = Watched(transcriber.backend)
+        texts[name] = transcriber.using(watched).text(clip, options=options)
+        assert watched.frames == ([800] if name == "live" else [3000])  # 8 s (the least) against 30 s
+        assert error_rates([said], [texts[name]])["wer"] <= 0.2, texts  # and the words are heard either way
+    stutter = tmp_path / "stutter.wav"  # whisper-base loops on it at temperature 0, whatever its context
+    subprocess.run(
+        ["espeak-ng", "-v", "en-us", "-w", str(stutter), "I I I I I I think think think that that that"], check=True
+    )
+    samples, watched = load_audio(stutter), Watched(transcriber.backend)
+    looped = transcriber.using(watched).text(samples, options=LIVE)
+    assert watched.frames == [800, 3000]  # the loop was decoded again over 30 s: what the full window says
+    assert looped == transcriber.text(samples, options=GREEDY)
+
+
+def test_a_fitted_context_is_for_engines_that_take_one_and_windows_decoded_alone(tmp_path, session_workspace):
+    transcriber = Transcriber("demo", session_workspace, language="no")  # transformers: only the full window
+    watched = Watched(transcriber.backend)
+    clip = load_audio(make_audio(tmp_path / "hei.wav"))
+    assert transcriber.using(watched).text(clip, options=LIVE) == transcriber.text(clip, options=GREEDY)
+    assert set(watched.frames) == {transcriber.processor.feature_extractor.nb_max_frames}
+    for other in ("word_timestamps", "condition_on_previous_text"):
+        with pytest.raises(StudioError, match=f"fitted_context decodes each window on its own: turn off.*{other}"):
+            DecodingOptions(fitted_context=True, **{other: True})
 
 
 def _longest_repeat(text: str) -> int:

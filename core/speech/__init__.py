@@ -28,6 +28,8 @@ __getattr__, __all__ = lazy_api(
         "speak": "spoken_reply",
         "serve_command": "server",
         "file_options": "decoding",
+        "LIVE": "decoding",
+        "GREEDY": "decoding",
         "is_toy": "decoding",
         "SURE_LANGUAGE": "transcripts",
     },

@@ -4,8 +4,8 @@ A request (a call of `serve`, an utterance of a realtime session, one file of `t
 decoding policy (core/speech/decoding.py) on its own thread as before, through a `BatchedEngine`: each model call
 (encode, decode, align, detect_language) becomes a work item on the model's `EngineLoop`, and the thread waits for
 its answer. The loop takes the first item waiting and whatever else arrives within `wait_s` (a few ms), up to
-`batch` windows, and runs them together: all their encodes in one call, the decodes that share a prompt and
-settings (temperature, beams, token cap) in one call each; word alignment and language detection one by one.
+`batch` windows, and runs them together: the encodes of one shape in one call, the decodes that share a prompt,
+settings (temperature, beams, token cap) and shape in one call each; word alignment and language detection one by one.
 Beam search and the temperature fallback stay per window, as the policy says, and sampling is seeded per window
 (core/speech/engines.py), so a window's text is the same whether it was decoded alone or beside fifteen others.
 
@@ -194,14 +194,17 @@ class EngineLoop:
                     self._running = [w for w in self._running if w not in batch]
 
     def _execute(self, batch: list[Work]) -> None:
-        encodes = [w for w in batch if w.kind == "encode"]
-        if encodes:
-            self._together(encodes, self.engine.encode)
+        # windows join one call only when their shapes do: a context fitted to an utterance is shorter than 30 s
+        encodes: dict[tuple, list[Work]] = {}
         decodes: dict[tuple, list[Work]] = {}
         for work in batch:
-            if work.kind == "decode":
-                decodes.setdefault(work.key, []).append(work)
-        for (prompt, *settings), works in decodes.items():
+            if work.kind == "encode":
+                encodes.setdefault(tuple(work.data.shape[1:]), []).append(work)
+            elif work.kind == "decode":
+                decodes.setdefault((work.key, tuple(work.data.shape[1:])), []).append(work)
+        for works in encodes.values():
+            self._together(works, self.engine.encode)
+        for ((prompt, *settings), _), works in decodes.items():
             self._together(works, lambda encoded, p=list(prompt), s=settings: self.engine.decode(encoded, p, *s))
         for work in batch:
             if work.kind == "call":
@@ -235,6 +238,10 @@ class BatchedEngine:
 
     def __init__(self, loop: EngineLoop, job: Job | None = None):
         self.loop, self.job = loop, job or Job()
+
+    @property
+    def fits_context(self) -> bool:
+        return self.loop.engine.fits_context
 
     def encode(self, features):
         features = np.asarray(features, np.float32)

@@ -39,6 +39,8 @@ def _ctranslate2_length(prompt: int, new_tokens: int) -> int:
 class CTranslate2Whisper:
     """A CTranslate2 model: int8 on a CPU, float16 on a GPU (as the Transcriber asks)."""
 
+    fits_context = True  # its encoder takes fewer frames than a 30 s window (the positions it needs, as whisper.cpp)
+
     def __init__(self, folder: str, device: str, compute_type: str = "default", tokenizer=None):
         import ctranslate2
 
@@ -102,6 +104,8 @@ class CTranslate2Whisper:
 
 class TransformersWhisper:
     """A transformers WhisperForConditionalGeneration behind the same methods as CTranslate2Whisper."""
+
+    fits_context = False  # transformers' Whisper encoder refuses anything but the full window's frames
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer

@@ -31,6 +31,7 @@ import numpy as np
 from core.audio.constants import INT16_SCALE, SAMPLE_RATE
 from core.speech.admission import Admission
 from core.speech.batching import BatchedEngine, Cancelled, Job
+from core.speech.decoding import LIVE
 from core.speech.live import SILENCE_END_S, LiveEvent, LiveSession
 from core.speech.model_pool import ModelPool
 from core.speech.observability import REQUEST_ID, Metrics
@@ -168,7 +169,7 @@ class RealtimeSession:
         """A live session for the current settings (the model acquired before)."""
         model, settings = self.model, self.settings
         transcriber = model.transcriber.using(BatchedEngine(model.loop, self.job))
-        options = replace(transcriber.options, initial_prompt=settings.prompt)
+        options = replace(LIVE, initial_prompt=settings.prompt)
 
         def transcribe(audio: np.ndarray) -> str:
             try:
