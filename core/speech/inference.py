@@ -52,7 +52,7 @@ FILE_BATCH = 16  # windows of one file decoded together (a 30 s window each: 8 m
 # FITTED_MIN_S. Whisper loops when it sees little silence after speech: over 240 espeak-ng pieces (40 sentences per
 # language, whole and cut at 40% and 70%, as partials are) whisper-base looped on 39 with no minimum, 13 with 5 s, none
 # with 8 s (greedy; WER no worse than over 30 s), and on 1 of 240 held-out pieces (another seed) with 8 s, where a
-# piece took 0.15 s against 0.52 s over 30 s on 2 cores
+# piece took 0.13-0.17 s against 0.50-0.55 s over 30 s on 2 cores
 FITTED_MARGIN_S = 1.0
 FITTED_MIN_S = 8
 LIKELY_LANGUAGES = 3  # languages a detection keeps: the likeliest and its closest rivals, offered when it is unsure
