@@ -105,8 +105,7 @@ class _Job:
 class LiveSession:
     """Feed it audio with `push(samples, rate)`; read `snapshot()`. `transcribe(samples) -> str` is the model.
     With `detect=False` there is no voice detector: everything pushed is one utterance until `flush()` (the
-    realtime API's manual turns). With `reuse=False` no tentative final is decoded: the utterance is decoded once
-    more after the silence (what the benchmark compares against)."""
+    realtime API's manual turns)."""
 
     def __init__(
         self,
@@ -115,9 +114,8 @@ class LiveSession:
         silence_end_s: float = SILENCE_END_S,
         listener: Callable[[LiveEvent], None] | None = None,
         detect: bool = True,
-        reuse: bool = True,
     ):
-        self._transcribe, self._listener, self.detect, self.reuse = transcribe, listener, detect, reuse
+        self._transcribe, self._listener, self.detect = transcribe, listener, detect
         self.max_utterance = int(max_utterance_s * SAMPLE_RATE)
         self.silence_chunks = max(1, round(silence_end_s * SAMPLE_RATE / FRAME_SAMPLES))
         self._lock = threading.Lock()  # what snapshot() copies (the worker writes it)
@@ -177,7 +175,7 @@ class LiveSession:
         else:
             self._quiet += 1
             long_enough = self._voiced * FRAME_SAMPLES >= MIN_UTTERANCE_S * SAMPLE_RATE
-            if self.reuse and self._quiet == TENTATIVE_CHUNKS and long_enough:
+            if self._quiet == TENTATIVE_CHUNKS and long_enough:
                 # the voice may have stopped: decode what was said while the silence is timed
                 self._tentative = _Job("tentative", np.concatenate(self._speech), self._count - 1)
                 self._jobs.put(self._tentative)
