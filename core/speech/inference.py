@@ -37,7 +37,7 @@ from core.audio.vad import speech_regions, speech_windows
 from core.errors import StudioError
 from core.models.installed import ctranslate2_twin
 from core.models.resolve import is_ctranslate2, model_at, processor_at, resolve_model
-from core.speech.decoding import GREEDY, DecodingOptions, WindowDecoder, WindowResult
+from core.speech.decoding import GREEDY, DecodingOptions, WindowDecoder, WindowResult, fitted_frames, is_loop
 from core.speech.engines import CTranslate2Whisper, TransformersWhisper
 from core.speech.transcripts import Segment, Transcript
 from core.speech.words import placed_words, window_words
@@ -48,13 +48,6 @@ WORD_PAUSE_S = 0.06  # seconds: a quieter stretch this long between words is a p
 OPEN_END_S = 2.0  # a window ending this close to a piece's end may go on in the next piece: decoded with that one
 CAP_STEP_S = 5  # seconds: a window's token cap counts its length rounded up to this (4.2 s and 4.9 s share one)
 FILE_BATCH = 16  # windows of one file decoded together (a 30 s window each: 8 minutes of speech)
-# A fitted context (DecodingOptions.fitted_context) is a window's audio and FITTED_MARGIN_S after it, never less than
-# FITTED_MIN_S. Whisper loops when it sees little silence after speech: over 240 espeak-ng pieces (40 sentences per
-# language, whole and cut at 40% and 70%, as partials are) whisper-base looped on 39 with no minimum, 13 with 5 s, none
-# with 8 s (greedy; WER no worse than over 30 s), and on 1 of 240 held-out pieces (another seed) with 8 s, where a
-# piece took 0.13-0.17 s against 0.50-0.55 s over 30 s on 2 cores
-FITTED_MARGIN_S = 1.0
-FITTED_MIN_S = 8
 LIKELY_LANGUAGES = 3  # languages a detection keeps: the likeliest and its closest rivals, offered when it is unsure
 
 
@@ -199,15 +192,20 @@ class Transcriber:
 
     def _decode_batch(self, policy: WindowDecoder, features: np.ndarray, lengths: list[int]):
         """(encoded windows, results) for a batch of windows `lengths` samples long. With a fitted context
-        (DecodingOptions.fitted_context) they are encoded over their audio and FITTED_MARGIN_S after it only, and a
-        window whose text loops (Whisper's failure when it sees too little of the silence after speech) is decoded
-        again over the full window, so a fitted context is never worse than a loop."""
-        frames = self._fitted_frames(lengths, policy.options)
+        (DecodingOptions.fitted_context, on an engine that takes one) they are encoded over their audio and a margin
+        only (fitted_frames), and a window whose text loops (Whisper's failure when it sees too little of the silence
+        after speech) is decoded again over the full window, so a fitted context is never worse than a loop."""
+        options = policy.options
+        fitted = options.fitted_context and self.backend.fits_context
+        frames = fitted_frames(max(lengths), self.processor.feature_extractor) if fitted else None
         initial_prompt = policy.previous  # what the file's first window is given (the policy then drops it)
         encoded = self.backend.encode(features if frames is None else features[..., :frames])
         caps = [self.token_cap(length) for length in lengths]
         results = self._decode_runs(policy, encoded, caps)
-        looped = [k for k, r in enumerate(results) if frames is not None and _looped(r, caps[k], policy.options)]
+        if frames is None:
+            return encoded, results
+        threshold = options.compression_ratio_threshold or LOOP_COMPRESSION_RATIO  # looked for even where it is off
+        looped = [k for k, r in enumerate(results) if is_loop(r, caps[k], threshold)]
         if looped:
             policy.previous = initial_prompt if looped[0] == 0 else []
             again = self._decode_runs(policy, self.backend.encode(features[looped]), [caps[k] for k in looped])
@@ -222,17 +220,6 @@ class Transcriber:
         for first, last, cap in _runs(caps):
             results += policy.decode(encoded[first:last], cap)
         return results
-
-    def _fitted_frames(self, lengths: list[int], options: DecodingOptions) -> int | None:
-        """Frames to encode for windows of `lengths` samples in a fitted context: the longest and FITTED_MARGIN_S,
-        at least FITTED_MIN_S, in whole seconds (windows of similar length share a shape, so the engine loop batches
-        them); None for the full window (not asked for, an engine that cannot, or nothing shorter)."""
-        if not (options.fitted_context and self.backend.fits_context):
-            return None
-        extractor = self.processor.feature_extractor
-        seconds = max(FITTED_MIN_S, math.ceil(max(lengths) / SAMPLE_RATE + FITTED_MARGIN_S))
-        frames = seconds * SAMPLE_RATE // extractor.hop_length
-        return frames if frames < extractor.nb_max_frames else None
 
     def token_cap(self, length: int) -> int:
         """Most tokens a window of `length` samples may produce. A transcript longer than speech allows is a loop
@@ -397,13 +384,6 @@ class Transcriber:
         """All segments' text joined: what the live and conversation paths need (with LIVE options)."""
         segments = self.transcribe_array(samples, language=language, task=task, options=options)
         return " ".join(s.text for s in segments).strip()
-
-
-def _looped(result: WindowResult, cap: int, options: DecodingOptions) -> bool:
-    """Whether a window's text is a loop, by the policy's rule (core/speech/decoding.py): a compression ratio over
-    the threshold (the default one where the options switch it off), or the token cap reached."""
-    threshold = options.compression_ratio_threshold or LOOP_COMPRESSION_RATIO
-    return result.compression_ratio > threshold or len(result.tokens) >= cap
 
 
 def _runs(values: list[int]) -> Iterator[tuple[int, int, int]]:
