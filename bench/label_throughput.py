@@ -41,17 +41,13 @@ def clips_folder(home: Path, count: int) -> Path:
     return out
 
 
-def _rows(workspace: Workspace, name: str) -> list:
-    return LabelSet.open(workspace, name).rows()
-
-
 def row_agreement(workspace: Workspace, one: list[str], two: list[str]) -> str:
     """Whether one process's label sets and two ranks' wrote the same rows (each side's rounds against each other,
     then the two sides' last rounds), and where they did not, how the differing rows were decoded."""
     key = lambda r: (r.index, r.text, r.decision)  # noqa: E731
-    repeats = all(list(map(key, _rows(workspace, n))) == list(map(key, _rows(workspace, names[0])))
-                  for names in (one, two) for n in names)  # fmt: skip
-    pairs = list(zip(_rows(workspace, one[-1]), _rows(workspace, two[-1])))
+    rows = {name: LabelSet.open(workspace, name).rows() for name in one + two}  # each set read once
+    repeats = all(list(map(key, rows[n])) == list(map(key, rows[names[0]])) for names in (one, two) for n in names)
+    pairs = list(zip(rows[one[-1]], rows[two[-1]]))
     differ = [(a, b) for a, b in pairs if key(a) != key(b)]
     rounds = "each side wrote the same rows in every round" if repeats else "a side's rounds differ among themselves"
     if not differ:
