@@ -40,8 +40,10 @@ def keep_take(audio, key: str, language: str | None) -> str:
 
 def keep_box(audio, text: str, language: str | None, key: str) -> None:
     """Correct and keep: the audio with the corrected text into a recording set (the Data page's Record folders).
-    The box holds the transcript shown above it: a new transcript (another language, model or option) replaces it."""
-    with st.expander("Correct and keep in a dataset", icon=":material/edit_note:"):
+    The box holds the transcript shown above it: a new transcript (another language, model or option) replaces it.
+    The panel is keyed: what is shown above it comes and goes (the language buttons, the timed words), and an unkeyed
+    panel is a new one whenever its place on the page moves, folded, its box remade from the browser's last value."""
+    with st.expander("Correct and keep in a dataset", icon=":material/edit_note:", key=f"{key}-panel"):
         follow(f"{key}-text", text, text)
         st.text_area("Transcript (correct it)", key=f"{key}-text")
         name_column, speaker_column = st.columns(2)
