@@ -40,10 +40,8 @@ def keep_take(audio, key: str, language: str | None) -> str:
 
 def keep_box(audio, text: str, language: str | None, key: str) -> None:
     """Correct and keep: the audio with the corrected text into a recording set (the Data page's Record folders).
-    The box holds the transcript shown above it: a new transcript (another language, model or option) replaces it.
-    The panel is keyed: what is shown above it comes and goes (the language buttons, the timed words), and an unkeyed
-    panel is a new one whenever its place on the page moves, folded, its box remade from the browser's last value."""
-    with st.expander("Correct and keep in a dataset", icon=":material/edit_note:", key=f"{key}-panel"):
+    The box holds the transcript shown above it: a new transcript (another language, model or option) replaces it."""
+    with st.expander("Correct and keep in a dataset", icon=":material/edit_note:"):
         follow(f"{key}-text", text, text)
         st.text_area("Transcript (correct it)", key=f"{key}-text")
         name_column, speaker_column = st.columns(2)
@@ -130,12 +128,15 @@ with file_tab:
         columns = st.columns(2 if ab else 1)
         for index, (column, shown) in enumerate(zip(columns, [label, label_b] if ab else [label])):
             with column, user_errors():
-                st.caption(f"**{shown}**")
-                made = timed_transcript_of if timed else transcript_of
-                transcript = made(data, name, choices[shown], whisper_language, task, options)
-                language_advice(transcript, usual)
-                show_transcript(transcript, key=f"download-{index}")
-                word_player(data, transcript, key=f"words-{index}")
+                # what comes and goes (the language buttons, the segments, the timed words) in one block: the panel
+                # below keeps its place on the page, and Streamlit remakes a moved panel folded, its box refilled
+                with st.container():
+                    st.caption(f"**{shown}**")
+                    made = timed_transcript_of if timed else transcript_of
+                    transcript = made(data, name, choices[shown], whisper_language, task, options)
+                    language_advice(transcript, usual)
+                    show_transcript(transcript, key=f"download-{index}")
+                    word_player(data, transcript, key=f"words-{index}")
                 if index == 0:  # the first model's text is the one to correct
                     digest = hashlib.sha1(data).hexdigest()
                     keep_box(data, transcript.text, whisper_language or transcript.language, f"keep-{digest}")
