@@ -229,6 +229,21 @@ def name_held(locks: Path, name: str, busy: str) -> Iterator[None]:
         yield
 
 
+def flock_holder(stat: os.stat_result) -> int | None:
+    """The pid that holds an flock on the file `stat` describes, from Linux's /proc/locks; None where there is none
+    (or no /proc/locks): a message can then name the process to continue or kill."""
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    file_id = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    for line in lines:
+        fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 1451 fe:00:2392124 0 EOF"; a waiter's has "->" after "1:"
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == file_id and fields[4].isdigit():
+            return int(fields[4])
+    return None
+
+
 def pid_alive(pid: int | None) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False

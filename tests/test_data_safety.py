@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from core.speech.openai_api import ApiError
 from core.speech.transcripts import Segment, Transcript, destinations, write_transcripts
 from core.speech.uploads import check_audio
 from core.text.wer import summarize
-from core.training import RunFolder, TrainConfig, start_run
+from core.training import RunFolder, TrainConfig, start_run, stop_run
 from core.training.run_records import RunState
 from core.workspace import LEDGER_FILE
 
@@ -348,6 +349,41 @@ def test_a_paused_worker_is_ended_with_kill_not_stop(workspace, demo_artifact):
     finally:
         paused.kill()
         paused.wait()
+
+
+HOLD_AND_PAUSE = (  # takes the flock on argv[1], says so, and pauses itself holding it (kill -STOP mid-write)
+    "import fcntl, os, signal, sys; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+    "print('held', flush=True); os.kill(os.getpid(), signal.SIGSTOP)"
+)
+
+
+def test_a_run_status_held_by_a_paused_process_names_it_instead_of_hanging(workspace, monkeypatch):
+    """A process paused while it writes a run's status holds the status lock for good: Stop (the page's, the CLI's)
+    says which process and what to do after STATUS_LOCK_WAIT_S, instead of waiting for ever; once it is gone, Stop
+    works."""
+    monkeypatch.setattr("core.training.runs.STATUS_LOCK_WAIT_S", 0.5)
+    worker = subprocess.Popen(["sleep", "600"])  # the live worker the status names
+    run = RunFolder.of(workspace, "held")
+    run.path.mkdir(parents=True)
+    run.write_config(tiny_config("held"))
+    run.update_status(state=RunState.RUNNING, pid=worker.pid, heartbeat=time.time(), step=3, total=12)
+    lock = str(run.path / ".status.lock")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_AND_PAUSE, lock], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert run.status().state == RunState.RUNNING  # reading needs no lock: the pages still show the run
+        with pytest.raises(StudioError) as err:
+            stop_run(run)
+        message = str(err.value)
+        assert f"by process {holder.pid}, paused or frozen" in message and f"kill -9 {holder.pid}" in message
+        assert "\n" not in message
+        holder.kill()
+        holder.wait()
+        assert stop_run(run).state == RunState.STOPPING
+    finally:
+        for process in (holder, worker):
+            process.kill()
+            process.wait()
 
 
 def test_spec_augment_refusals_quote_the_defaults_the_help_quotes():

@@ -2,6 +2,7 @@
 Every command and every page must still answer with a clear line, the rest of the workspace must keep working,
 and nothing may be written over the damaged file (the evidence)."""
 
+import fcntl
 import os
 import shutil
 import signal
@@ -214,7 +215,9 @@ def test_a_paused_worker_reads_not_responding_and_is_never_resumed(home):
     run = start_run(_long_run("paused"), home)
     assert wait_for(run, 120, ("running",)).state == "running", run.log_tail()
     pid = run.raw_status()["pid"]
-    os.kill(pid, signal.SIGSTOP)
+    with open(run.path / ".status.lock", "w") as lock:  # not paused mid-heartbeat: it would hold the lock for good
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        os.kill(pid, signal.SIGSTOP)
     try:
         run.update_status(heartbeat=time.time() - 600)  # a minute of silence, without waiting a minute
         status = run.status()

@@ -47,10 +47,19 @@ from core.training.run_records import (
     baseline_of,
     numbers_where_expected,
 )
-from core.workspace import Workspace, folder_name, pid_alive, read_json, read_json_if_intact, write_json_atomic
+from core.workspace import (
+    Workspace,
+    flock_holder,
+    folder_name,
+    pid_alive,
+    read_json,
+    read_json_if_intact,
+    write_json_atomic,
+)
 
 HEARTBEAT_S = 5  # the worker touches status.json this often
 HEARTBEAT_STALE_S = 60  # no heartbeat for this long and the run is taken as dead (a frozen or killed machine)
+STATUS_LOCK_WAIT_S = 10.0  # a write of status.json takes milliseconds; this long means its writer is paused or frozen
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 BASELINE_CHECKPOINT = "checkpoint-0"  # the run's starting model, evaluated on the test split before training
 LOG_TAIL_BYTES = 50_000  # the end of train.log that the pages and error lines look at
@@ -152,11 +161,34 @@ class RunFolder:
         return status
 
     @contextmanager
-    def _status_lock(self):
-        """One writer of status.json at a time, across processes (the worker's heartbeat, the CLI, the pages)."""
+    def _status_lock(self, patient: bool = False):
+        """One writer of status.json at a time, across processes (the worker's heartbeat, the CLI, the pages). A
+        writer holds it for one small file's write; a process paused or frozen in that moment holds it for good, so
+        only the worker (`patient`: its heartbeat must not fail) waits without end: the CLI and the pages wait
+        STATUS_LOCK_WAIT_S and are told which process holds it and what to do, instead of hanging."""
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / ".status.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            deadline = time.monotonic() + STATUS_LOCK_WAIT_S
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX if patient else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        holder = flock_holder(os.fstat(lock.fileno())) or (
+                            read_json_if_intact(self.path / "status.json") or {}
+                        ).get("pid")
+                        do = (
+                            f"`kill -CONT {holder}` lets a paused one go on, `kill -9 {holder}` ends it"
+                            if holder
+                            else f"`fuser {self.path / '.status.lock'}` names it"
+                        )
+                        raise StudioError(
+                            f"run '{self.name}': its status has been held for {STATUS_LOCK_WAIT_S:.0f} s by "
+                            f"{f'process {holder}' if holder else 'another process'}, paused or frozen while writing "
+                            f"it; {do}; then try again"
+                        ) from None
+                    time.sleep(0.05)
             yield
 
     def update_status(self, owner: bool = False, **changes) -> RunStatus:
@@ -166,7 +198,7 @@ class RunFolder:
         unknown = set(changes) - STATUS_FIELDS
         if unknown:
             raise TypeError(f"not status fields: {', '.join(sorted(unknown))}")
-        with self._status_lock():
+        with self._status_lock(patient=owner):
             try:
                 current = self.raw_status()
             except DamagedFile:
