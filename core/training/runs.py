@@ -175,21 +175,24 @@ class RunFolder:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        holder = flock_holder(os.fstat(lock.fileno())) or (
-                            read_json_if_intact(self.path / "status.json") or {}
-                        ).get("pid")
-                        do = (
-                            f"`kill -CONT {holder}` lets a paused one go on, `kill -9 {holder}` ends it"
-                            if holder
-                            else f"`fuser {self.path / '.status.lock'}` names it"
-                        )
-                        raise StudioError(
-                            f"run '{self.name}': its status has been held for {STATUS_LOCK_WAIT_S:.0f} s by "
-                            f"{f'process {holder}' if holder else 'another process'}, paused or frozen while writing "
-                            f"it; {do}; then try again"
-                        ) from None
+                        raise StudioError(self._status_held(lock)) from None
                     time.sleep(0.05)
             yield
+
+    def _status_held(self, lock) -> str:
+        """Why a status write gave up: the process holding the lock (else the status's pid), and what to do."""
+        holder = flock_holder(os.fstat(lock.fileno())) or (read_json_if_intact(self.path / "status.json") or {}).get(
+            "pid"
+        )
+        who, do = (
+            (f"process {holder}", f"`kill -CONT {holder}` lets a paused one go on, `kill -9 {holder}` ends it")
+            if holder
+            else ("another process", f"`fuser {self.path / '.status.lock'}` names it")
+        )
+        return (
+            f"run '{self.name}': its status has been held for {STATUS_LOCK_WAIT_S:g} s by {who}, paused or frozen "
+            f"while writing it; {do}; then try again"
+        )
 
     def update_status(self, owner: bool = False, **changes) -> RunStatus:
         """Merge `changes` (RunStatus fields) into status.json atomically (read, merge and replace under the lock). A
