@@ -386,7 +386,7 @@ def test_a_second_run_is_followed_stopped_resumed_and_its_audio_transcribed(app_
     detected = wait_until(browser, lambda: (t := correction_box(browser)) != norwegian and t, "a new box", 60)
     assert detected in body_text(browser)
     click_button(browser, "Norwegian Bokmål")
-    # the opened panel stays open as the language buttons above it go (an unkeyed one is made anew, folded)
+    # the opened panel stays open as the language buttons above it go (a panel whose place moves is made anew, folded)
     wait_until(browser, lambda: box_shown(browser) == norwegian, "the Norwegian transcript back, panel open", 60)
     assert "Norwegian Bokmål (nb)" in chosen(browser, "Language")
     # 3. timing every word keeps the text, and the panel stays open as the timed words come above it
