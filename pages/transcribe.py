@@ -128,15 +128,12 @@ with file_tab:
         columns = st.columns(2 if ab else 1)
         for index, (column, shown) in enumerate(zip(columns, [label, label_b] if ab else [label])):
             with column, user_errors():
-                # what comes and goes (the language buttons, the segments, the timed words) in one block: the panel
-                # below keeps its place on the page, and Streamlit remakes a moved panel folded, its box refilled
-                with st.container():
-                    st.caption(f"**{shown}**")
-                    made = timed_transcript_of if timed else transcript_of
-                    transcript = made(data, name, choices[shown], whisper_language, task, options)
-                    language_advice(transcript, usual)
-                    show_transcript(transcript, key=f"download-{index}")
-                    word_player(data, transcript, key=f"words-{index}")
+                st.caption(f"**{shown}**")
+                made = timed_transcript_of if timed else transcript_of
+                transcript = made(data, name, choices[shown], whisper_language, task, options)
+                language_advice(transcript, usual)
+                show_transcript(transcript, key=f"download-{index}")
+                word_player(data, transcript, key=f"words-{index}")
                 if index == 0:  # the first model's text is the one to correct
                     digest = hashlib.sha1(data).hexdigest()
                     keep_box(data, transcript.text, whisper_language or transcript.language, f"keep-{digest}")
