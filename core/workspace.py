@@ -229,6 +229,26 @@ def name_held(locks: Path, name: str, busy: str) -> Iterator[None]:
         yield
 
 
+def flock_within(lock, seconds: float | None) -> bool:
+    """Take an exclusive flock on the open file `lock`, waiting `seconds` at most (None: as long as it takes); False
+    when it stayed held. A holder paused or frozen while it holds the lock would otherwise hang the caller for good."""
+    import fcntl
+    import time
+
+    if seconds is None:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return True
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
 def flock_holder(stat: os.stat_result) -> int | None:
     """The pid that holds an flock on the file `stat` describes, from Linux's /proc/locks; None where there is none
     (or no /proc/locks): a message can then name the process to continue or kill."""

@@ -22,7 +22,6 @@ damaged file is never written over by a reader.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -50,6 +49,7 @@ from core.training.run_records import (
 from core.workspace import (
     Workspace,
     flock_holder,
+    flock_within,
     folder_name,
     pid_alive,
     read_json,
@@ -168,15 +168,8 @@ class RunFolder:
         STATUS_LOCK_WAIT_S and are told which process holds it and what to do, instead of hanging."""
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / ".status.lock", "w") as lock:
-            deadline = time.monotonic() + STATUS_LOCK_WAIT_S
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX if patient else fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise StudioError(self._status_held(lock)) from None
-                    time.sleep(0.05)
+            if not flock_within(lock, None if patient else STATUS_LOCK_WAIT_S):
+                raise StudioError(self._status_held(lock))
             yield
 
     def _status_held(self, lock) -> str:
